@@ -1,0 +1,254 @@
+/* agc.h — the one header of the agc compiler.
+ *
+ * Sections are named after the file that implements them. The pipeline:
+ *   lex.c → parse.c (builds IR through ir.c, differentiates through
+ *   autodiff.c as it meets grad() and backward) → plan.c (what to store,
+ *   where: fusion and the workspace) → emit.c (C) / dump.c (IR, dot).
+ * The compiler is a library: errors longjmp to agc_compile(), which returns
+ * a compilation holding the message; nothing here exits or prints.
+ */
+#ifndef AGC_H
+#define AGC_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AGC_VERSION "0.1.0"
+#define MAX_RANK 8
+/* Elements of one tensor: indices are C `long`, which is 32 bits on many
+ * microcontrollers, so a tensor must stay addressable by that. */
+#define MAX_ELEMS 2147483647LL
+#define MAX_NODES 50000000
+
+/* ---- util.c ----------------------------------------------------------- */
+
+typedef struct ArenaBlock ArenaBlock;
+typedef struct {
+  ArenaBlock *head;
+} Arena;
+
+void *arena_alloc(Arena *a, size_t n);      /* zeroed; NULL never returned */
+char *arena_strndup(Arena *a, const char *s, size_t n);
+void arena_free(Arena *a);
+
+/* A growable string; lives in malloc, freed by sb_free. */
+typedef struct {
+  char *s;
+  size_t len, cap;
+} StrBuf;
+
+void sb_putc(StrBuf *b, char c);
+void sb_puts(StrBuf *b, const char *s);
+void sb_printf(StrBuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void sb_free(StrBuf *b);
+
+/* ---- lex.c ------------------------------------------------------------ */
+
+typedef enum {
+  T_EOF,     /* end of input */
+  T_NEWLINE, /* end of a statement */
+  T_IDENT,   /* identifier or keyword */
+  T_NUM,     /* number literal */
+  T_PUNCT,   /* operator or punctuation; text in `text` */
+} TokKind;
+
+typedef struct {
+  TokKind kind;
+  const char *text; /* points into the source */
+  int len;
+  int line, col;    /* 1-based */
+  double num;       /* T_NUM */
+  int is_int;       /* T_NUM written without '.', 'e' */
+} Token;
+
+typedef struct Ctx Ctx;
+Token *lex(Ctx *c, int *ntok);
+
+/* ---- ir.c ------------------------------------------------------------- */
+
+typedef enum {
+#define X(name, text, arity, kind) OP_##name,
+#include "ops.def"
+#undef X
+  OP_COUNT
+} Op;
+
+typedef enum { K_LEAF, K_EW, K_RED, K_MOVE, K_MM, K_SPECIAL } OpKind;
+
+typedef enum {
+  DT_F,   /* the graph's float type (f32 or f64, chosen by --dtype) */
+  DT_I32, /* integer input */
+} DType;
+
+typedef struct {
+  int rank;
+  int64_t d[MAX_RANK];
+} Shape;
+
+typedef struct {
+  int line, col;
+} Loc;
+
+enum { MM_TA = 1, MM_TB = 2 }; /* MATMUL flags: transpose a / b */
+
+typedef struct {
+  Op op;
+  DType dt;
+  Shape shape;
+  int64_t numel;
+  int nin;
+  int *in;        /* nin operand ids (arena) */
+  double val;     /* CONST: the value; ONEHOT: class count */
+  unsigned mask;  /* RED/PRODEXCL: axis bit mask; FIRSTMAX: axis bit */
+  int flags;      /* MATMUL: MM_TA|MM_TB */
+  int perm[MAX_RANK]; /* TRANSPOSE: out dim d = in dim perm[d];
+                         SLICE/PAD: start per dim; CONV/POOL: params */
+  int ext;        /* INPUT/PARAM: index into Graph.args */
+  Loc loc;        /* where the user wrote it */
+  const char *name; /* user's name, if the node was named */
+} Node;
+
+typedef struct {
+  const char *name;
+  int node;       /* INPUT or PARAM node */
+  int is_param;
+  int is_seed;    /* grad_y seed added by `backward y` */
+  Loc loc;
+} Arg;
+
+typedef struct {
+  const char *name;
+  int node;
+  int is_grad;    /* a gradient produced by `backward` */
+  Loc loc;
+} Out;
+
+typedef struct {
+  Node *nodes;
+  int n, cap;
+  int *hash;      /* hash-consing table of node ids, -1 empty */
+  int hcap;
+  Arg *args;
+  int nargs, argcap;
+  Out *outs;
+  int nouts, outcap;
+} Graph;
+
+const char *op_name(Op op);
+OpKind op_kind(Op op);
+int64_t shape_numel(const Shape *s);
+void shape_str(const Shape *s, char *buf, size_t n);
+Shape shape_make(int rank, const int64_t *d);
+
+int ir_leaf(Ctx *c, Op op, DType dt, Shape s, const char *name, Loc loc);
+int ir_const(Ctx *c, double v, Shape s);
+int ir_scalar(Ctx *c, double v);
+int ir_unary(Ctx *c, Op op, int a, Loc loc);
+int ir_binary(Ctx *c, Op op, int a, int b, Loc loc);
+int ir_where(Ctx *c, int cond, int a, int b, Loc loc);
+int ir_reduce(Ctx *c, Op op, int a, unsigned mask, Loc loc); /* keeps rank */
+int ir_reshape(Ctx *c, int a, Shape s, Loc loc);
+int ir_transpose(Ctx *c, int a, const int *perm, Loc loc);
+int ir_broadcast(Ctx *c, int a, Shape s, Loc loc);
+int ir_matmul(Ctx *c, int a, int b, int flags, Loc loc);
+int ir_firstmax(Ctx *c, Op op, int a, int axis, Loc loc);
+int ir_prodexcl(Ctx *c, int a, unsigned mask, Loc loc);
+int ir_slice(Ctx *c, Op op, int a, const int64_t *start, Shape out, Loc loc);
+int ir_concat(Ctx *c, const int *parts, int nparts, int axis, Loc loc);
+int ir_onehot(Ctx *c, int idx, int64_t classes, Loc loc);
+int ir_node(Ctx *c, const Node *tmpl, const int *in); /* generic, interned */
+/* sum of a (shaped like a broadcast result) down to shape s */
+int ir_sum_to(Ctx *c, int a, Shape s, Loc loc);
+int ir_is_const(Ctx *c, int id, double *v);
+Shape broadcast_shapes(Ctx *c, Shape a, Shape b, Loc loc);
+
+/* ---- autodiff.c ------------------------------------------------------- */
+
+/* Reverse mode. roots[i] with seeds[i] (a node of the root's shape; -1 for
+ * a scalar root, seed 1). Returns, in grads[j], the node holding d/d wrt[j]
+ * (a zeros node if wrt[j] does not influence the roots; *unused counts
+ * those). Gradients are new IR nodes: they can be differentiated again. */
+void autodiff(Ctx *c, const int *roots, const int *seeds, int nroots,
+              const int *wrt, int nwrt, int *grads, int *unused, Loc loc);
+/* unused, if not NULL, gets one flag per wrt node. */
+
+/* ---- plan.c ----------------------------------------------------------- */
+
+typedef struct {
+  int *live;      /* node needed by some output */
+  int *uses;      /* uses by live nodes and outputs */
+  int *inl;       /* computed inside its single consumer's loop */
+  int *store;     /* -1, or the output index whose buffer is its home */
+  int64_t *off;   /* workspace byte offset of stored nodes, -1 if none */
+  int *alias;     /* node whose memory this node reads as its own */
+  int64_t work_bytes;
+  int64_t naive_bytes; /* all intermediates without reuse */
+} Plan;
+
+void plan_graph(Ctx *c, Plan *p);
+/* The node whose value id is (skipping named values and detach). */
+int plan_resolve(const Ctx *c, int id);
+
+/* ---- emit.c ----------------------------------------------------------- */
+
+enum { EMIT_C, EMIT_H, EMIT_IR, EMIT_DOT };
+void emit_c(Ctx *c, const Plan *p, StrBuf *out, int jit);
+void emit_h(Ctx *c, StrBuf *out);
+void dump_ir(Ctx *c, StrBuf *out);
+void dump_dot(Ctx *c, StrBuf *out);
+
+/* ---- compile.c: the library entry -------------------------------------- */
+
+typedef struct {
+  int f64;          /* --dtype f64 */
+  int accumulate;   /* --accumulate */
+  int no_grad;      /* --no-grad */
+  const char *name; /* --name, or NULL: `graph NAME`, else the file stem */
+  int expose_roots; /* also output each backward root (for agc check) */
+} Options;
+
+struct Ctx {
+  Arena arena;
+  Options opt;
+  const char *path;     /* file name for messages */
+  const char *src;      /* source text */
+  size_t srclen;
+  jmp_buf jmp;          /* error exit */
+  StrBuf diag;          /* warnings and the error, formatted */
+  int failed;
+  Graph g;
+  const char *name;     /* function name */
+  int nwarn;
+  /* backward roots */
+  int *broots, *bseeds;
+  int nbroots;
+};
+
+/* Reports an error at loc and unwinds to agc_compile. */
+_Noreturn void error_at(Ctx *c, Loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void warn_at(Ctx *c, Loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* An error with no place (limits, internal). */
+_Noreturn void error_plain(Ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Public API (also used by runtime/ and main.c). */
+Ctx *agc_compile(const char *path, const char *src, size_t len,
+                 const Options *opt);
+int agc_failed(const Ctx *c);
+const char *agc_messages(const Ctx *c); /* diagnostics text, maybe "" */
+/* Generates one artifact into out; returns 0, or -1 after an error. */
+int agc_emit(Ctx *c, int kind, int jit, StrBuf *out);
+void agc_free(Ctx *c);
+/* Workspace bytes of the planned code (and without reuse, in *naive). */
+int64_t agc_work_bytes(Ctx *c, int64_t *naive);
+
+/* ---- parse.c ---------------------------------------------------------- */
+
+void parse_program(Ctx *c, Token *toks, int ntok);
+
+#endif

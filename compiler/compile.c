@@ -1,0 +1,125 @@
+/* compile.c — the library entry points: one compilation, one arena. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agc.h"
+
+/* Names the generated function must not take: C keywords and the names of
+ * the C library functions the generated code or its callers use. */
+static const char *const reserved[] = {
+    "auto", "break", "case", "char", "const", "continue", "default", "do",
+    "double", "else", "enum", "extern", "float", "for", "goto", "if",
+    "inline", "int", "long", "register", "restrict", "return", "short",
+    "signed", "sizeof", "static", "struct", "switch", "typedef", "union",
+    "unsigned", "void", "volatile", "while", "main", "exp", "log", "sin",
+    "cos", "tan", "tanh", "sqrt", "fabs", "log1p", "expm1", "erf", "pow",
+    "expf", "logf", "sinf", "cosf", "tanf", "tanhf", "sqrtf", "fabsf",
+    "log1pf", "expm1f", "erff", "powf", "malloc", "free", "memcpy", "memset",
+    "abs", "exit", "abort", "printf", NULL};
+
+static void check_fn_name(Ctx *c, const char *name) {
+  if (!name[0] || !(isalpha((unsigned char)name[0]) || name[0] == '_'))
+    error_plain(c, "'%s' is not a valid C function name", name);
+  for (const char *p = name; *p; p++)
+    if (!(isalnum((unsigned char)*p) || *p == '_'))
+      error_plain(c, "'%s' is not a valid C function name", name);
+  if (name[0] == '_' && (name[1] == '_' || isupper((unsigned char)name[1])))
+    error_plain(c, "'%s' is reserved in C (leading underscore)", name);
+  for (const char *const *r = reserved; *r; r++)
+    if (strcmp(*r, name) == 0)
+      error_plain(c, "'%s' cannot name the generated function: it is a C "
+                  "keyword or library name (use 'graph NAME' or --name)",
+                  name);
+  if (strlen(name) > 100)
+    error_plain(c, "function name '%s' is too long", name);
+}
+
+/* The file stem as an identifier: "my-model.graph" -> "my_model". */
+static const char *stem_name(Ctx *c, const char *path) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  size_t n = strcspn(base, ".");
+  if (n == 0)
+    n = strlen(base);
+  char *s = arena_alloc(&c->arena, n + 3);
+  size_t k = 0;
+  if (n == 0 || isdigit((unsigned char)base[0]))
+    s[k++] = 'g', s[k++] = '_';
+  for (size_t i = 0; i < n; i++)
+    s[k++] = isalnum((unsigned char)base[i]) ? base[i] : '_';
+  s[k] = 0;
+  return s;
+}
+
+Ctx *agc_compile(const char *path, const char *src, size_t len,
+                 const Options *opt) {
+  Ctx *c = calloc(1, sizeof *c);
+  if (!c)
+    abort();
+  c->opt = *opt;
+  c->path = path;
+  c->src = src;
+  c->srclen = len;
+  if (setjmp(c->jmp))
+    return c; /* an error: c->failed and c->diag say which */
+  if (opt->name)
+    c->name = opt->name;
+  int ntok;
+  Token *toks = lex(c, &ntok);
+  parse_program(c, toks, ntok);
+  if (!c->name)
+    c->name = stem_name(c, path);
+  check_fn_name(c, c->name);
+  return c;
+}
+
+int agc_failed(const Ctx *c) { return c->failed; }
+const char *agc_messages(const Ctx *c) { return c->diag.s ? c->diag.s : ""; }
+
+int agc_emit(Ctx *c, int kind, int jit, StrBuf *out) {
+  if (c->failed)
+    return -1;
+  if (setjmp(c->jmp))
+    return -1;
+  Plan p;
+  switch (kind) {
+  case EMIT_C:
+    plan_graph(c, &p);
+    emit_c(c, &p, out, jit);
+    break;
+  case EMIT_H:
+    emit_h(c, out);
+    break;
+  case EMIT_IR:
+    dump_ir(c, out);
+    break;
+  case EMIT_DOT:
+    dump_dot(c, out);
+    break;
+  default:
+    return -1;
+  }
+  return 0;
+}
+
+int64_t agc_work_bytes(Ctx *c, int64_t *naive) {
+  if (c->failed || setjmp(c->jmp))
+    return -1;
+  Plan p;
+  plan_graph(c, &p);
+  if (naive)
+    *naive = p.naive_bytes;
+  return p.work_bytes;
+}
+
+void agc_free(Ctx *c) {
+  if (!c)
+    return;
+  arena_free(&c->arena);
+  free(c->g.nodes);
+  free(c->g.hash);
+  sb_free(&c->diag);
+  free(c);
+}

@@ -1,0 +1,114 @@
+/* dump.c — the IR as text (--emit ir) and as Graphviz (--emit dot). */
+#include <stdio.h>
+#include <string.h>
+
+#include "agc.h"
+
+static void node_attrs(Ctx *c, const Node *n, StrBuf *o) {
+  if (n->op == OP_CONST)
+    sb_printf(o, " value=%.17g", n->val);
+  if (op_kind(n->op) == K_RED || n->op == OP_FIRSTMAX ||
+      n->op == OP_FIRSTMIN || n->op == OP_PRODEXCL) {
+    sb_puts(o, " axes=[");
+    int first = 1;
+    for (int d = 0; d < n->shape.rank; d++)
+      if (n->mask & (1u << d)) {
+        sb_printf(o, "%s%d", first ? "" : ",", d);
+        first = 0;
+      }
+    sb_puts(o, "]");
+    if ((n->op == OP_MAX || n->op == OP_MIN) && n->flags)
+      sb_puts(o, " first");
+  }
+  if (n->op == OP_TRANSPOSE || n->op == OP_SLICE || n->op == OP_PAD) {
+    sb_puts(o, n->op == OP_TRANSPOSE ? " perm=[" : " start=[");
+    for (int d = 0; d < n->shape.rank; d++)
+      sb_printf(o, "%s%d", d ? "," : "", n->perm[d]);
+    sb_puts(o, "]");
+  }
+  if (n->op == OP_MATMUL && n->flags)
+    sb_printf(o, "%s%s", n->flags & MM_TA ? " ta" : "",
+              n->flags & MM_TB ? " tb" : "");
+  if (n->op == OP_INPUT || n->op == OP_PARAM)
+    sb_printf(o, " arg=%d", n->ext);
+  (void)c;
+}
+
+/* Nodes some output needs, in order; the rest is dead and not shown. */
+static char *live_set(Ctx *c) {
+  char *live = arena_alloc(&c->arena, (size_t)c->g.n + 1);
+  for (int o = 0; o < c->g.nouts; o++)
+    live[c->g.outs[o].node] = 1;
+  for (int i = c->g.n - 1; i >= 0; i--)
+    if (live[i])
+      for (int k = 0; k < c->g.nodes[i].nin; k++)
+        live[c->g.nodes[i].in[k]] = 1;
+  return live;
+}
+
+void dump_ir(Ctx *c, StrBuf *o) {
+  char *live = live_set(c);
+  sb_printf(o, "graph %s  # %s\n", c->name, c->opt.f64 ? "f64" : "f32");
+  for (int i = 0; i < c->g.n; i++) {
+    if (!live[i])
+      continue;
+    Node *n = &c->g.nodes[i];
+    char sh[160];
+    shape_str(&n->shape, sh, sizeof sh);
+    sb_printf(o, "%%%d = %s", i, op_name(n->op));
+    for (int k = 0; k < n->nin; k++)
+      sb_printf(o, "%s%%%d", k ? ", " : " ", n->in[k]);
+    node_attrs(c, n, o);
+    sb_printf(o, " : %s%s", n->dt == DT_I32 ? "i32" : "f", sh);
+    if (n->name)
+      sb_printf(o, "  # %s", n->name);
+    if (n->loc.line)
+      sb_printf(o, "%s line %d", n->name ? "," : "  #", n->loc.line);
+    sb_puts(o, "\n");
+  }
+  for (int i = 0; i < c->g.nouts; i++)
+    sb_printf(o, "%s %s = %%%d\n", c->g.outs[i].is_grad ? "grad" : "output",
+              c->g.outs[i].name, c->g.outs[i].node);
+}
+
+/* The forward nodes are those built before the first gradient: every node
+ * that a gradient output needs but no plain output does is drawn in the
+ * "backward" colour. */
+void dump_dot(Ctx *c, StrBuf *o) {
+  char *live = live_set(c);
+  char *fwd = arena_alloc(&c->arena, (size_t)c->g.n + 1);
+  for (int oi = 0; oi < c->g.nouts; oi++)
+    if (!c->g.outs[oi].is_grad)
+      fwd[c->g.outs[oi].node] = 1;
+  for (int i = c->g.n - 1; i >= 0; i--)
+    if (fwd[i])
+      for (int k = 0; k < c->g.nodes[i].nin; k++)
+        fwd[c->g.nodes[i].in[k]] = 1;
+  sb_printf(o, "digraph \"%s\" {\n  rankdir=TB;\n  node [shape=box, "
+            "fontname=\"monospace\", fontsize=10];\n", c->name);
+  for (int i = 0; i < c->g.n; i++) {
+    if (!live[i])
+      continue;
+    Node *n = &c->g.nodes[i];
+    char sh[160];
+    shape_str(&n->shape, sh, sizeof sh);
+    StrBuf attrs = {0};
+    node_attrs(c, n, &attrs);
+    const char *color = n->op == OP_PARAM   ? "#ffd27f"
+                        : n->op == OP_INPUT ? "#b7d7ff"
+                        : fwd[i]            ? "#ffffff"
+                                            : "#e3f4d8";
+    sb_printf(o, "  n%d [label=\"%%%d %s%s%s\\n%s%s\", style=filled, "
+              "fillcolor=\"%s\"];\n", i, i, op_name(n->op),
+              n->name ? " " : "", n->name ? n->name : "", sh,
+              attrs.s ? attrs.s : "", color);
+    sb_free(&attrs);
+    for (int k = 0; k < n->nin; k++)
+      sb_printf(o, "  n%d -> n%d;\n", n->in[k], i);
+  }
+  for (int i = 0; i < c->g.nouts; i++) {
+    sb_printf(o, "  out%d [label=\"%s\", shape=ellipse];\n  n%d -> out%d;\n", i,
+              c->g.outs[i].name, c->g.outs[i].node, i);
+  }
+  sb_puts(o, "}\n");
+}

@@ -1,0 +1,838 @@
+/* emit.c — the C generator.
+ *
+ * One function computes every output and gradient. Each stored node is one
+ * loop nest; the element-wise nodes fused into it (plan.c) become local
+ * variables of the loop body, so the C reads like the graph. Everything the
+ * caller needs to size buffers is a macro; everything a tool needs to call
+ * the function without knowing the graph is a const table.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agc.h"
+
+typedef struct {
+  Ctx *c;
+  const Plan *p;
+  StrBuf *o;       /* the function body */
+  int jit;
+  const char *real; /* "float" or "double" */
+  const char *mf;   /* math suffix: "f" or "" */
+  int ind;          /* indentation */
+  int *arg_used;
+  int uses_status;
+  int flat;         /* current loop is one flat index over equal shapes */
+} E;
+
+static Node *ND(E *e, int id) { return &e->c->g.nodes[id]; }
+static int R(E *e, int id) { return plan_resolve(e->c, id); }
+
+static void line(E *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void line(E *e, const char *fmt, ...) {
+  for (int i = 0; i < e->ind; i++)
+    sb_puts(e->o, "  ");
+  va_list ap;
+  va_start(ap, fmt);
+  char buf[4096];
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n >= (int)sizeof buf) { /* long line: format again on the heap */
+    char *big = malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sb_puts(e->o, big);
+    free(big);
+  } else {
+    sb_puts(e->o, buf);
+  }
+  sb_putc(e->o, '\n');
+}
+
+static char *fmt(E *e, const char *f, ...) __attribute__((format(printf, 2, 3)));
+static char *fmt(E *e, const char *f, ...) {
+  va_list ap;
+  va_start(ap, f);
+  int n = vsnprintf(NULL, 0, f, ap);
+  va_end(ap);
+  char *s = arena_alloc(&e->c->arena, (size_t)n + 1);
+  va_start(ap, f);
+  vsnprintf(s, (size_t)n + 1, f, ap);
+  va_end(ap);
+  return s;
+}
+
+/* A float literal that reads back exactly in the target type. */
+static char *lit(E *e, double v) {
+  char buf[64];
+  if (e->c->opt.f64)
+    snprintf(buf, sizeof buf, "%.17g", v);
+  else
+    snprintf(buf, sizeof buf, "%.9g", (double)(float)v);
+  if (!strpbrk(buf, ".en"))
+    strcat(buf, ".0");
+  if (!e->c->opt.f64)
+    strcat(buf, "f");
+  if (v < 0)
+    return fmt(e, "(%s)", buf);
+  return fmt(e, "%s", buf);
+}
+
+static const char *ctype(E *e, const Node *n) {
+  return n->dt == DT_I32 ? "int32_t" : e->real;
+}
+
+/* ---- buffers -------------------------------------------------------------- */
+
+static const char *bufname(E *e, int id) {
+  int b = e->p->alias[id];
+  Node *n = ND(e, b);
+  if (n->op == OP_INPUT || n->op == OP_PARAM) {
+    e->arg_used[n->ext] = 1;
+    return fmt(e, "in_%s", e->c->g.args[n->ext].name);
+  }
+  if (e->p->store[b] >= 0)
+    return fmt(e, "out_%s", e->c->g.outs[e->p->store[b]].name);
+  return fmt(e, "t%d", b);
+}
+
+/* Row-major offset of idx[] in shape s; size-1 axes read index 0. */
+static char *offset(E *e, const Shape *s, char **idx) {
+  if (e->flat)
+    return idx[0];
+  StrBuf b = {0};
+  int64_t stride = 1;
+  const char *terms[MAX_RANK];
+  int64_t strides[MAX_RANK];
+  int nt = 0;
+  for (int d = s->rank - 1; d >= 0; d--) {
+    if (s->d[d] != 1 && strcmp(idx[d], "0") != 0) {
+      terms[nt] = idx[d];
+      strides[nt++] = stride;
+    }
+    stride *= s->d[d];
+  }
+  if (nt == 0)
+    return "0";
+  for (int k = nt - 1; k >= 0; k--) {
+    if (k != nt - 1)
+      sb_puts(&b, " + ");
+    if (strides[k] == 1)
+      sb_puts(&b, terms[k]);
+    else
+      sb_printf(&b, "%s * %lld", terms[k], (long long)strides[k]);
+  }
+  char *r = fmt(e, "%s", b.s);
+  sb_free(&b);
+  return r;
+}
+
+/* Index names for operand x (rank r) of a node of rank R: broadcasting
+ * aligns trailing axes; an axis of size 1 reads index 0. */
+static char **bcast_idx(E *e, const Node *x, int R_, char **idx) {
+  char **ci = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  if (e->flat) {
+    ci[0] = idx[0];
+    return ci;
+  }
+  for (int j = 0; j < x->shape.rank; j++)
+    ci[j] = x->shape.d[j] == 1 ? "0" : idx[j + R_ - x->shape.rank];
+  return ci;
+}
+
+/* ---- expressions ------------------------------------------------------- */
+
+static int vcount;
+
+static const char *val_at(E *e, int id, char **idx, int top);
+static const char *val(E *e, int id, char **idx) { return val_at(e, id, idx, 0); }
+
+static const char *load(E *e, int id, char **idx) {
+  Node *n = ND(e, id);
+  return fmt(e, "%s[%s]", bufname(e, id), offset(e, &n->shape, idx));
+}
+
+static const char *unary_c(E *e, Op op, const char *a) {
+  const char *f = e->mf;
+  switch (op) {
+  case OP_NEG: return fmt(e, "-%s", a);
+  case OP_EXP: return fmt(e, "exp%s(%s)", f, a);
+  case OP_LOG: return fmt(e, "log%s(%s)", f, a);
+  case OP_SIN: return fmt(e, "sin%s(%s)", f, a);
+  case OP_COS: return fmt(e, "cos%s(%s)", f, a);
+  case OP_TAN: return fmt(e, "tan%s(%s)", f, a);
+  case OP_TANH: return fmt(e, "tanh%s(%s)", f, a);
+  case OP_SIGMOID: return fmt(e, "%s / (%s + exp%s(-%s))", lit(e, 1), lit(e, 1), f, a);
+  case OP_RELU: return fmt(e, "%s > %s ? %s : %s", a, lit(e, 0), a, lit(e, 0));
+  case OP_ABS: return fmt(e, "fabs%s(%s)", f, a);
+  case OP_SQRT: return fmt(e, "sqrt%s(%s)", f, a);
+  case OP_RSQRT: return fmt(e, "%s / sqrt%s(%s)", lit(e, 1), f, a);
+  case OP_LOG1P: return fmt(e, "log1p%s(%s)", f, a);
+  case OP_EXPM1: return fmt(e, "expm1%s(%s)", f, a);
+  case OP_SOFTPLUS: /* log(1 + e^a) without overflow */
+    return fmt(e, "%s > %s ? %s + log1p%s(exp%s(-%s)) : log1p%s(exp%s(%s))", a,
+               lit(e, 0), a, f, f, a, f, f, a);
+  case OP_SIGN: return fmt(e, "(%s)((%s > 0) - (%s < 0))", e->real, a, a);
+  case OP_ERF: return fmt(e, "erf%s(%s)", f, a);
+  default: return NULL;
+  }
+}
+
+static const char *binary_c(E *e, Op op, const char *a, const char *b, int bid) {
+  double k;
+  switch (op) {
+  case OP_ADD: return fmt(e, "%s + %s", a, b);
+  case OP_SUB: return fmt(e, "%s - %s", a, b);
+  case OP_MUL: return fmt(e, "%s * %s", a, b);
+  case OP_DIV: return fmt(e, "%s / %s", a, b);
+  case OP_POW:
+    if (ir_is_const(e->c, bid, &k)) {
+      if (k == 2)
+        return fmt(e, "%s * %s", a, a);
+      if (k == 3)
+        return fmt(e, "%s * %s * %s", a, a, a);
+      if (k == 0.5)
+        return fmt(e, "sqrt%s(%s)", e->mf, a);
+      if (k == -1)
+        return fmt(e, "%s / %s", lit(e, 1), a);
+    }
+    return fmt(e, "pow%s(%s, %s)", e->mf, a, b);
+  case OP_MAXIMUM: return fmt(e, "%s > %s ? %s : %s", a, b, a, b);
+  case OP_MINIMUM: return fmt(e, "%s < %s ? %s : %s", a, b, a, b);
+  case OP_LT: return fmt(e, "(%s)(%s < %s)", e->real, a, b);
+  case OP_LE: return fmt(e, "(%s)(%s <= %s)", e->real, a, b);
+  case OP_GT: return fmt(e, "(%s)(%s > %s)", e->real, a, b);
+  case OP_GE: return fmt(e, "(%s)(%s >= %s)", e->real, a, b);
+  case OP_EQ: return fmt(e, "(%s)(%s == %s)", e->real, a, b);
+  case OP_NE: return fmt(e, "(%s)(%s != %s)", e->real, a, b);
+  default: return NULL;
+  }
+}
+
+/* The value of node id at index idx, as a C expression; fused nodes are
+ * computed into local variables first. */
+static const char *val_at(E *e, int id, char **idx, int top) {
+  id = R(e, id);
+  Node *n = ND(e, id);
+  if (n->op == OP_CONST)
+    return lit(e, n->val);
+  if (!top && !e->p->inl[id])
+    return load(e, id, idx);
+  int R_ = n->shape.rank;
+  const char *a = NULL, *b = NULL, *x = NULL;
+  switch (n->op) {
+  case OP_BCAST:
+    return val(e, n->in[0], bcast_idx(e, ND(e, R(e, n->in[0])), R_, idx));
+  case OP_TRANSPOSE: {
+    char **ci = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+    for (int d = 0; d < R_; d++)
+      ci[n->perm[d]] = idx[d];
+    return val(e, n->in[0], ci);
+  }
+  case OP_SLICE: {
+    char **ci = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+    for (int d = 0; d < R_; d++)
+      ci[d] = n->perm[d] ? fmt(e, "(%s + %d)", idx[d], n->perm[d]) : idx[d];
+    return val(e, n->in[0], ci);
+  }
+  default:
+    break;
+  }
+  if (n->nin >= 1)
+    a = val(e, n->in[0], bcast_idx(e, ND(e, R(e, n->in[0])), R_, idx));
+  if (n->nin >= 2)
+    b = val(e, n->in[1], bcast_idx(e, ND(e, R(e, n->in[1])), R_, idx));
+  if (n->op == OP_WHERE) {
+    const char *cc = val(e, n->in[2], bcast_idx(e, ND(e, R(e, n->in[2])), R_, idx));
+    x = fmt(e, "%s != 0 ? %s : %s", a, b, cc);
+  } else if (n->nin == 1) {
+    x = unary_c(e, n->op, a);
+  } else {
+    x = binary_c(e, n->op, a, b, R(e, n->in[1]));
+  }
+  if (!x)
+    error_plain(e->c, "internal: no C for op %s", op_name(n->op));
+  const char *v = fmt(e, "v%d", vcount++);
+  line(e, "const %s %s = %s;", e->real, v, x);
+  return v;
+}
+
+/* ---- loops --------------------------------------------------------------- */
+
+static char **loop_open(E *e, const Shape *s, const char *prefix) {
+  char **idx = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  for (int d = 0; d < s->rank; d++) {
+    if (s->d[d] == 1) {
+      idx[d] = "0";
+      continue;
+    }
+    idx[d] = fmt(e, "%s%d", prefix, d);
+    line(e, "for (long %s = 0; %s < %lld; %s++) {", idx[d], idx[d],
+         (long long)s->d[d], idx[d]);
+    e->ind++;
+  }
+  return idx;
+}
+
+static void loop_close(E *e, const Shape *s) {
+  for (int d = 0; d < s->rank; d++)
+    if (s->d[d] != 1) {
+      e->ind--;
+      line(e, "}");
+    }
+}
+
+/* Can node id's fused tree be run as one flat loop over its elements?
+ * Yes when every node in it, and every buffer it reads, has its shape. */
+static int flat_ok(E *e, int id, const Shape *s, int top) {
+  id = R(e, id);
+  Node *n = ND(e, id);
+  if (n->op == OP_CONST)
+    return 1;
+  if (n->shape.rank != s->rank ||
+      memcmp(n->shape.d, s->d, sizeof(int64_t) * (size_t)s->rank))
+    return 0;
+  if (!top && !e->p->inl[id])
+    return 1;
+  if (n->op == OP_BCAST || n->op == OP_TRANSPOSE || n->op == OP_SLICE)
+    return 0;
+  for (int k = 0; k < n->nin; k++)
+    if (!flat_ok(e, n->in[k], s, 0))
+      return 0;
+  return 1;
+}
+
+static void comment(E *e, int id) {
+  Node *n = ND(e, id);
+  char sh[160];
+  shape_str(&n->shape, sh, sizeof sh);
+  line(e, "/* %s %s%s%s, line %d */", op_name(n->op), sh,
+       n->name ? " " : "", n->name ? n->name : "", n->loc.line);
+}
+
+/* dst[i] = (or +=) value of src, elementwise over src's shape. */
+static void ew_loop(E *e, const char *dst, int src, const char *op,
+                    int root) {
+  Node *n = ND(e, R(e, src));
+  Shape s = n->shape;
+  e->flat = s.rank > 1 && flat_ok(e, src, &s, 1);
+  if (e->flat) {
+    Shape f = {1, {n->numel}};
+    s = f;
+  }
+  char **idx = loop_open(e, &s, "i");
+  int block = n->numel == 1;
+  if (block) {
+    line(e, "{");
+    e->ind++;
+  }
+  /* the root is computed here even when stored; an output's store loop
+     reads a stored node */
+  const char *v = val_at(e, src, idx, strcmp(op, "=") == 0 && root);
+  line(e, "%s[%s] %s %s;", dst, offset(e, &s, idx), op, v);
+  if (block) {
+    e->ind--;
+    line(e, "}");
+  }
+  loop_close(e, &s);
+  e->flat = 0;
+}
+
+static void reduce_loop(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]);
+  Node *x = ND(e, a);
+  const char *dst = bufname(e, id);
+  Shape in = x->shape;
+  int minmax = n->op == OP_MAX || n->op == OP_MIN;
+  /* a whole-tensor sum or product runs in a double accumulator */
+  int acc = !minmax && n->numel == 1;
+  line(e, "{");
+  e->ind++;
+  if (minmax) {
+    /* start from the first element of each group: no infinities needed */
+    Shape first = in;
+    for (int d = 0; d < in.rank; d++)
+      if (n->mask & (1u << d))
+        first.d[d] = 1;
+    char **idx = loop_open(e, &first, "i");
+    line(e, "{");
+    e->ind++;
+    const char *v = val(e, a, idx);
+    line(e, "%s[%s] = %s;", dst, offset(e, &n->shape, idx), v);
+    e->ind--;
+    line(e, "}");
+    loop_close(e, &first);
+  } else if (acc) {
+    line(e, "double acc = %s;", n->op == OP_PROD ? "1.0" : "0.0");
+  } else {
+    Shape o = n->shape;
+    char **oi = loop_open(e, &o, "j");
+    line(e, "%s[%s] = %s;", dst, offset(e, &o, oi),
+         lit(e, n->op == OP_PROD ? 1 : 0));
+    loop_close(e, &o);
+  }
+  char **idx = loop_open(e, &in, "i");
+  line(e, "{");
+  e->ind++;
+  const char *v = val(e, a, idx);
+  const char *slot =
+      acc ? "acc" : fmt(e, "%s[%s]", dst, offset(e, &n->shape, idx));
+  switch (n->op) {
+  case OP_SUM: line(e, "%s += %s;", slot, v); break;
+  case OP_PROD: line(e, "%s *= %s;", slot, v); break;
+  case OP_MAX: line(e, "if (%s > %s) %s = %s;", v, slot, slot, v); break;
+  case OP_MIN: line(e, "if (%s < %s) %s = %s;", v, slot, slot, v); break;
+  default: break;
+  }
+  e->ind--;
+  line(e, "}");
+  loop_close(e, &in);
+  if (acc)
+    line(e, "%s[0] = (%s)acc;", dst, e->real);
+  e->ind--;
+  line(e, "}");
+}
+
+static void matmul_loop(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]), b = R(e, n->in[1]);
+  Shape sa = ND(e, a)->shape, sb = ND(e, b)->shape, sc = n->shape;
+  int ta = n->flags & MM_TA, tb = n->flags & MM_TB;
+  int64_t M = sc.d[sc.rank - 2], N = sc.d[sc.rank - 1];
+  int64_t K = ta ? sa.d[sa.rank - 2] : sa.d[sa.rank - 1];
+  const char *A = bufname(e, a), *B = bufname(e, b), *C = bufname(e, id);
+  /* batch loops over the broadcast leading axes */
+  Shape batch = {sc.rank - 2, {0}};
+  for (int d = 0; d < batch.rank; d++)
+    batch.d[d] = sc.d[d];
+  char **bi = loop_open(e, &batch, "b");
+  const char *ao = "0", *bo = "0", *co = "0";
+  if (batch.rank) {
+    Shape ba = {sa.rank - 2, {0}}, bb = {sb.rank - 2, {0}};
+    for (int d = 0; d < ba.rank; d++)
+      ba.d[d] = sa.d[d];
+    for (int d = 0; d < bb.rank; d++)
+      bb.d[d] = sb.d[d];
+    Node ta_ = *ND(e, a), tb_ = *ND(e, b);
+    ta_.shape = ba;
+    tb_.shape = bb;
+    ao = fmt(e, "(%s) * %lld", offset(e, &ba, bcast_idx(e, &ta_, batch.rank, bi)),
+             (long long)(M * K));
+    bo = fmt(e, "(%s) * %lld", offset(e, &bb, bcast_idx(e, &tb_, batch.rank, bi)),
+             (long long)(K * N));
+    co = fmt(e, "(%s) * %lld", offset(e, &batch, bi), (long long)(M * N));
+    line(e, "{");
+    e->ind++;
+    line(e, "const %s *A = %s + %s;", e->real, A, ao);
+    line(e, "const %s *B = %s + %s;", e->real, B, bo);
+    line(e, "%s *C = %s + %s;", e->real, C, co);
+    A = "A", B = "B", C = "C";
+  }
+  line(e, "for (long i = 0; i < %lld; i++) {", (long long)M);
+  e->ind++;
+  line(e, "for (long j = 0; j < %lld; j++) %s[i * %lld + j] = %s;",
+       (long long)N, C, (long long)N, lit(e, 0));
+  line(e, "for (long k = 0; k < %lld; k++) {", (long long)K);
+  e->ind++;
+  line(e, "const %s a = %s[%s];", e->real, A,
+       ta ? fmt(e, "k * %lld + i", (long long)M)
+          : fmt(e, "i * %lld + k", (long long)K));
+  line(e, "for (long j = 0; j < %lld; j++) %s[i * %lld + j] += a * %s[%s];",
+       (long long)N, C, (long long)N, B,
+       tb ? fmt(e, "j * %lld + k", (long long)K)
+          : fmt(e, "k * %lld + j", (long long)N));
+  e->ind--;
+  line(e, "}");
+  e->ind--;
+  line(e, "}");
+  if (batch.rank) {
+    e->ind--;
+    line(e, "}");
+  }
+  loop_close(e, &batch);
+}
+
+/* one-hot of the first max/min along one axis */
+static void firstmax_loop(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]);
+  int axis = 0;
+  while (!(n->mask & (1u << axis)))
+    axis++;
+  Shape outer = n->shape;
+  outer.d[axis] = 1;
+  const char *dst = bufname(e, id);
+  line(e, "for (long i = 0; i < %lld; i++) %s[i] = %s;", (long long)n->numel,
+       dst, lit(e, 0));
+  char **idx = loop_open(e, &outer, "i");
+  if (n->numel == n->shape.d[axis]) {
+    line(e, "{");
+    e->ind++;
+  }
+  char **ik = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  memcpy(ik, idx, sizeof(char *) * MAX_RANK);
+  ik[axis] = "k";
+  line(e, "long best = 0;");
+  line(e, "for (long k = 1; k < %lld; k++)", (long long)n->shape.d[axis]);
+  ik[axis] = "k";
+  const char *cur = load(e, a, ik);
+  ik[axis] = "best";
+  const char *bv = load(e, a, ik);
+  line(e, "  if (%s %s %s) best = k;", cur, n->op == OP_FIRSTMAX ? ">" : "<", bv);
+  line(e, "%s[%s] = %s;", dst, offset(e, &n->shape, ik), lit(e, 1));
+  if (n->numel == n->shape.d[axis]) {
+    e->ind--;
+    line(e, "}");
+  }
+  loop_close(e, &outer);
+}
+
+/* product of the other elements of each reduced group */
+static void prodexcl_loop(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]);
+  Shape s = n->shape, grp = n->shape;
+  for (int d = 0; d < s.rank; d++)
+    if (!(n->mask & (1u << d)))
+      grp.d[d] = 1;
+  const char *dst = bufname(e, id);
+  char **idx = loop_open(e, &s, "i");
+  line(e, "{");
+  e->ind++;
+  line(e, "%s prod = %s;", e->real, lit(e, 1));
+  char **gi = loop_open(e, &grp, "g");
+  char **ri = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  StrBuf same = {0};
+  int nsame = 0;
+  for (int d = 0; d < s.rank; d++) {
+    if (n->mask & (1u << d) && s.d[d] != 1) {
+      ri[d] = gi[d];
+      sb_printf(&same, "%s%s == %s", nsame++ ? " && " : "", gi[d], idx[d]);
+    } else {
+      ri[d] = idx[d];
+    }
+  }
+  line(e, "if (!(%s)) prod *= %s;", nsame ? same.s : "1", load(e, a, ri));
+  sb_free(&same);
+  loop_close(e, &grp);
+  line(e, "%s[%s] = prod;", dst, offset(e, &s, idx));
+  e->ind--;
+  line(e, "}");
+  loop_close(e, &s);
+}
+
+static void onehot_loop(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]);
+  int64_t C = (int64_t)n->val;
+  const char *dst = bufname(e, id);
+  Shape in = ND(e, a)->shape;
+  line(e, "for (long i = 0; i < %lld; i++) %s[i] = %s;", (long long)n->numel,
+       dst, lit(e, 0));
+  char **idx = loop_open(e, &in, "i");
+  line(e, "{");
+  e->ind++;
+  line(e, "const long k = (long)%s;", load(e, a, idx));
+  line(e, "if (k < 0 || k >= %lld) status = 1; /* index out of range */",
+       (long long)C);
+  line(e, "else %s[(%s) * %lld + k] = %s;", dst, offset(e, &in, idx),
+       (long long)C, lit(e, 1));
+  e->ind--;
+  line(e, "}");
+  loop_close(e, &in);
+  e->uses_status = 1;
+}
+
+static void pad_loop(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]);
+  const char *dst = bufname(e, id);
+  line(e, "for (long i = 0; i < %lld; i++) %s[i] = %s;", (long long)n->numel,
+       dst, lit(e, 0));
+  Shape in = ND(e, a)->shape;
+  char **idx = loop_open(e, &in, "i");
+  char **oi = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  for (int d = 0; d < in.rank; d++)
+    oi[d] = n->perm[d] ? fmt(e, "(%s + %d)", idx[d], n->perm[d]) : idx[d];
+  if (in.rank == 0 || ND(e, a)->numel == 1) {
+    line(e, "{");
+    e->ind++;
+  }
+  const char *v = val(e, a, idx);
+  /* the output may have size-1 axes where the input has them too */
+  line(e, "%s[%s] = %s;", dst, offset(e, &n->shape, oi), v);
+  if (in.rank == 0 || ND(e, a)->numel == 1) {
+    e->ind--;
+    line(e, "}");
+  }
+  loop_close(e, &in);
+}
+
+static void node_code(E *e, int id) {
+  Node *n = ND(e, id);
+  comment(e, id);
+  switch (op_kind(n->op)) {
+  case K_EW:
+    ew_loop(e, bufname(e, id), id, "=", 1);
+    return;
+  case K_RED:
+    reduce_loop(e, id);
+    return;
+  case K_MM:
+    matmul_loop(e, id);
+    return;
+  default:
+    break;
+  }
+  switch (n->op) {
+  case OP_CONST: case OP_TRANSPOSE: case OP_SLICE:
+    ew_loop(e, bufname(e, id), id, "=", 1);
+    return;
+  case OP_PAD: pad_loop(e, id); return;
+  case OP_FIRSTMAX: case OP_FIRSTMIN: firstmax_loop(e, id); return;
+  case OP_PRODEXCL: prodexcl_loop(e, id); return;
+  case OP_ONEHOT: onehot_loop(e, id); return;
+  default:
+    error_plain(e->c, "internal: no code generator for %s", op_name(n->op));
+  }
+}
+
+/* The fused node is computed inside the store loop: mark it so ew_loop
+ * treats it as the loop's root. */
+static void store_code(E *e, int o) {
+  Out *out = &e->c->g.outs[o];
+  int v = R(e, out->node);
+  if (e->p->store[v] == o)
+    return; /* computed in place */
+  const char *op = out->is_grad && e->c->opt.accumulate ? "+=" : "=";
+  line(e, "/* %s %s */", op[0] == '+' ? "accumulate" : "store", out->name);
+  ew_loop(e, fmt(e, "out_%s", out->name), v, op, 0);
+}
+
+/* ---- names ------------------------------------------------------------------ */
+
+static void upper(char *dst, const char *s, size_t n) {
+  size_t i = 0;
+  for (; s[i] && i + 1 < n; i++)
+    dst[i] = (char)((s[i] >= 'a' && s[i] <= 'z') ? s[i] - 32 : s[i]);
+  dst[i] = 0;
+}
+
+static const char *const math_fns[] = {
+    "exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "fabs", "log1p",
+    "expm1", "erf", "pow", NULL};
+
+static void prototypes(E *e, StrBuf *o) {
+  if (!e->jit) {
+    sb_puts(o, "#include <math.h>\n");
+    return;
+  }
+  for (int i = 0; math_fns[i]; i++) {
+    int two = strcmp(math_fns[i], "pow") == 0;
+    sb_printf(o, "%s %s%s(%s%s%s);\n", e->real, math_fns[i], e->mf, e->real,
+              two ? ", " : "", two ? e->real : "");
+  }
+}
+
+static const char *dt_code(const Ctx *c, const Node *n) {
+  if (n->dt == DT_I32)
+    return "2";
+  return c->opt.f64 ? "1" : "0";
+}
+
+static void macros(Ctx *c, StrBuf *o, const Plan *p) {
+  char G[256];
+  upper(G, c->name, sizeof G);
+  sb_printf(o, "#define %s_WORK_BYTES %lld /* workspace: bytes */\n", G,
+            (long long)(p ? p->work_bytes : 0));
+  sb_printf(o, "#define %s_NUM_INPUTS %d\n", G, c->g.nargs);
+  sb_printf(o, "#define %s_NUM_OUTPUTS %d\n", G, c->g.nouts);
+  for (int pass = 0; pass < 2; pass++) {
+    int cnt = pass ? c->g.nouts : c->g.nargs;
+    for (int i = 0; i < cnt; i++) {
+      const char *nm = pass ? c->g.outs[i].name : c->g.args[i].name;
+      int node = pass ? plan_resolve(c, c->g.outs[i].node) : c->g.args[i].node;
+      Node *n = &c->g.nodes[node];
+      sb_printf(o, "#define %s_%s_RANK %d\n", G, nm, n->shape.rank);
+      for (int d = 0; d < n->shape.rank; d++)
+        sb_printf(o, "#define %s_%s_DIM%d %lld\n", G, nm, d,
+                  (long long)n->shape.d[d]);
+      sb_printf(o, "#define %s_%s_SIZE %lld\n", G, nm, (long long)n->numel);
+    }
+  }
+}
+
+static void signature(Ctx *c, StrBuf *o, const char *real) {
+  sb_printf(o, "int %s(", c->name);
+  for (int i = 0; i < c->g.nargs; i++) {
+    Node *n = &c->g.nodes[c->g.args[i].node];
+    sb_printf(o, "%sconst %s *in_%s", i ? ", " : "",
+              n->dt == DT_I32 ? "int32_t" : real, c->g.args[i].name);
+  }
+  for (int i = 0; i < c->g.nouts; i++)
+    sb_printf(o, "%s%s *out_%s", c->g.nargs + i ? ", " : "", real,
+              c->g.outs[i].name);
+  sb_printf(o, "%svoid *work)", c->g.nargs + c->g.nouts ? ", " : "");
+}
+
+static void tables(Ctx *c, StrBuf *o, int decl) {
+  const char *nm = c->name;
+  char G[256];
+  upper(G, c->name, sizeof G);
+  for (int pass = 0; pass < 2; pass++) {
+    const char *kind = pass ? "output" : "input";
+    int cnt = pass ? c->g.nouts : c->g.nargs;
+    if (decl) {
+      sb_printf(o, "extern const char *const %s_%s_names[];\n", nm, kind);
+      sb_printf(o, "extern const int %s_%s_dtypes[];\n", nm, kind);
+      sb_printf(o, "extern const int %s_%s_ranks[];\n", nm, kind);
+      sb_printf(o, "extern const int64_t %s_%s_dims[][8];\n", nm, kind);
+      continue;
+    }
+    /* one extra row so that a graph without inputs still has tables */
+    sb_printf(o, "const char *const %s_%s_names[%d] = {", nm, kind, cnt + 1);
+    for (int i = 0; i < cnt; i++)
+      sb_printf(o, "\"%s\", ", pass ? c->g.outs[i].name : c->g.args[i].name);
+    sb_puts(o, "NULL};\n");
+    sb_printf(o, "const int %s_%s_dtypes[%d] = {", nm, kind, cnt + 1);
+    for (int i = 0; i < cnt; i++) {
+      int node = pass ? plan_resolve(c, c->g.outs[i].node) : c->g.args[i].node;
+      sb_printf(o, "%s, ", pass ? (c->opt.f64 ? "1" : "0")
+                                : dt_code(c, &c->g.nodes[node]));
+    }
+    sb_puts(o, "-1};\n");
+    sb_printf(o, "const int %s_%s_ranks[%d] = {", nm, kind, cnt + 1);
+    for (int i = 0; i < cnt; i++) {
+      int node = pass ? plan_resolve(c, c->g.outs[i].node) : c->g.args[i].node;
+      sb_printf(o, "%d, ", c->g.nodes[node].shape.rank);
+    }
+    sb_puts(o, "-1};\n");
+    sb_printf(o, "const int64_t %s_%s_dims[%d][8] = {", nm, kind, cnt + 1);
+    for (int i = 0; i < cnt; i++) {
+      int node = pass ? plan_resolve(c, c->g.outs[i].node) : c->g.args[i].node;
+      Shape *s = &c->g.nodes[node].shape;
+      sb_puts(o, "{");
+      for (int d = 0; d < s->rank; d++)
+        sb_printf(o, "%s%lld", d ? ", " : "", (long long)s->d[d]);
+      if (!s->rank)
+        sb_puts(o, "0");
+      sb_puts(o, "}, ");
+    }
+    sb_puts(o, "{0}};\n");
+  }
+}
+
+static void header_comment(Ctx *c, StrBuf *o) {
+  sb_printf(o, "/* Generated by agc %s from %s (%s%s%s). Do not edit.\n", AGC_VERSION,
+            c->path, c->opt.f64 ? "f64" : "f32",
+            c->opt.accumulate ? ", accumulate" : "",
+            c->opt.no_grad ? ", no-grad" : "");
+  sb_printf(o, " *\n * int %s(inputs..., outputs..., void *work);\n", c->name);
+  sb_puts(o, " *   inputs, in order:");
+  for (int i = 0; i < c->g.nargs; i++)
+    sb_printf(o, " %s", c->g.args[i].name);
+  sb_puts(o, "\n *   outputs, in order:");
+  for (int i = 0; i < c->g.nouts; i++)
+    sb_printf(o, " %s", c->g.outs[i].name);
+  sb_printf(o, "\n *   work: %s_WORK_BYTES bytes, aligned like malloc()", c->name);
+  sb_puts(o, "\n * Buffers are C-order arrays; outputs must not overlap inputs.\n"
+             " * Returns 0, or 1 if an integer index input was out of range.\n */\n");
+}
+
+void emit_h(Ctx *c, StrBuf *o) {
+  const char *real = c->opt.f64 ? "double" : "float";
+  char G[256];
+  upper(G, c->name, sizeof G);
+  header_comment(c, o);
+  sb_printf(o, "#ifndef AGC_%s_H\n#define AGC_%s_H\n\n", G, G);
+  sb_puts(o, "#include <stdint.h>\n\n");
+  Plan p;
+  plan_graph(c, &p);
+  macros(c, o, &p);
+  sb_puts(o, "\n");
+  signature(c, o, real);
+  sb_puts(o, ";\n");
+  sb_printf(o, "int %s_generic(const void *const *in, void *const *out, void *work);\n",
+            c->name);
+  tables(c, o, 1);
+  sb_printf(o, "\n#endif /* AGC_%s_H */\n", G);
+}
+
+void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
+  E e;
+  memset(&e, 0, sizeof e);
+  e.c = c;
+  e.p = p;
+  e.jit = jit;
+  e.real = c->opt.f64 ? "double" : "float";
+  e.mf = c->opt.f64 ? "" : "f";
+  e.arg_used = arena_alloc(&c->arena, sizeof(int) * (size_t)(c->g.nargs + 1));
+  vcount = 0;
+  StrBuf body = {0};
+  e.o = &body;
+  e.ind = 1;
+  /* workspace pointers */
+  StrBuf decls = {0};
+  for (int i = 0; i < c->g.n; i++)
+    if (p->off[i] >= 0) {
+      Node *n = &c->g.nodes[i];
+      sb_printf(&decls, "  %s *const t%d = (%s *)(w + %lld);\n",
+                ctype(&e, n), i, ctype(&e, n), (long long)p->off[i]);
+    }
+  /* the schedule: stored nodes in topological order, then the stores */
+  for (int i = 0; i < c->g.n; i++) {
+    Node *n = &c->g.nodes[i];
+    if (!p->live[i] || p->inl[i] || n->op == OP_INPUT ||
+        n->op == OP_PARAM || n->op == OP_RESHAPE || n->op == OP_ID || n->op == OP_DETACH)
+      continue;
+    node_code(&e, i);
+  }
+  for (int o2 = 0; o2 < c->g.nouts; o2++)
+    store_code(&e, o2);
+
+  header_comment(c, o);
+  prototypes(&e, o);
+  sb_puts(o, "#include <stddef.h>\n#include <stdint.h>\n\n");
+  macros(c, o, p);
+  sb_puts(o, "\n");
+  signature(c, o, e.real);
+  sb_puts(o, "\n{\n");
+  if (decls.len) {
+    sb_puts(o, "  char *const w = (char *)work;\n");
+    sb_puts(o, decls.s);
+  } else {
+    sb_puts(o, "  (void)work;\n");
+  }
+  for (int i = 0; i < c->g.nargs; i++)
+    if (!e.arg_used[i])
+      sb_printf(o, "  (void)in_%s; /* not needed by any output */\n",
+                c->g.args[i].name);
+  if (e.uses_status)
+    sb_puts(o, "  int status = 0;\n");
+  if (body.s)
+    sb_puts(o, body.s);
+  sb_printf(o, "  return %s;\n}\n\n", e.uses_status ? "status" : "0");
+  sb_free(&body);
+  sb_free(&decls);
+  /* the generic entry point */
+  sb_printf(o, "int %s_generic(const void *const *in, void *const *out, void *work)\n{\n",
+            c->name);
+  if (!c->g.nargs)
+    sb_puts(o, "  (void)in;\n");
+  if (!c->g.nouts)
+    sb_puts(o, "  (void)out;\n");
+  sb_printf(o, "  return %s(", c->name);
+  for (int i = 0; i < c->g.nargs; i++) {
+    Node *n = &c->g.nodes[c->g.args[i].node];
+    sb_printf(o, "%s(const %s *)in[%d]", i ? ", " : "",
+              n->dt == DT_I32 ? "int32_t" : e.real, i);
+  }
+  for (int i = 0; i < c->g.nouts; i++)
+    sb_printf(o, "%s(%s *)out[%d]", c->g.nargs + i ? ", " : "", e.real, i);
+  sb_printf(o, "%swork);\n}\n\n", c->g.nargs + c->g.nouts ? ", " : "");
+  tables(c, o, 0);
+}

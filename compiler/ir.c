@@ -1,0 +1,597 @@
+/* ir.c — building IR nodes: shape rules, folding and hash-consing.
+ *
+ * Every constructor checks its operands' shapes and reports a located error
+ * when they do not fit. Pure nodes are interned (hash-consed), so building
+ * the same expression twice yields the same node: common-subexpression
+ * elimination happens as the graph is built, in the forward and the
+ * backward alike. Small algebraic simplifications (x*1, x+0, double
+ * negation and transposition, constants) are applied here too.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agc.h"
+
+static const char *const op_names[] = {
+#define X(name, text, arity, kind) text,
+#include "ops.def"
+#undef X
+};
+static const OpKind op_kinds[] = {
+#define X(name, text, arity, kind) K_##kind,
+#include "ops.def"
+#undef X
+};
+
+const char *op_name(Op op) { return op_names[op]; }
+OpKind op_kind(Op op) { return op_kinds[op]; }
+
+int64_t shape_numel(const Shape *s) {
+  int64_t n = 1;
+  for (int i = 0; i < s->rank; i++)
+    n *= s->d[i];
+  return n;
+}
+
+Shape shape_make(int rank, const int64_t *d) {
+  Shape s = {rank, {0}};
+  for (int i = 0; i < rank; i++)
+    s.d[i] = d[i];
+  return s;
+}
+
+static int shape_eq(const Shape *a, const Shape *b) {
+  if (a->rank != b->rank)
+    return 0;
+  for (int i = 0; i < a->rank; i++)
+    if (a->d[i] != b->d[i])
+      return 0;
+  return 1;
+}
+
+void shape_str(const Shape *s, char *buf, size_t n) {
+  size_t k = 0;
+  k += (size_t)snprintf(buf + k, n - k, "[");
+  for (int i = 0; i < s->rank && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "",
+                          (long long)s->d[i]);
+  if (k < n)
+    snprintf(buf + k, n - k, "]");
+}
+
+static Node *N(Ctx *c, int id) { return &c->g.nodes[id]; }
+
+/* ---- interning ---------------------------------------------------------- */
+
+static uint64_t mix(uint64_t h, uint64_t v) {
+  h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+  return h;
+}
+
+static uint64_t node_hash(const Node *n) {
+  uint64_t h = (uint64_t)n->op * 31 + (uint64_t)n->dt;
+  h = mix(h, (uint64_t)n->shape.rank);
+  for (int i = 0; i < n->shape.rank; i++)
+    h = mix(h, (uint64_t)n->shape.d[i]);
+  for (int i = 0; i < n->nin; i++)
+    h = mix(h, (uint64_t)n->in[i]);
+  uint64_t vb;
+  memcpy(&vb, &n->val, sizeof vb);
+  h = mix(h, vb);
+  h = mix(h, n->mask);
+  h = mix(h, (uint64_t)n->flags);
+  for (int i = 0; i < MAX_RANK; i++)
+    h = mix(h, (uint64_t)(int64_t)n->perm[i]);
+  return h;
+}
+
+static int node_same(const Node *a, const Node *b) {
+  if (a->op != b->op || a->dt != b->dt || a->nin != b->nin ||
+      !shape_eq(&a->shape, &b->shape) || a->mask != b->mask ||
+      a->flags != b->flags || memcmp(&a->val, &b->val, sizeof a->val) ||
+      memcmp(a->perm, b->perm, sizeof a->perm))
+    return 0;
+  for (int i = 0; i < a->nin; i++)
+    if (a->in[i] != b->in[i])
+      return 0;
+  return 1;
+}
+
+/* Leaves are distinct by identity; so is each named value (ID), so that
+ * grad() with respect to one name never sees another name's uses. */
+static int interned(Op op) {
+  return op != OP_INPUT && op != OP_PARAM && op != OP_ID;
+}
+
+static void hash_insert(Graph *g, int id) {
+  uint64_t h = node_hash(&g->nodes[id]);
+  int i = (int)(h & (uint64_t)(g->hcap - 1));
+  while (g->hash[i] >= 0)
+    i = (i + 1) & (g->hcap - 1);
+  g->hash[i] = id;
+}
+
+static void hash_grow(Graph *g) {
+  int ncap = g->hcap ? g->hcap * 2 : 1024;
+  free(g->hash);
+  g->hash = malloc(sizeof *g->hash * (size_t)ncap);
+  if (!g->hash)
+    abort();
+  for (int i = 0; i < ncap; i++)
+    g->hash[i] = -1;
+  g->hcap = ncap;
+  for (int id = 0; id < g->n; id++)
+    if (interned(g->nodes[id].op))
+      hash_insert(g, id);
+}
+
+static int append(Ctx *c, const Node *tmpl, const int *in) {
+  Graph *g = &c->g;
+  if (g->n >= MAX_NODES)
+    error_plain(c, "graph too large (more than %d nodes)", MAX_NODES);
+  if (g->n == g->cap) {
+    int ncap = g->cap ? g->cap * 2 : 256;
+    Node *nn = realloc(g->nodes, sizeof *nn * (size_t)ncap);
+    if (!nn)
+      abort();
+    g->nodes = nn;
+    g->cap = ncap;
+  }
+  int id = g->n++;
+  Node *n = &g->nodes[id];
+  *n = *tmpl;
+  n->in = arena_alloc(&c->arena, sizeof(int) * (size_t)(tmpl->nin + 1));
+  for (int i = 0; i < tmpl->nin; i++)
+    n->in[i] = in[i];
+  n->numel = shape_numel(&n->shape);
+  return id;
+}
+
+int ir_node(Ctx *c, const Node *tmpl, const int *in) {
+  Graph *g = &c->g;
+  Node key = *tmpl;
+  key.in = (int *)in;
+  if (!interned(key.op))
+    return append(c, &key, in);
+  if ((g->n + 1) * 2 > g->hcap)
+    hash_grow(g);
+  uint64_t h = node_hash(&key);
+  int i = (int)(h & (uint64_t)(g->hcap - 1));
+  while (g->hash[i] >= 0) {
+    if (node_same(&g->nodes[g->hash[i]], &key))
+      return g->hash[i];
+    i = (i + 1) & (g->hcap - 1);
+  }
+  int id = append(c, &key, in);
+  g->hash[i] = id;
+  return id;
+}
+
+static Node tmpl_of(Op op, DType dt, Shape s, Loc loc) {
+  Node t;
+  memset(&t, 0, sizeof t);
+  t.op = op;
+  t.dt = dt;
+  t.shape = s;
+  t.loc = loc;
+  t.ext = -1;
+  return t;
+}
+
+/* ---- leaves and constants ----------------------------------------------- */
+
+static void check_size(Ctx *c, Shape s, Loc loc) {
+  int64_t n = 1;
+  for (int i = 0; i < s.rank; i++) {
+    if (s.d[i] <= 0)
+      error_at(c, loc, "dimension %d is %lld: dimensions must be positive", i,
+               (long long)s.d[i]);
+    if (s.d[i] > MAX_ELEMS || n > MAX_ELEMS / s.d[i])
+      error_at(c, loc,
+               "tensor too large to address (more than %lld elements)",
+               (long long)MAX_ELEMS);
+    n *= s.d[i];
+  }
+}
+
+int ir_leaf(Ctx *c, Op op, DType dt, Shape s, const char *name, Loc loc) {
+  check_size(c, s, loc);
+  Node t = tmpl_of(op, dt, s, loc);
+  t.name = name;
+  return ir_node(c, &t, NULL);
+}
+
+int ir_const(Ctx *c, double v, Shape s) {
+  if (v == 0)
+    v = 0; /* -0.0 and 0.0 are one constant */
+  Node t = tmpl_of(OP_CONST, DT_F, s, (Loc){0, 0});
+  t.val = v;
+  return ir_node(c, &t, NULL);
+}
+
+int ir_scalar(Ctx *c, double v) { return ir_const(c, v, (Shape){0, {0}}); }
+
+int ir_is_const(Ctx *c, int id, double *v) {
+  if (N(c, id)->op != OP_CONST)
+    return 0;
+  if (v)
+    *v = N(c, id)->val;
+  return 1;
+}
+
+/* ---- element-wise ---------------------------------------------------------- */
+
+Shape broadcast_shapes(Ctx *c, Shape a, Shape b, Loc loc) {
+  Shape r;
+  r.rank = a.rank > b.rank ? a.rank : b.rank;
+  for (int i = 0; i < r.rank; i++) {
+    int ia = i - (r.rank - a.rank), ib = i - (r.rank - b.rank);
+    int64_t da = ia >= 0 ? a.d[ia] : 1, db = ib >= 0 ? b.d[ib] : 1;
+    if (da != db && da != 1 && db != 1) {
+      char sa[128], sb[128];
+      shape_str(&a, sa, sizeof sa);
+      shape_str(&b, sb, sizeof sb);
+      error_at(c, loc, "shapes %s and %s cannot be broadcast together", sa,
+               sb);
+    }
+    r.d[i] = da == 1 ? db : da;
+  }
+  return r;
+}
+
+static double fold1(Op op, double x) {
+  switch (op) {
+  case OP_NEG: return -x;
+  case OP_EXP: return exp(x);
+  case OP_LOG: return log(x);
+  case OP_SIN: return sin(x);
+  case OP_COS: return cos(x);
+  case OP_TAN: return tan(x);
+  case OP_TANH: return tanh(x);
+  case OP_SIGMOID: return 1 / (1 + exp(-x));
+  case OP_RELU: return x > 0 ? x : 0;
+  case OP_ABS: return fabs(x);
+  case OP_SQRT: return sqrt(x);
+  case OP_RSQRT: return 1 / sqrt(x);
+  case OP_LOG1P: return log1p(x);
+  case OP_EXPM1: return expm1(x);
+  case OP_SOFTPLUS: return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+  case OP_SIGN: return (x > 0) - (x < 0);
+  case OP_ERF: return erf(x);
+  case OP_DETACH: return x;
+  default: return NAN;
+  }
+}
+
+static double fold2(Op op, double a, double b) {
+  switch (op) {
+  case OP_ADD: return a + b;
+  case OP_SUB: return a - b;
+  case OP_MUL: return a * b;
+  case OP_DIV: return a / b;
+  case OP_POW: return pow(a, b);
+  case OP_MAXIMUM: return a > b ? a : b;
+  case OP_MINIMUM: return a < b ? a : b;
+  case OP_LT: return a < b;
+  case OP_LE: return a <= b;
+  case OP_GT: return a > b;
+  case OP_GE: return a >= b;
+  case OP_EQ: return a == b;
+  case OP_NE: return a != b;
+  default: return NAN;
+  }
+}
+
+int ir_unary(Ctx *c, Op op, int a, Loc loc) {
+  Node *na = N(c, a);
+  if (na->op == OP_CONST) {
+    /* Constants fold only to finite values, so the generated C never
+       needs an infinity literal. */
+    double v = fold1(op, na->val);
+    if (isfinite(v))
+      return ir_const(c, v, na->shape);
+  }
+  if (op == OP_NEG && na->op == OP_NEG)
+    return na->in[0];
+  if (op == OP_DETACH && na->op == OP_DETACH)
+    return a;
+  Node t = tmpl_of(op, DT_F, na->shape, loc);
+  t.nin = 1;
+  return ir_node(c, &t, &a);
+}
+
+int ir_binary(Ctx *c, Op op, int a, int b, Loc loc) {
+  Shape s = broadcast_shapes(c, N(c, a)->shape, N(c, b)->shape, loc);
+  double va, vb;
+  int ca = ir_is_const(c, a, &va), cb = ir_is_const(c, b, &vb);
+  if (ca && cb) {
+    double v = fold2(op, va, vb);
+    if (isfinite(v))
+      return ir_const(c, v, s);
+  }
+  int same_a = shape_eq(&N(c, a)->shape, &s);
+  int same_b = shape_eq(&N(c, b)->shape, &s);
+  switch (op) {
+  case OP_ADD:
+    if (cb && vb == 0 && same_a)
+      return a;
+    if (ca && va == 0 && same_b)
+      return b;
+    break;
+  case OP_SUB:
+    if (cb && vb == 0 && same_a)
+      return a;
+    if (ca && va == 0 && same_b)
+      return ir_unary(c, OP_NEG, b, loc);
+    break;
+  case OP_MUL:
+    if (cb && vb == 1 && same_a)
+      return a;
+    if (ca && va == 1 && same_b)
+      return b;
+    if (cb && vb == -1 && same_a)
+      return ir_unary(c, OP_NEG, a, loc);
+    if (ca && va == -1 && same_b)
+      return ir_unary(c, OP_NEG, b, loc);
+    break;
+  case OP_DIV:
+    if (cb && vb == 1 && same_a)
+      return a;
+    break;
+  case OP_POW:
+    if (cb && vb == 1 && same_a)
+      return a;
+    break;
+  default:
+    break;
+  }
+  /* Canonical operand order for commutative ops helps interning. */
+  if ((op == OP_ADD || op == OP_MUL || op == OP_MAXIMUM ||
+       op == OP_MINIMUM || op == OP_EQ || op == OP_NE) &&
+      a > b) {
+    int t = a;
+    a = b;
+    b = t;
+  }
+  Node t = tmpl_of(op, DT_F, s, loc);
+  t.nin = 2;
+  int in[2] = {a, b};
+  return ir_node(c, &t, in);
+}
+
+int ir_where(Ctx *c, int cond, int a, int b, Loc loc) {
+  Shape s = broadcast_shapes(c, N(c, cond)->shape, N(c, a)->shape, loc);
+  s = broadcast_shapes(c, s, N(c, b)->shape, loc);
+  double v;
+  if (ir_is_const(c, cond, &v)) {
+    int pick = v != 0 ? a : b;
+    if (shape_eq(&N(c, pick)->shape, &s))
+      return pick;
+    return ir_broadcast(c, pick, s, loc);
+  }
+  if (a == b && shape_eq(&N(c, a)->shape, &s))
+    return a;
+  Node t = tmpl_of(OP_WHERE, DT_F, s, loc);
+  t.nin = 3;
+  int in[3] = {cond, a, b};
+  return ir_node(c, &t, in);
+}
+
+int ir_broadcast(Ctx *c, int a, Shape s, Loc loc) {
+  Shape as = N(c, a)->shape;
+  Shape r = broadcast_shapes(c, as, s, loc);
+  if (!shape_eq(&r, &s)) {
+    char sa[128], sb[128];
+    shape_str(&as, sa, sizeof sa);
+    shape_str(&s, sb, sizeof sb);
+    error_at(c, loc, "cannot broadcast shape %s to %s", sa, sb);
+  }
+  if (shape_eq(&as, &s))
+    return a;
+  double v;
+  if (ir_is_const(c, a, &v))
+    return ir_const(c, v, s);
+  if (N(c, a)->op == OP_BCAST)
+    a = N(c, a)->in[0];
+  Node t = tmpl_of(OP_BCAST, DT_F, s, loc);
+  t.dt = N(c, a)->dt;
+  t.nin = 1;
+  return ir_node(c, &t, &a);
+}
+
+/* ---- reductions --------------------------------------------------------- */
+
+int ir_reduce(Ctx *c, Op op, int a, unsigned mask, Loc loc) {
+  Node *na = N(c, a);
+  Shape s = na->shape;
+  unsigned real = 0; /* reduced axes of size > 1 */
+  for (int i = 0; i < s.rank; i++)
+    if (mask & (1u << i)) {
+      if (s.d[i] > 1)
+        real |= 1u << i;
+      s.d[i] = 1;
+    }
+  if (!real && op != OP_PROD)
+    return a; /* reducing size-1 axes changes nothing */
+  if (!real)
+    return a;
+  double v;
+  if (ir_is_const(c, a, &v) && (op == OP_MAX || op == OP_MIN))
+    return ir_const(c, v, s);
+  if (ir_is_const(c, a, &v) && op == OP_SUM) {
+    double cnt = (double)(na->numel / shape_numel(&s));
+    return ir_const(c, v * cnt, s);
+  }
+  Node t = tmpl_of(op, DT_F, s, loc);
+  t.mask = real;
+  t.nin = 1;
+  return ir_node(c, &t, &a);
+}
+
+int ir_sum_to(Ctx *c, int a, Shape s, Loc loc) {
+  Shape as = N(c, a)->shape;
+  if (shape_eq(&as, &s))
+    return a;
+  unsigned mask = 0;
+  int lead = as.rank - s.rank;
+  for (int i = 0; i < as.rank; i++) {
+    int j = i - lead;
+    if (j < 0 || (s.d[j] == 1 && as.d[i] != 1))
+      mask |= 1u << i;
+  }
+  int r = ir_reduce(c, OP_SUM, a, mask, loc);
+  return ir_reshape(c, r, s, loc);
+}
+
+int ir_firstmax(Ctx *c, Op op, int a, int axis, Loc loc) {
+  Node t = tmpl_of(op, DT_F, N(c, a)->shape, loc);
+  t.mask = 1u << axis;
+  t.nin = 1;
+  return ir_node(c, &t, &a);
+}
+
+int ir_prodexcl(Ctx *c, int a, unsigned mask, Loc loc) {
+  Node t = tmpl_of(OP_PRODEXCL, DT_F, N(c, a)->shape, loc);
+  t.mask = mask;
+  t.nin = 1;
+  return ir_node(c, &t, &a);
+}
+
+int ir_onehot(Ctx *c, int idx, int64_t classes, Loc loc) {
+  Shape s = N(c, idx)->shape;
+  if (s.rank >= MAX_RANK)
+    error_at(c, loc, "one-hot result would have more than %d dimensions",
+             MAX_RANK);
+  s.d[s.rank++] = classes;
+  check_size(c, s, loc);
+  Node t = tmpl_of(OP_ONEHOT, DT_F, s, loc);
+  t.val = (double)classes;
+  t.nin = 1;
+  return ir_node(c, &t, &idx);
+}
+
+/* ---- movement ------------------------------------------------------------ */
+
+int ir_reshape(Ctx *c, int a, Shape s, Loc loc) {
+  Node *na = N(c, a);
+  if (shape_numel(&s) != na->numel) {
+    char sa[128], sb[128];
+    shape_str(&na->shape, sa, sizeof sa);
+    shape_str(&s, sb, sizeof sb);
+    error_at(c, loc, "cannot reshape %s (%lld elements) to %s", sa,
+             (long long)na->numel, sb);
+  }
+  if (shape_eq(&na->shape, &s))
+    return a;
+  if (na->op == OP_CONST)
+    return ir_const(c, na->val, s);
+  if (na->op == OP_RESHAPE)
+    a = na->in[0];
+  if (shape_eq(&N(c, a)->shape, &s))
+    return a;
+  Node t = tmpl_of(OP_RESHAPE, N(c, a)->dt, s, loc);
+  t.nin = 1;
+  return ir_node(c, &t, &a);
+}
+
+int ir_transpose(Ctx *c, int a, const int *perm, Loc loc) {
+  Node *na = N(c, a);
+  int r = na->shape.rank, p[MAX_RANK], ident = 1;
+  for (int i = 0; i < r; i++) {
+    p[i] = perm[i];
+    if (p[i] != i)
+      ident = 0;
+  }
+  if (ident)
+    return a;
+  if (na->op == OP_TRANSPOSE) { /* compose: out d = mid p[d] = in q[p[d]] */
+    int q[MAX_RANK];
+    for (int i = 0; i < r; i++)
+      q[i] = na->perm[p[i]];
+    return ir_transpose(c, na->in[0], q, loc);
+  }
+  Shape s = {r, {0}};
+  for (int i = 0; i < r; i++)
+    s.d[i] = na->shape.d[p[i]];
+  if (na->op == OP_CONST)
+    return ir_const(c, na->val, s);
+  /* Moving only size-1 axes keeps the element order: a reshape. */
+  int order_kept = 1, last = -1;
+  for (int i = 0; i < r; i++)
+    if (na->shape.d[p[i]] != 1) {
+      if (p[i] < last)
+        order_kept = 0;
+      last = p[i];
+    }
+  if (order_kept)
+    return ir_reshape(c, a, s, loc);
+  Node t = tmpl_of(OP_TRANSPOSE, na->dt, s, loc);
+  for (int i = 0; i < r; i++)
+    t.perm[i] = p[i];
+  t.nin = 1;
+  return ir_node(c, &t, &a);
+}
+
+int ir_slice(Ctx *c, Op op, int a, const int64_t *start, Shape out,
+             Loc loc) {
+  Node t = tmpl_of(op, N(c, a)->dt, out, loc);
+  for (int i = 0; i < out.rank; i++)
+    t.perm[i] = (int)start[i];
+  t.nin = 1;
+  if (op == OP_SLICE && shape_eq(&out, &N(c, a)->shape))
+    return a;
+  return ir_node(c, &t, &a);
+}
+
+int ir_concat(Ctx *c, const int *parts, int nparts, int axis, Loc loc) {
+  Shape s = N(c, parts[0])->shape;
+  s.d[axis] = 0;
+  for (int i = 0; i < nparts; i++)
+    s.d[axis] += N(c, parts[i])->shape.d[axis];
+  check_size(c, s, loc);
+  Node t = tmpl_of(OP_CONCAT, DT_F, s, loc);
+  t.mask = (unsigned)axis;
+  t.nin = nparts;
+  return ir_node(c, &t, parts);
+}
+
+/* ---- matrix product --------------------------------------------------- */
+
+/* op(a) @ op(b) for operands of rank >= 2; leading (batch) dimensions
+ * broadcast. */
+int ir_matmul(Ctx *c, int a, int b, int flags, Loc loc) {
+  Shape sa = N(c, a)->shape, sb = N(c, b)->shape;
+  int ra = sa.rank, rb = sb.rank;
+  int64_t m = flags & MM_TA ? sa.d[ra - 1] : sa.d[ra - 2];
+  int64_t ka = flags & MM_TA ? sa.d[ra - 2] : sa.d[ra - 1];
+  int64_t kb = flags & MM_TB ? sb.d[rb - 1] : sb.d[rb - 2];
+  int64_t n = flags & MM_TB ? sb.d[rb - 2] : sb.d[rb - 1];
+  if (ka != kb) {
+    char s1[128], s2[128];
+    shape_str(&sa, s1, sizeof s1);
+    shape_str(&sb, s2, sizeof s2);
+    error_at(c, loc,
+             "matmul inner dimensions differ: %s @ %s (%lld vs %lld)", s1, s2,
+             (long long)ka, (long long)kb);
+  }
+  Shape ba = {ra - 2, {0}}, bb = {rb - 2, {0}};
+  for (int i = 0; i < ra - 2; i++)
+    ba.d[i] = sa.d[i];
+  for (int i = 0; i < rb - 2; i++)
+    bb.d[i] = sb.d[i];
+  Shape s = broadcast_shapes(c, ba, bb, loc);
+  s.d[s.rank++] = m;
+  s.d[s.rank++] = n;
+  check_size(c, s, loc);
+  double va, vb;
+  if ((ir_is_const(c, a, &va) && va == 0) ||
+      (ir_is_const(c, b, &vb) && vb == 0))
+    return ir_const(c, 0, s);
+  Node t = tmpl_of(OP_MATMUL, DT_F, s, loc);
+  t.flags = flags;
+  t.nin = 2;
+  int in[2] = {a, b};
+  return ir_node(c, &t, in);
+}

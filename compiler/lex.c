@@ -1,0 +1,180 @@
+/* lex.c — the .graph tokenizer.
+ *
+ * Statements end at a newline, except inside (...) or [...]. Comments run
+ * from '#' to the end of the line. The source must be UTF-8; anything but
+ * ASCII is only allowed inside comments.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agc.h"
+
+/* Length of the valid UTF-8 sequence at p, or 0. */
+static int utf8_len(const unsigned char *p, const unsigned char *end) {
+  unsigned c = p[0];
+  int n;
+  unsigned min;
+  if (c < 0x80)
+    return 1;
+  if ((c & 0xE0) == 0xC0)
+    n = 2, min = 0x80, c &= 0x1F;
+  else if ((c & 0xF0) == 0xE0)
+    n = 3, min = 0x800, c &= 0x0F;
+  else if ((c & 0xF8) == 0xF0)
+    n = 4, min = 0x10000, c &= 0x07;
+  else
+    return 0;
+  if (end - p < n)
+    return 0;
+  for (int i = 1; i < n; i++) {
+    if ((p[i] & 0xC0) != 0x80)
+      return 0;
+    c = (c << 6) | (p[i] & 0x3F);
+  }
+  if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+    return 0;
+  return n;
+}
+
+static void check_utf8(Ctx *c) {
+  const unsigned char *p = (const unsigned char *)c->src;
+  const unsigned char *end = p + c->srclen;
+  int line = 1, col = 1;
+  while (p < end) {
+    int n = utf8_len(p, end);
+    if (n == 0)
+      error_at(c, (Loc){line, col}, "invalid UTF-8 byte 0x%02x", *p);
+    if (*p == 0)
+      error_at(c, (Loc){line, col}, "NUL byte in source");
+    if (*p == '\n')
+      line++, col = 1;
+    else
+      col++;
+    p += n;
+  }
+}
+
+static const char *puncts[] = {"**", "<=", ">=", "==", "!=", "(", ")", "[",
+                               "]",  ",",  "=",  "+",  "-",  "*", "/", "@",
+                               "<",  ">",  ".",  ":",  NULL};
+
+Token *lex(Ctx *c, int *ntok) {
+  check_utf8(c);
+  int cap = 256, n = 0, depth = 0;
+  /* Tokens live in the arena so that an error (a longjmp) leaks nothing. */
+  Token *t = arena_alloc(&c->arena, sizeof *t * (size_t)cap);
+  const char *p = c->src, *end = c->src + c->srclen, *bol = p;
+  int line = 1;
+#define PUSH(tok)                                                              \
+  do {                                                                         \
+    if (n == cap) {                                                            \
+      Token *nt = arena_alloc(&c->arena, sizeof *t * (size_t)cap * 2);         \
+      memcpy(nt, t, sizeof *t * (size_t)cap);                                  \
+      cap *= 2;                                                                \
+      t = nt;                                                                  \
+    }                                                                          \
+    t[n++] = (tok);                                                            \
+  } while (0)
+  while (p < end) {
+    Loc loc = {line, (int)(p - bol) + 1};
+    char ch = *p;
+    if (ch == '\n') {
+      if (depth == 0)
+        PUSH(((Token){T_NEWLINE, p, 1, loc.line, loc.col, 0, 0}));
+      p++;
+      line++;
+      bol = p;
+      continue;
+    }
+    if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f' || ch == '\v') {
+      p++;
+      continue;
+    }
+    if (ch == '#') {
+      while (p < end && *p != '\n')
+        p++;
+      continue;
+    }
+    if (isalpha((unsigned char)ch) || ch == '_') {
+      const char *s = p;
+      while (p < end && (isalnum((unsigned char)*p) || *p == '_'))
+        p++;
+      if (p - s > 200)
+        error_at(c, loc, "identifier longer than 200 characters");
+      PUSH(((Token){T_IDENT, s, (int)(p - s), loc.line, loc.col, 0, 0}));
+      continue;
+    }
+    if (isdigit((unsigned char)ch) ||
+        (ch == '.' && p + 1 < end && isdigit((unsigned char)p[1]))) {
+      const char *s = p;
+      int is_int = 1;
+      while (p < end && isdigit((unsigned char)*p))
+        p++;
+      if (p < end && *p == '.') {
+        is_int = 0;
+        p++;
+        while (p < end && isdigit((unsigned char)*p))
+          p++;
+      }
+      if (p < end && (*p == 'e' || *p == 'E')) {
+        const char *q = p + 1;
+        if (q < end && (*q == '+' || *q == '-'))
+          q++;
+        if (q < end && isdigit((unsigned char)*q)) {
+          is_int = 0;
+          p = q;
+          while (p < end && isdigit((unsigned char)*p))
+            p++;
+        } else {
+          error_at(c, (Loc){line, (int)(p - bol) + 1},
+                   "malformed number: exponent has no digits");
+        }
+      }
+      if (p < end && (isalpha((unsigned char)*p) || *p == '_'))
+        error_at(c, (Loc){line, (int)(p - bol) + 1},
+                 "malformed number: unexpected '%c' after digits", *p);
+      char buf[128];
+      size_t len = (size_t)(p - s);
+      if (len >= sizeof buf)
+        error_at(c, loc, "number literal too long");
+      memcpy(buf, s, len);
+      buf[len] = 0;
+      errno = 0;
+      double v = strtod(buf, NULL);
+      if (!isfinite(v) || (errno == ERANGE && v != 0))
+        error_at(c, loc, "number '%s' is out of range", buf);
+      PUSH(((Token){T_NUM, s, (int)len, loc.line, loc.col, v, is_int}));
+      continue;
+    }
+    int matched = 0;
+    for (const char **q = puncts; *q; q++) {
+      size_t len = strlen(*q);
+      if ((size_t)(end - p) >= len && memcmp(p, *q, len) == 0) {
+        if (**q == '(' || **q == '[')
+          depth++;
+        if ((**q == ')' || **q == ']') && depth > 0)
+          depth--;
+        PUSH(((Token){T_PUNCT, p, (int)len, loc.line, loc.col, 0, 0}));
+        p += len;
+        matched = 1;
+        break;
+      }
+    }
+    if (!matched) {
+      if ((unsigned char)ch >= 0x80)
+        error_at(c, loc, "non-ASCII character outside a comment");
+      if (isprint((unsigned char)ch))
+        error_at(c, loc, "unexpected character '%c'", ch);
+      error_at(c, loc, "unexpected character 0x%02x", (unsigned char)ch);
+    }
+  }
+  Loc loc = {line, (int)(p - bol) + 1};
+  PUSH(((Token){T_NEWLINE, p, 0, loc.line, loc.col, 0, 0}));
+  PUSH(((Token){T_EOF, p, 0, loc.line, loc.col, 0, 0}));
+#undef PUSH
+  *ntok = n;
+  return t;
+}

@@ -1,0 +1,636 @@
+/* main.c — the agc command: compile, run, check. The only file that exits. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agc.h"
+#include "agc_api.h"
+
+static const char usage[] =
+"usage:\n"
+"  agc GRAPH -o OUT.c [--header OUT.h] [options]   write the C function\n"
+"  agc GRAPH --emit c|h|ir|dot [-o FILE] [options] write one artifact (default: stdout)\n"
+"  agc run GRAPH [--inputs DIR] [NAME=FILE.npy ...] [--out DIR]\n"
+"              [--backend tcc|cc] [--dtype f32|f64] [--accumulate] [--repeat N]\n"
+"  agc check GRAPH [--inputs DIR] [NAME=FILE.npy ...] [--dtype f64] [--tol T]\n"
+"  agc --help | --version\n"
+"\n"
+"compile options:\n"
+"  -o FILE           output file (written atomically; '-' is standard output)\n"
+"  --header FILE     also write the header (macros, prototypes, tables)\n"
+"  --emit KIND       c (default), h, ir (the IR after differentiation) or\n"
+"                    dot (forward and backward graph for Graphviz)\n"
+"  --dtype f32|f64   element type of every float tensor (default f32)\n"
+"  --accumulate      gradients add into the caller's buffers (PyTorch .grad)\n"
+"  --no-grad         forward only: ignore backward (torch.no_grad())\n"
+"  --name NAME       name of the generated function (default: 'graph NAME',\n"
+"                    else the file name)\n"
+"\n"
+"run: JIT-compile the graph, evaluate it once, write the results\n"
+"  --inputs DIR      read each input/param/seed NAME from DIR/NAME.npy\n"
+"  NAME=FILE.npy     read input NAME from FILE.npy (wins over --inputs)\n"
+"  --out DIR         write OUT/NAME.npy for every output and gradient\n"
+"                    (default: the current directory; created if missing)\n"
+"  --backend tcc|cc  tcc: libtcc in-process (default); cc: the system C\n"
+"                    compiler ($CC, default cc -O3) and dlopen\n"
+"  --repeat N        call N times; print 'median_us=FLOAT calls=N' on stderr\n"
+"  --accumulate      gradients start from OUT/grad_P.npy when present\n"
+"\n"
+"check: compare every gradient with central finite differences in f64\n"
+"  --tol T           largest accepted relative error (default 1e-4)\n"
+"  Inputs not given are filled with fixed pseudo-random values in [-1, 1].\n"
+"\n"
+"exit status: 0 success, 1 error in the graph or data, 2 bad command line\n";
+
+static int die2(const char *fmt, const char *arg) {
+  fprintf(stderr, "agc: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n(agc --help shows the usage)\n");
+  return 2;
+}
+
+typedef struct {
+  const char *graph, *out, *header, *emit, *name, *inputs, *outdir;
+  const char *backend;
+  int f64, accumulate, no_grad, repeat;
+  double tol;
+  const char **pairs; /* NAME=FILE */
+  int npairs;
+} Cli;
+
+static int read_file(const char *path, StrBuf *b) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "agc: cannot read '%s': %s\n", path, strerror(errno));
+    return -1;
+  }
+  char chunk[65536];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    for (size_t i = 0; i < n; i++)
+      sb_putc(b, chunk[i]);
+    if (b->len > (64u << 20)) {
+      fprintf(stderr, "agc: '%s' is larger than 64 MiB\n", path);
+      fclose(f);
+      return -1;
+    }
+  }
+  if (ferror(f)) {
+    fprintf(stderr, "agc: cannot read '%s': %s\n", path, strerror(errno));
+    fclose(f);
+    return -1;
+  }
+  fclose(f);
+  return 0;
+}
+
+/* Writes all files or none: temporaries first, then renames. */
+static int write_files(int n, const char **paths, StrBuf **data) {
+  char tmp[8][4096];
+  for (int i = 0; i < n; i++) {
+    if (strcmp(paths[i], "-") == 0)
+      continue;
+    snprintf(tmp[i], sizeof tmp[i], "%s.tmpXXXXXX", paths[i]);
+    int fd = mkstemp(tmp[i]);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    int ok = f && fwrite(data[i]->s ? data[i]->s : "", 1, data[i]->len, f) ==
+                      data[i]->len;
+    if (f && fclose(f) != 0)
+      ok = 0;
+    if (!ok) {
+      fprintf(stderr, "agc: cannot write '%s': %s\n", paths[i],
+              strerror(errno));
+      for (int j = 0; j <= i; j++)
+        if (strcmp(paths[j], "-") != 0)
+          unlink(tmp[j]);
+      return -1;
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    if (strcmp(paths[i], "-") == 0) {
+      fwrite(data[i]->s ? data[i]->s : "", 1, data[i]->len, stdout);
+      continue;
+    }
+    chmod(tmp[i], 0644);
+    if (rename(tmp[i], paths[i]) != 0) {
+      fprintf(stderr, "agc: cannot write '%s': %s\n", paths[i],
+              strerror(errno));
+      unlink(tmp[i]);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int parse_cli(int argc, char **argv, int start, Cli *o, int mode) {
+  for (int i = start; i < argc; i++) {
+    const char *a = argv[i];
+#define NEXT()                                                                 \
+  (i + 1 < argc ? argv[++i] : (die2("option '%s' needs a value", a), NULL))
+    if (strcmp(a, "-o") == 0) {
+      if (!(o->out = NEXT())) return 2;
+    } else if (strcmp(a, "--header") == 0 && mode == 0) {
+      if (!(o->header = NEXT())) return 2;
+    } else if (strcmp(a, "--emit") == 0 && mode == 0) {
+      if (!(o->emit = NEXT())) return 2;
+    } else if (strcmp(a, "--name") == 0) {
+      if (!(o->name = NEXT())) return 2;
+    } else if (strcmp(a, "--dtype") == 0) {
+      const char *v = NEXT();
+      if (!v) return 2;
+      if (strcmp(v, "f32") == 0) o->f64 = 0;
+      else if (strcmp(v, "f64") == 0) o->f64 = 1;
+      else return die2("--dtype takes f32 or f64, not '%s'", v);
+    } else if (strcmp(a, "--accumulate") == 0 && mode != 2) {
+      o->accumulate = 1;
+    } else if (strcmp(a, "--no-grad") == 0 && mode == 0) {
+      o->no_grad = 1;
+    } else if (strcmp(a, "--inputs") == 0 && mode) {
+      if (!(o->inputs = NEXT())) return 2;
+    } else if (strcmp(a, "--out") == 0 && mode == 1) {
+      if (!(o->outdir = NEXT())) return 2;
+    } else if (strcmp(a, "--backend") == 0 && mode == 1) {
+      if (!(o->backend = NEXT())) return 2;
+      if (strcmp(o->backend, "tcc") && strcmp(o->backend, "cc"))
+        return die2("--backend takes tcc or cc, not '%s'", o->backend);
+    } else if (strcmp(a, "--repeat") == 0 && mode == 1) {
+      const char *v = NEXT();
+      if (!v) return 2;
+      char *end;
+      long r = strtol(v, &end, 10);
+      if (*end || r < 1 || r > 100000000)
+        return die2("--repeat takes a count from 1 to 100000000, not '%s'", v);
+      o->repeat = (int)r;
+    } else if (strcmp(a, "--tol") == 0 && mode == 2) {
+      const char *v = NEXT();
+      if (!v) return 2;
+      char *end;
+      o->tol = strtod(v, &end);
+      if (*end || !(o->tol > 0) || !isfinite(o->tol))
+        return die2("--tol takes a positive number, not '%s'", v);
+    } else if (a[0] == '-' && a[1]) {
+      return die2("unknown option '%s'", a);
+    } else if (mode && strchr(a, '=')) {
+      o->pairs[o->npairs++] = a;
+    } else if (!o->graph) {
+      o->graph = a;
+    } else {
+      return die2("unexpected argument '%s'", a);
+    }
+#undef NEXT
+  }
+  if (!o->graph)
+    return die2("%s", "no GRAPH file given");
+  return 0;
+}
+
+/* ---- agc GRAPH -o OUT.c ----------------------------------------------- */
+
+static int cmd_compile(Cli *o) {
+  int kind = EMIT_C;
+  if (o->emit) {
+    if (strcmp(o->emit, "c") == 0) kind = EMIT_C;
+    else if (strcmp(o->emit, "h") == 0) kind = EMIT_H;
+    else if (strcmp(o->emit, "ir") == 0) kind = EMIT_IR;
+    else if (strcmp(o->emit, "dot") == 0) kind = EMIT_DOT;
+    else return die2("--emit takes c, h, ir or dot, not '%s'", o->emit);
+    if (!o->out)
+      o->out = "-";
+  } else if (!o->out) {
+    return die2("%s", "no output: give -o OUT.c (or --emit KIND)");
+  }
+  if (o->header && kind != EMIT_C)
+    return die2("%s", "--header goes with C output");
+  StrBuf src = {0};
+  if (read_file(o->graph, &src) != 0)
+    return 1;
+  Options opt = {o->f64, o->accumulate, o->no_grad, o->name, 0};
+  Ctx *c = agc_compile(o->graph, src.s ? src.s : "", src.len, &opt);
+  StrBuf code = {0}, hdr = {0};
+  int rc = 0;
+  if (agc_failed(c) || agc_emit(c, kind, 0, &code) != 0 ||
+      (o->header && agc_emit(c, EMIT_H, 0, &hdr) != 0)) {
+    rc = 1;
+  } else {
+    const char *paths[2] = {o->out, o->header};
+    StrBuf *data[2] = {&code, &hdr};
+    if (write_files(o->header ? 2 : 1, paths, data) != 0)
+      rc = 1;
+  }
+  fputs(agc_messages(c), stderr);
+  agc_free(c);
+  sb_free(&code);
+  sb_free(&hdr);
+  sb_free(&src);
+  return rc;
+}
+
+/* ---- inputs --------------------------------------------------------------- */
+
+static const char *pair_for(Cli *o, const char *name) {
+  size_t n = strlen(name);
+  for (int i = 0; i < o->npairs; i++)
+    if (strncmp(o->pairs[i], name, n) == 0 && o->pairs[i][n] == '=')
+      return o->pairs[i] + n + 1;
+  return NULL;
+}
+
+static void dims_str(int rank, const int64_t *d, char *buf, size_t n) {
+  Shape s = {rank, {0}};
+  for (int i = 0; i < rank; i++)
+    s.d[i] = d[i];
+  shape_str(&s, buf, n);
+}
+
+/* Loads input i into a (converting f32 files for check). Returns 0, 1 if
+ * absent (and allow_missing), -1 on an error (printed). */
+static int load_input(Cli *o, agc_graph *g, int i, agc_array *a,
+                      int allow_missing, int convert) {
+  const char *name = agc_graph_name(g, 0, i);
+  const char *path = pair_for(o, name);
+  char buf[4096];
+  if (!path && o->inputs) {
+    snprintf(buf, sizeof buf, "%s/%s.npy", o->inputs, name);
+    if (access(buf, F_OK) == 0 || !allow_missing)
+      path = buf;
+  }
+  if (!path) {
+    if (allow_missing)
+      return 1;
+    fprintf(stderr, "agc: missing input '%s': give --inputs DIR with "
+            "%s.npy, or %s=FILE.npy\n", name, name, name);
+    return -1;
+  }
+  char err[1024];
+  if (agc_npy_read(path, a, err, sizeof err) != 0) {
+    fprintf(stderr, "agc: input '%s': %s\n", name, err);
+    return -1;
+  }
+  agc_dtype want = agc_graph_dtype(g, 0, i);
+  if (a->dtype != want && convert && want != AGC_I32 && a->dtype != AGC_I32)
+    agc_array_convert(a, want, err, sizeof err);
+  if (a->dtype != want) {
+    fprintf(stderr, "agc: input '%s' (%s): dtype %s, expected %s%s\n", name,
+            path, agc_dtype_name(a->dtype), agc_dtype_name(want),
+            want != AGC_I32 ? " (see --dtype)" : "");
+    agc_array_free(a);
+    return -1;
+  }
+  int rank = agc_graph_rank(g, 0, i);
+  const int64_t *d = agc_graph_dims(g, 0, i);
+  int same = a->rank == rank;
+  for (int k = 0; same && k < rank; k++)
+    same = a->dims[k] == d[k];
+  if (!same) {
+    char want_s[200], got_s[200];
+    dims_str(rank, d, want_s, sizeof want_s);
+    dims_str(a->rank, a->dims, got_s, sizeof got_s);
+    fprintf(stderr, "agc: input '%s' (%s): shape %s, expected %s\n", name,
+            path, got_s, want_s);
+    agc_array_free(a);
+    return -1;
+  }
+  return 0;
+}
+
+static int check_pairs(Cli *o, agc_graph *g) {
+  for (int p = 0; p < o->npairs; p++) {
+    const char *eq = strchr(o->pairs[p], '=');
+    int found = 0;
+    for (int i = 0; i < agc_graph_num_inputs(g); i++) {
+      const char *n = agc_graph_name(g, 0, i);
+      if (strlen(n) == (size_t)(eq - o->pairs[p]) &&
+          strncmp(n, o->pairs[p], (size_t)(eq - o->pairs[p])) == 0)
+        found = 1;
+    }
+    if (!found) {
+      fprintf(stderr, "agc: '%.*s' is not an input of the graph\n",
+              (int)(eq - o->pairs[p]), o->pairs[p]);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static double now_us(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void *work_alloc(size_t n) {
+  void *w = malloc(n ? n : 1);
+  if (!w)
+    abort();
+  return w;
+}
+
+/* ---- agc run ------------------------------------------------------------------ */
+
+static int cmd_run(Cli *o) {
+  agc_graph_options opt = {o->f64, o->accumulate, 0, 0, o->name, 0};
+  if (o->backend && strcmp(o->backend, "cc") == 0)
+    opt.backend = AGC_BACKEND_CC;
+  char err[8192];
+  agc_graph *g = agc_graph_load(o->graph, &opt, err, sizeof err);
+  if (!g) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
+  fputs(agc_graph_warnings(g), stderr);
+  int nin = agc_graph_num_inputs(g), nout = agc_graph_num_outputs(g);
+  agc_array *ins = calloc((size_t)nin + 1, sizeof *ins);
+  agc_array *outs = calloc((size_t)nout + 1, sizeof *outs);
+  const void **inp = calloc((size_t)nin + 1, sizeof *inp);
+  void **outp = calloc((size_t)nout + 1, sizeof *outp);
+  void *work = work_alloc(agc_graph_work_bytes(g));
+  const char *outdir = o->outdir ? o->outdir : ".";
+  int rc = check_pairs(o, g) ? 1 : 0;
+  for (int i = 0; i < nin && !rc; i++) {
+    if (load_input(o, g, i, &ins[i], 0, 0) != 0)
+      rc = 1;
+    inp[i] = ins[i].data;
+  }
+  if (!rc && mkdir(outdir, 0755) != 0 && errno != EEXIST) {
+    fprintf(stderr, "agc: cannot create '%s': %s\n", outdir, strerror(errno));
+    rc = 1;
+  }
+  char path[4096];
+  for (int i = 0; i < nout && !rc; i++) {
+    agc_array *a = &outs[i];
+    a->dtype = agc_graph_dtype(g, 1, i);
+    a->rank = agc_graph_rank(g, 1, i);
+    for (int d = 0; d < a->rank; d++)
+      a->dims[d] = agc_graph_dims(g, 1, i)[d];
+    a->count = agc_graph_count(g, 1, i);
+    a->data = calloc((size_t)a->count, agc_dtype_size(a->dtype));
+    if (!a->data)
+      abort();
+    outp[i] = a->data;
+    snprintf(path, sizeof path, "%s/%s.npy", outdir, agc_graph_name(g, 1, i));
+    if (o->accumulate && agc_graph_is_grad(g, i) && access(path, F_OK) == 0) {
+      agc_array prev;
+      if (agc_npy_read(path, &prev, err, sizeof err) != 0) {
+        fprintf(stderr, "agc: %s\n", err);
+        rc = 1;
+        break;
+      }
+      int same = prev.dtype == a->dtype && prev.rank == a->rank;
+      for (int d = 0; same && d < a->rank; d++)
+        same = prev.dims[d] == a->dims[d];
+      if (!same) {
+        fprintf(stderr, "agc: %s: shape or dtype does not match gradient "
+                "'%s' (--accumulate)\n", path, agc_graph_name(g, 1, i));
+        agc_array_free(&prev);
+        rc = 1;
+        break;
+      }
+      memcpy(a->data, prev.data, (size_t)a->count * agc_dtype_size(a->dtype));
+      agc_array_free(&prev);
+    }
+  }
+  if (!rc) {
+    int reps = o->repeat > 0 ? o->repeat : 1;
+    double *t = calloc((size_t)reps, sizeof *t);
+    int status = 0;
+    for (int r = 0; r < reps && !status; r++) {
+      double t0 = now_us();
+      status = agc_graph_call(g, inp, outp, work);
+      t[r] = now_us() - t0;
+    }
+    if (status) {
+      fprintf(stderr, "agc: %s: an integer index input is out of range (a "
+              "label or index >= its number of classes, or < 0)\n", o->graph);
+      rc = 1;
+    } else if (o->repeat > 0) {
+      qsort(t, (size_t)reps, sizeof *t, cmp_double);
+      double med = reps % 2 ? t[reps / 2] : (t[reps / 2 - 1] + t[reps / 2]) / 2;
+      fprintf(stderr, "median_us=%.3f calls=%d\n", med, reps);
+    }
+    free(t);
+  }
+  for (int i = 0; i < nout && !rc; i++) {
+    snprintf(path, sizeof path, "%s/%s.npy", outdir, agc_graph_name(g, 1, i));
+    if (agc_npy_write(path, &outs[i], err, sizeof err) != 0) {
+      fprintf(stderr, "agc: %s\n", err);
+      rc = 1;
+    }
+  }
+  for (int i = 0; i < nin; i++)
+    agc_array_free(&ins[i]);
+  for (int i = 0; i < nout; i++)
+    agc_array_free(&outs[i]);
+  free(ins);
+  free(outs);
+  free(inp);
+  free(outp);
+  free(work);
+  agc_graph_free(g);
+  return rc;
+}
+
+/* ---- agc check --------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+static double uniform(void) { /* splitmix64 → [-1, 1) */
+  uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return (double)(z >> 11) / 9007199254740992.0 * 2 - 1;
+}
+
+static int cmd_check(Cli *o) {
+  if (!o->f64 && o->out)
+    return die2("%s", "check takes no -o");
+  agc_graph_options opt = {1, 0, 0, 0, o->name, 1};
+  char err[8192];
+  agc_graph *g = agc_graph_load(o->graph, &opt, err, sizeof err);
+  if (!g) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
+  fputs(agc_graph_warnings(g), stderr);
+  int nin = agc_graph_num_inputs(g), nout = agc_graph_num_outputs(g);
+  agc_array *ins = calloc((size_t)nin + 1, sizeof *ins);
+  const void **inp = calloc((size_t)nin + 1, sizeof *inp);
+  void **outp = calloc((size_t)nout + 1, sizeof *outp);
+  void *work = work_alloc(agc_graph_work_bytes(g));
+  int rc = check_pairs(o, g) ? 1 : 0;
+  int ngrad = 0;
+  for (int i = 0; i < nout; i++) {
+    outp[i] = calloc((size_t)agc_graph_count(g, 1, i), sizeof(double));
+    ngrad += agc_graph_is_grad(g, i);
+  }
+  if (!ngrad && !rc) {
+    fprintf(stderr, "agc: %s: nothing to check: the graph has no backward "
+            "statement\n", o->graph);
+    rc = 1;
+  }
+  for (int i = 0; i < nin && !rc; i++) {
+    int r = load_input(o, g, i, &ins[i], 1, 1);
+    if (r < 0) {
+      rc = 1;
+    } else if (r == 1) {
+      if (agc_graph_dtype(g, 0, i) == AGC_I32) {
+        fprintf(stderr, "agc: missing integer input '%s': give its values "
+                "(--inputs DIR or %s=FILE.npy)\n", agc_graph_name(g, 0, i),
+                agc_graph_name(g, 0, i));
+        rc = 1;
+        break;
+      }
+      agc_array *a = &ins[i];
+      a->dtype = AGC_F64;
+      a->rank = agc_graph_rank(g, 0, i);
+      for (int d = 0; d < a->rank; d++)
+        a->dims[d] = agc_graph_dims(g, 0, i)[d];
+      a->count = agc_graph_count(g, 0, i);
+      a->data = malloc((size_t)a->count * sizeof(double));
+      for (int64_t k = 0; k < a->count; k++)
+        ((double *)a->data)[k] = uniform();
+      fprintf(stderr, "agc: note: input '%s' not given; using random values "
+              "in [-1, 1]\n", agc_graph_name(g, 0, i));
+    }
+    inp[i] = ins[i].data;
+  }
+  /* the objective: sum over roots of <seed, root> */
+  int nroots = 0;
+  int *rootout = calloc((size_t)nout + 1, sizeof(int));
+  int *rootseed = calloc((size_t)nout + 1, sizeof(int));
+  for (int i = 0; i < nout; i++)
+    if (strncmp(agc_graph_name(g, 1, i), "agc_root_", 9) == 0) {
+      const char *rn = agc_graph_name(g, 1, i) + 9;
+      rootseed[nroots] = -1;
+      for (int k = 0; k < nin; k++)
+        if (strncmp(agc_graph_name(g, 0, k), "grad_", 5) == 0 &&
+            strcmp(agc_graph_name(g, 0, k) + 5, rn) == 0)
+          rootseed[nroots] = k;
+      rootout[nroots++] = i;
+    }
+  double worst_all = 0;
+  if (!rc) {
+    if (agc_graph_call(g, inp, outp, work) != 0) {
+      fprintf(stderr, "agc: %s: an integer index input is out of range\n",
+              o->graph);
+      rc = 1;
+    }
+  }
+  double **ad = calloc((size_t)nout + 1, sizeof *ad);
+  for (int i = 0; i < nout && !rc; i++) {
+    size_t n = (size_t)agc_graph_count(g, 1, i);
+    ad[i] = malloc(n * sizeof(double));
+    memcpy(ad[i], outp[i], n * sizeof(double));
+  }
+  double tol = o->tol > 0 ? o->tol : 1e-4;
+  int failed = 0;
+  for (int gi = 0; gi < nout && !rc; gi++) {
+    if (!agc_graph_is_grad(g, gi))
+      continue;
+    const char *pname = agc_graph_name(g, 1, gi) + 5;
+    int pi = -1;
+    for (int k = 0; k < nin; k++)
+      if (strcmp(agc_graph_name(g, 0, k), pname) == 0)
+        pi = k;
+    if (pi < 0)
+      continue;
+    double *x = ins[pi].data;
+    int64_t n = ins[pi].count;
+    double maxdiff = 0, scale = 0;
+    for (int64_t j = 0; j < n; j++) {
+      double x0 = x[j], h = 1e-6 * (fabs(x0) > 1 ? fabs(x0) : 1);
+      double f[2];
+      for (int s = 0; s < 2; s++) {
+        x[j] = x0 + (s ? -h : h);
+        agc_graph_call(g, inp, outp, work);
+        double J = 0;
+        for (int r = 0; r < nroots; r++) {
+          int oi = rootout[r];
+          const double *v = outp[oi];
+          int64_t m = agc_graph_count(g, 1, oi);
+          for (int64_t k = 0; k < m; k++)
+            J += v[k] * (rootseed[r] >= 0 ? ((double *)inp[rootseed[r]])[k] : 1);
+        }
+        f[s] = J;
+      }
+      x[j] = x0;
+      double fd = (f[0] - f[1]) / (2 * h);
+      double diff = fabs(fd - ad[gi][j]);
+      if (!(diff <= maxdiff))
+        maxdiff = diff; /* NaN sticks */
+      if (fabs(fd) > scale)
+        scale = fabs(fd);
+      if (fabs(ad[gi][j]) > scale)
+        scale = fabs(ad[gi][j]);
+    }
+    double rel = maxdiff / (scale > 1e-6 ? scale : 1e-6);
+    int ok = rel <= tol;
+    failed |= !ok;
+    if (!(rel <= worst_all))
+      worst_all = rel;
+    printf("%-24s max_rel_err=%.3g  (%lld elements)  %s\n",
+           agc_graph_name(g, 1, gi), rel, (long long)n, ok ? "ok" : "FAILED");
+  }
+  if (!rc && failed) {
+    fprintf(stderr, "agc: %s: gradient check failed: relative error above "
+            "tolerance %g\n", o->graph, tol);
+    rc = 1;
+  } else if (!rc) {
+    printf("all gradients match finite differences (worst %.3g, tol %g)\n",
+           worst_all, tol);
+  }
+  for (int i = 0; i < nin; i++)
+    agc_array_free(&ins[i]);
+  for (int i = 0; i < nout; i++) {
+    free(outp[i]);
+    free(ad[i]);
+  }
+  free(ad);
+  free(rootout);
+  free(rootseed);
+  free(ins);
+  free(inp);
+  free(outp);
+  free(work);
+  agc_graph_free(g);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2)
+    return die2("%s", "no arguments");
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    fputs(usage, stdout);
+    return 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("agc %s\n", AGC_VERSION);
+    return 0;
+  }
+  Cli o;
+  memset(&o, 0, sizeof o);
+  o.pairs = calloc((size_t)argc, sizeof *o.pairs);
+  int mode = 0, start = 1;
+  if (strcmp(argv[1], "run") == 0)
+    mode = 1, start = 2;
+  else if (strcmp(argv[1], "check") == 0)
+    mode = 2, start = 2, o.f64 = 1;
+  int rc = parse_cli(argc, argv, start, &o, mode);
+  if (rc == 0) {
+    if (mode == 2 && !o.f64)
+      rc = die2("%s", "check always runs in f64 (--dtype f64)");
+    else
+      rc = mode == 0 ? cmd_compile(&o) : mode == 1 ? cmd_run(&o) : cmd_check(&o);
+  }
+  free(o.pairs);
+  return rc;
+}

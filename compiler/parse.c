@@ -1,0 +1,1247 @@
+/* parse.c — the .graph parser. It builds IR directly (through ir.c) and
+ * lowers every library function to the primitives of ops.def.
+ *
+ *   program   = ("graph" IDENT NL)? stmt*
+ *   stmt      = decl | IDENT "=" expr | "output" names | "backward" names
+ *   decl      = ("input" | "param") IDENT (":" IDENT)? ("[" dims "]")?
+ *   expr      = arith (CMPOP arith)?
+ *   arith     = term (("+" | "-") term)*
+ *   term      = unary (("*" | "/" | "@") unary)*
+ *   unary     = "-" unary | "+" unary | power
+ *   power     = postfix ("**" unary)?
+ *   postfix   = primary ("(" args ")" | "[" index "]" | "." "T")*
+ *   primary   = NUM | IDENT | "true" | "false" | "(" expr ")" | "[" list "]"
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agc.h"
+
+/* A parsed value: a tensor (IR node), a bracketed list, or a boolean. */
+typedef enum { V_NODE, V_LIST, V_BOOL } VKind;
+typedef struct Val Val;
+struct Val {
+  VKind kind;
+  int node;
+  int b;
+  Val *items;
+  int nitems;
+  Loc loc;
+  const char *argname; /* name= of a call argument, or NULL */
+};
+
+typedef struct {
+  const char *name;
+  int node;
+  Loc loc;
+} Sym;
+
+typedef struct {
+  Ctx *c;
+  Token *t;
+  int pos, ntok;
+  Sym *syms;
+  int nsyms, symcap;
+  int nstmts;
+} P;
+
+static Token *peek(P *p) { return &p->t[p->pos]; }
+static Loc tloc(const Token *t) { return (Loc){t->line, t->col}; }
+static int is_punct(const Token *t, const char *s) {
+  return t->kind == T_PUNCT && (size_t)t->len == strlen(s) &&
+         memcmp(t->text, s, (size_t)t->len) == 0;
+}
+static int is_ident(const Token *t, const char *s) {
+  return t->kind == T_IDENT && (size_t)t->len == strlen(s) &&
+         memcmp(t->text, s, (size_t)t->len) == 0;
+}
+static int accept(P *p, const char *s) {
+  if (is_punct(peek(p), s)) {
+    p->pos++;
+    return 1;
+  }
+  return 0;
+}
+static const char *tok_desc(P *p, const Token *t) {
+  static const char *const names[] = {"end of file", "end of line"};
+  if (t->kind == T_EOF || t->kind == T_NEWLINE)
+    return names[t->kind];
+  return arena_strndup(&p->c->arena, t->text, (size_t)t->len);
+}
+static void expect(P *p, const char *s) {
+  if (!accept(p, s))
+    error_at(p->c, tloc(peek(p)), "expected '%s', found '%s'", s,
+             tok_desc(p, peek(p)));
+}
+
+static const char *const keywords[] = {"graph", "input",    "param", "output",
+                                       "backward", "true", "false", NULL};
+static int is_keyword(const Token *t) {
+  for (const char *const *k = keywords; *k; k++)
+    if (is_ident(t, *k))
+      return 1;
+  return 0;
+}
+
+static const char *ident(P *p, const char *what) {
+  Token *t = peek(p);
+  if (t->kind != T_IDENT)
+    error_at(p->c, tloc(t), "expected %s, found '%s'", what, tok_desc(p, t));
+  if (is_keyword(t))
+    error_at(p->c, tloc(t), "'%.*s' is a keyword and cannot name %s", t->len,
+             t->text, what);
+  p->pos++;
+  return arena_strndup(&p->c->arena, t->text, (size_t)t->len);
+}
+
+/* ---- symbols ------------------------------------------------------------ */
+
+static Sym *lookup(P *p, const char *name) {
+  for (int i = p->nsyms - 1; i >= 0; i--)
+    if (strcmp(p->syms[i].name, name) == 0)
+      return &p->syms[i];
+  return NULL;
+}
+
+static void define(P *p, const char *name, int node, Loc loc) {
+  Sym *old = lookup(p, name);
+  if (old)
+    error_at(p->c, loc, "'%s' is already defined (at line %d)", name,
+             old->loc.line);
+  if (p->nsyms == p->symcap) {
+    int ncap = p->symcap ? p->symcap * 2 : 64;
+    Sym *ns = arena_alloc(&p->c->arena, sizeof *ns * (size_t)ncap);
+    if (p->nsyms)
+      memcpy(ns, p->syms, sizeof *ns * (size_t)p->nsyms);
+    p->syms = ns;
+    p->symcap = ncap;
+  }
+  p->syms[p->nsyms++] = (Sym){name, node, loc};
+}
+
+/* Linear symbol lookup is fine for hand-written graphs; large generated
+ * graphs get a hash index. */
+typedef struct {
+  int *slot;
+  int cap;
+} SymIndex;
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static Node *NODE(P *p, int id) { return &p->c->g.nodes[id]; }
+static Shape SHAPE(P *p, int id) { return p->c->g.nodes[id].shape; }
+
+static int need_node(P *p, Val v, const char *fn) {
+  if (v.kind != V_NODE)
+    error_at(p->c, v.loc, "%s: expected a tensor here, found a %s", fn,
+             v.kind == V_LIST ? "list" : "boolean");
+  return v.node;
+}
+
+static int need_float(P *p, int id, Loc loc, const char *fn) {
+  (void)p, (void)loc, (void)fn;
+  return id;
+}
+
+static int64_t need_int(P *p, Val v, const char *fn, const char *what) {
+  double x;
+  if (v.kind != V_NODE || !ir_is_const(p->c, v.node, &x) ||
+      SHAPE(p, v.node).rank != 0 || x != floor(x) || fabs(x) > 9e15)
+    error_at(p->c, v.loc, "%s: %s must be an integer constant", fn, what);
+  return (int64_t)x;
+}
+
+static double need_number(P *p, Val v, const char *fn, const char *what) {
+  double x;
+  if (v.kind != V_NODE || !ir_is_const(p->c, v.node, &x) ||
+      SHAPE(p, v.node).rank != 0)
+    error_at(p->c, v.loc, "%s: %s must be a number", fn, what);
+  return x;
+}
+
+static int norm_axis(P *p, int64_t ax, int rank, Loc loc) {
+  if (ax < -rank || ax >= (rank ? rank : 1) || (rank == 0 && ax != 0 &&
+                                               ax != -1))
+    error_at(p->c, loc, "axis %lld is out of range for a tensor of rank %d",
+             (long long)ax, rank);
+  if (rank == 0)
+    return 0;
+  return (int)(ax < 0 ? ax + rank : ax);
+}
+
+static Shape need_shape(P *p, Val v, const char *fn, int64_t numel_for_neg1) {
+  if (v.kind != V_LIST)
+    error_at(p->c, v.loc, "%s: expected a shape like [2, 3]", fn);
+  if (v.nitems > MAX_RANK)
+    error_at(p->c, v.loc, "%s: more than %d dimensions", fn, MAX_RANK);
+  Shape s = {v.nitems, {0}};
+  int neg = -1;
+  int64_t known = 1;
+  for (int i = 0; i < v.nitems; i++) {
+    int64_t d = need_int(p, v.items[i], fn, "a dimension");
+    if (d == -1 && numel_for_neg1 >= 0) {
+      if (neg >= 0)
+        error_at(p->c, v.items[i].loc, "%s: only one dimension may be -1", fn);
+      neg = i;
+      continue;
+    }
+    if (d <= 0)
+      error_at(p->c, v.items[i].loc,
+               "%s: dimension %lld must be positive", fn, (long long)d);
+    if (d > MAX_ELEMS || known > MAX_ELEMS / d)
+      error_at(p->c, v.items[i].loc, "%s: tensor too large to address", fn);
+    s.d[i] = d;
+    known *= d;
+  }
+  if (neg >= 0) {
+    if (numel_for_neg1 % known != 0)
+      error_at(p->c, v.items[neg].loc,
+               "%s: cannot infer -1: %lld elements are not divisible by %lld",
+               fn, (long long)numel_for_neg1, (long long)known);
+    s.d[neg] = numel_for_neg1 / known;
+  }
+  return s;
+}
+
+/* Call arguments: positional first, then name=value. */
+typedef struct {
+  const char *fn;
+  Loc loc;
+  Val *pos;
+  int npos;
+  Val *named;
+  int nnamed;
+  int *used;
+} Call;
+
+static Val *argp(P *p, Call *k, int i, const char *name, int required) {
+  if (i < k->npos)
+    return &k->pos[i];
+  for (int j = 0; j < k->nnamed; j++)
+    if (strcmp(k->named[j].argname, name) == 0) {
+      k->used[j] = 1;
+      return &k->named[j];
+    }
+  if (required)
+    error_at(p->c, k->loc, "%s() needs argument '%s'", k->fn, name);
+  return NULL;
+}
+
+static void check_arity(P *p, Call *k, int maxpos) {
+  if (k->npos > maxpos)
+    error_at(p->c, k->pos[maxpos].loc, "%s() takes at most %d positional "
+             "argument%s, got %d", k->fn, maxpos, maxpos == 1 ? "" : "s",
+             k->npos);
+}
+
+static void check_named(P *p, Call *k) {
+  for (int j = 0; j < k->nnamed; j++)
+    if (!k->used[j])
+      error_at(p->c, k->named[j].loc, "%s() has no argument named '%s'",
+               k->fn, k->named[j].argname);
+}
+
+/* axis=k or axis=[..] into a mask; none → all axes. *single is set when
+ * the user named exactly one integer axis (first-max semantics). */
+static unsigned axis_mask(P *p, Call *k, int idx, int rank, int *single) {
+  Val *v = argp(p, k, idx, "axis", 0);
+  *single = 0;
+  if (!v)
+    return rank ? (1u << rank) - 1 : 0;
+  if (v->kind == V_LIST) {
+    unsigned m = 0;
+    for (int i = 0; i < v->nitems; i++) {
+      int a = norm_axis(p, need_int(p, v->items[i], k->fn, "an axis"), rank,
+                        v->items[i].loc);
+      if (m & (1u << a))
+        error_at(p->c, v->items[i].loc, "%s: axis %d listed twice", k->fn, a);
+      m |= 1u << a;
+    }
+    return m;
+  }
+  int a = norm_axis(p, need_int(p, *v, k->fn, "axis"), rank, v->loc);
+  *single = 1;
+  return rank ? 1u << a : 0;
+}
+
+static int bool_arg(P *p, Call *k, int idx, const char *name, int dflt) {
+  Val *v = argp(p, k, idx, name, 0);
+  if (!v)
+    return dflt;
+  if (v->kind != V_BOOL)
+    error_at(p->c, v->loc, "%s: %s must be true or false", k->fn, name);
+  return v->b;
+}
+
+/* Drops the reduced (size-1) axes of a keepdim result. */
+static int drop_axes(P *p, int r, unsigned mask, Loc loc) {
+  Shape s = SHAPE(p, r), o = {0, {0}};
+  for (int i = 0; i < s.rank; i++)
+    if (!(mask & (1u << i)))
+      o.d[o.rank++] = s.d[i];
+  return ir_reshape(p->c, r, o, loc);
+}
+
+static int reduce_count(P *p, int x, unsigned mask) {
+  Shape s = SHAPE(p, x);
+  int64_t n = 1;
+  for (int i = 0; i < s.rank; i++)
+    if (mask & (1u << i))
+      n *= s.d[i];
+  return (int)(n > 0);
+}
+
+static int64_t mask_count(Shape s, unsigned mask) {
+  int64_t n = 1;
+  for (int i = 0; i < s.rank; i++)
+    if (mask & (1u << i))
+      n *= s.d[i];
+  return n;
+}
+
+static int max_keep(P *p, Op op, int x, unsigned mask, int single, Loc loc) {
+  int r = ir_reduce(p->c, op, x, mask, loc);
+  if (single && r != x && NODE(p, r)->op == op) {
+    /* Same values, but the gradient goes to the first extremum only. */
+    Node t = *NODE(p, r);
+    t.flags = 1;
+    r = ir_node(p->c, &t, NODE(p, r)->in);
+  }
+  return r;
+}
+
+/* logsumexp over mask, keepdim: m + log(sum(exp(x - m))) with m a detached
+ * max, so it is finite for any finite input and its gradient is softmax. */
+static int lse_keep(P *p, int x, unsigned mask, Loc loc) {
+  Ctx *c = p->c;
+  int m = ir_unary(c, OP_DETACH, ir_reduce(c, OP_MAX, x, mask, loc), loc);
+  int e = ir_unary(c, OP_EXP, ir_binary(c, OP_SUB, x, m, loc), loc);
+  int s = ir_reduce(c, OP_SUM, e, mask, loc);
+  return ir_binary(c, OP_ADD, ir_unary(c, OP_LOG, s, loc), m, loc);
+}
+
+static int matmul_any(P *p, int a, int b, Loc loc) {
+  Ctx *c = p->c;
+  Shape sa = SHAPE(p, a), sb = SHAPE(p, b);
+  if (sa.rank == 0 || sb.rank == 0)
+    error_at(c, loc, "matmul operands must have at least 1 dimension (got "
+             "rank %d and %d)", sa.rank, sb.rank);
+  int va = sa.rank == 1, vb = sb.rank == 1;
+  if (va) { /* [K] -> [1, K] */
+    Shape s = {2, {1, sa.d[0]}};
+    a = ir_reshape(c, a, s, loc);
+  }
+  if (vb) { /* [K] -> [K, 1] */
+    Shape s = {2, {sb.d[0], 1}};
+    b = ir_reshape(c, b, s, loc);
+  }
+  int r = ir_matmul(c, a, b, 0, loc);
+  if (va || vb) {
+    Shape s = SHAPE(p, r), o = {0, {0}};
+    for (int i = 0; i < s.rank; i++) {
+      if (va && i == s.rank - 2)
+        continue;
+      if (vb && i == s.rank - 1)
+        continue;
+      o.d[o.rank++] = s.d[i];
+    }
+    r = ir_reshape(c, r, o, loc);
+  }
+  return r;
+}
+
+static int transpose2(P *p, int x, int a, int b, Loc loc) {
+  int perm[MAX_RANK];
+  for (int i = 0; i < MAX_RANK; i++)
+    perm[i] = i;
+  perm[a] = b;
+  perm[b] = a;
+  (void)p;
+  return ir_transpose(p->c, x, perm, loc);
+}
+
+static int grad_call(P *p, Call *k) {
+  Ctx *c = p->c;
+  check_arity(p, k, 3);
+  int y = need_node(p, *argp(p, k, 0, "y", 1), "grad");
+  Val *xv = argp(p, k, 1, "x", 1);
+  int x = need_node(p, *xv, "grad");
+  Val *vv = argp(p, k, 2, "v", 0);
+  check_named(p, k);
+  if (NODE(p, x)->dt == DT_I32)
+    error_at(c, xv->loc, "grad: cannot differentiate with respect to an "
+             "i32 value");
+  if (NODE(p, y)->dt == DT_I32)
+    error_at(c, k->pos[0].loc, "grad: cannot differentiate an i32 value");
+  int seed = -1;
+  if (vv) {
+    seed = need_node(p, *vv, "grad");
+    Shape sy = SHAPE(p, y), sv = SHAPE(p, seed);
+    if (sy.rank != sv.rank || memcmp(sy.d, sv.d, sizeof(int64_t) *
+                                                     (size_t)sy.rank)) {
+      char a[128], b[128];
+      shape_str(&sy, a, sizeof a);
+      shape_str(&sv, b, sizeof b);
+      error_at(c, vv->loc, "grad: seed v has shape %s but y has shape %s", b,
+               a);
+    }
+  } else if (SHAPE(p, y).rank != 0 && NODE(p, y)->numel != 1) {
+    char a[128];
+    Shape sy = SHAPE(p, y);
+    shape_str(&sy, a, sizeof a);
+    error_at(c, k->pos[0].loc, "grad: y has shape %s; grad can be implicitly "
+             "created only for a scalar y (pass a seed: grad(y, x, v))", a);
+  }
+  int g, unused = 0;
+  autodiff(c, &y, &seed, 1, &x, 1, &g, &unused, k->loc);
+  if (unused)
+    warn_at(c, xv->loc, "grad: y does not depend on this value; its "
+            "gradient is zero");
+  return g;
+}
+
+static int call(P *p, Call *k);
+
+/* ---- expressions ----------------------------------------------------------- */
+
+static Val expr(P *p);
+
+static Val mknode(int id, Loc loc) {
+  Val v;
+  memset(&v, 0, sizeof v);
+  v.kind = V_NODE;
+  v.node = id;
+  v.loc = loc;
+  return v;
+}
+
+static Val list_literal(P *p, Loc loc) {
+  /* after '[' */
+  Val v;
+  memset(&v, 0, sizeof v);
+  v.kind = V_LIST;
+  v.loc = loc;
+  int cap = 0;
+  while (!is_punct(peek(p), "]")) {
+    if (v.nitems == cap) {
+      cap = cap ? cap * 2 : 8;
+      Val *ni = arena_alloc(&p->c->arena, sizeof *ni * (size_t)cap);
+      if (v.nitems)
+        memcpy(ni, v.items, sizeof *ni * (size_t)v.nitems);
+      v.items = ni;
+    }
+    v.items[v.nitems++] = expr(p);
+    if (!accept(p, ","))
+      break;
+  }
+  expect(p, "]");
+  return v;
+}
+
+static Val args_and_call(P *p, const char *fn, Loc loc) {
+  /* after '(' */
+  Call k;
+  memset(&k, 0, sizeof k);
+  k.fn = fn;
+  k.loc = loc;
+  int cap = 16;
+  k.pos = arena_alloc(&p->c->arena, sizeof(Val) * (size_t)cap);
+  k.named = arena_alloc(&p->c->arena, sizeof(Val) * (size_t)cap);
+  k.used = arena_alloc(&p->c->arena, sizeof(int) * (size_t)cap);
+  while (!is_punct(peek(p), ")")) {
+    if (k.npos + k.nnamed >= cap)
+      error_at(p->c, tloc(peek(p)), "%s(): too many arguments", fn);
+    Token *t = peek(p);
+    if (t->kind == T_IDENT && is_punct(&p->t[p->pos + 1], "=")) {
+      const char *name = arena_strndup(&p->c->arena, t->text, (size_t)t->len);
+      for (int j = 0; j < k.nnamed; j++)
+        if (strcmp(k.named[j].argname, name) == 0)
+          error_at(p->c, tloc(t), "%s(): argument '%s' given twice", fn, name);
+      p->pos += 2;
+      Val v = expr(p);
+      v.argname = name;
+      v.loc = tloc(t);
+      k.named[k.nnamed++] = v;
+    } else {
+      if (k.nnamed)
+        error_at(p->c, tloc(t), "%s(): positional argument after a named one",
+                 fn);
+      k.pos[k.npos++] = expr(p);
+    }
+    if (!accept(p, ","))
+      break;
+  }
+  expect(p, ")");
+  return mknode(call(p, &k), loc);
+}
+
+/* x[i], x[a:b, :, k] */
+static int index_expr(P *p, int x, Loc loc) {
+  Ctx *c = p->c;
+  Shape s = SHAPE(p, x);
+  int64_t start[MAX_RANK] = {0};
+  Shape out = s, keep = {0, {0}};
+  int dim = 0;
+  while (!is_punct(peek(p), "]")) {
+    if (dim >= s.rank)
+      error_at(c, tloc(peek(p)), "too many indices for a tensor of rank %d",
+               s.rank);
+    Loc il = tloc(peek(p));
+    int64_t n = s.d[dim], lo = 0, hi = n;
+    int is_slice = 0;
+    if (!is_punct(peek(p), ":")) {
+      Val v = expr(p);
+      lo = need_int(p, v, "index", "an index");
+    } else {
+      lo = 0;
+    }
+    if (accept(p, ":")) {
+      is_slice = 1;
+      if (!is_punct(peek(p), ",") && !is_punct(peek(p), "]")) {
+        Val v = expr(p);
+        hi = need_int(p, v, "slice", "a slice bound");
+        if (hi < 0)
+          hi += n;
+        if (hi > n)
+          hi = n;
+      }
+      if (lo < 0)
+        lo += n;
+      if (lo < 0)
+        lo = 0;
+      if (lo > n)
+        lo = n;
+      if (hi <= lo)
+        error_at(c, il, "slice of axis %d is empty (size %lld)", dim,
+                 (long long)n);
+      if (is_punct(peek(p), ":"))
+        error_at(c, tloc(peek(p)), "slices with a step are not supported");
+    } else {
+      if (lo < -n || lo >= n)
+        error_at(c, il, "index %lld is out of range for axis %d of size %lld",
+                 (long long)lo, dim, (long long)n);
+      if (lo < 0)
+        lo += n;
+      hi = lo + 1;
+    }
+    start[dim] = lo;
+    out.d[dim] = hi - lo;
+    if (is_slice)
+      keep.d[keep.rank++] = hi - lo;
+    dim++;
+    if (!accept(p, ","))
+      break;
+  }
+  expect(p, "]");
+  for (; dim < s.rank; dim++)
+    keep.d[keep.rank++] = s.d[dim];
+  int r = ir_slice(c, OP_SLICE, x, start, out, loc);
+  return ir_reshape(c, r, keep, loc);
+}
+
+static Val primary(P *p) {
+  Token *t = peek(p);
+  Loc loc = tloc(t);
+  if (t->kind == T_NUM) {
+    p->pos++;
+    return mknode(ir_scalar(p->c, t->num), loc);
+  }
+  if (accept(p, "(")) {
+    Val v = expr(p);
+    expect(p, ")");
+    v.loc = loc;
+    return v;
+  }
+  if (accept(p, "["))
+    return list_literal(p, loc);
+  if (is_ident(t, "true") || is_ident(t, "false")) {
+    p->pos++;
+    Val v;
+    memset(&v, 0, sizeof v);
+    v.kind = V_BOOL;
+    v.b = is_ident(t, "true");
+    v.loc = loc;
+    return v;
+  }
+  if (t->kind == T_IDENT && !is_keyword(t)) {
+    p->pos++;
+    const char *name = arena_strndup(&p->c->arena, t->text, (size_t)t->len);
+    if (is_punct(peek(p), "(")) {
+      p->pos++;
+      return args_and_call(p, name, loc);
+    }
+    Sym *s = lookup(p, name);
+    if (!s)
+      error_at(p->c, loc, "unknown name '%s'", name);
+    return mknode(s->node, loc);
+  }
+  if (t->kind == T_EOF || t->kind == T_NEWLINE)
+    error_at(p->c, loc, "expected an expression, found %s", tok_desc(p, t));
+  error_at(p->c, loc, "expected an expression, found '%s'", tok_desc(p, t));
+}
+
+static Val postfix(P *p) {
+  Val v = primary(p);
+  for (;;) {
+    Token *t = peek(p);
+    if (is_punct(t, "[") && v.kind == V_NODE) {
+      p->pos++;
+      v = mknode(index_expr(p, v.node, tloc(t)), v.loc);
+    } else if (is_punct(t, ".")) {
+      p->pos++;
+      Token *f = peek(p);
+      if (!is_ident(f, "T"))
+        error_at(p->c, tloc(f), "expected 'T' after '.'");
+      p->pos++;
+      int x = need_node(p, v, ".T");
+      if (SHAPE(p, x).rank != 2)
+        error_at(p->c, tloc(f), ".T needs a 2-D tensor, got rank %d",
+                 SHAPE(p, x).rank);
+      v = mknode(transpose2(p, x, 0, 1, tloc(t)), v.loc);
+    } else if (is_punct(t, "(")) {
+      error_at(p->c, tloc(t), "only a function name can be called");
+    } else {
+      return v;
+    }
+  }
+}
+
+static Val unary(P *p);
+
+static Val binop(P *p, Op op, Val a, Val b, Loc loc, const char *sym) {
+  int x = need_node(p, a, sym), y = need_node(p, b, sym);
+  if (op == OP_MATMUL)
+    return mknode(matmul_any(p, x, y, loc), a.loc);
+  return mknode(ir_binary(p->c, op, x, y, loc), a.loc);
+}
+
+static Val power(P *p) {
+  Val v = postfix(p);
+  Token *t = peek(p);
+  if (accept(p, "**")) {
+    Val e = unary(p);
+    v = binop(p, OP_POW, v, e, tloc(t), "**");
+  }
+  return v;
+}
+
+static Val unary(P *p) {
+  Token *t = peek(p);
+  if (accept(p, "-")) {
+    Val v = unary(p);
+    return mknode(ir_unary(p->c, OP_NEG, need_node(p, v, "-"), tloc(t)),
+                  tloc(t));
+  }
+  if (accept(p, "+"))
+    return unary(p);
+  return power(p);
+}
+
+static Val term(P *p) {
+  Val v = unary(p);
+  for (;;) {
+    Token *t = peek(p);
+    Op op;
+    if (is_punct(t, "*"))
+      op = OP_MUL;
+    else if (is_punct(t, "/"))
+      op = OP_DIV;
+    else if (is_punct(t, "@"))
+      op = OP_MATMUL;
+    else
+      return v;
+    p->pos++;
+    Val w = unary(p);
+    v = binop(p, op, v, w, tloc(t), tok_desc(p, t));
+  }
+}
+
+static Val arith(P *p) {
+  Val v = term(p);
+  for (;;) {
+    Token *t = peek(p);
+    Op op;
+    if (is_punct(t, "+"))
+      op = OP_ADD;
+    else if (is_punct(t, "-"))
+      op = OP_SUB;
+    else
+      return v;
+    p->pos++;
+    Val w = term(p);
+    v = binop(p, op, v, w, tloc(t), tok_desc(p, t));
+  }
+}
+
+static int cmp_op(const Token *t, Op *op) {
+  static const struct {
+    const char *s;
+    Op op;
+  } ops[] = {{"<", OP_LT},  {"<=", OP_LE}, {">", OP_GT},
+             {">=", OP_GE}, {"==", OP_EQ}, {"!=", OP_NE}};
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+    if (is_punct(t, ops[i].s)) {
+      *op = ops[i].op;
+      return 1;
+    }
+  return 0;
+}
+
+static Val expr(P *p) {
+  Val v = arith(p);
+  Op op;
+  Token *t = peek(p);
+  if (cmp_op(t, &op)) {
+    p->pos++;
+    Val w = arith(p);
+    v = binop(p, op, v, w, tloc(t), tok_desc(p, t));
+    if (cmp_op(peek(p), &op))
+      error_at(p->c, tloc(peek(p)),
+               "comparisons cannot be chained; use parentheses");
+  }
+  return v;
+}
+
+/* ---- functions ------------------------------------------------------------- */
+
+static const struct {
+  const char *name;
+  Op op;
+} unary_fns[] = {
+    {"exp", OP_EXP},         {"log", OP_LOG},     {"sin", OP_SIN},
+    {"cos", OP_COS},         {"tan", OP_TAN},     {"tanh", OP_TANH},
+    {"sigmoid", OP_SIGMOID}, {"relu", OP_RELU},   {"abs", OP_ABS},
+    {"sqrt", OP_SQRT},       {"rsqrt", OP_RSQRT}, {"log1p", OP_LOG1P},
+    {"expm1", OP_EXPM1},     {"softplus", OP_SOFTPLUS},
+    {"sign", OP_SIGN},       {"erf", OP_ERF},     {"detach", OP_DETACH},
+};
+
+static int call(P *p, Call *k) {
+  Ctx *c = p->c;
+  const char *fn = k->fn;
+  Loc loc = k->loc;
+  for (size_t i = 0; i < sizeof unary_fns / sizeof unary_fns[0]; i++)
+    if (strcmp(fn, unary_fns[i].name) == 0) {
+      check_arity(p, k, 1);
+      int x = need_node(p, *argp(p, k, 0, "x", 1), fn);
+      check_named(p, k);
+      return ir_unary(c, unary_fns[i].op, x, loc);
+    }
+  if (strcmp(fn, "square") == 0) {
+    check_arity(p, k, 1);
+    int x = need_node(p, *argp(p, k, 0, "x", 1), fn);
+    check_named(p, k);
+    return ir_binary(c, OP_MUL, x, x, loc);
+  }
+  if (strcmp(fn, "gelu") == 0) { /* exact: x * Phi(x) */
+    check_arity(p, k, 1);
+    int x = need_node(p, *argp(p, k, 0, "x", 1), fn);
+    check_named(p, k);
+    int u = ir_binary(c, OP_MUL, x, ir_scalar(c, 0.70710678118654752440), loc);
+    int phi = ir_binary(c, OP_MUL, ir_scalar(c, 0.5),
+                        ir_binary(c, OP_ADD, ir_scalar(c, 1),
+                                  ir_unary(c, OP_ERF, u, loc), loc), loc);
+    return ir_binary(c, OP_MUL, x, phi, loc);
+  }
+  static const struct {
+    const char *name;
+    Op op;
+  } bin[] = {{"pow", OP_POW}, {"maximum", OP_MAXIMUM},
+             {"minimum", OP_MINIMUM}};
+  for (size_t i = 0; i < sizeof bin / sizeof bin[0]; i++)
+    if (strcmp(fn, bin[i].name) == 0) {
+      check_arity(p, k, 2);
+      int a = need_node(p, *argp(p, k, 0, "a", 1), fn);
+      int b = need_node(p, *argp(p, k, 1, "b", 1), fn);
+      check_named(p, k);
+      return ir_binary(c, bin[i].op, a, b, loc);
+    }
+  if (strcmp(fn, "where") == 0) {
+    check_arity(p, k, 3);
+    int cond = need_node(p, *argp(p, k, 0, "cond", 1), fn);
+    int a = need_node(p, *argp(p, k, 1, "a", 1), fn);
+    int b = need_node(p, *argp(p, k, 2, "b", 1), fn);
+    check_named(p, k);
+    return ir_where(c, cond, a, b, loc);
+  }
+  if (strcmp(fn, "clamp") == 0) {
+    /* PyTorch's clamp: the gradient passes where lo <= x <= hi. */
+    check_arity(p, k, 3);
+    int x = need_node(p, *argp(p, k, 0, "x", 1), fn);
+    int lo = need_node(p, *argp(p, k, 1, "lo", 1), fn);
+    int hi = need_node(p, *argp(p, k, 2, "hi", 1), fn);
+    check_named(p, k);
+    int up = ir_where(c, ir_binary(c, OP_GT, x, hi, loc), hi, x, loc);
+    return ir_where(c, ir_binary(c, OP_LT, x, lo, loc), lo, up, loc);
+  }
+  static const struct {
+    const char *name;
+    Op op;
+  } red[] = {{"sum", OP_SUM}, {"mean", OP_SUM}, {"max", OP_MAX},
+             {"min", OP_MIN}, {"prod", OP_PROD}, {"logsumexp", OP_SUM}};
+  for (size_t i = 0; i < sizeof red / sizeof red[0]; i++)
+    if (strcmp(fn, red[i].name) == 0) {
+      check_arity(p, k, 3);
+      int x = need_node(p, *argp(p, k, 0, "x", 1), fn);
+      int rank = SHAPE(p, x).rank, single;
+      unsigned mask = axis_mask(p, k, 1, rank, &single);
+      int keep = bool_arg(p, k, 2, "keepdim", 0);
+      check_named(p, k);
+      int r;
+      if (strcmp(fn, "logsumexp") == 0) {
+        r = lse_keep(p, x, mask, loc);
+      } else if (strcmp(fn, "prod") == 0) {
+        r = ir_reduce(c, OP_PROD, x, mask, loc);
+      } else if (red[i].op == OP_SUM) {
+        r = ir_reduce(c, OP_SUM, x, mask, loc);
+        if (strcmp(fn, "mean") == 0)
+          r = ir_binary(c, OP_DIV, r,
+                        ir_scalar(c, (double)mask_count(SHAPE(p, x), mask)),
+                        loc);
+      } else {
+        r = max_keep(p, red[i].op, x, mask, single, loc);
+      }
+      (void)reduce_count;
+      return keep ? r : drop_axes(p, r, mask, loc);
+    }
+  if (strcmp(fn, "softmax") == 0 || strcmp(fn, "log_softmax") == 0) {
+    check_arity(p, k, 2);
+    int x = need_node(p, *argp(p, k, 0, "x", 1), fn);
+    Val *av = argp(p, k, 1, "axis", 0);
+    check_named(p, k);
+    int rank = SHAPE(p, x).rank;
+    int ax = av ? norm_axis(p, need_int(p, *av, fn, "axis"), rank, av->loc)
+                : norm_axis(p, -1, rank, loc);
+    unsigned mask = rank ? 1u << ax : 0;
+    int l = ir_binary(c, OP_SUB, x, lse_keep(p, x, mask, loc), loc);
+    return fn[0] == 's' ? ir_unary(c, OP_EXP, l, loc) : l;
+  }
+  if (strcmp(fn, "mse_loss") == 0) {
+    check_arity(p, k, 2);
+    int y = need_node(p, *argp(p, k, 0, "y", 1), fn);
+    int t = need_node(p, *argp(p, k, 1, "t", 1), fn);
+    check_named(p, k);
+    int d = ir_binary(c, OP_SUB, y, t, loc);
+    int sq = ir_binary(c, OP_MUL, d, d, loc);
+    Shape s = SHAPE(p, sq);
+    unsigned all = s.rank ? (1u << s.rank) - 1 : 0;
+    int r = ir_reduce(c, OP_SUM, sq, all, loc);
+    r = ir_binary(c, OP_DIV, r, ir_scalar(c, (double)NODE(p, sq)->numel), loc);
+    return drop_axes(p, r, all, loc);
+  }
+  if (strcmp(fn, "bce_with_logits") == 0) {
+    check_arity(p, k, 2);
+    int z = need_node(p, *argp(p, k, 0, "z", 1), fn);
+    int t = need_node(p, *argp(p, k, 1, "t", 1), fn);
+    check_named(p, k);
+    int l = ir_binary(c, OP_SUB, ir_unary(c, OP_SOFTPLUS, z, loc),
+                      ir_binary(c, OP_MUL, z, t, loc), loc);
+    Shape s = SHAPE(p, l);
+    unsigned all = s.rank ? (1u << s.rank) - 1 : 0;
+    int r = ir_reduce(c, OP_SUM, l, all, loc);
+    r = ir_binary(c, OP_DIV, r, ir_scalar(c, (double)NODE(p, l)->numel), loc);
+    return drop_axes(p, r, all, loc);
+  }
+  if (strcmp(fn, "cross_entropy") == 0) {
+    check_arity(p, k, 2);
+    Val *lv = argp(p, k, 0, "logits", 1);
+    int z = need_node(p, *lv, fn);
+    Val *yv = argp(p, k, 1, "labels", 1);
+    int y = need_node(p, *yv, fn);
+    check_named(p, k);
+    Shape sz = SHAPE(p, z), sy = SHAPE(p, y);
+    if (sz.rank != 2)
+      error_at(c, lv->loc, "cross_entropy: logits must be [N, C], got rank %d",
+               sz.rank);
+    if (NODE(p, y)->dt != DT_I32)
+      error_at(c, yv->loc, "cross_entropy: labels must be an i32 input");
+    if (sy.rank != 1 || sy.d[0] != sz.d[0])
+      error_at(c, yv->loc, "cross_entropy: labels must have shape [%lld]",
+               (long long)sz.d[0]);
+    int lsm = ir_binary(c, OP_SUB, z, lse_keep(p, z, 2u, loc), loc);
+    int oh = ir_onehot(c, y, sz.d[1], loc);
+    int picked = ir_reduce(c, OP_SUM, ir_binary(c, OP_MUL, lsm, oh, loc), 3u,
+                           loc);
+    int r = ir_binary(c, OP_DIV, picked, ir_scalar(c, -(double)sz.d[0]), loc);
+    return drop_axes(p, r, 3u, loc);
+  }
+  if (strcmp(fn, "reshape") == 0) {
+    check_arity(p, k, 2);
+    int x = need_node(p, *argp(p, k, 0, "x", 1), fn);
+    Shape s = need_shape(p, *argp(p, k, 1, "shape", 1), fn, NODE(p, x)->numel);
+    check_named(p, k);
+    return ir_reshape(c, x, s, loc);
+  }
+  if (strcmp(fn, "broadcast_to") == 0) {
+    check_arity(p, k, 2);
+    int x = need_node(p, *argp(p, k, 0, "x", 1), fn);
+    Shape s = need_shape(p, *argp(p, k, 1, "shape", 1), fn, -1);
+    check_named(p, k);
+    return ir_broadcast(c, x, s, loc);
+  }
+  if (strcmp(fn, "transpose") == 0) {
+    check_arity(p, k, 3);
+    int x = need_node(p, *argp(p, k, 0, "x", 1), fn);
+    int r = SHAPE(p, x).rank;
+    Val *av = argp(p, k, 1, "a", 1), *bv = argp(p, k, 2, "b", 1);
+    int a = norm_axis(p, need_int(p, *av, fn, "axis"), r, av->loc);
+    int b = norm_axis(p, need_int(p, *bv, fn, "axis"), r, bv->loc);
+    check_named(p, k);
+    if (r == 0)
+      return x;
+    return transpose2(p, x, a, b, loc);
+  }
+  if (strcmp(fn, "unsqueeze") == 0 || strcmp(fn, "squeeze") == 0) {
+    check_arity(p, k, 2);
+    int x = need_node(p, *argp(p, k, 0, "x", 1), fn);
+    Val *av = argp(p, k, 1, "axis", 1);
+    check_named(p, k);
+    Shape s = SHAPE(p, x), o = {0, {0}};
+    if (fn[0] == 'u') {
+      if (s.rank >= MAX_RANK)
+        error_at(c, loc, "unsqueeze: rank would exceed %d", MAX_RANK);
+      int ax = norm_axis(p, need_int(p, *av, fn, "axis"), s.rank + 1, av->loc);
+      for (int i = 0, j = 0; i <= s.rank; i++)
+        o.d[o.rank++] = i == ax ? 1 : s.d[j++];
+    } else {
+      int ax = norm_axis(p, need_int(p, *av, fn, "axis"), s.rank, av->loc);
+      if (s.rank == 0 || s.d[ax] != 1)
+        return x; /* PyTorch: squeezing a non-1 axis is a no-op */
+      for (int i = 0; i < s.rank; i++)
+        if (i != ax)
+          o.d[o.rank++] = s.d[i];
+    }
+    return ir_reshape(c, x, o, loc);
+  }
+  if (strcmp(fn, "concat") == 0) {
+    check_arity(p, k, 2);
+    Val *lv = argp(p, k, 0, "tensors", 1);
+    if (lv->kind != V_LIST || lv->nitems == 0)
+      error_at(c, lv->loc, "concat: expected a non-empty list [a, b, ...]");
+    Val *av = argp(p, k, 1, "axis", 0);
+    check_named(p, k);
+    int first = need_node(p, lv->items[0], fn);
+    Shape s0 = SHAPE(p, first);
+    if (s0.rank == 0)
+      error_at(c, lv->items[0].loc, "concat: cannot concatenate scalars");
+    int ax = av ? norm_axis(p, need_int(p, *av, fn, "axis"), s0.rank, av->loc)
+                : 0;
+    int64_t total = 0;
+    for (int i = 0; i < lv->nitems; i++) {
+      int x = need_node(p, lv->items[i], fn);
+      Shape s = SHAPE(p, x);
+      int ok = s.rank == s0.rank;
+      for (int d = 0; ok && d < s.rank; d++)
+        if (d != ax && s.d[d] != s0.d[d])
+          ok = 0;
+      if (!ok) {
+        char a[128], b[128];
+        shape_str(&s0, a, sizeof a);
+        shape_str(&s, b, sizeof b);
+        error_at(c, lv->items[i].loc, "concat: shape %s does not match %s "
+                 "outside axis %d", b, a, ax);
+      }
+      total += s.d[ax];
+    }
+    /* concat = sum of zero-padded parts: PAD and its adjoint SLICE are
+       the only primitives needed. */
+    Shape out = s0;
+    out.d[ax] = total;
+    int r = -1;
+    int64_t at = 0;
+    for (int i = 0; i < lv->nitems; i++) {
+      int x = lv->items[i].node;
+      int64_t start[MAX_RANK] = {0};
+      start[ax] = at;
+      at += SHAPE(p, x).d[ax];
+      int padded = ir_slice(c, OP_PAD, x, start, out, loc);
+      r = r < 0 ? padded : ir_binary(c, OP_ADD, r, padded, loc);
+    }
+    return r;
+  }
+  if (strcmp(fn, "zeros") == 0 || strcmp(fn, "ones") == 0 ||
+      strcmp(fn, "full") == 0) {
+    int isfull = fn[0] == 'f';
+    check_arity(p, k, isfull ? 2 : 1);
+    Shape s = need_shape(p, *argp(p, k, 0, "shape", 1), fn, -1);
+    double v = fn[0] == 'o';
+    if (isfull)
+      v = need_number(p, *argp(p, k, 1, "value", 1), fn, "the value");
+    check_named(p, k);
+    return ir_const(c, v, s);
+  }
+  if (strcmp(fn, "grad") == 0)
+    return grad_call(p, k);
+  (void)need_float;
+  error_at(c, loc, "unknown function '%s'", fn);
+}
+
+/* ---- statements -------------------------------------------------------------- */
+
+static void end_stmt(P *p) {
+  Token *t = peek(p);
+  if (t->kind != T_NEWLINE && t->kind != T_EOF)
+    error_at(p->c, tloc(t), "expected end of line, found '%s'",
+             tok_desc(p, t));
+  if (t->kind == T_NEWLINE)
+    p->pos++;
+}
+
+static void add_arg(Ctx *c, const char *name, int node, int is_param,
+                    int is_seed, Loc loc) {
+  Graph *g = &c->g;
+  if (g->nargs == g->argcap) {
+    int ncap = g->argcap ? g->argcap * 2 : 16;
+    Arg *na = arena_alloc(&c->arena, sizeof *na * (size_t)ncap);
+    if (g->nargs)
+      memcpy(na, g->args, sizeof *na * (size_t)g->nargs);
+    g->args = na;
+    g->argcap = ncap;
+  }
+  g->args[g->nargs++] = (Arg){name, node, is_param, is_seed, loc};
+}
+
+static void add_out(Ctx *c, const char *name, int node, int is_grad, Loc loc) {
+  Graph *g = &c->g;
+  for (int i = 0; i < g->nouts; i++)
+    if (strcmp(g->outs[i].name, name) == 0)
+      error_at(c, loc, "'%s' is already an output", name);
+  if (g->nouts == g->outcap) {
+    int ncap = g->outcap ? g->outcap * 2 : 16;
+    Out *no = arena_alloc(&c->arena, sizeof *no * (size_t)ncap);
+    if (g->nouts)
+      memcpy(no, g->outs, sizeof *no * (size_t)g->nouts);
+    g->outs = no;
+    g->outcap = ncap;
+  }
+  g->outs[g->nouts++] = (Out){name, node, is_grad, loc};
+}
+
+static void decl(P *p, int is_param) {
+  Ctx *c = p->c;
+  Loc loc = tloc(peek(p));
+  const char *name = ident(p, is_param ? "a param" : "an input");
+  DType dt = DT_F;
+  if (accept(p, ":")) {
+    Token *t = peek(p);
+    if (is_ident(t, "i32"))
+      dt = DT_I32;
+    else if (!is_ident(t, "f32") && !is_ident(t, "f64"))
+      error_at(c, tloc(t), "unknown element type '%s' (expected f32, f64 or "
+               "i32)", tok_desc(p, t));
+    p->pos++;
+    if (dt == DT_I32 && is_param)
+      error_at(c, tloc(t), "a param cannot be i32: integers have no "
+               "gradient");
+  }
+  Shape s = {0, {0}};
+  if (accept(p, "[")) {
+    while (!is_punct(peek(p), "]")) {
+      Token *t = peek(p);
+      int neg = accept(p, "-");
+      Token *d = peek(p);
+      if (d->kind != T_NUM)
+        error_at(c, tloc(d), "expected a dimension, found '%s'",
+                 tok_desc(p, d));
+      p->pos++;
+      if (!d->is_int)
+        error_at(c, tloc(d), "dimension must be an integer");
+      if (neg || d->num <= 0)
+        error_at(c, tloc(t), "dimension %s%.0f must be positive",
+                 neg ? "-" : "", d->num);
+      if (s.rank >= MAX_RANK)
+        error_at(c, tloc(d), "more than %d dimensions", MAX_RANK);
+      if (d->num > (double)MAX_ELEMS)
+        error_at(c, tloc(d), "tensor too large to address (more than %lld "
+                 "elements)", (long long)MAX_ELEMS);
+      s.d[s.rank++] = (int64_t)d->num;
+      if (!accept(p, ","))
+        break;
+    }
+    expect(p, "]");
+  }
+  int id = ir_leaf(c, is_param ? OP_PARAM : OP_INPUT, dt, s, name, loc);
+  c->g.nodes[id].ext = c->g.nargs;
+  define(p, name, id, loc);
+  add_arg(c, name, id, is_param, 0, loc);
+  end_stmt(p);
+}
+
+typedef struct {
+  const char *name;
+  int node;
+  Loc loc;
+} Root;
+
+static void names_list(P *p, Root **out, int *n, int *cap) {
+  do {
+    Loc loc = tloc(peek(p));
+    const char *name = ident(p, "a value");
+    Sym *s = lookup(p, name);
+    if (!s)
+      error_at(p->c, loc, "unknown name '%s'", name);
+    if (*n == *cap) {
+      int ncap = *cap ? *cap * 2 : 8;
+      Root *nr = arena_alloc(&p->c->arena, sizeof *nr * (size_t)ncap);
+      if (*n)
+        memcpy(nr, *out, sizeof *nr * (size_t)*n);
+      *out = nr;
+      *cap = ncap;
+    }
+    (*out)[(*n)++] = (Root){name, s->node, loc};
+  } while (accept(p, ","));
+  end_stmt(p);
+}
+
+static void do_backward(P *p, Root *roots, int nroots) {
+  Ctx *c = p->c;
+  int *rn = arena_alloc(&c->arena, sizeof(int) * (size_t)(nroots + 1));
+  int *seeds = arena_alloc(&c->arena, sizeof(int) * (size_t)(nroots + 1));
+  for (int i = 0; i < nroots; i++) {
+    for (int j = 0; j < i; j++)
+      if (strcmp(roots[j].name, roots[i].name) == 0)
+        error_at(c, roots[i].loc, "'%s' is already a backward root",
+                 roots[i].name);
+    Node *n = &c->g.nodes[roots[i].node];
+    if (n->dt == DT_I32)
+      error_at(c, roots[i].loc, "backward of '%s': an i32 value has no "
+               "gradient", roots[i].name);
+    rn[i] = roots[i].node;
+    seeds[i] = -1;
+    if (n->shape.rank > 0 && n->numel > 1) {
+      /* y.backward(gradient=grad_y): the caller provides the seed. */
+      Shape s = n->shape;
+      char *sname = arena_alloc(&c->arena, strlen(roots[i].name) + 6);
+      sprintf(sname, "grad_%s", roots[i].name);
+      if (lookup(p, sname))
+        error_at(c, lookup(p, sname)->loc, "'%s' is reserved for the seed of "
+                 "'backward %s'", sname, roots[i].name);
+      int sid = ir_leaf(c, OP_INPUT, DT_F, s, sname, roots[i].loc);
+      c->g.nodes[sid].ext = c->g.nargs;
+      add_arg(c, sname, sid, 0, 1, roots[i].loc);
+      seeds[i] = sid;
+    }
+  }
+  int np = 0;
+  for (int i = 0; i < c->g.nargs; i++)
+    np += c->g.args[i].is_param;
+  int *wrt = arena_alloc(&c->arena, sizeof(int) * (size_t)(np + 1));
+  int *grads = arena_alloc(&c->arena, sizeof(int) * (size_t)(np + 1));
+  int *pidx = arena_alloc(&c->arena, sizeof(int) * (size_t)(np + 1));
+  np = 0;
+  for (int i = 0; i < c->g.nargs; i++)
+    if (c->g.args[i].is_param) {
+      pidx[np] = i;
+      wrt[np++] = c->g.args[i].node;
+    }
+  int *unused = arena_alloc(&c->arena, sizeof(int) * (size_t)(np + 1));
+  autodiff(c, rn, seeds, nroots, wrt, np, grads, unused, roots[0].loc);
+  c->broots = rn;
+  c->bseeds = seeds;
+  c->nbroots = nroots;
+  for (int j = 0; j < np; j++) {
+    Arg *a = &c->g.args[pidx[j]];
+    char *gname = arena_alloc(&c->arena, strlen(a->name) + 6);
+    sprintf(gname, "grad_%s", a->name);
+    Sym *clash = lookup(p, gname);
+    if (clash)
+      error_at(c, clash->loc, "'%s' is reserved for the gradient of param "
+               "'%s'", gname, a->name);
+    if (unused[j])
+      warn_at(c, a->loc, "param '%s' does not influence any backward root; "
+              "its gradient is zero", a->name);
+    add_out(c, gname, grads[j], 1, a->loc);
+  }
+  if (c->opt.expose_roots)
+    for (int i = 0; i < nroots; i++) {
+      char *rname = arena_alloc(&c->arena, strlen(roots[i].name) + 16);
+      sprintf(rname, "agc_root_%s", roots[i].name);
+      add_out(c, rname, rn[i], 0, roots[i].loc);
+    }
+}
+
+void parse_program(Ctx *c, Token *toks, int ntok) {
+  P p;
+  memset(&p, 0, sizeof p);
+  p.c = c;
+  p.t = toks;
+  p.ntok = ntok;
+  Root *outs = NULL, *roots = NULL;
+  int nouts = 0, outcap = 0, nroots = 0, rootcap = 0;
+  Loc first_backward = {0, 0};
+  for (;;) {
+    Token *t = peek(&p);
+    if (t->kind == T_EOF)
+      break;
+    if (t->kind == T_NEWLINE) {
+      p.pos++;
+      continue;
+    }
+    Loc loc = tloc(t);
+    if (is_ident(t, "graph")) {
+      p.pos++;
+      if (p.nstmts > 0)
+        error_at(c, loc, "'graph' must be the first statement");
+      const char *name = ident(&p, "the graph");
+      if (!c->opt.name)
+        c->name = name;
+      end_stmt(&p);
+    } else if (is_ident(t, "input") || is_ident(t, "param")) {
+      p.pos++;
+      decl(&p, is_ident(t, "param"));
+    } else if (is_ident(t, "output")) {
+      p.pos++;
+      names_list(&p, &outs, &nouts, &outcap);
+    } else if (is_ident(t, "backward")) {
+      p.pos++;
+      if (!nroots)
+        first_backward = loc;
+      names_list(&p, &roots, &nroots, &rootcap);
+    } else if (t->kind == T_IDENT && is_punct(&toks[p.pos + 1], "=")) {
+      const char *name = ident(&p, "a value");
+      p.pos++; /* '=' */
+      Sym *old = lookup(&p, name);
+      if (old)
+        error_at(c, loc, "'%s' is already defined (at line %d)", name,
+                 old->loc.line);
+      Val v = expr(&p);
+      int x = need_node(&p, v, "=");
+      /* A named value is its own node, so grad() with respect to it sees
+         exactly this name's uses. */
+      Node t2 = c->g.nodes[x];
+      t2.op = OP_ID;
+      t2.nin = 1;
+      t2.loc = loc;
+      t2.name = name;
+      t2.flags = 0;
+      t2.mask = 0;
+      t2.val = 0;
+      memset(t2.perm, 0, sizeof t2.perm);
+      int id = ir_node(c, &t2, &x);
+      define(&p, name, id, loc);
+      end_stmt(&p);
+    } else if (t->kind == T_IDENT) {
+      Token *n = &toks[p.pos + 1];
+      if (n->kind == T_NEWLINE || n->kind == T_EOF)
+        error_at(c, loc, "expected a statement, found '%.*s'", t->len,
+                 t->text);
+      error_at(c, tloc(n), "expected '=' after '%.*s', found '%s'", t->len,
+               t->text, tok_desc(&p, n));
+    } else {
+      error_at(c, loc, "expected a statement, found '%s'", tok_desc(&p, t));
+    }
+    p.nstmts++;
+  }
+  if (p.nstmts == 0)
+    error_at(c, (Loc){1, 1}, "empty graph: no statements");
+  for (int i = 0; i < nouts; i++)
+    add_out(c, outs[i].name, outs[i].node, 0, outs[i].loc);
+  if (nroots && !c->opt.no_grad)
+    do_backward(&p, roots, nroots);
+  (void)first_backward;
+  if (c->g.nouts == 0)
+    error_at(c, (Loc){toks[ntok - 1].line, 1},
+             "the graph has no output and no backward: nothing to compute");
+}

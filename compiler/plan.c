@@ -1,0 +1,233 @@
+/* plan.c — decides what the generated code stores, and where.
+ *
+ * 1. resolve: named values (ID) and detach() are the identity here.
+ * 2. live: nodes some output needs.
+ * 3. fusion: an element-wise node with a single consumer is computed inside
+ *    that consumer's loop instead of being stored ("inlined").
+ * 4. homes: a stored node that is an output is computed straight into the
+ *    caller's output buffer.
+ * 5. memory: every other stored node gets a workspace slice; slices are
+ *    reused once their node is dead (liveness, first fit).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "agc.h"
+
+#define ALIGN 64
+#define MAX_INLINE_DEPTH 40
+
+int plan_resolve(const Ctx *c, int id) {
+  while (c->g.nodes[id].op == OP_ID || c->g.nodes[id].op == OP_DETACH)
+    id = c->g.nodes[id].in[0];
+  return id;
+}
+
+static int64_t elem_size(const Ctx *c, const Node *n) {
+  return n->dt == DT_I32 ? 4 : (c->opt.f64 ? 8 : 4);
+}
+
+/* May node x be computed inside the loop of its consumer k? */
+static int inlinable_into(const Ctx *c, const Node *x, const Node *k) {
+  (void)c;
+  OpKind xk = op_kind(x->op);
+  if (xk != K_EW && x->op != OP_TRANSPOSE && x->op != OP_SLICE)
+    return 0;
+  switch (op_kind(k->op)) {
+  case K_EW:
+    if (k->op == OP_BCAST)
+      return 0; /* would compute x once per copy */
+    return x->numel == k->numel;
+  case K_RED:
+    return 1;
+  case K_MOVE:
+    return k->op == OP_TRANSPOSE || k->op == OP_SLICE || k->op == OP_PAD;
+  default:
+    return 0;
+  }
+}
+
+typedef struct {
+  int64_t off, size, last;
+} Slot;
+
+void plan_graph(Ctx *c, Plan *p) {
+  Graph *g = &c->g;
+  int n = g->n;
+  memset(p, 0, sizeof *p);
+  p->live = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->uses = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->inl = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->store = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->off = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
+  p->alias = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  int *consumer = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  int *depth = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  int64_t *last = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
+  int64_t *rootpos = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
+  const int64_t END = (int64_t)n + 1;
+
+  for (int i = 0; i < n; i++) {
+    p->store[i] = -1;
+    p->off[i] = -1;
+    p->alias[i] = i;
+    consumer[i] = -1;
+    last[i] = -1;
+  }
+  /* live + uses, walking down from the outputs (ids are topological) */
+  for (int o = 0; o < g->nouts; o++) {
+    int v = plan_resolve(c, g->outs[o].node);
+    p->live[v] = 1;
+    p->uses[v]++;
+    consumer[v] = -2; /* an output */
+  }
+  for (int i = n - 1; i >= 0; i--) {
+    if (!p->live[i])
+      continue;
+    Node *x = &g->nodes[i];
+    if (x->op == OP_ID || x->op == OP_DETACH)
+      continue;
+    for (int k = 0; k < x->nin; k++) {
+      int a = plan_resolve(c, x->in[k]);
+      p->live[a] = 1;
+      p->uses[a]++;
+      consumer[a] = i;
+    }
+  }
+  /* operands that matrix products and the special ops read from memory */
+  char *needbuf = arena_alloc(&c->arena, (size_t)n + 1);
+  for (int i = 0; i < n; i++) {
+    Node *x = &g->nodes[i];
+    OpKind k = op_kind(x->op);
+    if (!p->live[i] || k == K_EW || k == K_RED || x->op == OP_TRANSPOSE ||
+        x->op == OP_SLICE || x->op == OP_PAD)
+      continue;
+    for (int j = 0; j < x->nin; j++)
+      needbuf[plan_resolve(c, x->in[j])] = 1;
+  }
+  /* fusion decisions, in topological order so depths are known */
+  for (int i = 0; i < n; i++) {
+    if (!p->live[i])
+      continue;
+    Node *x = &g->nodes[i];
+    int d = 0;
+    for (int k = 0; k < x->nin; k++) {
+      int a = plan_resolve(c, x->in[k]);
+      if (p->inl[a] && depth[a] > d)
+        d = depth[a];
+    }
+    if (x->op == OP_CONST) {
+      p->inl[i] = !needbuf[i]; /* a literal wherever it is read */
+      continue;
+    }
+    if (needbuf[i])
+      continue;
+    if (p->uses[i] == 1 && consumer[i] >= 0 &&
+        inlinable_into(c, x, &g->nodes[consumer[i]]) &&
+        d < MAX_INLINE_DEPTH) {
+      p->inl[i] = 1;
+      depth[i] = d + 1;
+    } else if (p->uses[i] == 1 && consumer[i] == -2 &&
+               (op_kind(x->op) == K_EW || x->op == OP_TRANSPOSE ||
+                x->op == OP_SLICE) &&
+               d < MAX_INLINE_DEPTH) {
+      p->inl[i] = 1; /* fused into the output's store loop */
+      depth[i] = d + 1;
+    }
+  }
+  /* aliases: a reshape reads its operand's memory */
+  for (int i = 0; i < n; i++)
+    if (p->live[i] && g->nodes[i].op == OP_RESHAPE) {
+      int a = plan_resolve(c, g->nodes[i].in[0]);
+      if (p->inl[a])
+        p->inl[a] = 0; /* must exist in memory to be viewed */
+      p->alias[i] = p->alias[a];
+    }
+  /* homes: outputs computed in place in the caller's buffer */
+  int *outcount = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  for (int o = 0; o < g->nouts; o++)
+    outcount[plan_resolve(c, g->outs[o].node)]++;
+  for (int o = 0; o < g->nouts; o++) {
+    int v = plan_resolve(c, g->outs[o].node);
+    Node *x = &g->nodes[v];
+    if (outcount[v] != 1 || p->inl[v] || op_kind(x->op) == K_LEAF ||
+        x->op == OP_RESHAPE || (g->outs[o].is_grad && c->opt.accumulate))
+      continue;
+    /* a node another node views as its memory stays in the workspace */
+    int viewed = 0;
+    for (int i = v + 1; i < n && !viewed; i++)
+      if (p->live[i] && p->alias[i] == v && i != v)
+        viewed = 1;
+    if (!viewed)
+      p->store[v] = o;
+  }
+  /* where each node is read: the position of the loop it is fused into */
+  for (int i = n - 1; i >= 0; i--) {
+    if (!p->live[i])
+      continue;
+    if (p->inl[i])
+      rootpos[i] = consumer[i] >= 0 ? rootpos[consumer[i]] : END;
+    else
+      rootpos[i] = i;
+  }
+  for (int i = 0; i < n; i++) {
+    if (!p->live[i] || p->inl[i] || g->nodes[i].op == OP_ID ||
+        g->nodes[i].op == OP_DETACH)
+      continue;
+    (void)0;
+  }
+  for (int i = 0; i < n; i++) {
+    Node *x = &g->nodes[i];
+    if (!p->live[i] || x->op == OP_ID || x->op == OP_DETACH ||
+        x->op == OP_RESHAPE)
+      continue;
+    for (int k = 0; k < x->nin; k++) {
+      int a = plan_resolve(c, x->in[k]);
+      if (p->inl[a])
+        continue;
+      int b = p->alias[a];
+      if (rootpos[i] > last[b])
+        last[b] = rootpos[i];
+    }
+  }
+  for (int o = 0; o < g->nouts; o++) {
+    int v = plan_resolve(c, g->outs[o].node);
+    if (!p->inl[v])
+      last[p->alias[v]] = END;
+  }
+  /* naive total, then first-fit allocation in schedule order */
+  Slot *slots = malloc(sizeof *slots * (size_t)(n + 1));
+  int nslots = 0;
+  int64_t top = 0;
+  for (int i = 0; i < n; i++) {
+    Node *x = &g->nodes[i];
+    if (!p->live[i] || p->inl[i] || x->op == OP_INPUT ||
+        x->op == OP_PARAM || x->op == OP_RESHAPE || x->op == OP_ID || x->op == OP_DETACH ||
+        p->store[i] >= 0)
+      continue;
+    int64_t size = (x->numel * elem_size(c, x) + ALIGN - 1) / ALIGN * ALIGN;
+    p->naive_bytes += size;
+    /* release dead slots */
+    int k = 0;
+    for (int s = 0; s < nslots; s++)
+      if (slots[s].last >= i)
+        slots[k++] = slots[s];
+    nslots = k;
+    /* slots are kept sorted by offset: find the first gap */
+    int64_t at = 0;
+    int pos = 0;
+    for (; pos < nslots; pos++) {
+      if (slots[pos].off - at >= size)
+        break;
+      at = slots[pos].off + slots[pos].size;
+    }
+    memmove(&slots[pos + 1], &slots[pos], sizeof *slots * (size_t)(nslots - pos));
+    slots[pos] = (Slot){at, size, last[i] < i ? i : last[i]};
+    nslots++;
+    p->off[i] = at;
+    if (at + size > top)
+      top = at + size;
+  }
+  free(slots);
+  p->work_bytes = top;
+}

@@ -1,0 +1,59 @@
+/* agc_api.h — compile a .graph file and call it, from any C program.
+ *
+ *   agc_graph *g = agc_graph_load("model.graph", NULL, err, sizeof err);
+ *   void *work = malloc(agc_graph_work_bytes(g));
+ *   agc_graph_call(g, inputs, outputs, work);   // pointers in table order
+ *   agc_graph_free(g);
+ *
+ * Inputs are every `input`/`param` in declaration order, then the seeds
+ * (`grad_y`) of non-scalar backward roots; outputs are every `output`, then
+ * `grad_P` for every param. The names, shapes and dtypes are read from the
+ * generated code's own tables, so a tool needs no knowledge of the graph.
+ */
+#ifndef AGC_API_H
+#define AGC_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agc_rt.h"
+
+typedef struct {
+  int f64;              /* element type f64 instead of f32 */
+  int accumulate;       /* gradients add into the output buffers */
+  int no_grad;          /* forward only */
+  agc_backend backend;  /* AGC_BACKEND_TCC (default) or AGC_BACKEND_CC */
+  const char *name;     /* function name, or NULL */
+  int expose_roots;     /* also output each backward root (agc check) */
+} agc_graph_options;
+
+typedef struct agc_graph agc_graph;
+
+/* Compiles and loads a graph. On an error returns NULL and puts the
+ * diagnostics (FILE:LINE:COL: error: ... with the source line) in err. */
+agc_graph *agc_graph_load(const char *path, const agc_graph_options *opt,
+                          char *err, size_t errlen);
+/* The same from source text; path names it in messages. */
+agc_graph *agc_graph_load_source(const char *path, const char *src,
+                                 size_t len, const agc_graph_options *opt,
+                                 char *err, size_t errlen);
+/* Warnings the compiler printed (may be ""). */
+const char *agc_graph_warnings(const agc_graph *g);
+
+int agc_graph_num_inputs(const agc_graph *g);
+int agc_graph_num_outputs(const agc_graph *g);
+/* i-th input (out = 0) or output (out = 1): name, dtype, rank, dims */
+const char *agc_graph_name(const agc_graph *g, int out, int i);
+agc_dtype agc_graph_dtype(const agc_graph *g, int out, int i);
+int agc_graph_rank(const agc_graph *g, int out, int i);
+const int64_t *agc_graph_dims(const agc_graph *g, int out, int i);
+int64_t agc_graph_count(const agc_graph *g, int out, int i);
+/* 1 if output i is a gradient produced by backward */
+int agc_graph_is_grad(const agc_graph *g, int i);
+size_t agc_graph_work_bytes(const agc_graph *g);
+/* Runs the function: 0, or 1 if an integer index input was out of range. */
+int agc_graph_call(const agc_graph *g, const void *const *in,
+                   void *const *out, void *work);
+void agc_graph_free(agc_graph *g);
+
+#endif

@@ -1,0 +1,425 @@
+/* Tests for runtime/jit.c: both backends compile, run and report errors;
+ * the tcc backend resolves the math library and its own runtime helpers. */
+#include "agc_rt.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char err[512];
+
+typedef double (*fn_dd)(double);
+typedef float (*fn_ff)(float);
+typedef double (*fn_ddd)(double, double);
+typedef float (*fn_fff)(float, float);
+
+static const char add_src[] =
+  "double add(double a, double b) { return a + b; }\n"
+  "int counter(void) { static int n; return ++n; }\n";
+
+static void check_add(agc_backend b) {
+  agc_module *m = agc_module_compile(add_src, b, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  fn_ddd add = (fn_ddd)agc_module_symbol(m, "add");
+  int (*counter)(void) = (int (*)(void))agc_module_symbol(m, "counter");
+  ck_assert_ptr_nonnull(add);
+  ck_assert_ptr_nonnull(counter);
+  ck_assert_double_eq(add(2.5, 0.25), 2.75);
+  ck_assert_int_eq(counter(), 1);
+  ck_assert_int_eq(counter(), 2); /* module data is writable and persists */
+  ck_assert_ptr_null(agc_module_symbol(m, "no_such_symbol"));
+  ck_assert_ptr_null(agc_module_symbol(m, NULL));
+  agc_module_free(m);
+}
+
+/* Headers the generated code may include, plus tcc's runtime helpers for
+ * float <-> unsigned 64-bit conversions and the memset/memmove calls it
+ * emits for aggregate initialisation and copies. */
+static const char runtime_src[] =
+  "#include <stddef.h>\n"
+  "#include <stdint.h>\n"
+  "uint64_t d2u(double x) { return (uint64_t)x; }\n"
+  "double u2d(uint64_t u) { return (double)u; }\n"
+  "uint64_t f2u(float x) { return (uint64_t)x; }\n"
+  "float u2f(uint64_t u) { return (float)u; }\n"
+  "int64_t d2i(double x) { return (int64_t)x; }\n"
+  "size_t szof(void) { return sizeof(int32_t) + offsetof(struct { char c; double d; }, d); }\n"
+  "struct big { double v[32]; };\n"
+  "double agg(double x) {\n"
+  "  double zero[64] = {0};\n"
+  "  struct big a = {{x, 2 * x}}, b;\n"
+  "  b = a;\n"
+  "  return zero[63] + b.v[0] + b.v[1] + b.v[31];\n"
+  "}\n";
+
+static void check_runtime(agc_backend b) {
+  agc_module *m = agc_module_compile(runtime_src, b, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  uint64_t (*d2u)(double) = (uint64_t (*)(double))agc_module_symbol(m, "d2u");
+  double (*u2d)(uint64_t) = (double (*)(uint64_t))agc_module_symbol(m, "u2d");
+  uint64_t (*f2u)(float) = (uint64_t (*)(float))agc_module_symbol(m, "f2u");
+  float (*u2f)(uint64_t) = (float (*)(uint64_t))agc_module_symbol(m, "u2f");
+  int64_t (*d2i)(double) = (int64_t (*)(double))agc_module_symbol(m, "d2i");
+  size_t (*szof)(void) = (size_t (*)(void))agc_module_symbol(m, "szof");
+  fn_dd agg = (fn_dd)agc_module_symbol(m, "agg");
+  ck_assert(d2u && u2d && f2u && u2f && d2i && szof && agg);
+  /* Values above INT64_MAX take the unsigned-only path. */
+  ck_assert_uint_eq(d2u(1.8e19), 18000000000000000000ull);
+  ck_assert_uint_eq(d2u(3.0), 3);
+  ck_assert_double_eq(u2d(18000000000000000000ull), 1.8e19);
+  ck_assert_double_eq(u2d(UINT64_MAX), 18446744073709551616.0);
+  ck_assert_uint_eq(f2u(1.5e19f), (uint64_t)1.5e19f);
+  ck_assert_float_eq(u2f(18000000000000000000ull), (float)18000000000000000000ull);
+  ck_assert_int_eq(d2i(-7.9), -7);
+  ck_assert_uint_eq(szof(), 4 + 8);
+  ck_assert_double_eq(agg(1.5), 4.5);
+  agc_module_free(m);
+}
+
+/* Every host math function, double and float, called through generated
+ * code must give exactly what the host's libm gives. */
+#define UNARY(X) X(exp) X(exp2) X(expm1) X(log) X(log2) X(log10) X(log1p) \
+  X(sin) X(cos) X(tan) X(asin) X(acos) X(atan) X(sinh) X(cosh) X(tanh) \
+  X(asinh) X(acosh) X(atanh) X(sqrt) X(cbrt) X(fabs) X(erf) X(erfc) \
+  X(lgamma) X(tgamma) X(floor) X(ceil) X(round) X(trunc) X(rint) X(nearbyint)
+#define BINARY(X) X(pow) X(atan2) X(fmax) X(fmin) X(fmod) X(hypot) \
+  X(copysign) X(fdim) X(remainder)
+
+#define SRC_U(f) "double t_" #f "(double x) { return " #f "(x); }\n" \
+  "float tf_" #f "(float x) { return " #f "f(x); }\n"
+#define SRC_B(f) "double t_" #f "(double x, double y) { return " #f "(x, y); }\n" \
+  "float tf_" #f "(float x, float y) { return " #f "f(x, y); }\n"
+#define DECL_U(f) "double " #f "(double); float " #f "f(float);\n"
+#define DECL_B(f) "double " #f "(double, double); float " #f "f(float, float);\n"
+
+/* Like the compiler's output: its own prototypes, no <math.h>. */
+static const char math_src[] =
+  UNARY(DECL_U) BINARY(DECL_B)
+  "double fma(double, double, double); float fmaf(float, float, float);\n"
+  UNARY(SRC_U) BINARY(SRC_B)
+  "double t_fma(double a, double b, double c) { return fma(a, b, c); }\n"
+  "float tf_fma(float a, float b, float c) { return fmaf(a, b, c); }\n"
+  /* A small "generated" kernel mixing float math. */
+  "float gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678f)); }\n"
+  "float mix(float x) { return expf(x) + tanhf(x) + log1pf(x) + powf(x, 2.5f); }\n";
+
+static void check_math(agc_backend b) {
+  agc_module *m = agc_module_compile(math_src, b, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  /* Inside every function's domain (acosh gets x + 1). Volatile, so the
+   * host compiler cannot constant-fold its own side of the comparison with
+   * a libm of its own (clang does, and differs in the last ulp). */
+  volatile double xs[] = {0.3, 0.75, 0.9}, ys[] = {1.7, -0.6, 0.6};
+  char name[64];
+#define CHECK_U(fn)                                                   \
+  {                                                                   \
+    snprintf(name, sizeof name, "t_%s", #fn);                         \
+    fn_dd g = (fn_dd)agc_module_symbol(m, name);                      \
+    snprintf(name, sizeof name, "tf_%s", #fn);                        \
+    fn_ff gf = (fn_ff)agc_module_symbol(m, name);                     \
+    ck_assert_msg(g && gf, "%s missing", #fn);                        \
+    for (int i = 0; i < 3; i++) {                                     \
+      double x = strcmp(#fn, "acosh") == 0 ? xs[i] + 1 : xs[i];       \
+      ck_assert_msg(g(x) == fn(x), "%s(%g): %.17g vs %.17g", #fn, x,  \
+                    g(x), fn(x));                                     \
+      ck_assert_msg(gf((float)x) == fn##f((float)x), "%sf(%g)", #fn, \
+                    x);                                               \
+    }                                                                 \
+  }
+#define CHECK_B(fn)                                                   \
+  {                                                                   \
+    snprintf(name, sizeof name, "t_%s", #fn);                         \
+    fn_ddd g = (fn_ddd)agc_module_symbol(m, name);                    \
+    snprintf(name, sizeof name, "tf_%s", #fn);                        \
+    fn_fff gf = (fn_fff)agc_module_symbol(m, name);                   \
+    ck_assert_msg(g && gf, "%s missing", #fn);                        \
+    ck_assert_msg(g(ys[0], ys[1]) == fn(ys[0], ys[1]), "%s", #fn);    \
+    ck_assert_msg(gf((float)ys[0], (float)ys[2]) ==                   \
+                  fn##f((float)ys[0], (float)ys[2]), "%sf", #fn);     \
+  }
+  UNARY(CHECK_U)
+  BINARY(CHECK_B)
+  double (*tfma)(double, double, double) =
+    (double (*)(double, double, double))agc_module_symbol(m, "t_fma");
+  ck_assert_double_eq(tfma(xs[0], 10.0, -1.0), fma(xs[0], 10.0, -1.0));
+  fn_ff gelu = (fn_ff)agc_module_symbol(m, "gelu");
+  fn_ff mix = (fn_ff)agc_module_symbol(m, "mix");
+  ck_assert_float_eq_tol(gelu(1.0f), 0.841344746f, 1e-6f);
+  ck_assert_float_eq_tol(mix(0.5f), expf(0.5f) + tanhf(0.5f) + log1pf(0.5f) +
+                         powf(0.5f, 2.5f), 1e-6f);
+  agc_module_free(m);
+#undef CHECK_U
+#undef CHECK_B
+}
+
+/* ---- tcc --------------------------------------------------------------- */
+
+START_TEST(test_tcc_basic) { check_add(AGC_BACKEND_TCC); }
+END_TEST
+
+START_TEST(test_tcc_runtime_helpers) { check_runtime(AGC_BACKEND_TCC); }
+END_TEST
+
+START_TEST(test_tcc_math) { check_math(AGC_BACKEND_TCC); }
+END_TEST
+
+START_TEST(test_tcc_errors) {
+  err[0] = '\0';
+  agc_module *m = agc_module_compile("double f(double x) {\n  return x +;\n}\n",
+                                     AGC_BACKEND_TCC, err, sizeof err);
+  ck_assert_ptr_null(m);
+  /* tcc's own words, with its location of the error. */
+  ck_assert_msg(strncmp(err, "tcc: <string>:", 14) == 0 && strstr(err, ": error: "),
+                "%s", err);
+  ck_assert_ptr_null(strchr(err, '\n'));
+
+  m = agc_module_compile("double nosuch(double);\n"
+                         "double f(double x) { return nosuch(x); }\n",
+                         AGC_BACKEND_TCC, err, sizeof err);
+  ck_assert_ptr_null(m);
+  ck_assert_msg(strcmp(err, "tcc: error: undefined symbol 'nosuch'") == 0, "%s", err);
+
+  /* A warning alone does not fail the compile; an error after a warning
+   * is what gets reported. */
+  m = agc_module_compile("#warning careful\nint f(void) { return 1; }\n",
+                         AGC_BACKEND_TCC, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  agc_module_free(m);
+  m = agc_module_compile("#warning careful\nint f(void) { return }\n",
+                         AGC_BACKEND_TCC, err, sizeof err);
+  ck_assert_ptr_null(m);
+  ck_assert_msg(strstr(err, "error") != NULL && strstr(err, "careful") == NULL,
+                "%s", err);
+
+  ck_assert_ptr_null(agc_module_compile(NULL, AGC_BACKEND_TCC, err, sizeof err));
+  ck_assert_ptr_null(agc_module_compile("int x;", (agc_backend)9, err, sizeof err));
+  ck_assert_ptr_nonnull(strstr(err, "backend"));
+  agc_module_free(NULL);
+  ck_assert_ptr_null(agc_module_symbol(NULL, "f"));
+}
+END_TEST
+
+/* Generated code should declare its own prototypes, but <math.h> works
+ * too: glibc's isnan() & co. become calls to __isnan etc. under tcc. */
+START_TEST(test_tcc_math_h) {
+  agc_module *m = agc_module_compile(
+    "#include <math.h>\n"
+    "int cls(double x) { return (isnan(x) ? 1 : 0) + (isinf(x) ? 2 : 0) +\n"
+    "  (isfinite(x) ? 4 : 0) + (signbit(x) ? 8 : 0); }\n"
+    "float e(float x) { return expf(x) + sqrtf(x); }\n",
+    AGC_BACKEND_TCC, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  int (*cls)(double) = (int (*)(double))agc_module_symbol(m, "cls");
+  fn_ff e = (fn_ff)agc_module_symbol(m, "e");
+  ck_assert_int_eq(cls(NAN), 1);
+  ck_assert_int_eq(cls(-INFINITY), 2 + 8);
+  ck_assert_int_eq(cls(-1.0), 4 + 8);
+  ck_assert_int_eq(cls(0.5), 4);
+  ck_assert_float_eq(e(4.0f), expf(4.0f) + 2.0f);
+  agc_module_free(m);
+
+  /* An error inside a header is reported by its own line. */
+  m = agc_module_compile("#include <no_such_header_agc.h>\n", AGC_BACKEND_TCC, err,
+                         sizeof err);
+  ck_assert_ptr_null(m);
+  ck_assert_msg(strstr(err, "no_such_header_agc.h") && strstr(err, "error"), "%s", err);
+}
+END_TEST
+
+/* Many modules in one process, several alive at once, freed out of order. */
+START_TEST(test_tcc_many_modules) {
+  enum { N = 8 };
+  agc_module *mods[N];
+  for (int round = 0; round < 5; round++) {
+    for (int i = 0; i < N; i++) {
+      char src[128];
+      snprintf(src, sizeof src, "float expf(float);\n"
+               "double k(double x) { return x * %d.0 + expf(0.0f); }\n", i + round);
+      mods[i] = agc_module_compile(src, AGC_BACKEND_TCC, err, sizeof err);
+      ck_assert_msg(mods[i] != NULL, "%s", err);
+    }
+    for (int i = N - 1; i >= 0; i -= 2) {
+      fn_dd k = (fn_dd)agc_module_symbol(mods[i], "k");
+      ck_assert_double_eq(k(2.0), 2.0 * (i + round) + 1.0);
+      agc_module_free(mods[i]);
+    }
+    for (int i = 0; i < N; i += 2) {
+      fn_dd k = (fn_dd)agc_module_symbol(mods[i], "k");
+      ck_assert_double_eq(k(2.0), 2.0 * (i + round) + 1.0);
+      agc_module_free(mods[i]);
+    }
+  }
+}
+END_TEST
+
+START_TEST(test_tcc_missing_libdir) {
+  setenv("AGC_TCC_LIBDIR", "/nonexistent/tcc", 1);
+  agc_module *m = agc_module_compile(add_src, AGC_BACKEND_TCC, err, sizeof err);
+  unsetenv("AGC_TCC_LIBDIR");
+  ck_assert_ptr_null(m);
+  ck_assert_msg(strstr(err, "/nonexistent/tcc/libtcc1.a") != NULL, "%s", err);
+}
+END_TEST
+
+/* ---- system compiler --------------------------------------------------- */
+
+static char cc_tmp[256];
+static char *saved_tmpdir, *saved_cc;
+
+static char *dup_env(const char *name) {
+  const char *v = getenv(name);
+  return v ? strdup(v) : NULL;
+}
+
+static void restore_env(const char *name, char *v) {
+  if (v)
+    setenv(name, v, 1);
+  else
+    unsetenv(name);
+  free(v);
+}
+
+/* Each cc test gets its own $TMPDIR so leftovers can be counted. */
+static void cc_setup(void) {
+  saved_tmpdir = dup_env("TMPDIR");
+  saved_cc = dup_env("CC");
+  const char *t = saved_tmpdir && *saved_tmpdir ? saved_tmpdir : "/tmp";
+  snprintf(cc_tmp, sizeof cc_tmp, "%s/agc-jit-test-XXXXXX", t);
+  ck_assert_ptr_nonnull(mkdtemp(cc_tmp));
+  setenv("TMPDIR", cc_tmp, 1);
+}
+
+static int count_entries(const char *dir) {
+  DIR *d = opendir(dir);
+  ck_assert_ptr_nonnull(d);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+  closedir(d);
+  return n;
+}
+
+static void cc_teardown(void) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/fakecc", cc_tmp);
+  unlink(p);
+  rmdir(cc_tmp);
+  restore_env("TMPDIR", saved_tmpdir);
+  restore_env("CC", saved_cc);
+}
+
+START_TEST(test_cc_basic) {
+  check_add(AGC_BACKEND_CC);
+  ck_assert_int_eq(count_entries(cc_tmp), 0);
+}
+END_TEST
+
+START_TEST(test_cc_runtime_and_math) {
+  check_runtime(AGC_BACKEND_CC);
+  check_math(AGC_BACKEND_CC);
+  ck_assert_int_eq(count_entries(cc_tmp), 0);
+}
+END_TEST
+
+START_TEST(test_cc_errors) {
+  agc_module *m = agc_module_compile("double f(double x) {\n  return x +;\n}\n",
+                                     AGC_BACKEND_CC, err, sizeof err);
+  ck_assert_ptr_null(m);
+  /* The compiler's own line, with the temp dir cut from the file name. */
+  ck_assert_msg(strncmp(err, "cc: mod.c:", 10) == 0 && strstr(err, "error") != NULL,
+                "%s", err);
+  ck_assert_ptr_null(strchr(err, '\n'));
+  ck_assert_ptr_null(strstr(err, cc_tmp));
+  ck_assert_int_eq(count_entries(cc_tmp), 0);
+
+  /* A shared object may link with undefined symbols; loading it fails. */
+  m = agc_module_compile("double nosuch(double);\n"
+                         "double f(double x) { return nosuch(x); }\n",
+                         AGC_BACKEND_CC, err, sizeof err);
+  ck_assert_ptr_null(m);
+  ck_assert_msg(strstr(err, "undefined symbol: nosuch") != NULL, "%s", err);
+  ck_assert_ptr_null(strstr(err, cc_tmp));
+  ck_assert_int_eq(count_entries(cc_tmp), 0);
+
+  setenv("CC", "/nonexistent/bin/cc", 1);
+  m = agc_module_compile(add_src, AGC_BACKEND_CC, err, sizeof err);
+  ck_assert_ptr_null(m);
+  ck_assert_msg(strstr(err, "cannot run '/nonexistent/bin/cc'") != NULL, "%s", err);
+  ck_assert_int_eq(count_entries(cc_tmp), 0);
+}
+END_TEST
+
+/* $CC may carry arguments; it is split on spaces, no shell involved. */
+START_TEST(test_cc_with_arguments) {
+  setenv("CC", "cc  -DSCALE=3 -DOFFSET=(1)", 1);
+  agc_module *m = agc_module_compile("double f(double x) { return x * SCALE + OFFSET; }\n",
+                                     AGC_BACKEND_CC, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  fn_dd f = (fn_dd)agc_module_symbol(m, "f");
+  ck_assert_double_eq(f(2.0), 7.0);
+  agc_module_free(m);
+}
+END_TEST
+
+/* A compiler that rejects -march=native still works: the flag is dropped. */
+START_TEST(test_cc_without_march_native) {
+  char fake[512];
+  snprintf(fake, sizeof fake, "%s/fakecc", cc_tmp);
+  FILE *f = fopen(fake, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs("#!/bin/sh\n"
+        "for a in \"$@\"; do\n"
+        "  if [ \"$a\" = -march=native ]; then\n"
+        "    echo \"fakecc: error: unsupported option '-march=native'\" >&2; exit 1\n"
+        "  fi\n"
+        "done\n"
+        "exec cc \"$@\"\n", f);
+  fclose(f);
+  chmod(fake, 0755);
+  setenv("CC", fake, 1);
+  agc_module *m = agc_module_compile(add_src, AGC_BACKEND_CC, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  fn_ddd add = (fn_ddd)agc_module_symbol(m, "add");
+  ck_assert_double_eq(add(1.0, 2.0), 3.0);
+  agc_module_free(m);
+  ck_assert_int_eq(count_entries(cc_tmp), 1); /* only fakecc itself */
+}
+END_TEST
+
+static Suite *jit_suite(void) {
+  Suite *s = suite_create("jit");
+  TCase *tcc = tcase_create("tcc");
+  tcase_set_timeout(tcc, 60);
+  tcase_add_test(tcc, test_tcc_basic);
+  tcase_add_test(tcc, test_tcc_runtime_helpers);
+  tcase_add_test(tcc, test_tcc_math);
+  tcase_add_test(tcc, test_tcc_errors);
+  tcase_add_test(tcc, test_tcc_math_h);
+  tcase_add_test(tcc, test_tcc_many_modules);
+  tcase_add_test(tcc, test_tcc_missing_libdir);
+  suite_add_tcase(s, tcc);
+  TCase *cc = tcase_create("cc");
+  tcase_set_timeout(cc, 120);
+  tcase_add_checked_fixture(cc, cc_setup, cc_teardown);
+  tcase_add_test(cc, test_cc_basic);
+  tcase_add_test(cc, test_cc_runtime_and_math);
+  tcase_add_test(cc, test_cc_errors);
+  tcase_add_test(cc, test_cc_with_arguments);
+  tcase_add_test(cc, test_cc_without_march_native);
+  suite_add_tcase(s, cc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(jit_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
