@@ -738,7 +738,9 @@ static void header_comment(Ctx *c, StrBuf *o) {
   sb_puts(o, "\n *   outputs, in order:");
   for (int i = 0; i < c->g.nouts; i++)
     sb_printf(o, " %s", c->g.outs[i].name);
-  sb_printf(o, "\n *   work: %s_WORK_BYTES bytes, aligned like malloc()", c->name);
+  char G[256];
+  upper(G, c->name, sizeof G);
+  sb_printf(o, "\n *   work: %s_WORK_BYTES bytes, aligned for double", G);
   sb_puts(o, "\n * Buffers are C-order arrays; outputs must not overlap inputs.\n"
              " * Returns 0, or 1 if an integer index input was out of range.\n */\n");
 }

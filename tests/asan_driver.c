@@ -1,0 +1,51 @@
+/* asan_driver.c — calls a generated graph with buffers of exactly the sizes
+ * its macros give, so AddressSanitizer flags any byte used past them.
+ * Compiled by tests/generated_c.sh with the graph generated as `agc_case`. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen.h"
+
+int main(void) {
+  const void *in[AGC_CASE_NUM_INPUTS + 1];
+  void *out[AGC_CASE_NUM_OUTPUTS + 1];
+  size_t el = sizeof(AGC_CASE_REAL);
+  for (int i = 0; i < AGC_CASE_NUM_INPUTS; i++) {
+    int64_t n = 1;
+    for (int d = 0; d < agc_case_input_ranks[i]; d++)
+      n *= agc_case_input_dims[i][d];
+    int is_int = agc_case_input_dtypes[i] == 2;
+    void *p = malloc((size_t)n * (is_int ? 4 : el));
+    for (int64_t k = 0; k < n; k++) {
+      if (is_int)
+        ((int32_t *)p)[k] = 0;
+      else if (el == 4)
+        ((float *)p)[k] = 0.25f + 0.5f * (float)(k % 3);
+      else
+        ((double *)p)[k] = 0.25 + 0.5 * (double)(k % 3);
+    }
+    in[i] = p;
+  }
+  for (int i = 0; i < AGC_CASE_NUM_OUTPUTS; i++) {
+    int64_t n = 1;
+    for (int d = 0; d < agc_case_output_ranks[i]; d++)
+      n *= agc_case_output_dims[i][d];
+    out[i] = calloc((size_t)n, el);
+  }
+  /* exactly the advertised workspace, poisoned so stale reads show */
+  void *work = malloc(AGC_CASE_WORK_BYTES ? AGC_CASE_WORK_BYTES : 1);
+  memset(work, 0xff, AGC_CASE_WORK_BYTES ? AGC_CASE_WORK_BYTES : 1);
+  int rc = agc_case_generic(in, out, work);
+  for (int i = 0; i < AGC_CASE_NUM_INPUTS; i++)
+    free((void *)in[i]);
+  for (int i = 0; i < AGC_CASE_NUM_OUTPUTS; i++)
+    free(out[i]);
+  free(work);
+  if (rc != 0) {
+    fprintf(stderr, "call returned %d\n", rc);
+    return 1;
+  }
+  return 0;
+}
