@@ -312,14 +312,33 @@ static int max_keep(P *p, Op op, int x, unsigned mask, int single, Loc loc) {
   return r;
 }
 
-/* logsumexp over mask, keepdim: m + log(sum(exp(x - m))) with m a detached
- * max, so it is finite for any finite input and its gradient is softmax. */
-static int lse_keep(P *p, int x, unsigned mask, Loc loc) {
+/* The pieces of a stable softmax over mask (keepdim): m is the detached
+ * max, so exp never overflows, and the result is exact for any m. Each
+ * user-visible function is built from the pieces that keep f32 accurate:
+ * logsumexp = log(s) + m, softmax = e / s, log_softmax = (x - m) - log(s). */
+typedef struct {
+  int m, shifted, e, s, logs;
+} Lse;
+
+static Lse lse_parts(P *p, int x, unsigned mask, Loc loc) {
   Ctx *c = p->c;
-  int m = ir_unary(c, OP_DETACH, ir_reduce(c, OP_MAX, x, mask, loc), loc);
-  int e = ir_unary(c, OP_EXP, ir_binary(c, OP_SUB, x, m, loc), loc);
-  int s = ir_reduce(c, OP_SUM, e, mask, loc);
-  return ir_binary(c, OP_ADD, ir_unary(c, OP_LOG, s, loc), m, loc);
+  Lse l;
+  l.m = ir_unary(c, OP_DETACH, ir_reduce(c, OP_MAX, x, mask, loc), loc);
+  l.shifted = ir_binary(c, OP_SUB, x, l.m, loc);
+  l.e = ir_unary(c, OP_EXP, l.shifted, loc);
+  l.s = ir_reduce(c, OP_SUM, l.e, mask, loc);
+  l.logs = ir_unary(c, OP_LOG, l.s, loc);
+  return l;
+}
+
+static int lse_keep(P *p, int x, unsigned mask, Loc loc) {
+  Lse l = lse_parts(p, x, mask, loc);
+  return ir_binary(p->c, OP_ADD, l.logs, l.m, loc);
+}
+
+static int log_softmax_of(P *p, int x, unsigned mask, Loc loc) {
+  Lse l = lse_parts(p, x, mask, loc);
+  return ir_binary(p->c, OP_SUB, l.shifted, l.logs, loc);
 }
 
 static int matmul_any(P *p, int a, int b, Loc loc) {
@@ -815,8 +834,10 @@ static int call(P *p, Call *k) {
     int ax = av ? norm_axis(p, need_int(p, *av, fn, "axis"), rank, av->loc)
                 : norm_axis(p, -1, rank, loc);
     unsigned mask = rank ? 1u << ax : 0;
-    int l = ir_binary(c, OP_SUB, x, lse_keep(p, x, mask, loc), loc);
-    return fn[0] == 's' ? ir_unary(c, OP_EXP, l, loc) : l;
+    if (fn[0] == 'l')
+      return log_softmax_of(p, x, mask, loc);
+    Lse l = lse_parts(p, x, mask, loc);
+    return ir_binary(c, OP_DIV, l.e, l.s, loc);
   }
   if (strcmp(fn, "mse_loss") == 0) {
     check_arity(p, k, 2);
@@ -860,7 +881,7 @@ static int call(P *p, Call *k) {
     if (sy.rank != 1 || sy.d[0] != sz.d[0])
       error_at(c, yv->loc, "cross_entropy: labels must have shape [%lld]",
                (long long)sz.d[0]);
-    int lsm = ir_binary(c, OP_SUB, z, lse_keep(p, z, 2u, loc), loc);
+    int lsm = log_softmax_of(p, z, 2u, loc);
     int oh = ir_onehot(c, y, sz.d[1], loc);
     int picked = ir_reduce(c, OP_SUM, ir_binary(c, OP_MUL, lsm, oh, loc), 3u,
                            loc);

@@ -5,6 +5,10 @@
  * output and gradient with the values PyTorch computed (tests/pytorch/
  * gen_fixtures.py wrote them; no Python is needed here). An element passes
  * when |agc - torch| <= tol * (|torch| + 1): tol 1e-5 in f32, 1e-10 in f64.
+ * In f32 an element may instead match torch's f64 value (the exact answer)
+ * within the f32 tolerance: where torch's own f32 arithmetic loses digits
+ * (the logsumexp gradient at magnitude 1e4 computes exp(x - lse) with lse
+ * rounded at 1e4), agc is allowed to be the more accurate of the two.
  *
  * usage: test_oracle FIXTURE_DIR TIER[,TIER]
  */
@@ -88,6 +92,14 @@ static int run_case(const char *name, int f64, agc_backend be,
       continue;
     }
     agc_array_convert(&e, AGC_F64, err, sizeof err);
+    agc_array exact = {0};
+    if (!f64) {
+      snprintf(path, sizeof path, "%s/cases/%s/expect_f64/%s.npy", fixdir,
+               name, agc_graph_name(g, 1, i));
+      if (agc_npy_read(path, &exact, err, sizeof err) != 0 ||
+          exact.count != e.count)
+        agc_array_free(&exact);
+    }
     if (e.count != agc_graph_count(g, 1, i)) {
       printf("FAIL %s [%s %s]: %s has %lld elements, expected %lld\n", name,
              tag, bn, agc_graph_name(g, 1, i),
@@ -102,7 +114,8 @@ static int run_case(const char *name, int f64, agc_backend be,
           if (r > *worst || isnan(r))
             *worst = isnan(r) ? INFINITY : r;
         }
-        if (!eq(a, x, tol)) {
+        if (!eq(a, x, tol) &&
+            !(exact.data && eq(a, ((double *)exact.data)[k], tol))) {
           printf("FAIL %s [%s %s]: %s[%lld] = %.17g, torch %.17g\n", name,
                  tag, bn, agc_graph_name(g, 1, i), (long long)k, a, x);
           bad++;
@@ -111,6 +124,7 @@ static int run_case(const char *name, int f64, agc_backend be,
       }
     }
     agc_array_free(&e);
+    agc_array_free(&exact);
   }
   for (int i = 0; i < nin; i++)
     agc_array_free(&ins[i]);
