@@ -1,0 +1,96 @@
+#!/bin/sh
+# The agc command line, as outside tests drive it (shared/cli-and-c-api.md):
+# exit statuses, atomic output files, run/check/emit, accumulation.
+# usage: cli.sh AGC SOURCE_DIR
+set -u
+AGC=$1
+SRC=$2
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+expect_rc() { # WANT DESCRIPTION CMD...
+  want=$1; what=$2; shift 2
+  "$@" >"$T/stdout" 2>"$T/stderr"
+  rc=$?
+  [ $rc -eq "$want" ] && ok || bad "$what: exit $rc, wanted $want ($(head -1 "$T/stderr"))"
+}
+# a .npy writer for float64 vectors, in sh (no Python in CI)
+npy_f64() { # FILE V1 V2 ...
+  f=$1; shift
+  n=$#
+  hdr="{'descr': '<f8', 'fortran_order': False, 'shape': ($n,), }"
+  len=$((10 + ${#hdr} + 1))
+  pad=$(( (64 - len % 64) % 64 ))
+  { printf '\223NUMPY\001\000'
+    printf "$(printf '\\%03o\\%03o' $(( (${#hdr} + pad + 1) % 256 )) $(( (${#hdr} + pad + 1) / 256 )))"
+    printf '%s' "$hdr"; printf "%${pad}s" ''; printf '\n'
+    for v in "$@"; do printf "$(perl -e 'print join "", map { sprintf "\\%03o", $_ } unpack "C*", pack "d<", $ARGV[0]' "$v")"; done
+  } > "$f"
+}
+
+expect_rc 0 "--help" "$AGC" --help
+grep -q -- "--accumulate" "$T/stdout" && ok || bad "--help lacks --accumulate"
+expect_rc 0 "--version" "$AGC" --version
+expect_rc 2 "no arguments" "$AGC"
+expect_rc 2 "unknown option" "$AGC" "$SRC/examples/mlp.graph" --bogus
+expect_rc 2 "bad --dtype" "$AGC" "$SRC/examples/mlp.graph" --dtype f16 -o "$T/x.c"
+expect_rc 2 "bad --repeat" "$AGC" run "$SRC/examples/mlp.graph" --repeat 0
+expect_rc 1 "missing graph file" "$AGC" "$T/nope.graph" -o "$T/x.c"
+
+# compile errors: located, exit 1, an existing output left untouched
+echo "keep" > "$T/out.c"
+printf 'input x[2, 2]\ninput y[4]\nz = x - y\noutput z\n' > "$T/bad.graph"
+expect_rc 1 "shape error" "$AGC" "$T/bad.graph" -o "$T/out.c"
+grep -q "bad.graph:3:7: error: shapes \[2, 2\] and \[4\] cannot be broadcast" "$T/stderr" && ok ||
+  bad "shape error message: $(head -1 "$T/stderr")"
+[ "$(cat "$T/out.c")" = keep ] && ok || bad "failed compile touched the output file"
+ls "$T" | grep -q tmp && bad "temporary file left behind" || ok
+
+# emit kinds
+expect_rc 0 "--emit ir" "$AGC" "$SRC/examples/mlp.graph" --emit ir
+grep -q "matmul" "$T/stdout" && ok || bad "--emit ir shows no matmul"
+expect_rc 0 "--emit dot" "$AGC" "$SRC/examples/mlp.graph" --emit dot
+head -1 "$T/stdout" | grep -q "^digraph" && ok || bad "--emit dot is not a digraph"
+expect_rc 0 "--emit h" "$AGC" "$SRC/examples/mlp.graph" --emit h
+grep -q "#define MLP_WORK_BYTES" "$T/stdout" && ok || bad "header lacks MLP_WORK_BYTES"
+expect_rc 0 "--no-grad" "$AGC" "$SRC/examples/mlp.graph" --no-grad --emit c
+grep -q "grad_W1" "$T/stdout" && bad "--no-grad still produces gradients" || ok
+expect_rc 0 "--name" "$AGC" "$SRC/examples/mlp.graph" --name net --emit c
+grep -q "^int net(" "$T/stdout" && ok || bad "--name did not rename the function"
+expect_rc 1 "--name keyword" "$AGC" "$SRC/examples/mlp.graph" --name float --emit c
+
+# run: autograd-concepts example 3, then accumulation doubles the gradient
+printf 'param x[2]\nz = sin(x ** 2)\noutput z\nbackward z\n' > "$T/ex3.graph"
+npy_f64 "$T/x.npy" 1 2
+npy_f64 "$T/grad_z.npy" 1 1
+for be in tcc cc; do
+  rm -rf "$T/o"
+  expect_rc 0 "run ex3 ($be)" "$AGC" run "$T/ex3.graph" --dtype f64 --backend $be \
+    x="$T/x.npy" grad_z="$T/grad_z.npy" --out "$T/o"
+  expect_rc 0 "run ex3 accumulate ($be)" "$AGC" run "$T/ex3.graph" --dtype f64 \
+    --backend $be --accumulate x="$T/x.npy" grad_z="$T/grad_z.npy" --out "$T/o"
+  # grad_x = 2 * 2x cos(x^2) = [2.16121, -5.22915]; read the doubles back
+  got=$(tail -c 16 "$T/o/grad_x.npy" | perl -e 'local $/; printf "%.4f %.4f", unpack "d<2", <STDIN>')
+  [ "$got" = "2.1612 -5.2291" ] && ok || bad "accumulated grad_x ($be): $got"
+done
+expect_rc 1 "wrong dtype" "$AGC" run "$T/ex3.graph" x="$T/x.npy" grad_z="$T/grad_z.npy" --out "$T/o"
+grep -q "dtype f64, expected f32" "$T/stderr" && ok || bad "dtype message: $(cat "$T/stderr")"
+printf 'garbage' > "$T/junk.npy"
+expect_rc 1 "malformed npy" "$AGC" run "$T/ex3.graph" --dtype f64 x="$T/junk.npy" grad_z="$T/grad_z.npy" --out "$T/o"
+expect_rc 1 "unknown input name" "$AGC" run "$T/ex3.graph" --dtype f64 q="$T/x.npy" --out "$T/o"
+expect_rc 0 "--repeat" "$AGC" run "$T/ex3.graph" --dtype f64 x="$T/x.npy" grad_z="$T/grad_z.npy" --out "$T/o" --repeat 5
+grep -Eq "^median_us=[0-9.]+ calls=5$" "$T/stderr" && ok || bad "--repeat line: $(cat "$T/stderr")"
+
+# check: passes on the examples, catches a gradient that is deliberately
+# not the derivative (detach makes AD and finite differences disagree)
+expect_rc 0 "check mlp" "$AGC" check "$SRC/examples/mlp.graph" --inputs "$SRC/examples/data"
+expect_rc 0 "check logreg" "$AGC" check "$SRC/examples/logreg.graph"
+printf 'param x[3]\nloss = sum(x * detach(x))\noutput loss\nbackward loss\n' > "$T/wrong.graph"
+expect_rc 1 "check catches a wrong gradient" "$AGC" check "$T/wrong.graph"
+grep -q "FAILED" "$T/stdout" && ok || bad "check did not say FAILED"
+
+echo "cli: $pass passed, $fail failed"
+[ $fail -eq 0 ]
