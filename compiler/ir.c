@@ -302,8 +302,10 @@ int ir_unary(Ctx *c, Op op, int a, Loc loc) {
   return ir_node(c, &t, &a);
 }
 
+
 int ir_binary(Ctx *c, Op op, int a, int b, Loc loc) {
   Shape s = broadcast_shapes(c, N(c, a)->shape, N(c, b)->shape, loc);
+  check_size(c, s, loc);
   double va, vb;
   int ca = ir_is_const(c, a, &va), cb = ir_is_const(c, b, &vb);
   if (ca && cb) {
@@ -364,6 +366,7 @@ int ir_binary(Ctx *c, Op op, int a, int b, Loc loc) {
 int ir_where(Ctx *c, int cond, int a, int b, Loc loc) {
   Shape s = broadcast_shapes(c, N(c, cond)->shape, N(c, a)->shape, loc);
   s = broadcast_shapes(c, s, N(c, b)->shape, loc);
+  check_size(c, s, loc);
   double v;
   if (ir_is_const(c, cond, &v)) {
     int pick = v != 0 ? a : b;
