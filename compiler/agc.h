@@ -160,6 +160,10 @@ int ir_slice(Ctx *c, Op op, int a, const int64_t *start, Shape out, Loc loc);
 int ir_concat(Ctx *c, const int *parts, int nparts, int axis, Loc loc);
 int ir_onehot(Ctx *c, int idx, int64_t classes, Loc loc);
 int ir_node(Ctx *c, const Node *tmpl, const int *in); /* generic, interned */
+/* conv2d, pooling, embedding and their gradients: attrs go to perm[]
+ * (conv: stride, padding; pool: kernel, stride). */
+int ir_special(Ctx *c, Op op, const int *in, int nin, Shape s,
+               const int *attrs, int nattrs, Loc loc);
 /* sum of a (shaped like a broadcast result) down to shape s */
 int ir_sum_to(Ctx *c, int a, Shape s, Loc loc);
 int ir_is_const(Ctx *c, int id, double *v);

@@ -177,6 +177,55 @@ static void rule(AD *d, int id, int g) {
     return;
   }
   case OP_MATMUL: matmul_rule(d, &n, g); return;
+  /* conv2d and its two gradients are linear in each operand: each one's
+     adjoint is one of the three (so higher orders need nothing more). */
+  case OP_CONV2D: /* y = conv(x, w) */
+    if (d->dep[a])
+      contribute(d, a, ir_special(c, OP_CONV2D_DX, (int[]){g, b}, 2, SH(c, a),
+                                  n.perm, 2, d->loc));
+    if (d->dep[b])
+      contribute(d, b, ir_special(c, OP_CONV2D_DW, (int[]){a, g}, 2, SH(c, b),
+                                  n.perm, 2, d->loc));
+    return;
+  case OP_CONV2D_DX: /* dx = DX(gy, w) */
+    if (d->dep[a])
+      contribute(d, a, ir_special(c, OP_CONV2D, (int[]){g, b}, 2, SH(c, a),
+                                  n.perm, 2, d->loc));
+    if (d->dep[b])
+      contribute(d, b, ir_special(c, OP_CONV2D_DW, (int[]){g, a}, 2, SH(c, b),
+                                  n.perm, 2, d->loc));
+    return;
+  case OP_CONV2D_DW: /* dw = DW(x, gy) */
+    if (d->dep[a])
+      contribute(d, a, ir_special(c, OP_CONV2D_DX, (int[]){b, g}, 2, SH(c, a),
+                                  n.perm, 2, d->loc));
+    if (d->dep[b])
+      contribute(d, b, ir_special(c, OP_CONV2D, (int[]){a, g}, 2, SH(c, b),
+                                  n.perm, 2, d->loc));
+    return;
+  case OP_AVGPOOL:
+    contribute(d, a, ir_special(c, OP_AVGPOOL_DX, &g, 1, SH(c, a), n.perm, 2,
+                                d->loc));
+    return;
+  case OP_AVGPOOL_DX:
+    contribute(d, a, ir_special(c, OP_AVGPOOL, &g, 1, SH(c, a), n.perm, 2,
+                                d->loc));
+    return;
+  case OP_MAXPOOL: /* the first maximum of each window takes it */
+    contribute(d, a, ir_special(c, OP_MAXPOOL_DX, (int[]){a, g}, 2, SH(c, a),
+                                n.perm, 2, d->loc));
+    return;
+  case OP_MAXPOOL_DX:
+    error_at(c, n.loc, "the second derivative of max_pool2d() is not "
+             "supported");
+  case OP_EMBED: /* rows gathered by index; repeated indices add up */
+    contribute(d, a, ir_special(c, OP_EMBED_DT, (int[]){g, b}, 2, SH(c, a),
+                                NULL, 0, d->loc));
+    return;
+  case OP_EMBED_DT:
+    contribute(d, a, ir_special(c, OP_EMBED, (int[]){g, b}, 2, SH(c, a), NULL,
+                                0, d->loc));
+    return;
   default:
     error_at(c, n.loc, "cannot differentiate %s() yet", op_name(n.op));
   }

@@ -573,6 +573,149 @@ static void pad_loop(E *e, int id) {
   loop_close(e, &in);
 }
 
+/* ---- convolution, pooling, embedding ------------------------------------- */
+
+/* The loop nest shared by conv2d and its two gradients: for every output
+ * position and kernel tap inside the (padded) input, one statement. */
+static void conv_nest(E *e, const Shape *x, const Shape *w, const Shape *y,
+                      int stride, int pad, const char *stmt_fmt,
+                      const char *X, const char *W, const char *Y) {
+  int64_t N = x->d[0], C = x->d[1], H = x->d[2], Wd = x->d[3];
+  int64_t O = w->d[0], KH = w->d[2], KW = w->d[3];
+  int64_t OH = y->d[2], OW = y->d[3];
+  line(e, "for (long n = 0; n < %lld; n++)", (long long)N);
+  line(e, "for (long o = 0; o < %lld; o++)", (long long)O);
+  line(e, "for (long oh = 0; oh < %lld; oh++)", (long long)OH);
+  line(e, "for (long ow = 0; ow < %lld; ow++)", (long long)OW);
+  line(e, "for (long c = 0; c < %lld; c++)", (long long)C);
+  line(e, "for (long kh = 0; kh < %lld; kh++) {", (long long)KH);
+  e->ind++;
+  line(e, "const long ih = oh * %d + kh - %d;", stride, pad);
+  line(e, "if (ih < 0 || ih >= %lld) continue;", (long long)H);
+  line(e, "for (long kw = 0; kw < %lld; kw++) {", (long long)KW);
+  e->ind++;
+  line(e, "const long iw = ow * %d + kw - %d;", stride, pad);
+  line(e, "if (iw < 0 || iw >= %lld) continue;", (long long)Wd);
+  const char *xi = fmt(e, "%s[((n * %lld + c) * %lld + ih) * %lld + iw]", X,
+                       (long long)C, (long long)H, (long long)Wd);
+  const char *wi = fmt(e, "%s[((o * %lld + c) * %lld + kh) * %lld + kw]", W,
+                       (long long)C, (long long)KH, (long long)KW);
+  const char *yi = fmt(e, "%s[((n * %lld + o) * %lld + oh) * %lld + ow]", Y,
+                       (long long)O, (long long)OH, (long long)OW);
+  /* stmt_fmt names the three elements in the order x, w, y */
+  line(e, stmt_fmt, xi, wi, yi);
+  e->ind--;
+  line(e, "}");
+  e->ind--;
+  line(e, "}");
+}
+
+static void zero(E *e, const char *dst, int64_t n) {
+  line(e, "for (long i = 0; i < %lld; i++) %s[i] = %s;", (long long)n, dst,
+       lit(e, 0));
+}
+
+static void conv_code(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]), b = R(e, n->in[1]);
+  const char *A = bufname(e, a), *B = bufname(e, b), *D = bufname(e, id);
+  Shape sa = ND(e, a)->shape, sb = ND(e, b)->shape, sn = n->shape;
+  zero(e, D, n->numel);
+  switch (n->op) {
+  case OP_CONV2D: /* y = conv(x=a, w=b) */
+    conv_nest(e, &sa, &sb, &sn, n->perm[0], n->perm[1], "%3$s += %1$s * %2$s;",
+              A, B, D);
+    break;
+  case OP_CONV2D_DX: /* dx = DX(gy=a, w=b): shapes x=n, w=b, y=a */
+    conv_nest(e, &sn, &sb, &sa, n->perm[0], n->perm[1], "%1$s += %3$s * %2$s;",
+              D, B, A);
+    break;
+  default: /* OP_CONV2D_DW: dw = DW(x=a, gy=b) */
+    conv_nest(e, &sa, &sn, &sb, n->perm[0], n->perm[1], "%2$s += %3$s * %1$s;",
+              A, D, B);
+    break;
+  }
+}
+
+/* max_pool2d / avg_pool2d and their gradients; x is the unpooled shape */
+static void pool_code(E *e, int id) {
+  Node *n = ND(e, id);
+  int k = n->perm[0], st = n->perm[1];
+  int a = R(e, n->in[0]);
+  const char *D = bufname(e, id), *A = bufname(e, a);
+  int fwd = n->op == OP_MAXPOOL || n->op == OP_AVGPOOL;
+  Shape x = fwd ? ND(e, a)->shape : n->shape;
+  Shape y = fwd ? n->shape : ND(e, R(e, n->in[n->nin - 1]))->shape;
+  int64_t NC = x.d[0] * x.d[1], H = x.d[2], W = x.d[3], OH = y.d[2],
+          OW = y.d[3];
+  if (!fwd)
+    zero(e, D, n->numel);
+  line(e, "for (long p = 0; p < %lld; p++)", (long long)NC);
+  line(e, "for (long oh = 0; oh < %lld; oh++)", (long long)OH);
+  line(e, "for (long ow = 0; ow < %lld; ow++) {", (long long)OW);
+  e->ind++;
+  const char *yi = fmt(e, "(p * %lld + oh) * %lld + ow", (long long)OH,
+                       (long long)OW);
+  const char *xi = fmt(e, "(p * %lld + oh * %d + kh) * %lld + ow * %d + kw",
+                       (long long)H, st, (long long)W, st);
+  const char *x0 = fmt(e, "(p * %lld + oh * %d) * %lld + ow * %d",
+                       (long long)H, st, (long long)W, st);
+  const char *X = n->op == OP_MAXPOOL_DX ? A : (fwd ? A : NULL);
+  const char *G = fwd ? NULL : bufname(e, R(e, n->in[n->nin - 1]));
+  if (n->op == OP_AVGPOOL || n->op == OP_AVGPOOL_DX) {
+    if (fwd)
+      line(e, "%s s = %s;", e->real, lit(e, 0));
+    else
+      line(e, "const %s gv = %s[%s] / %s;", e->real, G, yi, lit(e, k * k));
+    line(e, "for (long kh = 0; kh < %d; kh++)", k);
+    line(e, "  for (long kw = 0; kw < %d; kw++)", k);
+    if (fwd) {
+      line(e, "    s += %s[%s];", X, xi);
+      line(e, "%s[%s] = s / %s;", D, yi, lit(e, k * k));
+    } else {
+      line(e, "    %s[%s] += gv;", D, xi);
+    }
+  } else {
+    /* the first maximum in scan order, as PyTorch's CPU kernel */
+    line(e, "long best = %s;", x0);
+    line(e, "for (long kh = 0; kh < %d; kh++)", k);
+    line(e, "  for (long kw = 0; kw < %d; kw++)", k);
+    line(e, "    if (%s[%s] > %s[best]) best = %s;", X, xi, X, xi);
+    if (fwd)
+      line(e, "%s[%s] = %s[best];", D, yi, X);
+    else
+      line(e, "%s[best] += %s[%s];", D, G, yi);
+  }
+  e->ind--;
+  line(e, "}");
+}
+
+/* embedding: rows of a [V, D] table by index; EMBED_DT adds them back */
+static void embed_code(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]), ix = R(e, n->in[1]);
+  const char *D = bufname(e, id), *A = bufname(e, a), *I = bufname(e, ix);
+  int64_t cnt = ND(e, ix)->numel;
+  Shape tab = n->op == OP_EMBED ? ND(e, a)->shape : n->shape;
+  int64_t V = tab.d[0], Dm = tab.d[1];
+  if (n->op == OP_EMBED_DT)
+    zero(e, D, n->numel);
+  line(e, "for (long i = 0; i < %lld; i++) {", (long long)cnt);
+  e->ind++;
+  line(e, "const long r = (long)%s[i];", I);
+  line(e, "if (r < 0 || r >= %lld) { status = 1; continue; } /* index out of range */",
+       (long long)V);
+  if (n->op == OP_EMBED)
+    line(e, "for (long j = 0; j < %lld; j++) %s[i * %lld + j] = %s[r * %lld + j];",
+         (long long)Dm, D, (long long)Dm, A, (long long)Dm);
+  else
+    line(e, "for (long j = 0; j < %lld; j++) %s[r * %lld + j] += %s[i * %lld + j];",
+         (long long)Dm, D, (long long)Dm, A, (long long)Dm);
+  e->ind--;
+  line(e, "}");
+  e->uses_status = 1;
+}
+
 static void node_code(E *e, int id) {
   Node *n = ND(e, id);
   comment(e, id);
@@ -597,6 +740,11 @@ static void node_code(E *e, int id) {
   case OP_FIRSTMAX: case OP_FIRSTMIN: firstmax_loop(e, id); return;
   case OP_PRODEXCL: prodexcl_loop(e, id); return;
   case OP_ONEHOT: onehot_loop(e, id); return;
+  case OP_CONV2D: case OP_CONV2D_DX: case OP_CONV2D_DW: conv_code(e, id); return;
+  case OP_MAXPOOL: case OP_MAXPOOL_DX: case OP_AVGPOOL: case OP_AVGPOOL_DX:
+    pool_code(e, id);
+    return;
+  case OP_EMBED: case OP_EMBED_DT: embed_code(e, id); return;
   default:
     error_plain(e->c, "internal: no code generator for %s", op_name(n->op));
   }

@@ -598,3 +598,15 @@ int ir_matmul(Ctx *c, int a, int b, int flags, Loc loc) {
   int in[2] = {a, b};
   return ir_node(c, &t, in);
 }
+
+/* ---- network ops: attributes travel in perm[] --------------------------- */
+
+int ir_special(Ctx *c, Op op, const int *in, int nin, Shape s,
+               const int *attrs, int nattrs, Loc loc) {
+  check_size(c, s, loc);
+  Node t = tmpl_of(op, DT_F, s, loc);
+  for (int i = 0; i < nattrs; i++)
+    t.perm[i] = attrs[i];
+  t.nin = nin;
+  return ir_node(c, &t, in);
+}

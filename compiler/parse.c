@@ -423,6 +423,92 @@ static int grad_call(P *p, Call *k) {
 
 static int call(P *p, Call *k);
 
+static int64_t small_int_arg(P *p, Call *k, int idx, const char *name,
+                             int64_t dflt, int64_t min) {
+  Val *v = argp(p, k, idx, name, dflt < 0);
+  if (!v)
+    return dflt;
+  int64_t x = need_int(p, *v, k->fn, name);
+  if (x < min || x > 65536)
+    error_at(p->c, v->loc, "%s: %s must be an integer from %lld to 65536, "
+             "got %lld", k->fn, name, (long long)min, (long long)x);
+  return x;
+}
+
+static int rank4(P *p, Val *v, const char *fn, const char *what) {
+  int x = need_node(p, *v, fn);
+  if (SHAPE(p, x).rank != 4)
+    error_at(p->c, v->loc, "%s: %s must be 4-D [%s], got rank %d", fn, what,
+             what[0] == 'x' ? "N, C, H, W" : "O, C, KH, KW",
+             SHAPE(p, x).rank);
+  if (NODE(p, x)->dt == DT_I32)
+    error_at(p->c, v->loc, "%s: %s must be a float tensor", fn, what);
+  return x;
+}
+
+/* conv2d(x[N,C,H,W], w[O,C,KH,KW], stride=1, padding=0) */
+static int conv2d_call(P *p, Call *k) {
+  check_arity(p, k, 4);
+  Val *xv = argp(p, k, 0, "x", 1), *wv = argp(p, k, 1, "w", 1);
+  int x = rank4(p, xv, "conv2d", "x"), w = rank4(p, wv, "conv2d", "w");
+  int64_t st = small_int_arg(p, k, 2, "stride", 1, 1);
+  int64_t pad = small_int_arg(p, k, 3, "padding", 0, 0);
+  check_named(p, k);
+  Shape sx = SHAPE(p, x), sw = SHAPE(p, w);
+  if (sx.d[1] != sw.d[1])
+    error_at(p->c, wv->loc, "conv2d: x has %lld channels but w expects %lld",
+             (long long)sx.d[1], (long long)sw.d[1]);
+  int64_t hp = sx.d[2] + 2 * pad, wp = sx.d[3] + 2 * pad;
+  if (sw.d[2] > hp || sw.d[3] > wp)
+    error_at(p->c, k->loc, "conv2d: kernel %lldx%lld is larger than the "
+             "padded input %lldx%lld", (long long)sw.d[2], (long long)sw.d[3],
+             (long long)hp, (long long)wp);
+  Shape s = {4, {sx.d[0], sw.d[0], (hp - sw.d[2]) / st + 1,
+                 (wp - sw.d[3]) / st + 1}};
+  int in[2] = {x, w}, at[2] = {(int)st, (int)pad};
+  return ir_special(p->c, OP_CONV2D, in, 2, s, at, 2, k->loc);
+}
+
+/* max_pool2d(x, k, stride=k), avg_pool2d(x, k, stride=k): no padding,
+ * floor mode (PyTorch's defaults). */
+static int pool_call(P *p, Call *k) {
+  check_arity(p, k, 3);
+  Val *xv = argp(p, k, 0, "x", 1);
+  int x = rank4(p, xv, k->fn, "x");
+  int64_t ks = small_int_arg(p, k, 1, "k", -1, 1);
+  int64_t st = small_int_arg(p, k, 2, "stride", ks, 1);
+  check_named(p, k);
+  Shape sx = SHAPE(p, x);
+  if (ks > sx.d[2] || ks > sx.d[3])
+    error_at(p->c, k->loc, "%s: window %lld is larger than the input %lldx%lld",
+             k->fn, (long long)ks, (long long)sx.d[2], (long long)sx.d[3]);
+  Shape s = {4, {sx.d[0], sx.d[1], (sx.d[2] - ks) / st + 1,
+                 (sx.d[3] - ks) / st + 1}};
+  int at[2] = {(int)ks, (int)st};
+  return ir_special(p->c, k->fn[0] == 'm' ? OP_MAXPOOL : OP_AVGPOOL, &x, 1, s,
+                    at, 2, k->loc);
+}
+
+/* embedding(table[V, D], idx: i32[...]) -> [..., D] */
+static int embedding_call(P *p, Call *k) {
+  check_arity(p, k, 2);
+  Val *tv = argp(p, k, 0, "table", 1), *iv = argp(p, k, 1, "idx", 1);
+  int t = need_node(p, *tv, "embedding"), idx = need_node(p, *iv, "embedding");
+  check_named(p, k);
+  if (SHAPE(p, t).rank != 2 || NODE(p, t)->dt == DT_I32)
+    error_at(p->c, tv->loc, "embedding: table must be a 2-D float tensor "
+             "[V, D]");
+  if (NODE(p, idx)->dt != DT_I32)
+    error_at(p->c, iv->loc, "embedding: indices must be an i32 input");
+  Shape s = SHAPE(p, idx);
+  if (s.rank >= MAX_RANK)
+    error_at(p->c, iv->loc, "embedding: result would have more than %d "
+             "dimensions", MAX_RANK);
+  s.d[s.rank++] = SHAPE(p, t).d[1];
+  int in[2] = {t, idx};
+  return ir_special(p->c, OP_EMBED, in, 2, s, NULL, 0, k->loc);
+}
+
 /* ---- expressions ----------------------------------------------------------- */
 
 static Val expr(P *p);
@@ -993,6 +1079,12 @@ static int call(P *p, Call *k) {
     check_named(p, k);
     return ir_const(c, v, s);
   }
+  if (strcmp(fn, "conv2d") == 0)
+    return conv2d_call(p, k);
+  if (strcmp(fn, "max_pool2d") == 0 || strcmp(fn, "avg_pool2d") == 0)
+    return pool_call(p, k);
+  if (strcmp(fn, "embedding") == 0)
+    return embedding_call(p, k);
   if (strcmp(fn, "grad") == 0)
     return grad_call(p, k);
   (void)need_float;
