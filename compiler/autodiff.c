@@ -162,8 +162,15 @@ static void rule(AD *d, int id, int g) {
   case OP_PROD:
     contribute(d, a, mul(d, g, ir_prodexcl(c, a, n.mask, d->loc)));
     return;
-  case OP_PRODEXCL:
-    error_at(c, n.loc, "the second derivative of prod() is not supported");
+  case OP_PRODEXCL: { /* d/dx_j of prod_{k != i} x_k, summed against g_i */
+    Node t = c->g.nodes[id];
+    t.op = OP_PRODEXCL2;
+    t.nin = 2;
+    contribute(d, a, ir_node(c, &t, (int[]){a, g}));
+    return;
+  }
+  case OP_PRODEXCL2:
+    error_at(c, n.loc, "the third derivative of prod() is not supported");
   case OP_RESHAPE: contribute(d, a, ir_reshape(c, g, SH(c, a), d->loc)); return;
   case OP_TRANSPOSE:
     contribute(d, a, inverse_perm_transpose(d, g, n.perm, n.shape.rank));

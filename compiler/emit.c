@@ -526,6 +526,64 @@ static void prodexcl_loop(E *e, int id) {
   loop_close(e, &s);
 }
 
+/* out_j = sum over i != j of g_i * prod over k != i, j of x_k, within each
+ * reduced group: the adjoint of prodexcl, for second derivatives of prod */
+static void prodexcl2_loop(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]), g = R(e, n->in[1]);
+  Shape s = n->shape, grp = n->shape;
+  for (int d = 0; d < s.rank; d++)
+    if (!(n->mask & (1u << d)))
+      grp.d[d] = 1;
+  const char *dst = bufname(e, id);
+  char **idx = loop_open(e, &s, "i");
+  line(e, "{");
+  e->ind++;
+  line(e, "%s acc = %s;", e->real, lit(e, 0));
+  char **gi = loop_open(e, &grp, "g");
+  line(e, "{");
+  e->ind++;
+  char **ri = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  StrBuf gj = {0};
+  int ngj = 0;
+  for (int d = 0; d < s.rank; d++) {
+    int red = n->mask & (1u << d) && s.d[d] != 1;
+    ri[d] = red ? gi[d] : idx[d];
+    if (red)
+      sb_printf(&gj, "%s%s == %s", ngj++ ? " && " : "", gi[d], idx[d]);
+  }
+  line(e, "if (%s) continue;", ngj ? gj.s : "1");
+  line(e, "%s prod = %s;", e->real, load(e, g, ri));
+  char **hi = loop_open(e, &grp, "h");
+  char **ki = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  for (int d = 0; d < s.rank; d++) {
+    int red = n->mask & (1u << d) && s.d[d] != 1;
+    ki[d] = red ? hi[d] : idx[d];
+  }
+  StrBuf hj = {0}, hg = {0};
+  int nh = 0;
+  for (int d = 0; d < s.rank; d++)
+    if (n->mask & (1u << d) && s.d[d] != 1) {
+      sb_printf(&hj, "%s%s == %s", nh ? " && " : "", hi[d], idx[d]);
+      sb_printf(&hg, "%s%s == %s", nh ? " && " : "", hi[d], gi[d]);
+      nh++;
+    }
+  line(e, "if (!(%s) && !(%s)) prod *= %s;", nh ? hj.s : "1", nh ? hg.s : "1",
+       load(e, a, ki));
+  loop_close(e, &grp);
+  line(e, "acc += prod;");
+  e->ind--;
+  line(e, "}");
+  loop_close(e, &grp);
+  line(e, "%s[%s] = acc;", dst, offset(e, &s, idx));
+  e->ind--;
+  line(e, "}");
+  loop_close(e, &s);
+  sb_free(&gj);
+  sb_free(&hj);
+  sb_free(&hg);
+}
+
 static void onehot_loop(E *e, int id) {
   Node *n = ND(e, id);
   int a = R(e, n->in[0]);
@@ -739,6 +797,7 @@ static void node_code(E *e, int id) {
   case OP_PAD: pad_loop(e, id); return;
   case OP_FIRSTMAX: case OP_FIRSTMIN: firstmax_loop(e, id); return;
   case OP_PRODEXCL: prodexcl_loop(e, id); return;
+  case OP_PRODEXCL2: prodexcl2_loop(e, id); return;
   case OP_ONEHOT: onehot_loop(e, id); return;
   case OP_CONV2D: case OP_CONV2D_DX: case OP_CONV2D_DW: conv_code(e, id); return;
   case OP_MAXPOOL: case OP_MAXPOOL_DX: case OP_AVGPOOL: case OP_AVGPOOL_DX:

@@ -68,6 +68,8 @@ Token *lex(Ctx *c, int *ntok) {
   Token *t = arena_alloc(&c->arena, sizeof *t * (size_t)cap);
   const char *p = c->src, *end = c->src + c->srclen, *bol = p;
   int line = 1;
+  if (end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+    p = bol = p + 3; /* a UTF-8 byte-order mark is not content */
 #define PUSH(tok)                                                              \
   do {                                                                         \
     if (n == cap) {                                                            \

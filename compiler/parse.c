@@ -44,8 +44,13 @@ typedef struct {
   int pos, ntok;
   Sym *syms;
   int nsyms, symcap;
+  int *index; /* open-addressing hash of symbol positions, -1 empty */
+  int icap;
   int nstmts;
+  int depth;  /* expression nesting, bounded so the C stack is too */
 } P;
+
+#define MAX_NESTING 500
 
 static Token *peek(P *p) { return &p->t[p->pos]; }
 static Loc tloc(const Token *t) { return (Loc){t->line, t->col}; }
@@ -66,8 +71,10 @@ static int accept(P *p, const char *s) {
 }
 static const char *tok_desc(P *p, const Token *t) {
   static const char *const names[] = {"end of file", "end of line"};
-  if (t->kind == T_EOF || t->kind == T_NEWLINE)
-    return names[t->kind];
+  if (t->kind == T_EOF || (t->kind == T_NEWLINE && t->len == 0))
+    return names[0];
+  if (t->kind == T_NEWLINE)
+    return names[1];
   return arena_strndup(&p->c->arena, t->text, (size_t)t->len);
 }
 static void expect(P *p, const char *s) {
@@ -98,11 +105,28 @@ static const char *ident(P *p, const char *what) {
 
 /* ---- symbols ------------------------------------------------------------ */
 
+static unsigned name_hash(const char *s) {
+  unsigned h = 2166136261u;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
 static Sym *lookup(P *p, const char *name) {
-  for (int i = p->nsyms - 1; i >= 0; i--)
-    if (strcmp(p->syms[i].name, name) == 0)
-      return &p->syms[i];
+  if (!p->icap)
+    return NULL;
+  unsigned i = name_hash(name) & (unsigned)(p->icap - 1);
+  for (; p->index[i] >= 0; i = (i + 1) & (unsigned)(p->icap - 1))
+    if (strcmp(p->syms[p->index[i]].name, name) == 0)
+      return &p->syms[p->index[i]];
   return NULL;
+}
+
+static void index_put(P *p, int pos) {
+  unsigned i = name_hash(p->syms[pos].name) & (unsigned)(p->icap - 1);
+  while (p->index[i] >= 0)
+    i = (i + 1) & (unsigned)(p->icap - 1);
+  p->index[i] = pos;
 }
 
 static void define(P *p, const char *name, int node, Loc loc) {
@@ -119,14 +143,17 @@ static void define(P *p, const char *name, int node, Loc loc) {
     p->symcap = ncap;
   }
   p->syms[p->nsyms++] = (Sym){name, node, loc};
+  if (p->nsyms * 2 > p->icap) { /* rebuild at twice the size */
+    p->icap = p->icap ? p->icap * 2 : 128;
+    p->index = arena_alloc(&p->c->arena, sizeof(int) * (size_t)p->icap);
+    for (int i = 0; i < p->icap; i++)
+      p->index[i] = -1;
+    for (int i = 0; i < p->nsyms; i++)
+      index_put(p, i);
+  } else {
+    index_put(p, p->nsyms - 1);
+  }
 }
-
-/* Linear symbol lookup is fine for hand-written graphs; large generated
- * graphs get a hash index. */
-typedef struct {
-  int *slot;
-  int cap;
-} SymIndex;
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -348,6 +375,14 @@ static int matmul_any(P *p, int a, int b, Loc loc) {
     error_at(c, loc, "matmul operands must have at least 1 dimension (got "
              "rank %d and %d)", sa.rank, sb.rank);
   int va = sa.rank == 1, vb = sb.rank == 1;
+  int64_t ka = sa.d[sa.rank - 1], kb = sb.d[sb.rank > 1 ? sb.rank - 2 : 0];
+  if (ka != kb) {
+    char s1[128], s2[128];
+    shape_str(&sa, s1, sizeof s1);
+    shape_str(&sb, s2, sizeof s2);
+    error_at(c, loc, "matmul inner dimensions differ: %s @ %s (%lld vs %lld)",
+             s1, s2, (long long)ka, (long long)kb);
+  }
   if (va) { /* [K] -> [1, K] */
     Shape s = {2, {1, sa.d[0]}};
     a = ir_reshape(c, a, s, loc);
@@ -734,14 +769,20 @@ static Val power(P *p) {
 
 static Val unary(P *p) {
   Token *t = peek(p);
+  if (++p->depth > MAX_NESTING)
+    error_at(p->c, tloc(t), "expression nested too deeply (more than %d "
+             "levels)", MAX_NESTING);
+  Val v;
   if (accept(p, "-")) {
-    Val v = unary(p);
-    return mknode(ir_unary(p->c, OP_NEG, need_node(p, v, "-"), tloc(t)),
-                  tloc(t));
+    v = unary(p);
+    v = mknode(ir_unary(p->c, OP_NEG, need_node(p, v, "-"), tloc(t)), tloc(t));
+  } else if (accept(p, "+")) {
+    v = unary(p);
+  } else {
+    v = power(p);
   }
-  if (accept(p, "+"))
-    return unary(p);
-  return power(p);
+  p->depth--;
+  return v;
 }
 
 static Val term(P *p) {
@@ -795,6 +836,9 @@ static int cmp_op(const Token *t, Op *op) {
 }
 
 static Val expr(P *p) {
+  if (++p->depth > MAX_NESTING)
+    error_at(p->c, tloc(peek(p)), "expression nested too deeply (more than "
+             "%d levels)", MAX_NESTING);
   Val v = arith(p);
   Op op;
   Token *t = peek(p);
@@ -806,6 +850,7 @@ static Val expr(P *p) {
       error_at(p->c, tloc(peek(p)),
                "comparisons cannot be chained; use parentheses");
   }
+  p->depth--;
   return v;
 }
 
@@ -1240,6 +1285,10 @@ static void do_backward(P *p, Root *roots, int nroots) {
   int np = 0;
   for (int i = 0; i < c->g.nargs; i++)
     np += c->g.args[i].is_param;
+  if (np == 0)
+    error_at(c, roots[0].loc, "backward: the graph has no param to "
+             "differentiate (declare trainable tensors with 'param'; for an "
+             "input use grad(y, x))");
   int *wrt = arena_alloc(&c->arena, sizeof(int) * (size_t)(np + 1));
   int *grads = arena_alloc(&c->arena, sizeof(int) * (size_t)(np + 1));
   int *pidx = arena_alloc(&c->arena, sizeof(int) * (size_t)(np + 1));
