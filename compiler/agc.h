@@ -190,7 +190,11 @@ typedef struct {
   int *alias;     /* node whose memory this node reads as its own */
   int64_t work_bytes;
   int64_t naive_bytes; /* all intermediates without reuse */
+  int64_t pack_off;    /* matmul packing scratch, -1 if no kernel call */
 } Plan;
+
+/* Does this matmul run through the packed kernel (kernels.c)? */
+int plan_uses_gemm(const Ctx *c, const Node *n);
 
 void plan_graph(Ctx *c, Plan *p);
 /* The node whose value id is (skipping named values and detach). */
@@ -203,6 +207,13 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *out, int jit);
 void emit_h(Ctx *c, StrBuf *out);
 void dump_ir(Ctx *c, StrBuf *out);
 void dump_dot(Ctx *c, StrBuf *out);
+
+/* ---- kernels.c -------------------------------------------------------- */
+
+/* Writes the matrix-product kernel named `name` for f32 or f64. */
+void emit_gemm(StrBuf *o, const char *name, int f64, int is_static);
+int kernel_nr(int f64); /* its panel width */
+int64_t kernel_pack_elems(int f64, int64_t K); /* scratch it needs */
 
 /* ---- compile.c: the library entry -------------------------------------- */
 

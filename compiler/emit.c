@@ -25,6 +25,7 @@ typedef struct {
   int *arg_used;
   int uses_status;
   int flat;         /* current loop is one flat index over equal shapes */
+  int uses_gemm;    /* a matmul calls the kernel */
 } E;
 
 static Node *ND(E *e, int id) { return &e->c->g.nodes[id]; }
@@ -398,6 +399,12 @@ static void reduce_loop(E *e, int id) {
   line(e, "}");
 }
 
+static const char *gemm_name(E *e) {
+  if (e->jit) /* the runtime's optimized copy */
+    return e->c->opt.f64 ? "agc_gemm_f64" : "agc_gemm_f32";
+  return fmt(e, "%s_gemm", e->c->name);
+}
+
 static void matmul_loop(E *e, int id) {
   Node *n = ND(e, id);
   int a = R(e, n->in[0]), b = R(e, n->in[1]);
@@ -432,6 +439,19 @@ static void matmul_loop(E *e, int id) {
     line(e, "const %s *B = %s + %s;", e->real, B, bo);
     line(e, "%s *C = %s + %s;", e->real, C, co);
     A = "A", B = "B", C = "C";
+  }
+  if (plan_uses_gemm(e->c, n)) {
+    line(e, "%s(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %lld, %s, pack);",
+         gemm_name(e), (long long)M, (long long)N, (long long)K, A,
+         (long long)(ta ? 1 : K), (long long)(ta ? M : 1), B,
+         (long long)(tb ? 1 : N), (long long)(tb ? K : 1), C);
+    e->uses_gemm = 1;
+    if (batch.rank) {
+      e->ind--;
+      line(e, "}");
+    }
+    loop_close(e, &batch);
+    return;
   }
   line(e, "for (long i = 0; i < %lld; i++) {", (long long)M);
   e->ind++;
@@ -1019,8 +1039,19 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
   sb_puts(o, "#include <stddef.h>\n#include <stdint.h>\n\n");
   macros(c, o, p);
   sb_puts(o, "\n");
+  if (e.uses_gemm && jit) {
+    sb_printf(o, "void %s(long M, long N, long K, const %s *A, long sai, "
+              "long sak, const %s *B, long sbk, long sbj, %s *C, %s *pack);\n\n",
+              gemm_name(&e), e.real, e.real, e.real, e.real);
+  } else if (e.uses_gemm) {
+    emit_gemm(o, gemm_name(&e), c->opt.f64, 1);
+    sb_puts(o, "\n");
+  }
   signature(c, o, e.real);
   sb_puts(o, "\n{\n");
+  if (e.uses_gemm)
+    sb_printf(&decls, "  %s *const pack = (%s *)(w + %lld); /* matmul "
+              "packing */\n", e.real, e.real, (long long)p->pack_off);
   if (decls.len) {
     sb_puts(o, "  char *const w = (char *)work;\n");
     sb_puts(o, decls.s);

@@ -229,5 +229,23 @@ void plan_graph(Ctx *c, Plan *p) {
       top = at + size;
   }
   free(slots);
-  p->work_bytes = top;
+  /* one packing scratch for whichever matmul runs: they run one by one */
+  int64_t pack = 0;
+  for (int i = 0; i < n; i++) {
+    Node *x = &g->nodes[i];
+    if (p->live[i] && x->op == OP_MATMUL && plan_uses_gemm(c, x)) {
+      Shape sa = g->nodes[plan_resolve(c, x->in[0])].shape;
+      int64_t k = x->flags & MM_TA ? sa.d[sa.rank - 2] : sa.d[sa.rank - 1];
+      int64_t b = kernel_pack_elems(c->opt.f64, k) * (c->opt.f64 ? 8 : 4);
+      if (b > pack)
+        pack = b;
+    }
+  }
+  p->pack_off = pack ? top : -1;
+  p->work_bytes = top + (pack + ALIGN - 1) / ALIGN * ALIGN;
+}
+
+int plan_uses_gemm(const Ctx *c, const Node *n) {
+  (void)c;
+  return n->shape.d[n->shape.rank - 1] >= 4; /* a narrow C wastes the panel */
 }

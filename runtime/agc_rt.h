@@ -68,9 +68,9 @@ typedef struct agc_module agc_module;
  * may include <stddef.h>, <stdint.h> (and <math.h>). tcc's files are taken
  * from $AGC_TCC_LIBDIR if set, else the build's tcc_libdir.
  * AGC_BACKEND_CC: runs $CC (default "cc", split on spaces) with
- * -std=c99 -O3 -march=native -ffp-contract=off -fPIC -shared ... -lm in a
+ * -std=c99 -O3 -march=native -ffp-contract=fast -fPIC -shared ... -lm in a
  * temporary directory under $TMPDIR (default /tmp), which is removed again;
- * flags the compiler rejects among -march=native/-ffp-contract=off are
+ * flags the compiler rejects among -march=native/-ffp-contract=fast are
  * dropped and the compile retried.
  * Error messages are one line: "tcc: <compiler message>" or
  * "cc: <first error line of the compiler>". */

@@ -11,6 +11,7 @@
  * All libtcc calls live in this file.
  */
 #include "agc_rt.h"
+#include "agc_kernels.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -91,6 +92,13 @@ static const host_sym host_glibc[] = {
 
 /* tcc emits calls to these for struct copies and aggregate initialisers;
  * abort is referenced by libtcc1's va_arg helper. */
+/* The kernels generated code calls in JIT mode, compiled ahead of time
+ * with the optimizing compiler (agc_kernels.h). */
+static const host_sym host_kernels[] = {
+  {"agc_gemm_f32", (const void *)agc_gemm_f32},
+  {"agc_gemm_f64", (const void *)agc_gemm_f64},
+};
+
 static const host_sym host_libc[] = {
   {"memset", (const void *)memset},
   {"memcpy", (const void *)memcpy},
@@ -147,6 +155,7 @@ static int tcc_build(TCCState *s, const char *source, tcc_diag *d,
   }
   add_host_syms(s, host_math, sizeof host_math / sizeof host_math[0]);
   add_host_syms(s, host_libc, sizeof host_libc / sizeof host_libc[0]);
+  add_host_syms(s, host_kernels, sizeof host_kernels / sizeof host_kernels[0]);
 #ifdef __GLIBC__
   add_host_syms(s, host_glibc, sizeof host_glibc / sizeof host_glibc[0]);
 #endif
@@ -314,7 +323,8 @@ static bool write_file(const char *path, const char *text) {
  * failed compile's output mentions them. */
 static const struct { const char *flag, *needle; } optional_flags[] = {
   {"-march=native", "march"},
-  {"-ffp-contract=off", "fp-contract"},
+  /* fused multiply-add where the target has it: the kernels need it */
+  {"-ffp-contract=fast", "fp-contract"},
 };
 #define N_OPTIONAL (sizeof optional_flags / sizeof optional_flags[0])
 

@@ -1,0 +1,13 @@
+/* agc_kernels.h — kernels compiled ahead of time for the TinyCC JIT.
+ * Their text is compiler/kernels.c's, the same that generated .c files
+ * carry; see there for the meaning of the arguments. */
+#ifndef AGC_KERNELS_H
+#define AGC_KERNELS_H
+
+void agc_gemm_f32(long M, long N, long K, const float *A, long sai, long sak,
+                  const float *B, long sbk, long sbj, float *C, float *pack);
+void agc_gemm_f64(long M, long N, long K, const double *A, long sai, long sak,
+                  const double *B, long sbk, long sbj, double *C,
+                  double *pack);
+
+#endif
