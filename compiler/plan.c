@@ -47,9 +47,66 @@ static int inlinable_into(const Ctx *c, const Node *x, const Node *k) {
   }
 }
 
+/* Released workspace slices by exact size: an open-addressing table from
+ * size to a stack of offsets. */
 typedef struct {
-  int64_t off, size, last;
-} Slot;
+  int64_t size;
+  int64_t *offs;
+  int n, cap;
+} SizeBin;
+
+typedef struct {
+  SizeBin *bins;
+  int cap, used;
+} SizePool;
+
+static SizeBin *pool_bin(SizePool *p, int64_t size, int create) {
+  if (create && (p->used + 1) * 2 > p->cap) {
+    SizePool q = {calloc((size_t)(p->cap ? p->cap * 2 : 64), sizeof(SizeBin)),
+                  p->cap ? p->cap * 2 : 64, 0};
+    for (int i = 0; i < p->cap; i++)
+      if (p->bins[i].size) {
+        SizeBin *b = pool_bin(&q, p->bins[i].size, 1);
+        *b = p->bins[i];
+      }
+    free(p->bins);
+    *p = q;
+  }
+  if (!p->cap)
+    return NULL;
+  int i = (int)((uint64_t)size * 0x9E3779B97F4A7C15ULL >> 40) & (p->cap - 1);
+  while (p->bins[i].size && p->bins[i].size != size)
+    i = (i + 1) & (p->cap - 1);
+  if (!p->bins[i].size) {
+    if (!create)
+      return NULL;
+    p->bins[i].size = size;
+    p->used++;
+  }
+  return &p->bins[i];
+}
+
+static void pool_put(SizePool *p, int64_t size, int64_t off) {
+  SizeBin *b = pool_bin(p, size, 1);
+  if (b->n == b->cap) {
+    b->cap = b->cap ? b->cap * 2 : 4;
+    b->offs = realloc(b->offs, sizeof(int64_t) * (size_t)b->cap);
+    if (!b->offs)
+      abort();
+  }
+  b->offs[b->n++] = off;
+}
+
+static int64_t pool_take(SizePool *p, int64_t size) {
+  SizeBin *b = pool_bin(p, size, 0);
+  return b && b->n ? b->offs[--b->n] : -1;
+}
+
+static void pool_free(SizePool *p) {
+  for (int i = 0; i < p->cap; i++)
+    free(p->bins[i].offs);
+  free(p->bins);
+}
 
 void plan_graph(Ctx *c, Plan *p) {
   Graph *g = &c->g;
@@ -147,18 +204,18 @@ void plan_graph(Ctx *c, Plan *p) {
   int *outcount = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   for (int o = 0; o < g->nouts; o++)
     outcount[plan_resolve(c, g->outs[o].node)]++;
+  /* a node another node views as its memory stays in the workspace */
+  char *viewed = arena_alloc(&c->arena, (size_t)n + 1);
+  for (int i = 0; i < n; i++)
+    if (p->live[i] && p->alias[i] != i)
+      viewed[p->alias[i]] = 1;
   for (int o = 0; o < g->nouts; o++) {
     int v = plan_resolve(c, g->outs[o].node);
     Node *x = &g->nodes[v];
     if (outcount[v] != 1 || p->inl[v] || op_kind(x->op) == K_LEAF ||
         x->op == OP_RESHAPE || (g->outs[o].is_grad && c->opt.accumulate))
       continue;
-    /* a node another node views as its memory stays in the workspace */
-    int viewed = 0;
-    for (int i = v + 1; i < n && !viewed; i++)
-      if (p->live[i] && p->alias[i] == v && i != v)
-        viewed = 1;
-    if (!viewed)
+    if (!viewed[v])
       p->store[v] = o;
   }
   /* where each node is read: the position of the loop it is fused into */
@@ -195,40 +252,46 @@ void plan_graph(Ctx *c, Plan *p) {
     if (!p->inl[v])
       last[p->alias[v]] = END;
   }
-  /* naive total, then first-fit allocation in schedule order */
-  Slot *slots = malloc(sizeof *slots * (size_t)(n + 1));
-  int nslots = 0;
+  /* Allocation in schedule order. A buffer is released after its last
+   * reader; a new buffer takes a released one of exactly its size if there
+   * is one (most intermediates share a few sizes), else fresh space at the
+   * top. Every step is O(1) amortized, so planning stays linear. */
+  int *relhead = malloc(sizeof(int) * (size_t)(n + 2));
+  int *relnext = malloc(sizeof(int) * (size_t)(n + 1));
+  int64_t *size = calloc((size_t)n + 1, sizeof(int64_t));
+  SizePool pool = {0};
+  for (int i = 0; i <= n + 1; i++)
+    relhead[i] = -1;
   int64_t top = 0;
+  int released = 0; /* positions whose buffers are back in the pool */
   for (int i = 0; i < n; i++) {
     Node *x = &g->nodes[i];
     if (!p->live[i] || p->inl[i] || x->op == OP_INPUT ||
-        x->op == OP_PARAM || x->op == OP_RESHAPE || x->op == OP_ID || x->op == OP_DETACH ||
-        p->store[i] >= 0)
+        x->op == OP_PARAM || x->op == OP_RESHAPE || x->op == OP_ID ||
+        x->op == OP_DETACH || p->store[i] >= 0)
       continue;
-    int64_t size = (x->numel * elem_size(c, x) + ALIGN - 1) / ALIGN * ALIGN;
-    p->naive_bytes += size;
-    /* release dead slots */
-    int k = 0;
-    for (int s = 0; s < nslots; s++)
-      if (slots[s].last >= i)
-        slots[k++] = slots[s];
-    nslots = k;
-    /* slots are kept sorted by offset: find the first gap */
-    int64_t at = 0;
-    int pos = 0;
-    for (; pos < nslots; pos++) {
-      if (slots[pos].off - at >= size)
-        break;
-      at = slots[pos].off + slots[pos].size;
+    for (; released < i; released++)
+      for (int b2 = relhead[released]; b2 >= 0; b2 = relnext[b2])
+        pool_put(&pool, size[b2], p->off[b2]);
+    size[i] = (x->numel * elem_size(c, x) + ALIGN - 1) / ALIGN * ALIGN;
+    p->naive_bytes += size[i];
+    int64_t at = pool_take(&pool, size[i]);
+    if (at < 0) {
+      at = top;
+      top += size[i];
     }
-    memmove(&slots[pos + 1], &slots[pos], sizeof *slots * (size_t)(nslots - pos));
-    slots[pos] = (Slot){at, size, last[i] < i ? i : last[i]};
-    nslots++;
     p->off[i] = at;
-    if (at + size > top)
-      top = at + size;
+    /* released once read for the last time; outputs' last use is END */
+    int64_t l = last[i] < i ? i : last[i];
+    if (l < n) {
+      relnext[i] = relhead[l];
+      relhead[l] = i;
+    }
   }
-  free(slots);
+  pool_free(&pool);
+  free(relhead);
+  free(relnext);
+  free(size);
   /* one packing scratch for whichever matmul runs: they run one by one */
   int64_t pack = 0;
   for (int i = 0; i < n; i++) {
