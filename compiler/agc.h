@@ -208,6 +208,13 @@ void emit_h(Ctx *c, StrBuf *out);
 void dump_ir(Ctx *c, StrBuf *out);
 void dump_dot(Ctx *c, StrBuf *out);
 
+/* ---- passes.c --------------------------------------------------------- */
+
+/* Runs the optimizer pipeline (unless O0), the IR checker after each pass;
+ * stops after the pass named stop_after, if any. */
+void run_passes(Ctx *c, const char *stop_after);
+extern const char *const pass_names[]; /* NULL-terminated, in order */
+
 /* ---- kernels.c -------------------------------------------------------- */
 
 /* Writes the matrix-product kernel named `name` for f32 or f64. */
@@ -223,6 +230,8 @@ typedef struct {
   int no_grad;      /* --no-grad */
   const char *name; /* --name, or NULL: `graph NAME`, else the file stem */
   int expose_roots; /* also output each backward root (for agc check) */
+  int O0;           /* no optimizer passes, no fusion: the reference path */
+  const char *after; /* stop the pass pipeline after this pass (--after) */
 } Options;
 
 struct Ctx {

@@ -30,6 +30,9 @@ static const char usage[] =
 "  --no-grad         forward only: ignore backward (torch.no_grad())\n"
 "  --name NAME       name of the generated function (default: 'graph NAME',\n"
 "                    else the file name)\n"
+"  -O1               optimize (default): the pass pipeline, loop fusion\n"
+"  -O0               no passes, no fusion: every value stored (reference)\n"
+"  --after PASS      with --emit ir/dot: the IR after PASS (parse, canon)\n"
 "\n"
 "run: JIT-compile the graph, evaluate it once, write the results\n"
 "  --inputs DIR      read each input/param/seed NAME from DIR/NAME.npy\n"
@@ -57,7 +60,8 @@ static int die2(const char *fmt, const char *arg) {
 typedef struct {
   const char *graph, *out, *header, *emit, *name, *inputs, *outdir;
   const char *backend;
-  int f64, accumulate, no_grad, repeat;
+  int f64, accumulate, no_grad, repeat, O0;
+  const char *after;
   double tol;
   const char **pairs; /* NAME=FILE */
   int npairs;
@@ -150,6 +154,12 @@ static int parse_cli(int argc, char **argv, int start, Cli *o, int mode) {
       o->accumulate = 1;
     } else if (strcmp(a, "--no-grad") == 0 && mode == 0) {
       o->no_grad = 1;
+    } else if (strcmp(a, "-O0") == 0) {
+      o->O0 = 1;
+    } else if (strcmp(a, "-O1") == 0) {
+      o->O0 = 0;
+    } else if (strcmp(a, "--after") == 0 && mode == 0) {
+      if (!(o->after = NEXT())) return 2;
     } else if (strcmp(a, "--inputs") == 0 && mode) {
       if (!(o->inputs = NEXT())) return 2;
     } else if (strcmp(a, "--out") == 0 && mode == 1) {
@@ -206,10 +216,21 @@ static int cmd_compile(Cli *o) {
   }
   if (o->header && kind != EMIT_C)
     return die2("%s", "--header goes with C output");
+  if (o->after && kind != EMIT_IR && kind != EMIT_DOT)
+    return die2("%s", "--after goes with --emit ir or --emit dot");
+  if (o->after) {
+    int known = 0;
+    for (int i = 0; pass_names[i]; i++)
+      known |= strcmp(pass_names[i], o->after) == 0;
+    if (!known)
+      return die2("--after: no pass named '%s' (passes: parse, canon)",
+                  o->after);
+  }
   StrBuf src = {0};
   if (read_file(o->graph, &src) != 0)
     return 1;
-  Options opt = {o->f64, o->accumulate, o->no_grad, o->name, 0};
+  Options opt = {o->f64, o->accumulate, o->no_grad, o->name, 0, o->O0,
+                 o->after};
   Ctx *c = agc_compile(o->graph, src.s ? src.s : "", src.len, &opt);
   StrBuf code = {0}, hdr = {0};
   int rc = 0;
@@ -338,7 +359,9 @@ static void *work_alloc(size_t n) {
 /* ---- agc run ------------------------------------------------------------------ */
 
 static int cmd_run(Cli *o) {
-  agc_graph_options opt = {o->f64, o->accumulate, 0, 0, o->name, 0};
+  if (o->out)
+    return die2("%s", "run writes its results with --out DIR, not -o");
+  agc_graph_options opt = {o->f64, o->accumulate, 0, 0, o->name, 0, o->O0};
   if (o->backend && strcmp(o->backend, "cc") == 0)
     opt.backend = AGC_BACKEND_CC;
   char err[8192];
@@ -451,9 +474,9 @@ static double uniform(void) { /* splitmix64 → [-1, 1) */
 }
 
 static int cmd_check(Cli *o) {
-  if (!o->f64 && o->out)
-    return die2("%s", "check takes no -o");
-  agc_graph_options opt = {1, 0, 0, 0, o->name, 1};
+  if (o->out)
+    return die2("%s", "check writes no files: -o does not apply");
+  agc_graph_options opt = {1, 0, 0, 0, o->name, 1, o->O0};
   char err[8192];
   agc_graph *g = agc_graph_load(o->graph, &opt, err, sizeof err);
   if (!g) {

@@ -177,7 +177,7 @@ void plan_graph(Ctx *c, Plan *p) {
       p->inl[i] = !needbuf[i]; /* a literal wherever it is read */
       continue;
     }
-    if (needbuf[i])
+    if (needbuf[i] || c->opt.O0) /* O0: every value is stored */
       continue;
     if (p->uses[i] == 1 && consumer[i] >= 0 &&
         inlinable_into(c, x, &g->nodes[consumer[i]]) &&

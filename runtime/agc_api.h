@@ -25,6 +25,7 @@ typedef struct {
   agc_backend backend;  /* AGC_BACKEND_TCC (default) or AGC_BACKEND_CC */
   const char *name;     /* function name, or NULL */
   int expose_roots;     /* also output each backward root (agc check) */
+  int O0;               /* no optimizer passes, no loop fusion */
 } agc_graph_options;
 
 typedef struct agc_graph agc_graph;

@@ -38,7 +38,7 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
   if (!opt)
     opt = &dflt;
   Options o = {opt->f64, opt->accumulate, opt->no_grad, opt->name,
-               opt->expose_roots};
+               opt->expose_roots, opt->O0, NULL};
   Ctx *c = agc_compile(path, src, len, &o);
   StrBuf code = {0};
   int jit = opt->backend == AGC_BACKEND_TCC;

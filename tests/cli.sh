@@ -60,6 +60,13 @@ expect_rc 0 "--no-grad" "$AGC" "$SRC/examples/mlp.graph" --no-grad --emit c
 grep -q "grad_W1" "$T/stdout" && bad "--no-grad still produces gradients" || ok
 expect_rc 0 "--name" "$AGC" "$SRC/examples/mlp.graph" --name net --emit c
 grep -q "^int net(" "$T/stdout" && ok || bad "--name did not rename the function"
+"$AGC" "$SRC/examples/mlp.graph" --emit ir --after parse > "$T/ir0" 2>/dev/null
+"$AGC" "$SRC/examples/mlp.graph" --emit ir > "$T/ir1" 2>/dev/null
+grep -q "= id " "$T/ir0" && ! grep -q "= id " "$T/ir1" && ok ||
+  bad "--after parse should show named values (id) that canon removes"
+expect_rc 2 "--after unknown pass" "$AGC" "$SRC/examples/mlp.graph" --emit ir --after nope
+expect_rc 2 "--after without --emit ir" "$AGC" "$SRC/examples/mlp.graph" -o "$T/x.c" --after parse
+expect_rc 0 "-O0 compiles" "$AGC" "$SRC/examples/mlp.graph" -O0 -o "$T/o0.c"
 expect_rc 1 "--name keyword" "$AGC" "$SRC/examples/mlp.graph" --name float --emit c
 
 # run: autograd-concepts example 3, then accumulation doubles the gradient
@@ -76,6 +83,7 @@ for be in tcc cc; do
   got=$(tail -c 16 "$T/o/grad_x.npy" | perl -e 'local $/; printf "%.4f %.4f", unpack "d<2", <STDIN>')
   [ "$got" = "2.1612 -5.2291" ] && ok || bad "accumulated grad_x ($be): $got"
 done
+expect_rc 2 "run with -o" "$AGC" run "$T/ex3.graph" -o "$T/x.c"
 expect_rc 1 "wrong dtype" "$AGC" run "$T/ex3.graph" x="$T/x.npy" grad_z="$T/grad_z.npy" --out "$T/o"
 grep -q "dtype f64, expected f32" "$T/stderr" && ok || bad "dtype message: $(cat "$T/stderr")"
 printf 'garbage' > "$T/junk.npy"

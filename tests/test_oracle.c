@@ -39,11 +39,11 @@ static int eq(double a, double e, double tol) {
 }
 
 /* Runs one case; returns the number of problems (printed). */
-static int run_case(const char *name, int f64, agc_backend be,
+static int run_case(const char *name, int f64, agc_backend be, int O0,
                     double *worst) {
   char path[1024], err[8192];
   snprintf(path, sizeof path, "%s/cases/%s/model.graph", fixdir, name);
-  agc_graph_options opt = {f64, 0, 0, be, NULL, 0};
+  agc_graph_options opt = {f64, 0, 0, be, NULL, 0, O0};
   agc_graph *g = agc_graph_load(path, &opt, err, sizeof err);
   const char *tag = f64 ? "f64" : "f32";
   const char *bn = be == AGC_BACKEND_CC ? "cc" : "tcc";
@@ -138,7 +138,7 @@ static int run_case(const char *name, int f64, agc_backend be,
   return bad;
 }
 
-static void run_all(int f64, agc_backend be) {
+static void run_all(int f64, agc_backend be, int O0) {
   char path[1024], name[256], tier[64];
   snprintf(path, sizeof path, "%s/MANIFEST", fixdir);
   FILE *f = fopen(path, "r");
@@ -149,23 +149,28 @@ static void run_all(int f64, agc_backend be) {
     if (!tier_wanted(tier))
       continue;
     ncases++;
-    nbad += run_case(name, f64, be, &worst) != 0;
+    nbad += run_case(name, f64, be, O0, &worst) != 0;
   }
   fclose(f);
-  printf("oracle %s %s: %d cases, %d failed, worst relative error %.3g\n",
-         f64 ? "f64" : "f32", be == AGC_BACKEND_CC ? "cc" : "tcc", ncases,
-         nbad, worst);
+  printf("oracle %s %s%s: %d cases, %d failed, worst relative error %.3g\n",
+         f64 ? "f64" : "f32", be == AGC_BACKEND_CC ? "cc" : "tcc",
+         O0 ? " -O0" : "", ncases, nbad, worst);
   ck_assert_int_gt(ncases, 0);
   ck_assert_int_eq(nbad, 0);
 }
 
-START_TEST(tcc_f32) { run_all(0, AGC_BACKEND_TCC); }
+START_TEST(tcc_f32) { run_all(0, AGC_BACKEND_TCC, 0); }
 END_TEST
-START_TEST(tcc_f64) { run_all(1, AGC_BACKEND_TCC); }
+START_TEST(tcc_f64) { run_all(1, AGC_BACKEND_TCC, 0); }
 END_TEST
-START_TEST(cc_f32) { run_all(0, AGC_BACKEND_CC); }
+START_TEST(cc_f32) { run_all(0, AGC_BACKEND_CC, 0); }
 END_TEST
-START_TEST(cc_f64) { run_all(1, AGC_BACKEND_CC); }
+START_TEST(cc_f64) { run_all(1, AGC_BACKEND_CC, 0); }
+END_TEST
+/* the unoptimized path (no passes, no fusion) gives the same answers */
+START_TEST(tcc_f32_O0) { run_all(0, AGC_BACKEND_TCC, 1); }
+END_TEST
+START_TEST(tcc_f64_O0) { run_all(1, AGC_BACKEND_TCC, 1); }
 END_TEST
 
 int main(int argc, char **argv) {
@@ -183,6 +188,8 @@ int main(int argc, char **argv) {
   tcase_add_test(t, tcc_f64);
   tcase_add_test(t, cc_f32);
   tcase_add_test(t, cc_f64);
+  tcase_add_test(t, tcc_f32_O0);
+  tcase_add_test(t, tcc_f64_O0);
   suite_add_tcase(s, t);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

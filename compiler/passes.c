@@ -1,0 +1,169 @@
+/* passes.c — the optimizer: a flat pipeline of IR-to-IR passes, with the
+ * IR checker run after each one.
+ *
+ * Building the IR already folds constants, simplifies (x*1, x+0, double
+ * negation/transposition), and shares equal subexpressions (ir.c). After
+ * differentiation the graph holds named values (ID) and detach() that no
+ * longer matter, and dead nodes (forward values no gradient needs); the
+ * passes rebuild it without them, which lets the same rules fire again on
+ * the combined forward+backward graph.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agc.h"
+
+/* Marks the nodes some output needs. */
+static char *live_nodes(Ctx *c) {
+  char *live = calloc((size_t)c->g.n + 1, 1);
+  if (!live)
+    abort();
+  for (int o = 0; o < c->g.nouts; o++)
+    live[c->g.outs[o].node] = 1;
+  for (int i = c->g.n - 1; i >= 0; i--)
+    if (live[i])
+      for (int k = 0; k < c->g.nodes[i].nin; k++)
+        live[c->g.nodes[i].in[k]] = 1;
+  return live;
+}
+
+/* Rebuilds node n of the old graph, with operands in, through the
+ * simplifying constructors of ir.c. */
+static int rebuild(Ctx *c, const Node *n, const int *in) {
+  switch (op_kind(n->op)) {
+  case K_EW:
+    if (n->op == OP_BCAST)
+      return ir_broadcast(c, in[0], n->shape, n->loc);
+    if (n->op == OP_WHERE)
+      return ir_where(c, in[0], in[1], in[2], n->loc);
+    if (n->nin == 1)
+      return ir_unary(c, n->op, in[0], n->loc);
+    return ir_binary(c, n->op, in[0], in[1], n->loc);
+  case K_MOVE:
+    if (n->op == OP_RESHAPE)
+      return ir_reshape(c, in[0], n->shape, n->loc);
+    if (n->op == OP_TRANSPOSE)
+      return ir_transpose(c, in[0], n->perm, n->loc);
+    break;
+  case K_MM:
+    return ir_matmul(c, in[0], in[1], n->flags, n->loc);
+  default:
+    break;
+  }
+  return ir_node(c, n, in); /* as it was, with the new operands */
+}
+
+/* canon: drops named values and detach (their work is done once the
+ * gradients exist), and dead nodes; rebuilds the rest, which folds,
+ * simplifies and shares subexpressions across forward and backward. */
+static void pass_canon(Ctx *c) {
+  Graph old = c->g;
+  char *live = live_nodes(c);
+  int *map = malloc(sizeof(int) * (size_t)(old.n + 1));
+  if (!map)
+    abort();
+  memset(&c->g, 0, sizeof c->g);
+  c->g.args = old.args;
+  c->g.nargs = old.nargs;
+  c->g.argcap = old.argcap;
+  c->g.outs = old.outs;
+  c->g.nouts = old.nouts;
+  c->g.outcap = old.outcap;
+  int *tmp = malloc(sizeof(int) * 8);
+  int tcap = 8;
+  for (int i = 0; i < old.n; i++) {
+    const Node *n = &old.nodes[i];
+    map[i] = -1;
+    if (n->op == OP_INPUT || n->op == OP_PARAM) {
+      map[i] = ir_leaf(c, n->op, n->dt, n->shape, n->name, n->loc);
+      c->g.nodes[map[i]].ext = n->ext;
+      continue;
+    }
+    if (!live[i])
+      continue;
+    if (n->op == OP_ID || n->op == OP_DETACH) {
+      map[i] = map[n->in[0]];
+      Node *t = &c->g.nodes[map[i]];
+      if (n->name && !t->name && t->op != OP_INPUT && t->op != OP_PARAM)
+        t->name = n->name; /* keeps the user's name in comments */
+      continue;
+    }
+    if (n->nin > tcap) {
+      tcap = n->nin;
+      tmp = realloc(tmp, sizeof(int) * (size_t)tcap);
+    }
+    for (int k = 0; k < n->nin; k++)
+      tmp[k] = map[n->in[k]];
+    map[i] = rebuild(c, n, tmp);
+  }
+  for (int a = 0; a < c->g.nargs; a++)
+    c->g.args[a].node = map[c->g.args[a].node];
+  for (int o = 0; o < c->g.nouts; o++)
+    c->g.outs[o].node = map[c->g.outs[o].node];
+  for (int r = 0; r < c->nbroots; r++) {
+    c->broots[r] = map[c->broots[r]];
+    if (c->bseeds[r] >= 0)
+      c->bseeds[r] = map[c->bseeds[r]];
+  }
+  free(tmp);
+  free(map);
+  free(live);
+  free(old.nodes);
+  free(old.hash);
+}
+
+/* The IR checker: operands come first, arities and shapes agree. A
+ * failure is a compiler bug, reported as such. */
+static void check_ir(Ctx *c, const char *after) {
+  for (int i = 0; i < c->g.n; i++) {
+    const Node *n = &c->g.nodes[i];
+    for (int k = 0; k < n->nin; k++)
+      if (n->in[k] < 0 || n->in[k] >= i)
+        error_plain(c, "internal: IR check after %s: node %%%d reads %%%d",
+                    after, i, n->in[k]);
+    if (n->numel != shape_numel(&n->shape))
+      error_plain(c, "internal: IR check after %s: node %%%d size", after, i);
+    if (op_kind(n->op) == K_EW && n->op != OP_BCAST)
+      for (int k = 0; k < n->nin; k++) {
+        const Shape *s = &c->g.nodes[n->in[k]].shape;
+        if (s->rank > n->shape.rank)
+          error_plain(c, "internal: IR check after %s: node %%%d rank", after,
+                      i);
+        for (int d = 0; d < s->rank; d++) {
+          int64_t x = s->d[d], y = n->shape.d[d + n->shape.rank - s->rank];
+          if (x != y && x != 1)
+            error_plain(c, "internal: IR check after %s: node %%%d shape",
+                        after, i);
+        }
+      }
+    if (n->op == OP_RESHAPE && c->g.nodes[n->in[0]].numel != n->numel)
+      error_plain(c, "internal: IR check after %s: reshape %%%d", after, i);
+  }
+  for (int o = 0; o < c->g.nouts; o++)
+    if (c->g.outs[o].node < 0 || c->g.outs[o].node >= c->g.n)
+      error_plain(c, "internal: IR check after %s: output %d", after, o);
+}
+
+static const struct {
+  const char *name;
+  void (*run)(Ctx *c);
+} passes[] = {
+    {"canon", pass_canon},
+};
+
+const char *const pass_names[] = {"parse", "canon", NULL};
+
+void run_passes(Ctx *c, const char *stop_after) {
+  check_ir(c, "parse");
+  if (stop_after && strcmp(stop_after, "parse") == 0)
+    return;
+  if (c->opt.O0)
+    return;
+  for (size_t i = 0; i < sizeof passes / sizeof passes[0]; i++) {
+    passes[i].run(c);
+    check_ir(c, passes[i].name);
+    if (stop_after && strcmp(stop_after, passes[i].name) == 0)
+      return;
+  }
+}
