@@ -329,6 +329,20 @@ int ir_binary(Ctx *c, Op op, int a, int b, Loc loc) {
       return ir_unary(c, OP_NEG, b, loc);
     break;
   case OP_MUL:
+    /* c1 * (x * c2) = x * (c1 c2): one multiply, and CSE sees more */
+    if ((ca || cb) && N(c, ca ? b : a)->op == OP_MUL) {
+      int m = ca ? b : a, k1 = ca ? a : b;
+      double k = ca ? va : vb, v2;
+      int x = -1, k2 = -1;
+      if (ir_is_const(c, N(c, m)->in[1], &v2))
+        x = N(c, m)->in[0], k2 = N(c, m)->in[1];
+      else if (ir_is_const(c, N(c, m)->in[0], &v2))
+        x = N(c, m)->in[1], k2 = N(c, m)->in[0];
+      if (x >= 0 && isfinite(k * v2)) {
+        Shape ks = broadcast_shapes(c, N(c, k1)->shape, N(c, k2)->shape, loc);
+        return ir_binary(c, OP_MUL, x, ir_const(c, k * v2, ks), loc);
+      }
+    }
     if (cb && vb == 1 && same_a)
       return a;
     if (ca && va == 1 && same_b)
@@ -564,7 +578,29 @@ int ir_concat(Ctx *c, const int *parts, int nparts, int axis, Loc loc) {
 
 /* op(a) @ op(b) for operands of rank >= 2; leading (batch) dimensions
  * broadcast. */
+/* Is x a transpose of only its last two axes? Then a matmul reads it
+ * through strides instead (the MM_TA/MM_TB flags). */
+static int swaps_last_two(Ctx *c, int x) {
+  Node *n = N(c, x);
+  int r = n->shape.rank;
+  if (n->op != OP_TRANSPOSE || r < 2 || n->perm[r - 1] != r - 2 ||
+      n->perm[r - 2] != r - 1)
+    return 0;
+  for (int i = 0; i < r - 2; i++)
+    if (n->perm[i] != i)
+      return 0;
+  return 1;
+}
+
 int ir_matmul(Ctx *c, int a, int b, int flags, Loc loc) {
+  if (swaps_last_two(c, a)) {
+    a = N(c, a)->in[0];
+    flags ^= MM_TA;
+  }
+  if (swaps_last_two(c, b)) {
+    b = N(c, b)->in[0];
+    flags ^= MM_TB;
+  }
   Shape sa = N(c, a)->shape, sb = N(c, b)->shape;
   int ra = sa.rank, rb = sb.rank;
   int64_t m = flags & MM_TA ? sa.d[ra - 1] : sa.d[ra - 2];
