@@ -11,6 +11,10 @@
  * Straightforward loops (i-k-j order so the inner loop is contiguous), no
  * blocking, no intrinsics, no threads: what a person would write by hand.
  * Build: gcc -O3 -march=native -std=c11 baseline_mlp.c -o baseline_mlp -lm
+ * Add -DMLP_B=32 -DMLP_IN=4 -DMLP_H=16 -DMLP_OUT=1 to fix the sizes at compile
+ * time (as code written for one model, and agc's generated code, have them);
+ * bench/run.sh builds one such binary per shape. The command line must then
+ * give the same sizes.
  *
  * Usage: baseline_mlp DIR B IN H OUT [--min-time SEC] [--min-reps N]
  *                     [--max-reps N] [--out OUTDIR]
@@ -49,7 +53,13 @@ static float mlp_step(const Mlp *m, const float *restrict x,
                       const float *restrict b2, float *restrict gW1,
                       float *restrict gb1, float *restrict gW2,
                       float *restrict gb2) {
+#ifdef MLP_B
+  /* sizes fixed at compile time, as in code written for one model */
+  const int B = MLP_B, IN = MLP_IN, H = MLP_H, OUT = MLP_OUT;
+  (void)m->B;
+#else
   const int B = m->B, IN = m->IN, H = m->H, OUT = m->OUT;
+#endif
   float *restrict h = m->h, *restrict y = m->y, *restrict dy = m->dy,
                   *restrict dz = m->dz;
 
@@ -218,6 +228,10 @@ int main(int argc, char **argv) {
   Mlp m = {atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]),
            NULL, NULL, NULL, NULL};
   if (m.B <= 0 || m.IN <= 0 || m.H <= 0 || m.OUT <= 0) die("bad shape", NULL);
+#ifdef MLP_B
+  if (m.B != MLP_B || m.IN != MLP_IN || m.H != MLP_H || m.OUT != MLP_OUT)
+    die("shape differs from the one compiled in (-DMLP_B...)", NULL);
+#endif
   double min_time = 0.5;
   long min_reps = 3, max_reps = 10000000;
   const char *outdir = NULL;

@@ -219,8 +219,9 @@ static void rule(AD *d, int id, int g) {
                                 d->loc));
     return;
   case OP_MAXPOOL: /* the first maximum of each window takes it */
+    /* located at the pooling call: a second derivative is refused there */
     contribute(d, a, ir_special(c, OP_MAXPOOL_DX, (int[]){a, g}, 2, SH(c, a),
-                                n.perm, 2, d->loc));
+                                n.perm, 2, n.loc));
     return;
   case OP_MAXPOOL_DX:
     error_at(c, n.loc, "the second derivative of max_pool2d() is not "

@@ -156,6 +156,28 @@ static const ErrCase cases[] = {
       "y = concat([x, z], axis=0)\n", 3, 16, "concat"),
     E("more than 8 dimensions", "input x[1,1,1,1,1,1,1,1,1]\noutput x\n", 1,
       25, "8 dimensions"),
+    /* ---- network ---- */
+    E("conv2d channel mismatch", "input x[1, 3, 5, 5]\ninput w[2, 2, 3, 3]\n"
+      "y = conv2d(x, w)\noutput y\n", 3, 15, "3 channels but w expects 2"),
+    E("conv2d kernel larger than input", "input x[1, 1, 2, 2]\n"
+      "input w[1, 1, 3, 3]\ny = conv2d(x, w)\noutput y\n", 3, 5,
+      "larger than the padded input"),
+    E("conv2d needs 4-D", "input x[3, 5, 5]\ninput w[2, 3, 3, 3]\n"
+      "y = conv2d(x, w)\noutput y\n", 3, 12, "4-D"),
+    E("conv2d stride 0", "input x[1, 1, 5, 5]\ninput w[1, 1, 3, 3]\n"
+      "y = conv2d(x, w, stride=0)\noutput y\n", 3, 18, "stride"),
+    E("max_pool2d window too large", "input x[1, 1, 2, 2]\n"
+      "y = max_pool2d(x, 3)\noutput y\n", 2, 5, "larger than the input"),
+    E("avg_pool2d without k", "input x[1, 1, 4, 4]\n"
+      "y = avg_pool2d(x)\noutput y\n", 2, 5, "needs argument 'k'"),
+    E("embedding with float indices", "input t[4, 3]\ninput i[2]\n"
+      "y = embedding(t, i)\noutput y\n", 3, 18, "i32"),
+    E("embedding of a 3-D table", "input t[4, 3, 2]\ninput i: i32[2]\n"
+      "y = embedding(t, i)\noutput y\n", 3, 15, "2-D"),
+    E("second derivative of max_pool2d",
+      "param x[1, 1, 4, 4]\ninput c[1, 1, 2, 2]\n"
+      "g = grad(sum(max_pool2d(x, 2) * c), x)\nloss = sum(g * g)\n"
+      "output loss\nbackward loss\n", 3, 14, "second derivative"),
     /* ---- autograd ---- */
     E("grad of a non-scalar without seed",
       "param x[3]\ny = x * 2\ng = grad(y, x)\noutput g\n", 3, 10, "scalar"),

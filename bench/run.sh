@@ -1,0 +1,54 @@
+#!/bin/sh
+# bench/run.sh — build what the benchmark needs, run it, print the tables.
+#
+#   bench/run.sh [--keep] [bench.py options, e.g. --min-time 1 --jit-timeout 30]
+#
+# Builds agc (ninja -C build, only the targets needed) and the two small API
+# programs into a temporary directory, then runs bench/bench.py with
+# /usr/bin/python3, which compiles the baseline once per MLP shape (gcc -O3
+# -march=native, sizes as -D constants), writes the graphs and random inputs
+# (numpy needed; PyTorch rows are skipped if torch is not importable).
+# The report (Markdown) goes to standard output, progress to standard error.
+# --keep leaves the temporary directory (graphs, .npy inputs and outputs).
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+cd "$repo"
+
+keep=0
+if [ "${1:-}" = "--keep" ]; then keep=1; shift; fi
+
+PYTHON=${PYTHON:-/usr/bin/python3}
+[ -x "$PYTHON" ] || PYTHON=python3
+CC_BENCH=${CC_BENCH:-gcc}
+
+# 1. agc and its libraries
+if [ ! -f build/build.ninja ]; then
+  meson setup build >&2
+fi
+ninja -C build agc libagc_api.a >&2
+
+# 2. our programs
+work=$(mktemp -d "${TMPDIR:-/tmp}/agc-bench.XXXXXX")
+if [ "$keep" = 1 ]; then
+  echo "bench: keeping $work" >&2
+else
+  trap 'rm -rf "$work"' EXIT INT TERM
+fi
+mkdir -p "$work/bin" "$work/tmp"
+
+# link line for programs using the tool API / compiler library: every static
+# library of the build's compiler/ and runtime/, in a group (order-free)
+libs="-Wl,--start-group build/libagc_api.a $(ls build/compiler/*.a build/runtime/*.a) -Wl,--end-group"
+for prog in jit_latency workspace; do
+  if ! "$CC_BENCH" -O2 -std=c11 -Wall -Wextra -Icompiler -Iruntime \
+      "$here/$prog.c" -o "$work/bin/$prog" $libs -ltcc -ldl -lm >&2; then
+    echo "bench: could not build $prog (its section will be missing)" >&2
+  fi
+done
+
+# 3. run; agc --backend cc writes its temporary files under $TMPDIR
+export TMPDIR="$work/tmp"
+"$PYTHON" "$here/bench.py" --repo "$repo" --work "$work" --bin "$work/bin" \
+  --python "$PYTHON" --cc "$CC_BENCH" "$@"
