@@ -220,7 +220,7 @@ extern const char *const pass_names[]; /* NULL-terminated, in order */
 /* Writes the matrix-product kernel named `name` for f32 or f64. */
 void emit_gemm(StrBuf *o, const char *name, int f64, int is_static);
 int kernel_nr(int f64); /* its panel width */
-int64_t kernel_pack_elems(int f64, int64_t K); /* scratch it needs */
+int64_t kernel_pack_elems(int f64, int64_t M, int64_t N, int64_t K);
 
 /* ---- compile.c: the library entry -------------------------------------- */
 

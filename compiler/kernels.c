@@ -8,11 +8,13 @@
  *
  * C[M,N] = op(A) @ op(B), with element (i,k) of op(A) at A[i*sai + k*sak]
  * and (k,j) of op(B) at B[k*sbk + j*sbj]: every transpose variant is a
- * choice of strides, nothing is transposed in memory. B is packed, in
- * panels of NR columns and up to KC rows (so a panel stays in L1), into
- * `pack` (from the workspace), followed by an MR x NR result tile. A block
- * of MR x NR accumulators runs down each panel: with GNU C (gcc, clang) as
- * vector registers, elsewhere (tcc) as plain loops.
+ * choice of strides, nothing is transposed in memory. As in BLIS, A is
+ * packed in blocks of MC rows by KC columns (L2), B in blocks of KC rows by
+ * NC columns, as panels of NR columns (L1), both into `pack` (workspace
+ * sized for the product by kernel_pack_elems); a block of MR x NR
+ * accumulators runs down each panel:
+ * with GNU C (gcc, clang) as vector registers, elsewhere (tcc) as plain
+ * loops.
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,7 +24,9 @@
 static const char gemm_template[] =
     "#define MR 6\n"
     "#define NR @NR@\n"
-    "#define KC 512\n"
+    "#define KC 256\n"
+    "#define MC 120\n"
+    "#define NC 1024\n"
     "@LINKAGE@void @NAME@(long M, long N, long K, const @T@ *A, long sai,\n"
     "    long sak, const @T@ *B, long sbk, long sbj, @T@ *C, @T@ *pack)\n"
     "{\n"
@@ -31,70 +35,97 @@ static const char gemm_template[] =
     "  typedef @T@ vec __attribute__((vector_size(32), aligned(sizeof(@T@)),\n"
     "                                 may_alias));\n"
     "#endif\n"
-    "  for (long j0 = 0; j0 < N; j0 += NR) {\n"
-    "    const long nr = N - j0 < NR ? N - j0 : NR;\n"
+    "  /* scratch, sized for this product: a KC x NC block of B in NR-column\n"
+    "     panels, an MC x KC block of A in MR-row panels, an MR x NR tile */\n"
+    "  const long kcap = K < KC ? K : KC;\n"
+    "  const long ncap = ((N < NC ? N : NC) + NR - 1) / NR * NR;\n"
+    "  const long mcap = ((M < MC ? M : MC) + MR - 1) / MR * MR;\n"
+    "  @T@ *const pb = pack, *const pa = pack + kcap * ncap;\n"
+    "  @T@ *const tile = pa + mcap * kcap;\n"
+    "  for (long n0 = 0; n0 < N; n0 += NC) {\n"
+    "    const long nc = N - n0 < NC ? N - n0 : NC;\n"
     "    for (long k0 = 0; k0 < K; k0 += KC) {\n"
     "      const long kc = K - k0 < KC ? K - k0 : KC;\n"
-    "      /* the B panel, zero padded to NR columns */\n"
+    "      /* B rows are read in order; panel p holds columns p*NR.. */\n"
     "      for (long k = 0; k < kc; k++)\n"
-    "        for (long jj = 0; jj < NR; jj++)\n"
-    "          pack[k * NR + jj] =\n"
-    "              jj < nr ? B[(k0 + k) * sbk + (j0 + jj) * sbj] : 0;\n"
-    "      @T@ *const tile = pack + KC * NR; /* MR x NR results */\n"
-    "      for (long i0 = 0; i0 < M; i0 += MR) {\n"
-    "        const long mr = M - i0 < MR ? M - i0 : MR;\n"
-    "        const @T@ *a = A + i0 * sai + k0 * sak;\n"
-    "#if defined(__GNUC__) && !defined(__TINYC__)\n"
-    "        if (mr == MR) {\n"
-    "          vec c[MR][2];\n"
-    "          for (int ii = 0; ii < MR; ii++)\n"
-    "            c[ii][0] = c[ii][1] = (vec){0};\n"
-    "          for (long k = 0; k < kc; k++) {\n"
-    "            const vec b0 = *(const vec *)(pack + k * NR);\n"
-    "            const vec b1 = *(const vec *)(pack + k * NR + NR / 2);\n"
-    "            for (int ii = 0; ii < MR; ii++) {\n"
-    "              const @T@ x = a[ii * sai + k * sak];\n"
-    "              c[ii][0] += x * b0;\n"
-    "              c[ii][1] += x * b1;\n"
-    "            }\n"
-    "          }\n"
-    "          for (int ii = 0; ii < MR; ii++) {\n"
-    "            *(vec *)(tile + ii * NR) = c[ii][0];\n"
-    "            *(vec *)(tile + ii * NR + NR / 2) = c[ii][1];\n"
-    "          }\n"
-    "        } else\n"
-    "#endif\n"
-    "        {\n"
-    "          for (long t = 0; t < MR * NR; t++)\n"
-    "            tile[t] = 0;\n"
+    "        for (long j = 0; j < (nc + NR - 1) / NR * NR; j++)\n"
+    "          pb[(j / NR * kc + k) * NR + j % NR] =\n"
+    "              j < nc ? B[(k0 + k) * sbk + (n0 + j) * sbj] : 0;\n"
+    "      for (long m0 = 0; m0 < M; m0 += MC) {\n"
+    "        const long mc = M - m0 < MC ? M - m0 : MC;\n"
+    "        for (long ib = 0; ib * MR < mc; ib++)\n"
     "          for (long k = 0; k < kc; k++)\n"
-    "            for (long ii = 0; ii < mr; ii++) {\n"
-    "              const @T@ x = a[ii * sai + k * sak];\n"
-    "              for (long jj = 0; jj < NR; jj++)\n"
-    "                tile[ii * NR + jj] += x * pack[k * NR + jj];\n"
+    "            for (long ii = 0; ii < MR; ii++) {\n"
+    "              const long i = ib * MR + ii;\n"
+    "              pa[(ib * kc + k) * MR + ii] =\n"
+    "                  i < mc ? A[(m0 + i) * sai + (k0 + k) * sak] : 0;\n"
     "            }\n"
-    "        }\n"
-    "        /* the first K block writes C, the others add to it */\n"
-    "        for (long ii = 0; ii < mr; ii++)\n"
-    "          for (long jj = 0; jj < nr; jj++) {\n"
-    "            @T@ *const dst = C + (i0 + ii) * N + j0 + jj;\n"
-    "            *dst = k0 ? *dst + tile[ii * NR + jj] : tile[ii * NR + jj];\n"
+    "        for (long j0 = 0; j0 < nc; j0 += NR) {\n"
+    "          const long nr = nc - j0 < NR ? nc - j0 : NR;\n"
+    "          const @T@ *const bp = pb + j0 * kc;\n"
+    "          for (long ib = 0; ib * MR < mc; ib++) {\n"
+    "            const @T@ *const ap = pa + ib * kc * MR;\n"
+    "#if defined(__GNUC__) && !defined(__TINYC__)\n"
+    "            vec c[MR][2];\n"
+    "            for (int ii = 0; ii < MR; ii++)\n"
+    "              c[ii][0] = c[ii][1] = (vec){0};\n"
+    "            for (long k = 0; k < kc; k++) {\n"
+    "              const vec b0 = *(const vec *)(bp + k * NR);\n"
+    "              const vec b1 = *(const vec *)(bp + k * NR + NR / 2);\n"
+    "              for (int ii = 0; ii < MR; ii++) {\n"
+    "                const @T@ x = ap[k * MR + ii];\n"
+    "                c[ii][0] += x * b0;\n"
+    "                c[ii][1] += x * b1;\n"
+    "              }\n"
+    "            }\n"
+    "            for (int ii = 0; ii < MR; ii++) {\n"
+    "              *(vec *)(tile + ii * NR) = c[ii][0];\n"
+    "              *(vec *)(tile + ii * NR + NR / 2) = c[ii][1];\n"
+    "            }\n"
+    "#else\n"
+    "            for (long t = 0; t < MR * NR; t++)\n"
+    "              tile[t] = 0;\n"
+    "            for (long k = 0; k < kc; k++)\n"
+    "              for (long ii = 0; ii < MR; ii++) {\n"
+    "                const @T@ x = ap[k * MR + ii];\n"
+    "                for (long jj = 0; jj < NR; jj++)\n"
+    "                  tile[ii * NR + jj] += x * bp[k * NR + jj];\n"
+    "              }\n"
+    "#endif\n"
+    "            /* the first K block writes C, the others add to it */\n"
+    "            const long i0 = m0 + ib * MR;\n"
+    "            const long mr = M - i0 < MR ? M - i0 : MR;\n"
+    "            for (long ii = 0; ii < mr; ii++) {\n"
+    "              @T@ *const d = C + (i0 + ii) * N + n0 + j0;\n"
+    "              if (k0)\n"
+    "                for (long jj = 0; jj < nr; jj++)\n"
+    "                  d[jj] += tile[ii * NR + jj];\n"
+    "              else\n"
+    "                for (long jj = 0; jj < nr; jj++)\n"
+    "                  d[jj] = tile[ii * NR + jj];\n"
+    "            }\n"
     "          }\n"
+    "        }\n"
     "      }\n"
     "    }\n"
     "  }\n"
     "}\n"
     "#undef MR\n"
     "#undef NR\n"
-    "#undef KC\n";
+    "#undef KC\n"
+    "#undef MC\n"
+    "#undef NC\n";
 
 /* Column panel width: 16 floats or 8 doubles, two AVX registers. */
 int kernel_nr(int f64) { return f64 ? 8 : 16; }
 
 /* Elements of packing scratch a product with inner dimension K needs. */
-int64_t kernel_pack_elems(int f64, int64_t K) {
-  (void)K; /* a K block of 512 rows, then the 6-row result tile */
-  return (512 + 6) * kernel_nr(f64);
+int64_t kernel_pack_elems(int f64, int64_t M, int64_t N, int64_t K) {
+  /* as the kernel lays it out: KC=256, MC=120, NC=1024, MR=6 */
+  int64_t nr = kernel_nr(f64), kcap = K < 256 ? K : 256;
+  int64_t ncap = ((N < 1024 ? N : 1024) + nr - 1) / nr * nr;
+  int64_t mcap = ((M < 120 ? M : 120) + 5) / 6 * 6;
+  return kcap * ncap + mcap * kcap + 6 * nr;
 }
 
 void emit_gemm(StrBuf *o, const char *name, int f64, int is_static) {

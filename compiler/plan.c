@@ -299,7 +299,9 @@ void plan_graph(Ctx *c, Plan *p) {
     if (p->live[i] && x->op == OP_MATMUL && plan_uses_gemm(c, x)) {
       Shape sa = g->nodes[plan_resolve(c, x->in[0])].shape;
       int64_t k = x->flags & MM_TA ? sa.d[sa.rank - 2] : sa.d[sa.rank - 1];
-      int64_t b = kernel_pack_elems(c->opt.f64, k) * (c->opt.f64 ? 8 : 4);
+      int64_t b = kernel_pack_elems(c->opt.f64, x->shape.d[x->shape.rank - 2],
+                                    x->shape.d[x->shape.rank - 1], k) *
+                  (c->opt.f64 ? 8 : 4);
       if (b > pack)
         pack = b;
     }
