@@ -195,6 +195,9 @@ typedef struct {
 
 /* Does this matmul run through the packed kernel (kernels.c)? */
 int plan_uses_gemm(const Ctx *c, const Node *n);
+/* The per-image matrix product of a conv2d node (or of its gradients). */
+void conv_gemm_dims(const Node *n, const Shape *a, const Shape *b,
+                    int64_t *M, int64_t *N, int64_t *K);
 
 void plan_graph(Ctx *c, Plan *p);
 /* The node whose value id is (skipping named values and detach). */

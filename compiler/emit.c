@@ -441,7 +441,7 @@ static void matmul_loop(E *e, int id) {
     A = "A", B = "B", C = "C";
   }
   if (plan_uses_gemm(e->c, n)) {
-    line(e, "%s(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %lld, %s, pack);",
+    line(e, "%s(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %lld, %s, 0, pack);",
          gemm_name(e), (long long)M, (long long)N, (long long)K, A,
          (long long)(ta ? 1 : K), (long long)(ta ? M : 1), B,
          (long long)(tb ? 1 : N), (long long)(tb ? K : 1), C);
@@ -653,66 +653,96 @@ static void pad_loop(E *e, int id) {
 
 /* ---- convolution, pooling, embedding ------------------------------------- */
 
-/* The loop nest shared by conv2d and its two gradients: for every output
- * position and kernel tap inside the (padded) input, one statement. */
-static void conv_nest(E *e, const Shape *x, const Shape *w, const Shape *y,
-                      int stride, int pad, const char *stmt_fmt,
-                      const char *X, const char *W, const char *Y) {
-  int64_t N = x->d[0], C = x->d[1], H = x->d[2], Wd = x->d[3];
-  int64_t O = w->d[0], KH = w->d[2], KW = w->d[3];
-  int64_t OH = y->d[2], OW = y->d[3];
-  line(e, "for (long n = 0; n < %lld; n++)", (long long)N);
-  line(e, "for (long o = 0; o < %lld; o++)", (long long)O);
-  line(e, "for (long oh = 0; oh < %lld; oh++)", (long long)OH);
-  line(e, "for (long ow = 0; ow < %lld; ow++)", (long long)OW);
-  line(e, "for (long c = 0; c < %lld; c++)", (long long)C);
-  line(e, "for (long kh = 0; kh < %lld; kh++) {", (long long)KH);
-  e->ind++;
-  line(e, "const long ih = oh * %d + kh - %d;", stride, pad);
-  line(e, "if (ih < 0 || ih >= %lld) continue;", (long long)H);
-  line(e, "for (long kw = 0; kw < %lld; kw++) {", (long long)KW);
-  e->ind++;
-  line(e, "const long iw = ow * %d + kw - %d;", stride, pad);
-  line(e, "if (iw < 0 || iw >= %lld) continue;", (long long)Wd);
-  const char *xi = fmt(e, "%s[((n * %lld + c) * %lld + ih) * %lld + iw]", X,
-                       (long long)C, (long long)H, (long long)Wd);
-  const char *wi = fmt(e, "%s[((o * %lld + c) * %lld + kh) * %lld + kw]", W,
-                       (long long)C, (long long)KH, (long long)KW);
-  const char *yi = fmt(e, "%s[((n * %lld + o) * %lld + oh) * %lld + ow]", Y,
-                       (long long)O, (long long)OH, (long long)OW);
-  /* stmt_fmt names the three elements in the order x, w, y */
-  line(e, stmt_fmt, xi, wi, yi);
-  e->ind--;
-  line(e, "}");
-  e->ind--;
-  line(e, "}");
-}
-
 static void zero(E *e, const char *dst, int64_t n) {
   line(e, "for (long i = 0; i < %lld; i++) %s[i] = %s;", (long long)n, dst,
        lit(e, 0));
 }
 
+/* im2col of image n of x into col[(c*KH + kh)*KW + kw][oh*OW + ow], or
+ * (back) col2im, adding col into dx. */
+static void im2col(E *e, const Shape *x, const Shape *w, const Shape *y,
+                   int stride, int pad, const char *X, int back) {
+  int64_t C = x->d[1], H = x->d[2], W = x->d[3], KH = w->d[2], KW = w->d[3];
+  int64_t OH = y->d[2], OW = y->d[3];
+  line(e, "for (long c = 0; c < %lld; c++)", (long long)C);
+  line(e, "for (long kh = 0; kh < %lld; kh++)", (long long)KH);
+  line(e, "for (long kw = 0; kw < %lld; kw++)", (long long)KW);
+  line(e, "for (long oh = 0; oh < %lld; oh++) {", (long long)OH);
+  e->ind++;
+  line(e, "%s *const r = col + ((c * %lld + kh) * %lld + kw) * %lld + oh * %lld;",
+       e->real, (long long)KH, (long long)KW, (long long)(OH * OW),
+       (long long)OW);
+  line(e, "const long ih = oh * %d + kh - %d;", stride, pad);
+  line(e, "for (long ow = 0; ow < %lld; ow++) {", (long long)OW);
+  e->ind++;
+  line(e, "const long iw = ow * %d + kw - %d;", stride, pad);
+  line(e, "const int in = ih >= 0 && ih < %lld && iw >= 0 && iw < %lld;",
+       (long long)H, (long long)W);
+  const char *xi = fmt(e, "%s[((n * %lld + c) * %lld + ih) * %lld + iw]", X,
+                       (long long)C, (long long)H, (long long)W);
+  if (back)
+    line(e, "if (in) %s += r[ow];", xi);
+  else
+    line(e, "r[ow] = in ? %s : %s;", xi, lit(e, 0));
+  e->ind--;
+  line(e, "}");
+  e->ind--;
+  line(e, "}");
+}
+
+/* conv2d and its gradients as matrix products per image, through im2col:
+ *   y[n]  = w[O, CKK] @ col(x[n])[CKK, P]
+ *   dx[n] = col2im(w^T @ gy[n])
+ *   dw   += gy[n] @ col(x[n])^T                                  */
 static void conv_code(E *e, int id) {
   Node *n = ND(e, id);
   int a = R(e, n->in[0]), b = R(e, n->in[1]);
   const char *A = bufname(e, a), *B = bufname(e, b), *D = bufname(e, id);
   Shape sa = ND(e, a)->shape, sb = ND(e, b)->shape, sn = n->shape;
-  zero(e, D, n->numel);
+  const Shape *x = n->op == OP_CONV2D_DX ? &sn : &sa;
+  const Shape *w = n->op == OP_CONV2D ? &sb
+                   : n->op == OP_CONV2D_DX ? &sb : &sn;
+  const Shape *y = n->op == OP_CONV2D ? &sn
+                   : n->op == OP_CONV2D_DX ? &sa : &sb;
+  int64_t Nb = x->d[0], O = w->d[0], CKK = w->d[1] * w->d[2] * w->d[3];
+  int64_t P = y->d[2] * y->d[3];
+  int64_t M_, N_, K_;
+  conv_gemm_dims(n, &sa, &sb, &M_, &N_, &K_);
+  int64_t colat = kernel_pack_elems(e->c->opt.f64, M_, N_, K_);
+  const char *g = gemm_name(e);
+  e->uses_gemm = 1;
+  line(e, "{");
+  e->ind++;
+  line(e, "%s *const col = pack + %lld; /* [%lld, %lld] */", e->real,
+       (long long)colat, (long long)CKK, (long long)P);
+  if (n->op == OP_CONV2D_DX)
+    zero(e, D, n->numel);
+  line(e, "for (long n = 0; n < %lld; n++) {", (long long)Nb);
+  e->ind++;
   switch (n->op) {
   case OP_CONV2D: /* y = conv(x=a, w=b) */
-    conv_nest(e, &sa, &sb, &sn, n->perm[0], n->perm[1], "%3$s += %1$s * %2$s;",
-              A, B, D);
+    im2col(e, x, w, y, n->perm[0], n->perm[1], A, 0);
+    line(e, "%s(%lld, %lld, %lld, %s, %lld, 1, col, %lld, 1, %s + n * %lld, 0, pack);",
+         g, (long long)O, (long long)P, (long long)CKK, B, (long long)CKK,
+         (long long)P, D, (long long)(O * P));
     break;
-  case OP_CONV2D_DX: /* dx = DX(gy=a, w=b): shapes x=n, w=b, y=a */
-    conv_nest(e, &sn, &sb, &sa, n->perm[0], n->perm[1], "%1$s += %3$s * %2$s;",
-              D, B, A);
+  case OP_CONV2D_DX: /* dx = DX(gy=a, w=b) */
+    line(e, "%s(%lld, %lld, %lld, %s, 1, %lld, %s + n * %lld, %lld, 1, col, 0, pack);",
+         g, (long long)CKK, (long long)P, (long long)O, B, (long long)CKK, A,
+         (long long)(O * P), (long long)P);
+    im2col(e, x, w, y, n->perm[0], n->perm[1], D, 1);
     break;
-  default: /* OP_CONV2D_DW: dw = DW(x=a, gy=b) */
-    conv_nest(e, &sa, &sn, &sb, n->perm[0], n->perm[1], "%2$s += %3$s * %1$s;",
-              A, D, B);
+  default: /* dw = DW(x=a, gy=b) */
+    im2col(e, x, w, y, n->perm[0], n->perm[1], A, 0);
+    line(e, "%s(%lld, %lld, %lld, %s + n * %lld, %lld, 1, col, 1, %lld, %s, n > 0, pack);",
+         g, (long long)O, (long long)CKK, (long long)P, B, (long long)(O * P),
+         (long long)P, (long long)P, D);
     break;
   }
+  e->ind--;
+  line(e, "}");
+  e->ind--;
+  line(e, "}");
 }
 
 /* max_pool2d / avg_pool2d and their gradients; x is the unpooled shape */
@@ -1041,7 +1071,8 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
   sb_puts(o, "\n");
   if (e.uses_gemm && jit) {
     sb_printf(o, "void %s(long M, long N, long K, const %s *A, long sai, "
-              "long sak, const %s *B, long sbk, long sbj, %s *C, %s *pack);\n\n",
+              "long sak, const %s *B, long sbk, long sbj, %s *C, int acc, "
+              "%s *pack);\n\n",
               gemm_name(&e), e.real, e.real, e.real, e.real);
   } else if (e.uses_gemm) {
     emit_gemm(o, gemm_name(&e), c->opt.f64, 1);

@@ -6,7 +6,7 @@
  * into the runtime (gen_kernels.c), which hands it to the TinyCC JIT: tcc
  * does not vectorize, gcc -O3 does.
  *
- * C[M,N] = op(A) @ op(B), with element (i,k) of op(A) at A[i*sai + k*sak]
+ * C[M,N] (+)= op(A) @ op(B) (adding when acc), with element (i,k) of op(A) at A[i*sai + k*sak]
  * and (k,j) of op(B) at B[k*sbk + j*sbj]: every transpose variant is a
  * choice of strides, nothing is transposed in memory. As in BLIS, A is
  * packed in blocks of MC rows by KC columns (L2), B in blocks of KC rows by
@@ -28,7 +28,8 @@ static const char gemm_template[] =
     "#define MC 120\n"
     "#define NC 1024\n"
     "@LINKAGE@void @NAME@(long M, long N, long K, const @T@ *A, long sai,\n"
-    "    long sak, const @T@ *B, long sbk, long sbj, @T@ *C, @T@ *pack)\n"
+    "    long sak, const @T@ *B, long sbk, long sbj, @T@ *C, int acc,\n"
+    "    @T@ *pack)\n"
     "{\n"
     "#if defined(__GNUC__) && !defined(__TINYC__)\n"
     "  /* GNU C vectors: two registers of NR/2 lanes per row of the block */\n"
@@ -92,12 +93,12 @@ static const char gemm_template[] =
     "                  tile[ii * NR + jj] += x * bp[k * NR + jj];\n"
     "              }\n"
     "#endif\n"
-    "            /* the first K block writes C, the others add to it */\n"
+    "            /* the first K block writes C (unless acc), the others add */\n"
     "            const long i0 = m0 + ib * MR;\n"
     "            const long mr = M - i0 < MR ? M - i0 : MR;\n"
     "            for (long ii = 0; ii < mr; ii++) {\n"
     "              @T@ *const d = C + (i0 + ii) * N + n0 + j0;\n"
-    "              if (k0)\n"
+    "              if (k0 || acc)\n"
     "                for (long jj = 0; jj < nr; jj++)\n"
     "                  d[jj] += tile[ii * NR + jj];\n"
     "              else\n"

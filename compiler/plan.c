@@ -292,10 +292,26 @@ void plan_graph(Ctx *c, Plan *p) {
   free(relhead);
   free(relnext);
   free(size);
-  /* one packing scratch for whichever matmul runs: they run one by one */
+  /* one packing scratch for whichever matmul or conv runs: they run one
+     by one; a conv also keeps its im2col matrix there */
   int64_t pack = 0;
+  int64_t es = c->opt.f64 ? 8 : 4;
   for (int i = 0; i < n; i++) {
     Node *x = &g->nodes[i];
+    if (p->live[i] && (x->op == OP_CONV2D || x->op == OP_CONV2D_DX ||
+                       x->op == OP_CONV2D_DW)) {
+      Shape sa = g->nodes[plan_resolve(c, x->in[0])].shape;
+      Shape sb = g->nodes[plan_resolve(c, x->in[1])].shape;
+      int64_t m, nn, k;
+      conv_gemm_dims(x, &sa, &sb, &m, &nn, &k);
+      const Shape *w = x->op == OP_CONV2D_DW ? &x->shape : &sb;
+      const Shape *y = x->op == OP_CONV2D ? &x->shape
+                       : x->op == OP_CONV2D_DX ? &sa : &sb;
+      int64_t col = w->d[1] * w->d[2] * w->d[3] * y->d[2] * y->d[3];
+      int64_t b = (kernel_pack_elems(c->opt.f64, m, nn, k) + col) * es;
+      if (b > pack)
+        pack = b;
+    }
     if (p->live[i] && x->op == OP_MATMUL && plan_uses_gemm(c, x)) {
       Shape sa = g->nodes[plan_resolve(c, x->in[0])].shape;
       int64_t k = x->flags & MM_TA ? sa.d[sa.rank - 2] : sa.d[sa.rank - 1];
@@ -308,6 +324,22 @@ void plan_graph(Ctx *c, Plan *p) {
   }
   p->pack_off = pack ? top : -1;
   p->work_bytes = top + (pack + ALIGN - 1) / ALIGN * ALIGN;
+}
+
+/* The matrix product a conv node runs per image (see emit.c). */
+void conv_gemm_dims(const Node *n, const Shape *a, const Shape *b,
+                    int64_t *M, int64_t *N, int64_t *K) {
+  const Shape *w = n->op == OP_CONV2D_DW ? &n->shape : b;
+  const Shape *y = n->op == OP_CONV2D ? &n->shape
+                   : n->op == OP_CONV2D_DX ? a : b;
+  int64_t O = w->d[0], CKK = w->d[1] * w->d[2] * w->d[3];
+  int64_t P = y->d[2] * y->d[3];
+  if (n->op == OP_CONV2D)
+    *M = O, *N = P, *K = CKK;
+  else if (n->op == OP_CONV2D_DX)
+    *M = CKK, *N = P, *K = O;
+  else
+    *M = O, *N = CKK, *K = P;
 }
 
 int plan_uses_gemm(const Ctx *c, const Node *n) {

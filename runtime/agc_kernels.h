@@ -5,9 +5,10 @@
 #define AGC_KERNELS_H
 
 void agc_gemm_f32(long M, long N, long K, const float *A, long sai, long sak,
-                  const float *B, long sbk, long sbj, float *C, float *pack);
+                  const float *B, long sbk, long sbj, float *C, int acc,
+                  float *pack);
 void agc_gemm_f64(long M, long N, long K, const double *A, long sai, long sak,
-                  const double *B, long sbk, long sbj, double *C,
+                  const double *B, long sbk, long sbj, double *C, int acc,
                   double *pack);
 
 #endif
