@@ -19,8 +19,16 @@ cd "$repo"
 keep=0
 if [ "${1:-}" = "--keep" ]; then keep=1; shift; fi
 
+# What the bench needs beyond the build: Debian's numpy (PyTorch is used
+# when python3-torch is installed, and skipped otherwise).
+.ci/deps >&2
 PYTHON=${PYTHON:-/usr/bin/python3}
-[ -x "$PYTHON" ] || PYTHON=python3
+if ! [ -x "$PYTHON" ] || ! "$PYTHON" -c 'import numpy' 2>/dev/null; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get install -y -q --no-install-recommends python3 python3-numpy >&2
+  PYTHON=/usr/bin/python3
+fi
 CC_BENCH=${CC_BENCH:-gcc}
 
 # 1. agc and its libraries

@@ -217,6 +217,8 @@ void dump_dot(Ctx *c, StrBuf *out);
  * stops after the pass named stop_after, if any. */
 void run_passes(Ctx *c, const char *stop_after);
 extern const char *const pass_names[]; /* NULL-terminated, in order */
+/* Flags the nodes some output needs (arena memory): the rest is dead. */
+char *ir_live_nodes(Ctx *c);
 
 /* ---- kernels.c -------------------------------------------------------- */
 

@@ -34,20 +34,8 @@ static void node_attrs(Ctx *c, const Node *n, StrBuf *o) {
   (void)c;
 }
 
-/* Nodes some output needs, in order; the rest is dead and not shown. */
-static char *live_set(Ctx *c) {
-  char *live = arena_alloc(&c->arena, (size_t)c->g.n + 1);
-  for (int o = 0; o < c->g.nouts; o++)
-    live[c->g.outs[o].node] = 1;
-  for (int i = c->g.n - 1; i >= 0; i--)
-    if (live[i])
-      for (int k = 0; k < c->g.nodes[i].nin; k++)
-        live[c->g.nodes[i].in[k]] = 1;
-  return live;
-}
-
 void dump_ir(Ctx *c, StrBuf *o) {
-  char *live = live_set(c);
+  char *live = ir_live_nodes(c);
   sb_printf(o, "graph %s  # %s\n", c->name, c->opt.f64 ? "f64" : "f32");
   for (int i = 0; i < c->g.n; i++) {
     if (!live[i])
@@ -75,7 +63,7 @@ void dump_ir(Ctx *c, StrBuf *o) {
  * that a gradient output needs but no plain output does is drawn in the
  * "backward" colour. */
 void dump_dot(Ctx *c, StrBuf *o) {
-  char *live = live_set(c);
+  char *live = ir_live_nodes(c);
   char *fwd = arena_alloc(&c->arena, (size_t)c->g.n + 1);
   for (int oi = 0; oi < c->g.nouts; oi++)
     if (!c->g.outs[oi].is_grad)

@@ -14,11 +14,9 @@
 
 #include "agc.h"
 
-/* Marks the nodes some output needs. */
-static char *live_nodes(Ctx *c) {
-  char *live = calloc((size_t)c->g.n + 1, 1);
-  if (!live)
-    abort();
+/* Marks the nodes some output needs (arena memory). */
+char *ir_live_nodes(Ctx *c) {
+  char *live = arena_alloc(&c->arena, (size_t)c->g.n + 1);
   for (int o = 0; o < c->g.nouts; o++)
     live[c->g.outs[o].node] = 1;
   for (int i = c->g.n - 1; i >= 0; i--)
@@ -59,7 +57,7 @@ static int rebuild(Ctx *c, const Node *n, const int *in) {
  * simplifies and shares subexpressions across forward and backward. */
 static void pass_canon(Ctx *c) {
   Graph old = c->g;
-  char *live = live_nodes(c);
+  char *live = ir_live_nodes(c);
   int *map = malloc(sizeof(int) * (size_t)(old.n + 1));
   if (!map)
     abort();
@@ -108,7 +106,6 @@ static void pass_canon(Ctx *c) {
   }
   free(tmp);
   free(map);
-  free(live);
   free(old.nodes);
   free(old.hash);
 }
