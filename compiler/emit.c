@@ -26,7 +26,9 @@ typedef struct {
   int uses_status;
   int flat;         /* current loop is one flat index over equal shapes */
   int uses_gemm;    /* a matmul calls the kernel */
+  int uses_tanh;    /* f32 tanh goes through NAME_tanhf */
 } E;
+
 
 static Node *ND(E *e, int id) { return &e->c->g.nodes[id]; }
 static int R(E *e, int id) { return plan_resolve(e->c, id); }
@@ -166,7 +168,14 @@ static const char *unary_c(E *e, Op op, const char *a) {
   case OP_SIN: return fmt(e, "sin%s(%s)", f, a);
   case OP_COS: return fmt(e, "cos%s(%s)", f, a);
   case OP_TAN: return fmt(e, "tan%s(%s)", f, a);
-  case OP_TANH: return fmt(e, "tanh%s(%s)", f, a);
+  case OP_TANH:
+    /* f32: the rational form of kernels.c, which gcc and clang vectorize;
+       the JIT calls its ahead-of-time copy (tcc's scalar code is slow) */
+    if (!e->c->opt.f64) {
+      e->uses_tanh = 1;
+      return fmt(e, "%s(%s)", e->jit ? "agc_tanhf" : fmt(e, "%s_tanhf", e->c->name), a);
+    }
+    return fmt(e, "tanh(%s)", a);
   case OP_SIGMOID: return fmt(e, "%s / (%s + exp%s(-%s))", lit(e, 1), lit(e, 1), f, a);
   case OP_RELU: return fmt(e, "%s > %s ? %s : %s", a, lit(e, 0), a, lit(e, 0));
   case OP_ABS: return fmt(e, "fabs%s(%s)", f, a);
@@ -1078,6 +1087,10 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
     emit_gemm(o, gemm_name(&e), c->opt.f64, 1);
     sb_puts(o, "\n");
   }
+  if (e.uses_tanh && jit)
+    sb_puts(o, "float agc_tanhf(float x);\n\n");
+  else if (e.uses_tanh)
+    emit_tanhf(o, fmt(&e, "%s_tanhf", c->name), 1);
   signature(c, o, e.real);
   sb_puts(o, "\n{\n");
   if (e.uses_gemm)

@@ -11,6 +11,8 @@ int main(void) {
   emit_gemm(&o, "agc_gemm_f32", 0, 0);
   sb_puts(&o, "\n");
   emit_gemm(&o, "agc_gemm_f64", 1, 0);
+  sb_puts(&o, "\n");
+  emit_tanhf(&o, "agc_tanhf", 0);
   fputs(o.s, stdout);
   sb_free(&o);
   return 0;

@@ -11,4 +11,6 @@ void agc_gemm_f64(long M, long N, long K, const double *A, long sai, long sak,
                   const double *B, long sbk, long sbj, double *C, int acc,
                   double *pack);
 
+float agc_tanhf(float x);
+
 #endif

@@ -97,6 +97,7 @@ static const host_sym host_glibc[] = {
 static const host_sym host_kernels[] = {
   {"agc_gemm_f32", (const void *)agc_gemm_f32},
   {"agc_gemm_f64", (const void *)agc_gemm_f64},
+  {"agc_tanhf", (const void *)agc_tanhf},
 };
 
 static const host_sym host_libc[] = {
