@@ -223,6 +223,20 @@ static const char *binary_c(E *e, Op op, const char *a, const char *b, int bid) 
   }
 }
 
+static int reads_operands_once(const Node *n, Ctx *c) {
+  double k;
+  switch (n->op) {
+  case OP_RELU: case OP_SOFTPLUS: case OP_SIGN: case OP_MAXIMUM:
+  case OP_MINIMUM:
+    return 0;
+  case OP_POW: /* small integer powers multiply the base by itself */
+    return !(ir_is_const(c, plan_resolve(c, n->in[1]), &k) &&
+             (k == 2 || k == 3 || k == 0.5 || k == -1));
+  default:
+    return 1;
+  }
+}
+
 /* The value of node id at index idx, as a C expression; fused nodes are
  * computed into local variables first. */
 static const char *val_at(E *e, int id, char **idx, int top) {
@@ -266,6 +280,12 @@ static const char *val_at(E *e, int id, char **idx, int top) {
   }
   if (!x)
     error_plain(e->c, "internal: no C for op %s", op_name(n->op));
+  /* For the JIT, an operation that names each operand once is nested into
+   * its consumer's expression: TinyCC keeps an expression in registers but
+   * spills every local. (Each fused node has one use, so nothing is
+   * computed twice; the .c output keeps one named local per node.) */
+  if (e->jit && strlen(x) < 200 && reads_operands_once(n, e->c))
+    return fmt(e, "(%s)", x);
   const char *v = fmt(e, "v%d", vcount++);
   line(e, "const %s %s = %s;", e->real, v, x);
   return v;
