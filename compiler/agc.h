@@ -195,9 +195,13 @@ typedef struct {
 
 /* Does this matmul run through the packed kernel (kernels.c)? */
 int plan_uses_gemm(const Ctx *c, const Node *n);
-/* The per-image matrix product of a conv2d node (or of its gradients). */
-void conv_gemm_dims(const Node *n, const Shape *a, const Shape *b,
-                    int64_t *M, int64_t *N, int64_t *K);
+/* A conv2d node (or one of its gradients): its x, w, y shapes, the matrix
+ * product it runs per image (M x K times K x N) and its im2col size. */
+typedef struct {
+  const Shape *x, *w, *y;
+  int64_t M, N, K, col;
+} ConvGeom;
+ConvGeom conv_geometry(const Node *n, const Shape *a, const Shape *b);
 
 void plan_graph(Ctx *c, Plan *p);
 /* The node whose value id is (skipping named values and detach). */

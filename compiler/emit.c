@@ -727,17 +727,12 @@ static void conv_code(E *e, int id) {
   Node *n = ND(e, id);
   int a = R(e, n->in[0]), b = R(e, n->in[1]);
   const char *A = bufname(e, a), *B = bufname(e, b), *D = bufname(e, id);
-  Shape sa = ND(e, a)->shape, sb = ND(e, b)->shape, sn = n->shape;
-  const Shape *x = n->op == OP_CONV2D_DX ? &sn : &sa;
-  const Shape *w = n->op == OP_CONV2D ? &sb
-                   : n->op == OP_CONV2D_DX ? &sb : &sn;
-  const Shape *y = n->op == OP_CONV2D ? &sn
-                   : n->op == OP_CONV2D_DX ? &sa : &sb;
+  Shape sa = ND(e, a)->shape, sb = ND(e, b)->shape;
+  ConvGeom cg = conv_geometry(n, &sa, &sb);
+  const Shape *x = cg.x, *w = cg.w, *y = cg.y;
   int64_t Nb = x->d[0], O = w->d[0], CKK = w->d[1] * w->d[2] * w->d[3];
   int64_t P = y->d[2] * y->d[3];
-  int64_t M_, N_, K_;
-  conv_gemm_dims(n, &sa, &sb, &M_, &N_, &K_);
-  int64_t colat = kernel_pack_elems(e->c->opt.f64, M_, N_, K_);
+  int64_t colat = kernel_pack_elems(e->c->opt.f64, cg.M, cg.N, cg.K);
   const char *g = gemm_name(e);
   e->uses_gemm = 1;
   line(e, "{");

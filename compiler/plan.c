@@ -302,13 +302,8 @@ void plan_graph(Ctx *c, Plan *p) {
                        x->op == OP_CONV2D_DW)) {
       Shape sa = g->nodes[plan_resolve(c, x->in[0])].shape;
       Shape sb = g->nodes[plan_resolve(c, x->in[1])].shape;
-      int64_t m, nn, k;
-      conv_gemm_dims(x, &sa, &sb, &m, &nn, &k);
-      const Shape *w = x->op == OP_CONV2D_DW ? &x->shape : &sb;
-      const Shape *y = x->op == OP_CONV2D ? &x->shape
-                       : x->op == OP_CONV2D_DX ? &sa : &sb;
-      int64_t col = w->d[1] * w->d[2] * w->d[3] * y->d[2] * y->d[3];
-      int64_t b = (kernel_pack_elems(c->opt.f64, m, nn, k) + col) * es;
+      ConvGeom cg = conv_geometry(x, &sa, &sb);
+      int64_t b = (kernel_pack_elems(c->opt.f64, cg.M, cg.N, cg.K) + cg.col) * es;
       if (b > pack)
         pack = b;
     }
@@ -326,20 +321,23 @@ void plan_graph(Ctx *c, Plan *p) {
   p->work_bytes = top + (pack + ALIGN - 1) / ALIGN * ALIGN;
 }
 
-/* The matrix product a conv node runs per image (see emit.c). */
-void conv_gemm_dims(const Node *n, const Shape *a, const Shape *b,
-                    int64_t *M, int64_t *N, int64_t *K) {
-  const Shape *w = n->op == OP_CONV2D_DW ? &n->shape : b;
-  const Shape *y = n->op == OP_CONV2D ? &n->shape
-                   : n->op == OP_CONV2D_DX ? a : b;
-  int64_t O = w->d[0], CKK = w->d[1] * w->d[2] * w->d[3];
-  int64_t P = y->d[2] * y->d[3];
+/* The shapes and the per-image matrix product of a conv node (see
+ * emit.c); a and b are its operands' shapes. */
+ConvGeom conv_geometry(const Node *n, const Shape *a, const Shape *b) {
+  ConvGeom g;
+  g.x = n->op == OP_CONV2D_DX ? &n->shape : a;
+  g.w = n->op == OP_CONV2D_DW ? &n->shape : b;
+  g.y = n->op == OP_CONV2D ? &n->shape : n->op == OP_CONV2D_DX ? a : b;
+  int64_t O = g.w->d[0], CKK = g.w->d[1] * g.w->d[2] * g.w->d[3];
+  int64_t P = g.y->d[2] * g.y->d[3];
+  g.col = CKK * P;
   if (n->op == OP_CONV2D)
-    *M = O, *N = P, *K = CKK;
+    g.M = O, g.N = P, g.K = CKK;
   else if (n->op == OP_CONV2D_DX)
-    *M = CKK, *N = P, *K = O;
+    g.M = CKK, g.N = P, g.K = O;
   else
-    *M = O, *N = CKK, *K = P;
+    g.M = O, g.N = CKK, g.K = P;
+  return g;
 }
 
 int plan_uses_gemm(const Ctx *c, const Node *n) {
