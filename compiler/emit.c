@@ -27,6 +27,7 @@ typedef struct {
   int flat;         /* current loop is one flat index over equal shapes */
   int uses_gemm;    /* a matmul calls the kernel */
   int uses_tanh;    /* f32 tanh goes through NAME_tanhf */
+  int nvals;        /* locals v0, v1, ... named so far */
 } E;
 
 
@@ -149,7 +150,6 @@ static char **bcast_idx(E *e, const Node *x, int R_, char **idx) {
 
 /* ---- expressions ------------------------------------------------------- */
 
-static int vcount;
 
 static const char *val_at(E *e, int id, char **idx, int top);
 static const char *val(E *e, int id, char **idx) { return val_at(e, id, idx, 0); }
@@ -286,7 +286,7 @@ static const char *val_at(E *e, int id, char **idx, int top) {
    * computed twice; the .c output keeps one named local per node.) */
   if (e->jit && strlen(x) < 200 && reads_operands_once(n, e->c))
     return fmt(e, "(%s)", x);
-  const char *v = fmt(e, "v%d", vcount++);
+  const char *v = fmt(e, "v%d", e->nvals++);
   line(e, "const %s %s = %s;", e->real, v, x);
   return v;
 }
@@ -1065,7 +1065,6 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
   e.real = c->opt.f64 ? "double" : "float";
   e.mf = c->opt.f64 ? "" : "f";
   e.arg_used = arena_alloc(&c->arena, sizeof(int) * (size_t)(c->g.nargs + 1));
-  vcount = 0;
   StrBuf body = {0};
   e.o = &body;
   e.ind = 1;

@@ -167,11 +167,6 @@ static int need_node(P *p, Val v, const char *fn) {
   return v.node;
 }
 
-static int need_float(P *p, int id, Loc loc, const char *fn) {
-  (void)p, (void)loc, (void)fn;
-  return id;
-}
-
 static int64_t need_int(P *p, Val v, const char *fn, const char *what) {
   double x;
   if (v.kind != V_NODE || !ir_is_const(p->c, v.node, &x) ||
@@ -309,15 +304,6 @@ static int drop_axes(P *p, int r, unsigned mask, Loc loc) {
     if (!(mask & (1u << i)))
       o.d[o.rank++] = s.d[i];
   return ir_reshape(p->c, r, o, loc);
-}
-
-static int reduce_count(P *p, int x, unsigned mask) {
-  Shape s = SHAPE(p, x);
-  int64_t n = 1;
-  for (int i = 0; i < s.rank; i++)
-    if (mask & (1u << i))
-      n *= s.d[i];
-  return (int)(n > 0);
 }
 
 static int64_t mask_count(Shape s, unsigned mask) {
@@ -953,7 +939,6 @@ static int call(P *p, Call *k) {
       } else {
         r = max_keep(p, red[i].op, x, mask, single, loc);
       }
-      (void)reduce_count;
       return keep ? r : drop_axes(p, r, mask, loc);
     }
   if (strcmp(fn, "softmax") == 0 || strcmp(fn, "log_softmax") == 0) {
@@ -1132,7 +1117,6 @@ static int call(P *p, Call *k) {
     return embedding_call(p, k);
   if (strcmp(fn, "grad") == 0)
     return grad_call(p, k);
-  (void)need_float;
   error_at(c, loc, "unknown function '%s'", fn);
 }
 
@@ -1332,7 +1316,6 @@ void parse_program(Ctx *c, Token *toks, int ntok) {
   p.ntok = ntok;
   Root *outs = NULL, *roots = NULL;
   int nouts = 0, outcap = 0, nroots = 0, rootcap = 0;
-  Loc first_backward = {0, 0};
   for (;;) {
     Token *t = peek(&p);
     if (t->kind == T_EOF)
@@ -1358,8 +1341,6 @@ void parse_program(Ctx *c, Token *toks, int ntok) {
       names_list(&p, &outs, &nouts, &outcap);
     } else if (is_ident(t, "backward")) {
       p.pos++;
-      if (!nroots)
-        first_backward = loc;
       names_list(&p, &roots, &nroots, &rootcap);
     } else if (t->kind == T_IDENT && is_punct(&toks[p.pos + 1], "=")) {
       const char *name = ident(&p, "a value");
@@ -1402,7 +1383,6 @@ void parse_program(Ctx *c, Token *toks, int ntok) {
     add_out(c, outs[i].name, outs[i].node, 0, outs[i].loc);
   if (nroots && !c->opt.no_grad)
     do_backward(&p, roots, nroots);
-  (void)first_backward;
   if (c->g.nouts == 0)
     error_at(c, (Loc){toks[ntok - 1].line, 1},
              "the graph has no output and no backward: nothing to compute");

@@ -228,12 +228,6 @@ void plan_graph(Ctx *c, Plan *p) {
       rootpos[i] = i;
   }
   for (int i = 0; i < n; i++) {
-    if (!p->live[i] || p->inl[i] || g->nodes[i].op == OP_ID ||
-        g->nodes[i].op == OP_DETACH)
-      continue;
-    (void)0;
-  }
-  for (int i = 0; i < n; i++) {
     Node *x = &g->nodes[i];
     if (!p->live[i] || x->op == OP_ID || x->op == OP_DETACH ||
         x->op == OP_RESHAPE)
