@@ -43,7 +43,13 @@ void sb_putc(StrBuf *b, char c);
 void sb_puts(StrBuf *b, const char *s);
 void sb_printf(StrBuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+void sb_putn(StrBuf *b, const char *s, size_t n);
 void sb_free(StrBuf *b);
+
+/* Reads a whole (graph) file into b; -1 with a one-line message naming the
+ * file on any error, including one larger than MAX_SOURCE_BYTES. */
+#define MAX_SOURCE_BYTES (64u << 20)
+int read_text_file(const char *path, StrBuf *b, char *err, size_t errlen);
 
 /* ---- lex.c ------------------------------------------------------------ */
 

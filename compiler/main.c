@@ -67,32 +67,6 @@ typedef struct {
   int npairs;
 } Cli;
 
-static int read_file(const char *path, StrBuf *b) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    fprintf(stderr, "agc: cannot read '%s': %s\n", path, strerror(errno));
-    return -1;
-  }
-  char chunk[65536];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-    for (size_t i = 0; i < n; i++)
-      sb_putc(b, chunk[i]);
-    if (b->len > (64u << 20)) {
-      fprintf(stderr, "agc: '%s' is larger than 64 MiB\n", path);
-      fclose(f);
-      return -1;
-    }
-  }
-  if (ferror(f)) {
-    fprintf(stderr, "agc: cannot read '%s': %s\n", path, strerror(errno));
-    fclose(f);
-    return -1;
-  }
-  fclose(f);
-  return 0;
-}
-
 /* Writes all files or none: temporaries first, then renames. */
 static int write_files(int n, const char **paths, StrBuf **data) {
   char tmp[8][4096];
@@ -227,8 +201,12 @@ static int cmd_compile(Cli *o) {
                   o->after);
   }
   StrBuf src = {0};
-  if (read_file(o->graph, &src) != 0)
+  char err[4200];
+  if (read_text_file(o->graph, &src, err, sizeof err) != 0) {
+    fprintf(stderr, "agc: %s\n", err);
+    sb_free(&src);
     return 1;
+  }
   Options opt = {o->f64, o->accumulate, o->no_grad, o->name, 0, o->O0,
                  o->after};
   Ctx *c = agc_compile(o->graph, src.s ? src.s : "", src.len, &opt);

@@ -1,4 +1,5 @@
 /* util.c — arena, string buffer and diagnostics. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,38 @@ void sb_printf(StrBuf *b, const char *fmt, ...) {
   va_start(ap, fmt);
   sb_vprintf(b, fmt, ap);
   va_end(ap);
+}
+
+void sb_putn(StrBuf *b, const char *s, size_t n) {
+  sb_reserve(b, n);
+  memcpy(b->s + b->len, s, n);
+  b->len += n;
+  b->s[b->len] = 0;
+}
+
+int read_text_file(const char *path, StrBuf *b, char *err, size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    return -1;
+  }
+  char chunk[65536];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    sb_putn(b, chunk, n);
+    if (b->len > MAX_SOURCE_BYTES) {
+      snprintf(err, errlen, "%s: file larger than 64 MiB", path);
+      fclose(f);
+      return -1;
+    }
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (bad) {
+    snprintf(err, errlen, "%s: read error", path);
+    return -1;
+  }
+  return 0;
 }
 
 void sb_free(StrBuf *b) {

@@ -100,32 +100,10 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
 
 agc_graph *agc_graph_load(const char *path, const agc_graph_options *opt,
                           char *err, size_t errlen) {
-  FILE *f = fopen(path, "rb");
-  char msg[600];
-  if (!f) {
-    snprintf(msg, sizeof msg, "%s: cannot open: %s", path, strerror(errno));
-    put(err, errlen, msg);
-    return NULL;
-  }
   StrBuf b = {0};
-  char chunk[65536];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-    for (size_t i = 0; i < n; i++)
-      sb_putc(&b, chunk[i]);
-    if (b.len > (64u << 20)) {
-      fclose(f);
-      sb_free(&b);
-      snprintf(msg, sizeof msg, "%s: file larger than 64 MiB", path);
-      put(err, errlen, msg);
-      return NULL;
-    }
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
+  char msg[4200];
+  if (read_text_file(path, &b, msg, sizeof msg) != 0) {
     sb_free(&b);
-    snprintf(msg, sizeof msg, "%s: read error", path);
     put(err, errlen, msg);
     return NULL;
   }
