@@ -127,10 +127,10 @@ int read_text_file(const char *path, StrBuf *b, char *err, size_t errlen) {
       return -1;
     }
   }
-  int bad = ferror(f);
+  int bad = ferror(f), e = errno;
   fclose(f);
   if (bad) {
-    snprintf(err, errlen, "%s: read error", path);
+    snprintf(err, errlen, "%s: cannot read: %s", path, strerror(e));
     return -1;
   }
   return 0;
