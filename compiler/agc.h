@@ -2,8 +2,9 @@
  *
  * Sections are named after the file that implements them. The pipeline:
  *   lex.c → parse.c (builds IR through ir.c, differentiates through
- *   autodiff.c as it meets grad() and backward) → plan.c (what to store,
- *   where: fusion and the workspace) → emit.c (C) / dump.c (IR, dot).
+ *   autodiff.c as it meets grad() and backward) → passes.c (strip, fold,
+ *   simplify, cse, dce) → plan.c (what to store, where: fusion and the
+ *   workspace) → emit.c (C) / dump.c (IR, dot).
  * The compiler is a library: errors longjmp to agc_compile(), which returns
  * a compilation holding the message; nothing here exits or prints.
  */
@@ -266,6 +267,16 @@ struct Ctx {
   /* backward roots */
   int *broots, *bseeds;
   int nbroots;
+  /* Which rewrites the IR constructors apply (R_*). The parser builds with
+   * none of them, so the graph it hands over is what the program says;
+   * the passes of passes.c turn them on one at a time. */
+  unsigned rules;
+};
+enum {
+  R_FOLD = 1,     /* constant operands evaluated (scalars: always) */
+  R_SIMPLIFY = 2, /* x*1, x+0, --x, double transposes, transposes into
+                     matmul operand order, constants reassociated */
+  R_CSE = 4,      /* equal pure nodes shared (hash-consing) */
 };
 
 /* Reports an error at loc and unwinds to agc_compile. */

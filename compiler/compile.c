@@ -77,7 +77,8 @@ Ctx *agc_compile(const char *path, const char *src, size_t len,
     for (int i = 0; pass_names[i]; i++)
       known |= strcmp(pass_names[i], opt->after) == 0;
     if (!known)
-      error_plain(c, "no pass named '%s' (passes: parse, canon)", opt->after);
+      error_plain(c, "no pass named '%s' (passes: parse, strip, fold, "
+                  "simplify, cse, dce)", opt->after);
   }
   run_passes(c, opt->after);
   return c;

@@ -36,7 +36,13 @@ static void node_attrs(Ctx *c, const Node *n, StrBuf *o) {
 
 void dump_ir(Ctx *c, StrBuf *o) {
   char *live = ir_live_nodes(c);
-  sb_printf(o, "graph %s  # %s\n", c->name, c->opt.f64 ? "f64" : "f32");
+  int nlive = 0;
+  for (int i = 0; i < c->g.n; i++)
+    nlive += live[i] != 0;
+  const char *at = c->opt.O0 ? "parse (-O0)" : c->opt.after ? c->opt.after : "dce";
+  sb_printf(o, "graph %s  # %s; after %s: %d nodes, %d live (dead ones not "
+            "shown)\n", c->name, c->opt.f64 ? "f64" : "f32", at, c->g.n,
+            nlive);
   for (int i = 0; i < c->g.n; i++) {
     if (!live[i])
       continue;

@@ -1,11 +1,16 @@
 /* ir.c — building IR nodes: shape rules, folding and hash-consing.
  *
  * Every constructor checks its operands' shapes and reports a located error
- * when they do not fit. Pure nodes are interned (hash-consed), so building
- * the same expression twice yields the same node: common-subexpression
- * elimination happens as the graph is built, in the forward and the
- * backward alike. Small algebraic simplifications (x*1, x+0, double
- * negation and transposition, constants) are applied here too.
+ * when they do not fit. What else a constructor does depends on c->rules,
+ * which the passes (passes.c) turn on one at a time:
+ *   R_FOLD      constant operands are evaluated (a scalar constant
+ *               expression always is: the language needs `axis=-1`);
+ *   R_SIMPLIFY  x*1, x+0, double negation and transposition, transposes
+ *               folded into matmul operand order, constants reassociated;
+ *   R_CSE       pure nodes are interned (hash-consed), so building the
+ *               same expression twice yields the same node.
+ * A rewrite that only drops a no-op (a reshape to the same shape, a
+ * reduction over size-1 axes) is always applied.
  */
 #include <math.h>
 #include <stdio.h>
@@ -153,7 +158,7 @@ int ir_node(Ctx *c, const Node *tmpl, const int *in) {
   Graph *g = &c->g;
   Node key = *tmpl;
   key.in = (int *)in;
-  if (!interned(key.op))
+  if (!interned(key.op) || !(c->rules & R_CSE))
     return append(c, &key, in);
   if ((g->n + 1) * 2 > g->hcap)
     hash_grow(g);
@@ -286,17 +291,19 @@ static double fold2(Op op, double a, double b) {
 
 int ir_unary(Ctx *c, Op op, int a, Loc loc) {
   Node *na = N(c, a);
-  if (na->op == OP_CONST) {
+  if (na->op == OP_CONST && (c->rules & R_FOLD || na->shape.rank == 0)) {
     /* Constants fold only to finite values, so the generated C never
        needs an infinity literal. */
     double v = fold1(op, na->val);
     if (isfinite(v))
       return ir_const(c, v, na->shape);
   }
-  if (op == OP_NEG && na->op == OP_NEG)
-    return na->in[0];
-  if (op == OP_DETACH && na->op == OP_DETACH)
-    return a;
+  if (c->rules & R_SIMPLIFY) {
+    if (op == OP_NEG && na->op == OP_NEG)
+      return na->in[0];
+    if (op == OP_DETACH && na->op == OP_DETACH)
+      return a;
+  }
   Node t = tmpl_of(op, DT_F, na->shape, loc);
   t.nin = 1;
   return ir_node(c, &t, &a);
@@ -308,14 +315,14 @@ int ir_binary(Ctx *c, Op op, int a, int b, Loc loc) {
   check_size(c, s, loc);
   double va, vb;
   int ca = ir_is_const(c, a, &va), cb = ir_is_const(c, b, &vb);
-  if (ca && cb) {
+  if (ca && cb && (c->rules & R_FOLD || s.rank == 0)) {
     double v = fold2(op, va, vb);
     if (isfinite(v))
       return ir_const(c, v, s);
   }
   int same_a = shape_eq(&N(c, a)->shape, &s);
   int same_b = shape_eq(&N(c, b)->shape, &s);
-  switch (op) {
+  switch (c->rules & R_SIMPLIFY ? op : OP_COUNT) {
   case OP_ADD:
     if (cb && vb == 0 && same_a)
       return a;
@@ -366,7 +373,7 @@ int ir_binary(Ctx *c, Op op, int a, int b, Loc loc) {
   /* Canonical operand order for commutative ops helps interning. */
   if ((op == OP_ADD || op == OP_MUL || op == OP_MAXIMUM ||
        op == OP_MINIMUM || op == OP_EQ || op == OP_NE) &&
-      a > b) {
+      a > b && c->rules & R_CSE) {
     int t = a;
     a = b;
     b = t;
@@ -382,13 +389,13 @@ int ir_where(Ctx *c, int cond, int a, int b, Loc loc) {
   s = broadcast_shapes(c, s, N(c, b)->shape, loc);
   check_size(c, s, loc);
   double v;
-  if (ir_is_const(c, cond, &v)) {
+  if (c->rules & R_FOLD && ir_is_const(c, cond, &v)) {
     int pick = v != 0 ? a : b;
     if (shape_eq(&N(c, pick)->shape, &s))
       return pick;
     return ir_broadcast(c, pick, s, loc);
   }
-  if (a == b && shape_eq(&N(c, a)->shape, &s))
+  if (c->rules & R_SIMPLIFY && a == b && shape_eq(&N(c, a)->shape, &s))
     return a;
   Node t = tmpl_of(OP_WHERE, DT_F, s, loc);
   t.nin = 3;
@@ -408,9 +415,9 @@ int ir_broadcast(Ctx *c, int a, Shape s, Loc loc) {
   if (shape_eq(&as, &s))
     return a;
   double v;
-  if (ir_is_const(c, a, &v))
+  if (c->rules & R_FOLD && ir_is_const(c, a, &v))
     return ir_const(c, v, s);
-  if (N(c, a)->op == OP_BCAST)
+  if (c->rules & R_SIMPLIFY && N(c, a)->op == OP_BCAST)
     a = N(c, a)->in[0];
   Node t = tmpl_of(OP_BCAST, DT_F, s, loc);
   t.dt = N(c, a)->dt;
@@ -435,9 +442,11 @@ int ir_reduce(Ctx *c, Op op, int a, unsigned mask, Loc loc) {
   if (!real)
     return a;
   double v;
-  if (ir_is_const(c, a, &v) && (op == OP_MAX || op == OP_MIN))
+  if (!(c->rules & R_FOLD))
+    ;
+  else if (ir_is_const(c, a, &v) && (op == OP_MAX || op == OP_MIN))
     return ir_const(c, v, s);
-  if (ir_is_const(c, a, &v) && op == OP_SUM) {
+  else if (ir_is_const(c, a, &v) && op == OP_SUM) {
     double cnt = (double)(na->numel / shape_numel(&s));
     return ir_const(c, v * cnt, s);
   }
@@ -502,9 +511,9 @@ int ir_reshape(Ctx *c, int a, Shape s, Loc loc) {
   }
   if (shape_eq(&na->shape, &s))
     return a;
-  if (na->op == OP_CONST)
+  if (c->rules & R_FOLD && na->op == OP_CONST)
     return ir_const(c, na->val, s);
-  if (na->op == OP_RESHAPE)
+  if (c->rules & R_SIMPLIFY && na->op == OP_RESHAPE)
     a = na->in[0];
   if (shape_eq(&N(c, a)->shape, &s))
     return a;
@@ -523,7 +532,7 @@ int ir_transpose(Ctx *c, int a, const int *perm, Loc loc) {
   }
   if (ident)
     return a;
-  if (na->op == OP_TRANSPOSE) { /* compose: out d = mid p[d] = in q[p[d]] */
+  if (c->rules & R_SIMPLIFY && na->op == OP_TRANSPOSE) { /* compose: out d = mid p[d] = in q[p[d]] */
     int q[MAX_RANK];
     for (int i = 0; i < r; i++)
       q[i] = na->perm[p[i]];
@@ -532,10 +541,10 @@ int ir_transpose(Ctx *c, int a, const int *perm, Loc loc) {
   Shape s = {r, {0}};
   for (int i = 0; i < r; i++)
     s.d[i] = na->shape.d[p[i]];
-  if (na->op == OP_CONST)
+  if (c->rules & R_FOLD && na->op == OP_CONST)
     return ir_const(c, na->val, s);
   /* Moving only size-1 axes keeps the element order: a reshape. */
-  int order_kept = 1, last = -1;
+  int order_kept = (c->rules & R_SIMPLIFY) != 0, last = -1;
   for (int i = 0; i < r; i++)
     if (na->shape.d[p[i]] != 1) {
       if (p[i] < last)
@@ -593,11 +602,11 @@ static int swaps_last_two(Ctx *c, int x) {
 }
 
 int ir_matmul(Ctx *c, int a, int b, int flags, Loc loc) {
-  if (swaps_last_two(c, a)) {
+  if (c->rules & R_SIMPLIFY && swaps_last_two(c, a)) {
     a = N(c, a)->in[0];
     flags ^= MM_TA;
   }
-  if (swaps_last_two(c, b)) {
+  if (c->rules & R_SIMPLIFY && swaps_last_two(c, b)) {
     b = N(c, b)->in[0];
     flags ^= MM_TB;
   }
@@ -625,8 +634,8 @@ int ir_matmul(Ctx *c, int a, int b, int flags, Loc loc) {
   s.d[s.rank++] = n;
   check_size(c, s, loc);
   double va, vb;
-  if ((ir_is_const(c, a, &va) && va == 0) ||
-      (ir_is_const(c, b, &vb) && vb == 0))
+  if (c->rules & R_FOLD && ((ir_is_const(c, a, &va) && va == 0) ||
+      (ir_is_const(c, b, &vb) && vb == 0)))
     return ir_const(c, 0, s);
   Node t = tmpl_of(OP_MATMUL, DT_F, s, loc);
   t.flags = flags;

@@ -31,8 +31,10 @@ static const char usage[] =
 "  --name NAME       name of the generated function (default: 'graph NAME',\n"
 "                    else the file name)\n"
 "  -O1               optimize (default): the pass pipeline, loop fusion\n"
-"  -O0               no passes, no fusion: every value stored (reference)\n"
-"  --after PASS      with --emit ir/dot: the IR after PASS (parse, canon)\n"
+"  -O0               no passes, no fusion: the graph as parsed, every value\n"
+"                    stored (the reference path)\n"
+"  --after PASS      with --emit ir/dot: the IR after PASS, one of parse,\n"
+"                    strip, fold, simplify, cse, dce (the pipeline, in order)\n"
 "\n"
 "run: JIT-compile the graph, evaluate it once, write the results\n"
 "  --inputs DIR      read each input/param/seed NAME from DIR/NAME.npy\n"
@@ -197,8 +199,8 @@ static int cmd_compile(Cli *o) {
     for (int i = 0; pass_names[i]; i++)
       known |= strcmp(pass_names[i], o->after) == 0;
     if (!known)
-      return die2("--after: no pass named '%s' (passes: parse, canon)",
-                  o->after);
+      return die2("--after: no pass named '%s' (passes: parse, strip, fold, "
+                  "simplify, cse, dce)", o->after);
   }
   StrBuf src = {0};
   char err[4200];

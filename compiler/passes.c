@@ -1,12 +1,21 @@
 /* passes.c — the optimizer: a flat pipeline of IR-to-IR passes, with the
  * IR checker run after each one.
  *
- * Building the IR already folds constants, simplifies (x*1, x+0, double
- * negation/transposition), and shares equal subexpressions (ir.c). After
- * differentiation the graph holds named values (ID) and detach() that no
- * longer matter, and dead nodes (forward values no gradient needs); the
- * passes rebuild it without them, which lets the same rules fire again on
- * the combined forward+backward graph.
+ * The parser builds the graph with no rewrites on (c->rules == 0): what
+ * `--emit ir --after parse` shows is the program and its derivatives as
+ * written. Each pass then rebuilds the graph in topological order through
+ * the constructors of ir.c with one more rule turned on, so the rules fire
+ * on the combined forward+backward graph:
+ *   strip     named values (ID) and detach() go: their work is done once
+ *             the gradients exist
+ *   fold      constant operands are evaluated
+ *   simplify  algebraic identities (x*1, x+0, --x, double transposes,
+ *             transposes folded into matmul operand order, broadcasts of
+ *             constants, constants reassociated)
+ *   cse       equal pure nodes become one (hash-consing)
+ *   dce       nodes no output needs are dropped (forward values the
+ *             backward does not read are never computed or stored)
+ * -O0 stops after parse. `--emit ir --after PASS` shows any point.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,12 +61,11 @@ static int rebuild(Ctx *c, const Node *n, const int *in) {
   return ir_node(c, n, in); /* as it was, with the new operands */
 }
 
-/* canon: drops named values and detach (their work is done once the
- * gradients exist), and dead nodes; rebuilds the rest, which folds,
- * simplifies and shares subexpressions across forward and backward. */
-static void pass_canon(Ctx *c) {
+/* Rebuilds the graph under c->rules. strip: IDs and detach become their
+ * operand; live_only: dead nodes are not rebuilt. */
+static void rebuild_graph(Ctx *c, int strip, int live_only) {
   Graph old = c->g;
-  char *live = ir_live_nodes(c);
+  char *live = live_only ? ir_live_nodes(c) : NULL;
   int *map = malloc(sizeof(int) * (size_t)(old.n + 1));
   if (!map)
     abort();
@@ -70,6 +78,8 @@ static void pass_canon(Ctx *c) {
   c->g.outcap = old.outcap;
   int *tmp = malloc(sizeof(int) * 8);
   int tcap = 8;
+  if (!tmp)
+    abort();
   for (int i = 0; i < old.n; i++) {
     const Node *n = &old.nodes[i];
     map[i] = -1;
@@ -78,9 +88,9 @@ static void pass_canon(Ctx *c) {
       c->g.nodes[map[i]].ext = n->ext;
       continue;
     }
-    if (!live[i])
+    if (live && !live[i])
       continue;
-    if (n->op == OP_ID || n->op == OP_DETACH) {
+    if (strip && (n->op == OP_ID || n->op == OP_DETACH)) {
       map[i] = map[n->in[0]];
       Node *t = &c->g.nodes[map[i]];
       if (n->name && !t->name && t->op != OP_INPUT && t->op != OP_PARAM)
@@ -89,11 +99,18 @@ static void pass_canon(Ctx *c) {
     }
     if (n->nin > tcap) {
       tcap = n->nin;
-      tmp = realloc(tmp, sizeof(int) * (size_t)tcap);
+      int *nt = realloc(tmp, sizeof(int) * (size_t)tcap);
+      if (!nt)
+        abort();
+      tmp = nt;
     }
     for (int k = 0; k < n->nin; k++)
       tmp[k] = map[n->in[k]];
     map[i] = rebuild(c, n, tmp);
+    /* a rewrite may hand back an operand: keep the name that was given */
+    Node *t = &c->g.nodes[map[i]];
+    if (n->name && !t->name && t->op != OP_INPUT && t->op != OP_PARAM)
+      t->name = n->name;
   }
   for (int a = 0; a < c->g.nargs; a++)
     c->g.args[a].node = map[c->g.args[a].node];
@@ -109,6 +126,21 @@ static void pass_canon(Ctx *c) {
   free(old.nodes);
   free(old.hash);
 }
+
+static void pass_strip(Ctx *c) { rebuild_graph(c, 1, 0); }
+static void pass_fold(Ctx *c) {
+  c->rules |= R_FOLD;
+  rebuild_graph(c, 0, 0);
+}
+static void pass_simplify(Ctx *c) {
+  c->rules |= R_SIMPLIFY;
+  rebuild_graph(c, 0, 0);
+}
+static void pass_cse(Ctx *c) {
+  c->rules |= R_CSE;
+  rebuild_graph(c, 0, 0);
+}
+static void pass_dce(Ctx *c) { rebuild_graph(c, 0, 1); }
 
 /* The IR checker: operands come first, arities and shapes agree. A
  * failure is a compiler bug, reported as such. */
@@ -146,10 +178,12 @@ static const struct {
   const char *name;
   void (*run)(Ctx *c);
 } passes[] = {
-    {"canon", pass_canon},
+    {"strip", pass_strip}, {"fold", pass_fold}, {"simplify", pass_simplify},
+    {"cse", pass_cse},     {"dce", pass_dce},
 };
 
-const char *const pass_names[] = {"parse", "canon", NULL};
+const char *const pass_names[] = {"parse", "strip", "fold", "simplify",
+                                  "cse",   "dce",   NULL};
 
 void run_passes(Ctx *c, const char *stop_after) {
   check_ir(c, "parse");

@@ -63,7 +63,31 @@ grep -q "^int net(" "$T/stdout" && ok || bad "--name did not rename the function
 "$AGC" "$SRC/examples/mlp.graph" --emit ir --after parse > "$T/ir0" 2>/dev/null
 "$AGC" "$SRC/examples/mlp.graph" --emit ir > "$T/ir1" 2>/dev/null
 grep -q "= id " "$T/ir0" && ! grep -q "= id " "$T/ir1" && ok ||
-  bad "--after parse should show named values (id) that canon removes"
+  bad "--after parse should show named values (id) that strip removes"
+# each pass of the pipeline does its own visible job (passes.c)
+cat > "$T/passes.graph" <<'EOF2'
+input x: f32[3]
+param w: f32[3]
+k = exp(zeros([3]))
+u = sin(w) * x * k
+v = sin(w) * x * k
+loss = sum(u + v)
+backward loss
+EOF2
+for p in parse strip fold simplify cse dce; do
+  "$AGC" "$T/passes.graph" --emit ir --after $p > "$T/ir_$p" 2>/dev/null || bad "--after $p failed"
+done
+grep -q "= id " "$T/ir_parse" && ! grep -q "= id " "$T/ir_strip" && ok ||
+  bad "strip should remove named values (id)"
+grep -q "= exp " "$T/ir_strip" && ! grep -q "= exp " "$T/ir_fold" && ok ||
+  bad "fold should evaluate exp(zeros)"
+grep -q "const value=1 : f\[3\]" "$T/ir_fold" && ! grep -q "const value=1 : f\[3\]" "$T/ir_simplify" && ok ||
+  bad "simplify should drop the multiplications by ones"
+[ "$(grep -c "= cos " "$T/ir_simplify")" = 2 ] && [ "$(grep -c "= cos " "$T/ir_cse")" = 1 ] && ok ||
+  bad "cse should share the two cos(w) of the backward"
+head -1 "$T/ir_cse" | grep -q "after cse: \([0-9]*\) nodes, \1 live" && bad "cse left no dead nodes to test dce on" || ok
+head -1 "$T/ir_dce" | grep -q "after dce: \([0-9]*\) nodes, \1 live" && ok || bad "dce should leave no dead nodes"
+expect_rc 0 "check the pass demo graph" "$AGC" check "$T/passes.graph"
 expect_rc 2 "--after unknown pass" "$AGC" "$SRC/examples/mlp.graph" --emit ir --after nope
 expect_rc 2 "--after without --emit ir" "$AGC" "$SRC/examples/mlp.graph" -o "$T/x.c" --after parse
 expect_rc 0 "-O0 compiles" "$AGC" "$SRC/examples/mlp.graph" -O0 -o "$T/o0.c"
