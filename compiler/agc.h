@@ -195,6 +195,12 @@ typedef struct {
   int *store;     /* -1, or the output index whose buffer is its home */
   int64_t *off;   /* workspace byte offset of stored nodes, -1 if none */
   int *alias;     /* node whose memory this node reads as its own */
+  int *host;      /* -1, or the node whose loop computes this stored node
+                     too (loop fusion: an element-wise consumer or a sum
+                     joins its producer's loop) */
+  int *fnext;     /* a loop's nodes after its host, in order; -1 ends */
+  int *local;     /* a fused loop's value read only there: a local of the
+                     loop body, never stored */
   int64_t work_bytes;
   int64_t naive_bytes; /* all intermediates without reuse */
   int64_t pack_off;    /* matmul packing scratch, -1 if no kernel call */

@@ -244,6 +244,8 @@ static const char *val_at(E *e, int id, char **idx, int top) {
   Node *n = ND(e, id);
   if (n->op == OP_CONST)
     return lit(e, n->val);
+  if (!top && e->p->local[id])
+    return fmt(e, "l%d", id);
   if (!top && !e->p->inl[id])
     return load(e, id, idx);
   int R_ = n->shape.rank;
@@ -424,6 +426,76 @@ static void reduce_loop(E *e, int id) {
   loop_close(e, &in);
   if (acc)
     line(e, "%s[0] = (%s)acc;", dst, e->real);
+  e->ind--;
+  line(e, "}");
+}
+
+/* A loop that computes several stored nodes (plan.c, loop fusion): the
+ * host, then element-wise nodes and sums that read it at the same index. */
+static void fused_loop(E *e, int h) {
+  const Plan *p = e->p;
+  Shape s = ND(e, h)->shape;
+  int flat = s.rank > 1;
+  for (int m = h; m >= 0; m = p->fnext[m]) {
+    Node *n = ND(e, m);
+    comment(e, m);
+    if (n->op == OP_SUM)
+      flat = flat && n->numel == 1 && flat_ok(e, n->in[0], &s, 0);
+    else
+      flat = flat && flat_ok(e, m, &s, 1);
+  }
+  line(e, "{");
+  e->ind++;
+  for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
+    Node *n = ND(e, m);
+    if (n->op != OP_SUM)
+      continue;
+    if (n->numel == 1) {
+      line(e, "double acc%d = 0.0;", m);
+    } else {
+      Shape o = n->shape;
+      char **oi = loop_open(e, &o, "j");
+      line(e, "%s[%s] = %s;", bufname(e, m), offset(e, &o, oi), lit(e, 0));
+      loop_close(e, &o);
+    }
+  }
+  Shape ls = s;
+  if (flat) {
+    Shape f = {1, {ND(e, h)->numel}};
+    ls = f;
+  }
+  e->flat = flat;
+  char **idx = loop_open(e, &ls, "i");
+  int block = ND(e, h)->numel == 1;
+  if (block) {
+    line(e, "{");
+    e->ind++;
+  }
+  for (int m = h; m >= 0; m = p->fnext[m]) {
+    Node *n = ND(e, m);
+    if (n->op == OP_SUM) {
+      const char *v = val(e, n->in[0], idx);
+      if (n->numel == 1)
+        line(e, "acc%d += %s;", m, v);
+      else
+        line(e, "%s[%s] += %s;", bufname(e, m), offset(e, &n->shape, idx), v);
+    } else if (p->local[m]) {
+      const char *v = val_at(e, m, idx, 1);
+      line(e, "const %s l%d = %s;", e->real, m, v);
+    } else {
+      const char *v = val_at(e, m, idx, 1);
+      line(e, "%s[%s] = %s;", bufname(e, m), offset(e, &ls, idx), v);
+    }
+  }
+  if (block) {
+    e->ind--;
+    line(e, "}");
+  }
+  loop_close(e, &ls);
+  e->flat = 0;
+  for (int m = p->fnext[h]; m >= 0; m = p->fnext[m])
+    if (ND(e, m)->op == OP_SUM && ND(e, m)->numel == 1)
+      line(e, "%s[0] = (%s)acc%d;", bufname(e, m), e->real, m);
   e->ind--;
   line(e, "}");
 }
@@ -1080,9 +1152,13 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
   for (int i = 0; i < c->g.n; i++) {
     Node *n = &c->g.nodes[i];
     if (!p->live[i] || p->inl[i] || n->op == OP_INPUT ||
-        n->op == OP_PARAM || n->op == OP_RESHAPE || n->op == OP_ID || n->op == OP_DETACH)
+        n->op == OP_PARAM || n->op == OP_RESHAPE || n->op == OP_ID ||
+        n->op == OP_DETACH || p->host[i] >= 0)
       continue;
-    node_code(&e, i);
+    if (p->fnext[i] >= 0)
+      fused_loop(&e, i);
+    else
+      node_code(&e, i);
   }
   for (int o2 = 0; o2 < c->g.nouts; o2++)
     store_code(&e, o2);

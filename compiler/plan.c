@@ -3,7 +3,11 @@
  * 1. resolve: named values (ID) and detach() are the identity here.
  * 2. live: nodes some output needs.
  * 3. fusion: an element-wise node with a single consumer is computed inside
- *    that consumer's loop instead of being stored ("inlined").
+ *    that consumer's loop instead of being stored ("inlined"). A stored
+ *    element-wise node or sum whose operands are ready joins the loop of
+ *    the stored node it reads at the same index ("loop fusion"): a sum
+ *    runs in its producer's loop, and the backward of tanh reads tanh's
+ *    result in the loop that computed it, where the seed allows.
  * 4. homes: a stored node that is an output is computed straight into the
  *    caller's output buffer.
  * 5. memory: every other stored node gets a workspace slice; slices are
@@ -108,6 +112,129 @@ static void pool_free(SizePool *p) {
   free(p->bins);
 }
 
+/* Loop fusion. The stored nodes read by node j's fused (inlined) tree:
+ * may j run in the loop of host h, over shape S? Every value it reads
+ * must be ready before that loop (a leaf or a stored node before h), or
+ * be computed in the loop itself and read at the same index (ident: the
+ * path from j to it is element-wise over S, without broadcasts). */
+typedef struct {
+  const Plan *p;
+  int h;       /* the candidate host, or -1 while unknown */
+  Shape s;
+  int ok;
+} FuseScan;
+
+static int same_shape(const Shape *a, const Shape *b) {
+  return a->rank == b->rank &&
+         !memcmp(a->d, b->d, sizeof(int64_t) * (size_t)a->rank);
+}
+
+static void fuse_scan(Ctx *c, FuseScan *f, int id, int ident, int top) {
+  id = plan_resolve(c, id);
+  Node *n = &c->g.nodes[id];
+  if (!f->ok || n->op == OP_CONST || op_kind(n->op) == K_LEAF)
+    return;
+  if (!top && !f->p->inl[id]) { /* a stored value */
+    int g = f->p->host[id] >= 0 ? f->p->host[id] : id;
+    if (f->p->fnext[g] == -2)    /* not a loop that takes members */
+      g = -1;
+    if (ident && g >= 0 && (f->h < 0 || f->h == g) &&
+        same_shape(&n->shape, &f->s) &&
+        same_shape(&c->g.nodes[g].shape, &f->s)) {
+      f->h = g;
+      return;
+    }
+    /* otherwise it must be ready before the host's loop: checked by the
+       caller once the host is known (f->h), through the smallest id */
+    return;
+  }
+  int ew = op_kind(n->op) == K_EW && n->op != OP_BCAST;
+  for (int k = 0; k < n->nin; k++) {
+    int a = plan_resolve(c, n->in[k]);
+    fuse_scan(c, f, a, ident && ew && same_shape(&c->g.nodes[a].shape, &f->s),
+              0);
+  }
+}
+
+/* The largest stored node j reads that is not one of host h's loop, read
+ * at the same index: it must come before h. */
+static int fuse_ready(Ctx *c, const Plan *p, int id, int h, const Shape *s,
+                      int ident, int top) {
+  id = plan_resolve(c, id);
+  Node *n = &c->g.nodes[id];
+  if (n->op == OP_CONST || op_kind(n->op) == K_LEAF)
+    return 1;
+  if (!top && !p->inl[id]) {
+    int g = p->host[id] >= 0 ? p->host[id] : id;
+    if (g == h)
+      return ident && same_shape(&n->shape, s);
+    return id < h;
+  }
+  int ew = op_kind(n->op) == K_EW && n->op != OP_BCAST;
+  for (int k = 0; k < n->nin; k++) {
+    int a = plan_resolve(c, n->in[k]);
+    if (!fuse_ready(c, p, a, h, s,
+                    ident && ew && same_shape(&c->g.nodes[a].shape, s), 0))
+      return 0;
+  }
+  return 1;
+}
+
+static void fuse_loops(Ctx *c, Plan *p) {
+  Graph *g = &c->g;
+  int *tail = arena_alloc(&c->arena, sizeof(int) * (size_t)(g->n + 1));
+  int recent = -1; /* the loop emitted last, if it takes members */
+  for (int i = 0; i < g->n; i++) {
+    Node *x = &g->nodes[i];
+    p->host[i] = -1;
+    /* -1: a host that may take members; -2: a loop of another kind */
+    p->fnext[i] = (op_kind(x->op) == K_EW && x->op != OP_CONST) ? -1 : -2;
+    tail[i] = i;
+    if (!p->live[i] || p->inl[i] || op_kind(x->op) == K_LEAF ||
+        x->op == OP_ID || x->op == OP_DETACH || x->op == OP_RESHAPE)
+      continue;
+    int red = x->op == OP_SUM;
+    int can_host = p->fnext[i] == -1;
+    if (c->opt.O0 || (!can_host && !red)) {
+      recent = -1;
+      continue;
+    }
+    FuseScan f = {p, -1, red ? g->nodes[plan_resolve(c, x->in[0])].shape
+                             : x->shape, 1};
+    int ew = !red && x->op != OP_BCAST;
+    for (int k = 0; k < x->nin; k++) {
+      int a = plan_resolve(c, x->in[k]);
+      fuse_scan(c, &f, a,
+                (red || ew) && same_shape(&g->nodes[a].shape, &f.s), 0);
+    }
+    /* reading nothing the loops compute: it may join the loop just
+       before it, if that runs over the same shape (horizontal fusion) */
+    int h = f.h;
+    if (h < 0 && recent >= 0 && same_shape(&g->nodes[recent].shape, &f.s))
+      h = recent;
+    /* every operand ready, or the host's loop's own at the same index */
+    int ready = h >= 0;
+    for (int k = 0; k < x->nin && ready; k++) {
+      int a = plan_resolve(c, x->in[k]);
+      ready = fuse_ready(c, p, a, h, &f.s,
+                         (red || ew) && same_shape(&g->nodes[a].shape, &f.s),
+                         0);
+    }
+    if (!ready) {
+      recent = can_host ? i : -1;
+      continue;
+    }
+    p->host[i] = h;
+    p->fnext[tail[h]] = i;
+    p->fnext[i] = -1;
+    tail[h] = i;
+  }
+  /* a host without members is an ordinary loop */
+  for (int i = 0; i < g->n; i++)
+    if (p->fnext[i] == -2)
+      p->fnext[i] = -1;
+}
+
 void plan_graph(Ctx *c, Plan *p) {
   Graph *g = &c->g;
   int n = g->n;
@@ -118,9 +245,13 @@ void plan_graph(Ctx *c, Plan *p) {
   p->store = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   p->off = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
   p->alias = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->host = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->fnext = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->local = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   int *consumer = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   int *depth = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   int64_t *last = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
+  int64_t *first = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
   int64_t *rootpos = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
   const int64_t END = (int64_t)n + 1;
 
@@ -130,6 +261,7 @@ void plan_graph(Ctx *c, Plan *p) {
     p->alias[i] = i;
     consumer[i] = -1;
     last[i] = -1;
+    first[i] = -1;
   }
   /* live + uses, walking down from the outputs (ids are topological) */
   for (int o = 0; o < g->nouts; o++) {
@@ -200,6 +332,7 @@ void plan_graph(Ctx *c, Plan *p) {
         p->inl[a] = 0; /* must exist in memory to be viewed */
       p->alias[i] = p->alias[a];
     }
+  fuse_loops(c, p);
   /* homes: outputs computed in place in the caller's buffer */
   int *outcount = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   for (int o = 0; o < g->nouts; o++)
@@ -225,7 +358,7 @@ void plan_graph(Ctx *c, Plan *p) {
     if (p->inl[i])
       rootpos[i] = consumer[i] >= 0 ? rootpos[consumer[i]] : END;
     else
-      rootpos[i] = i;
+      rootpos[i] = p->host[i] >= 0 ? p->host[i] : i;
   }
   for (int i = 0; i < n; i++) {
     Node *x = &g->nodes[i];
@@ -239,7 +372,19 @@ void plan_graph(Ctx *c, Plan *p) {
       int b = p->alias[a];
       if (rootpos[i] > last[b])
         last[b] = rootpos[i];
+      if (first[b] < 0 || rootpos[i] < first[b])
+        first[b] = rootpos[i];
     }
+  }
+  /* A value of a fused loop read only in that loop (and not an output)
+   * is a local variable of the loop body: it takes no memory. */
+  for (int i = 0; i < n; i++) {
+    Node *x = &g->nodes[i];
+    int h = p->host[i] >= 0 ? p->host[i] : i;
+    if (p->live[i] && !p->inl[i] && (p->host[i] >= 0 || p->fnext[i] >= 0) &&
+        x->op != OP_SUM && !outcount[i] && !viewed[i] && p->store[i] < 0 &&
+        first[i] == h && last[i] == h)
+      p->local[i] = 1;
   }
   for (int o = 0; o < g->nouts; o++) {
     int v = plan_resolve(c, g->outs[o].node);
@@ -258,28 +403,33 @@ void plan_graph(Ctx *c, Plan *p) {
     relhead[i] = -1;
   int64_t top = 0;
   int released = 0; /* positions whose buffers are back in the pool */
-  for (int i = 0; i < n; i++) {
-    Node *x = &g->nodes[i];
-    if (!p->live[i] || p->inl[i] || x->op == OP_INPUT ||
-        x->op == OP_PARAM || x->op == OP_RESHAPE || x->op == OP_ID ||
-        x->op == OP_DETACH || p->store[i] >= 0)
-      continue;
-    for (; released < i; released++)
+  for (int i0 = 0; i0 < n; i0++) {
+    if (p->host[i0] >= 0)
+      continue; /* placed with its host, whose loop computes it */
+    for (; released < i0; released++)
       for (int b2 = relhead[released]; b2 >= 0; b2 = relnext[b2])
         pool_put(&pool, size[b2], p->off[b2]);
-    size[i] = (x->numel * elem_size(c, x) + ALIGN - 1) / ALIGN * ALIGN;
-    p->naive_bytes += size[i];
-    int64_t at = pool_take(&pool, size[i]);
-    if (at < 0) {
-      at = top;
-      top += size[i];
-    }
-    p->off[i] = at;
-    /* released once read for the last time; outputs' last use is END */
-    int64_t l = last[i] < i ? i : last[i];
-    if (l < n) {
-      relnext[i] = relhead[l];
-      relhead[l] = i;
+    /* the node, then the nodes its loop computes too */
+    for (int i = i0; i >= 0; i = p->fnext[i]) {
+      Node *x = &g->nodes[i];
+      if (!p->live[i] || p->inl[i] || x->op == OP_INPUT ||
+          x->op == OP_PARAM || x->op == OP_RESHAPE || x->op == OP_ID ||
+          x->op == OP_DETACH || p->store[i] >= 0 || p->local[i])
+        continue;
+      size[i] = (x->numel * elem_size(c, x) + ALIGN - 1) / ALIGN * ALIGN;
+      p->naive_bytes += size[i];
+      int64_t at = pool_take(&pool, size[i]);
+      if (at < 0) {
+        at = top;
+        top += size[i];
+      }
+      p->off[i] = at;
+      /* released once read for the last time; outputs' last use is END */
+      int64_t l = last[i] < i0 ? i0 : last[i];
+      if (l < n) {
+        relnext[i] = relhead[l];
+        relhead[l] = i;
+      }
     }
   }
   pool_free(&pool);
