@@ -244,6 +244,7 @@ void emit_gemm(StrBuf *o, const char *name, int f64, int is_static);
 int kernel_nr(int f64); /* its panel width */
 /* Writes tanh for f32 as a vectorizable rational function, named name. */
 void emit_tanhf(StrBuf *o, const char *name, int is_static);
+void emit_jit_helpers(StrBuf *o); /* agc_tanh_f32, agc_matmul_f32/f64 */
 int64_t kernel_pack_elems(int f64, int64_t M, int64_t N, int64_t K);
 
 /* ---- compile.c: the library entry -------------------------------------- */

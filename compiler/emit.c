@@ -27,6 +27,8 @@ typedef struct {
   int flat;         /* current loop is one flat index over equal shapes */
   int uses_gemm;    /* a matmul calls the kernel */
   int uses_tanh;    /* f32 tanh goes through NAME_tanhf */
+  int uses_vtanh;   /* JIT: a whole tensor's tanh through agc_tanh_f32 */
+  int uses_mm;      /* JIT: a narrow matmul through agc_matmul_T */
   int nvals;        /* locals v0, v1, ... named so far */
 } E;
 
@@ -541,12 +543,22 @@ static void matmul_loop(E *e, int id) {
     line(e, "%s *C = %s + %s;", e->real, C, co);
     A = "A", B = "B", C = "C";
   }
-  if (plan_uses_gemm(e->c, n)) {
-    line(e, "%s(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %lld, %s, 0, pack);",
-         gemm_name(e), (long long)M, (long long)N, (long long)K, A,
-         (long long)(ta ? 1 : K), (long long)(ta ? M : 1), B,
-         (long long)(tb ? 1 : N), (long long)(tb ? K : 1), C);
-    e->uses_gemm = 1;
+  /* For the JIT, a product too narrow for the packed kernel still runs
+     ahead-of-time code: TinyCC's own loops are several times slower. */
+  if (plan_uses_gemm(e->c, n) || e->jit) {
+    if (plan_uses_gemm(e->c, n))
+      line(e, "%s(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %lld, %s, 0, "
+           "pack);", gemm_name(e), (long long)M, (long long)N, (long long)K,
+           A, (long long)(ta ? 1 : K), (long long)(ta ? M : 1), B,
+           (long long)(tb ? 1 : N), (long long)(tb ? K : 1), C);
+    else
+      line(e, "agc_matmul_%s(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, "
+           "%lld, %s);", e->c->opt.f64 ? "f64" : "f32", (long long)M,
+           (long long)N, (long long)K, A, (long long)(ta ? 1 : K),
+           (long long)(ta ? M : 1), B, (long long)(tb ? 1 : N),
+           (long long)(tb ? K : 1), C);
+    e->uses_gemm |= plan_uses_gemm(e->c, n);
+    e->uses_mm |= !plan_uses_gemm(e->c, n);
     if (batch.rank) {
       e->ind--;
       line(e, "}");
@@ -925,6 +937,14 @@ static void node_code(E *e, int id) {
   comment(e, id);
   switch (op_kind(n->op)) {
   case K_EW:
+    if (e->jit && n->op == OP_TANH && !e->c->opt.f64) {
+      /* the operand into place, then one vectorized pass of tanh */
+      int a = R(e, n->in[0]);
+      ew_loop(e, bufname(e, id), a, "=", e->p->inl[a]);
+      line(e, "agc_tanh_f32(%lld, %s);", (long long)n->numel, bufname(e, id));
+      e->uses_vtanh = 1;
+      return;
+    }
     ew_loop(e, bufname(e, id), id, "=", 1);
     return;
   case K_RED:
@@ -1179,6 +1199,12 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
   }
   if (e.uses_tanh && jit)
     sb_puts(o, "float agc_tanhf(float x);\n\n");
+  if (e.uses_vtanh)
+    sb_puts(o, "void agc_tanh_f32(long n, float *x);\n\n");
+  if (e.uses_mm)
+    sb_printf(o, "void agc_matmul_%s(long M, long N, long K, const %s *A, "
+              "long sai, long sak, const %s *B, long sbk, long sbj, %s *C);"
+              "\n\n", c->opt.f64 ? "f64" : "f32", e.real, e.real, e.real);
   else if (e.uses_tanh)
     emit_tanhf(o, fmt(&e, "%s_tanhf", c->name), 1);
   signature(c, o, e.real);

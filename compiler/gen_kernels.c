@@ -13,6 +13,7 @@ int main(void) {
   emit_gemm(&o, "agc_gemm_f64", 1, 0);
   sb_puts(&o, "\n");
   emit_tanhf(&o, "agc_tanhf", 0);
+  emit_jit_helpers(&o);
   fputs(o.s, stdout);
   sb_free(&o);
   return 0;

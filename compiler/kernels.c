@@ -175,3 +175,30 @@ void emit_tanhf(StrBuf *o, const char *name, int is_static) {
             "  return y * p / q;\n}\n\n",
             is_static ? "static " : "", name);
 }
+
+/* For the TinyCC JIT only (the runtime compiles them ahead of time; a
+ * generated .c file never calls them): work TinyCC would do in scalar
+ * loops with every value on the stack.
+ *   NAME_tanh_f32: x[i] = tanh(x[i]) over n elements, vectorized;
+ *   NAME_matmul_T: C = op(A) op(B) for products too narrow for the packed
+ *   kernel (N < 4), summed in the order the generated loops use. */
+void emit_jit_helpers(StrBuf *o) {
+  sb_puts(o, "void agc_tanh_f32(long n, float *x)\n{\n"
+             "  for (long i = 0; i < n; i++)\n"
+             "    x[i] = agc_tanhf(x[i]);\n}\n\n");
+  for (int f64 = 0; f64 <= 1; f64++) {
+    const char *t = f64 ? "double" : "float";
+    sb_printf(o,
+              "void agc_matmul_%s(long M, long N, long K, const %s *A, "
+              "long sai, long sak,\n    const %s *B, long sbk, long sbj, "
+              "%s *C)\n{\n"
+              "  for (long i = 0; i < M; i++)\n"
+              "    for (long j = 0; j < N; j++) {\n"
+              "      %s s = 0;\n"
+              "      for (long k = 0; k < K; k++)\n"
+              "        s += A[i * sai + k * sak] * B[k * sbk + j * sbj];\n"
+              "      C[i * N + j] = s;\n"
+              "    }\n}\n\n",
+              f64 ? "f64" : "f32", t, t, t, t);
+  }
+}

@@ -98,6 +98,9 @@ static const host_sym host_kernels[] = {
   {"agc_gemm_f32", (const void *)agc_gemm_f32},
   {"agc_gemm_f64", (const void *)agc_gemm_f64},
   {"agc_tanhf", (const void *)agc_tanhf},
+  {"agc_tanh_f32", (const void *)agc_tanh_f32},
+  {"agc_matmul_f32", (const void *)agc_matmul_f32},
+  {"agc_matmul_f64", (const void *)agc_matmul_f64},
 };
 
 static const host_sym host_libc[] = {
@@ -320,22 +323,52 @@ static bool write_file(const char *path, const char *text) {
   return (fclose(f) == 0) && ok;
 }
 
+/* Optimization level by source size. The emitter puts a whole graph into
+ * one function, and gcc has passes that are superlinear in function size.
+ * gcc 12.2 -ftime-report on a chain of N element-wise statements on [16]
+ * tensors (bench/jit_latency.c), emitter with one loop per statement
+ * (N=1000 is 231 KB of C):
+ *  - -O3: N=100 2.9 s, N=300 13 s, N=1000 80-124 s. At N=1000 RTL PRE
+ *    (-fgcse) takes 57% and "load CSE after reload" (-fgcse-after-reload)
+ *    18%; both grow ~n^2.5. With those off, -O3 still needs 30 s: complete
+ *    peeling of the 16-trip loops makes the function 4x bigger and tree PRE
+ *    (-ftree-partial-pre) and alias walking take over.
+ *  - -O1: N=1000 3.2 s, N=3000 8 s, N=10000 50-70 s, of which "df reaching
+ *    defs" (RTL loop-invariant motion) is 11 s and ~n^2.5; without it
+ *    -fno-move-loop-invariants gives 6.3 s at N=3000 and 34 s at N=10000.
+ * With the fused-loop emitter (one loop body of N statements) -O3 is 3.2 s
+ * at N=1000 (174 KB) and 10.6 s at N=3000; -O1 -fno-move-loop-invariants is
+ * 0.9 s and 5.6 s, but 94 s at N=10000 (1.8 MB), now in register allocation
+ * (IRA + LRA hard reg assignment); -O0 stays linear: 1.0 s / 4.3 s.
+ * So sources up to CC_O3_MAX_BYTES (the MLP is 10 KB) keep -O3 -march=native
+ * as before, sources up to CC_O1_MAX_BYTES get -O1 -fno-move-loop-invariants
+ * and bigger ones -O0: graph text -> callable stays at seconds, not minutes. */
+#define CC_O3_MAX_BYTES ((size_t)100 * 1024)
+#define CC_O1_MAX_BYTES ((size_t)512 * 1024)
+
 /* Flags a compiler may not know: dropped (and the compile retried) when a
- * failed compile's output mentions them. */
-static const struct { const char *flag, *needle; } optional_flags[] = {
-  {"-march=native", "march"},
+ * failed compile's output mentions them. big_only flags are passed only for
+ * sources over CC_O3_MAX_BYTES (a no-op at -O0). */
+static const struct {
+  const char *flag, *needle;
+  bool big_only;
+} optional_flags[] = {
+  {"-march=native", "march", false},
   /* fused multiply-add where the target has it: the kernels need it */
-  {"-ffp-contract=fast", "fp-contract"},
+  {"-ffp-contract=fast", "fp-contract", false},
+  /* quadratic in function size in gcc; clang rejects it */
+  {"-fno-move-loop-invariants", "move-loop-invariants", true},
 };
 #define N_OPTIONAL (sizeof optional_flags / sizeof optional_flags[0])
 
 /* Fills argv after the $CC words; returns the argument count. */
-static int cc_args(char **argv, int n, const bool *use, const char *src,
-                   const char *so) {
+static int cc_args(char **argv, int n, const bool *use, size_t bytes,
+                   const char *src, const char *so) {
+  bool big = bytes > CC_O3_MAX_BYTES;
   argv[n++] = "-std=c99";
-  argv[n++] = "-O3";
+  argv[n++] = !big ? "-O3" : bytes <= CC_O1_MAX_BYTES ? "-O1" : "-O0";
   for (size_t k = 0; k < N_OPTIONAL; k++)
-    if (use[k])
+    if (use[k] && (big || !optional_flags[k].big_only))
       argv[n++] = (char *)optional_flags[k].flag;
   argv[n++] = "-fPIC";
   argv[n++] = "-shared";
@@ -349,7 +382,9 @@ static int cc_args(char **argv, int n, const bool *use, const char *src,
 
 /* Runs the compiler, retrying without optional flags it rejected. Returns
  * the exit status (0 = success); the compiler's output is left in out. */
-static int cc_compile(const char *src, const char *so, char *out, size_t cap) {
+static int cc_compile(const char *src, const char *so, size_t bytes,
+                      char *out, size_t cap) {
+  bool big = bytes > CC_O3_MAX_BYTES;
   char *store;
   char *argv[64];
   int base = split_cc(&store, argv, 40);
@@ -363,11 +398,12 @@ static int cc_compile(const char *src, const char *so, char *out, size_t cap) {
     use[k] = true;
   int rc;
   for (;;) {
-    cc_args(argv, base, use, src, so);
+    cc_args(argv, base, use, bytes, src, so);
     rc = run_capture(argv, out, cap);
     bool retry = false;
     for (size_t k = 0; rc != 0 && k < N_OPTIONAL; k++)
-      if (use[k] && strstr(out, optional_flags[k].needle)) {
+      if (use[k] && (big || !optional_flags[k].big_only) &&
+          strstr(out, optional_flags[k].needle)) {
         use[k] = false;
         retry = true;
       }
@@ -436,7 +472,7 @@ static agc_module *compile_cc(const char *source, char *err, size_t errlen) {
   } else if (!write_file(src, source)) {
     set_err(err, errlen, "cc: cannot write %s: %s", src, strerror(errno));
   } else {
-    int rc = cc_compile(src, so, out, 8192);
+    int rc = cc_compile(src, so, strlen(source), out, 8192);
     char line[DIAG_MAX];
     summarize(out, dir, line, sizeof line);
     if (rc != 0) {
