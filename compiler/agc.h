@@ -206,6 +206,7 @@ typedef struct {
   int64_t pack_off;    /* matmul packing scratch, -1 if no kernel call */
 } Plan;
 
+int64_t plan_acc_row(const Ctx *c, const Plan *p, int id);
 /* Does this matmul run through the packed kernel (kernels.c)? */
 int plan_uses_gemm(const Ctx *c, const Node *n);
 /* A conv2d node (or one of its gradients): its x, w, y shapes, the matrix
@@ -244,6 +245,7 @@ void emit_gemm(StrBuf *o, const char *name, int f64, int is_static);
 int kernel_nr(int f64); /* its panel width */
 /* Writes tanh for f32 as a vectorizable rational function, named name. */
 void emit_tanhf(StrBuf *o, const char *name, int is_static);
+void emit_expf(StrBuf *o, const char *name, int is_static);
 void emit_jit_helpers(StrBuf *o); /* agc_tanh_f32, agc_matmul_f32/f64 */
 int64_t kernel_pack_elems(int f64, int64_t M, int64_t N, int64_t K);
 

@@ -27,6 +27,7 @@ typedef struct {
   int flat;         /* current loop is one flat index over equal shapes */
   int uses_gemm;    /* a matmul calls the kernel */
   int uses_tanh;    /* f32 tanh goes through NAME_tanhf */
+  int uses_exp;     /* f32 exp goes through NAME_expf */
   int uses_vtanh;   /* JIT: a whole tensor's tanh through agc_tanh_f32 */
   int uses_mm;      /* JIT: a narrow matmul through agc_matmul_T */
   int nvals;        /* locals v0, v1, ... named so far */
@@ -161,11 +162,20 @@ static const char *load(E *e, int id, char **idx) {
   return fmt(e, "%s[%s]", bufname(e, id), offset(e, &n->shape, idx));
 }
 
+/* exp: f32 uses the branch-free NAME_expf of kernels.c, which compilers
+ * vectorize (the JIT calls its ahead-of-time copy). */
+static const char *exp_fn(E *e) {
+  if (e->c->opt.f64)
+    return "exp";
+  e->uses_exp = 1;
+  return e->jit ? "agc_expf" : fmt(e, "%s_expf", e->c->name);
+}
+
 static const char *unary_c(E *e, Op op, const char *a) {
   const char *f = e->mf;
   switch (op) {
   case OP_NEG: return fmt(e, "-%s", a);
-  case OP_EXP: return fmt(e, "exp%s(%s)", f, a);
+  case OP_EXP: return fmt(e, "%s(%s)", exp_fn(e), a);
   case OP_LOG: return fmt(e, "log%s(%s)", f, a);
   case OP_SIN: return fmt(e, "sin%s(%s)", f, a);
   case OP_COS: return fmt(e, "cos%s(%s)", f, a);
@@ -178,7 +188,8 @@ static const char *unary_c(E *e, Op op, const char *a) {
       return fmt(e, "%s(%s)", e->jit ? "agc_tanhf" : fmt(e, "%s_tanhf", e->c->name), a);
     }
     return fmt(e, "tanh(%s)", a);
-  case OP_SIGMOID: return fmt(e, "%s / (%s + exp%s(-%s))", lit(e, 1), lit(e, 1), f, a);
+  case OP_SIGMOID:
+    return fmt(e, "%s / (%s + %s(-%s))", lit(e, 1), lit(e, 1), exp_fn(e), a);
   case OP_RELU: return fmt(e, "%s > %s ? %s : %s", a, lit(e, 0), a, lit(e, 0));
   case OP_ABS: return fmt(e, "fabs%s(%s)", f, a);
   case OP_SQRT: return fmt(e, "sqrt%s(%s)", f, a);
@@ -186,8 +197,8 @@ static const char *unary_c(E *e, Op op, const char *a) {
   case OP_LOG1P: return fmt(e, "log1p%s(%s)", f, a);
   case OP_EXPM1: return fmt(e, "expm1%s(%s)", f, a);
   case OP_SOFTPLUS: /* log(1 + e^a) without overflow */
-    return fmt(e, "%s > %s ? %s + log1p%s(exp%s(-%s)) : log1p%s(exp%s(%s))", a,
-               lit(e, 0), a, f, f, a, f, f, a);
+    return fmt(e, "%s > %s ? %s + log1p%s(%s(-%s)) : log1p%s(%s(%s))", a,
+               lit(e, 0), a, f, exp_fn(e), a, f, exp_fn(e), a);
   case OP_SIGN: return fmt(e, "(%s)((%s > 0) - (%s < 0))", e->real, a, a);
   case OP_ERF: return fmt(e, "erf%s(%s)", f, a);
   default: return NULL;
@@ -442,7 +453,8 @@ static void fused_loop(E *e, int h) {
     Node *n = ND(e, m);
     comment(e, m);
     if (n->op == OP_SUM)
-      flat = flat && n->numel == 1 && flat_ok(e, n->in[0], &s, 0);
+      flat = flat && n->numel == 1 && !plan_acc_row(e->c, p, m) &&
+             flat_ok(e, n->in[0], &s, 0);
     else
       flat = flat && flat_ok(e, m, &s, 1);
   }
@@ -450,9 +462,15 @@ static void fused_loop(E *e, int h) {
   e->ind++;
   for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
     Node *n = ND(e, m);
+    int64_t row = plan_acc_row(e->c, p, m);
     if (n->op != OP_SUM)
       continue;
-    if (n->numel == 1) {
+    if (row) {
+      line(e, "double *const acc%d = (double *)(void *)%s; /* partial sums "
+           "*/", m, bufname(e, m));
+      line(e, "for (long j = 0; j < %lld; j++) acc%d[j] = 0.0;",
+           (long long)row, m);
+    } else if (n->numel == 1) {
       line(e, "double acc%d = 0.0;", m);
     } else {
       Shape o = n->shape;
@@ -477,7 +495,9 @@ static void fused_loop(E *e, int h) {
     Node *n = ND(e, m);
     if (n->op == OP_SUM) {
       const char *v = val(e, n->in[0], idx);
-      if (n->numel == 1)
+      if (plan_acc_row(e->c, p, m))
+        line(e, "acc%d[%s] += %s;", m, idx[ls.rank - 1], v);
+      else if (n->numel == 1)
         line(e, "acc%d += %s;", m, v);
       else
         line(e, "%s[%s] += %s;", bufname(e, m), offset(e, &n->shape, idx), v);
@@ -495,9 +515,21 @@ static void fused_loop(E *e, int h) {
   }
   loop_close(e, &ls);
   e->flat = 0;
-  for (int m = p->fnext[h]; m >= 0; m = p->fnext[m])
-    if (ND(e, m)->op == OP_SUM && ND(e, m)->numel == 1)
+  for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
+    int64_t row = plan_acc_row(e->c, p, m);
+    if (row) {
+      line(e, "{");
+      e->ind++;
+      line(e, "double sum = 0.0;");
+      line(e, "for (long j = 0; j < %lld; j++) sum += acc%d[j];",
+           (long long)row, m);
+      line(e, "%s[0] = (%s)sum;", bufname(e, m), e->real);
+      e->ind--;
+      line(e, "}");
+    } else if (ND(e, m)->op == OP_SUM && ND(e, m)->numel == 1) {
       line(e, "%s[0] = (%s)acc%d;", bufname(e, m), e->real, m);
+    }
+  }
   e->ind--;
   line(e, "}");
 }
@@ -1199,6 +1231,10 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
   }
   if (e.uses_tanh && jit)
     sb_puts(o, "float agc_tanhf(float x);\n\n");
+  if (e.uses_exp && jit)
+    sb_puts(o, "float agc_expf(float x);\n\n");
+  else if (e.uses_exp)
+    emit_expf(o, fmt(&e, "%s_expf", c->name), 1);
   if (e.uses_vtanh)
     sb_puts(o, "void agc_tanh_f32(long n, float *x);\n\n");
   if (e.uses_mm)

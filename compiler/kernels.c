@@ -173,7 +173,39 @@ void emit_tanhf(StrBuf *o, const char *name, int is_static) {
             "  q = q * y2 + 2.26843463243900e-03f;\n"
             "  q = q * y2 + 4.89352518554385e-03f;\n"
             "  return y * p / q;\n}\n\n",
-            is_static ? "static " : "", name);
+            is_static ? "static inline " : "", name);
+}
+
+/* exp for f32 (Cephes' expf): x = n ln2 + r with |r| <= ln2/2, e^r by a
+ * degree-6 polynomial, 2^n put straight into the exponent bits; branch-free,
+ * so the compiler vectorizes loops that call it, where libm's expf is a
+ * scalar call. Below -86 it gives 0 (the true value is under 4.4e-38), above
+ * ln(FLT_MAX) +infinity; NaN stays NaN. Largest error against exp in f64:
+ * see tests/test_rules.c (under 2 ulp on [-86, 88.7]). */
+void emit_expf(StrBuf *o, const char *name, int is_static) {
+  sb_printf(o,
+            "%sfloat %s(float x)\n{\n"
+            "  union { uint32_t i; float f; } t, inf;\n"
+            "  const float hi = 88.72283935546875f, lo = -86.0f;\n"
+            "  const float xc = x < lo ? lo : (x > hi ? hi : x);\n"
+            "  /* n = round(xc / ln 2) by adding 1.5 * 2^23: no float-to-int\n"
+            "     conversion, which would keep the loop from vectorizing */\n"
+            "  float n, p, r;\n"
+            "  t.f = xc * 1.44269504088896341f + 12582912.0f;\n"
+            "  n = t.f - 12582912.0f;\n"
+            "  r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;\n"
+            "  p = 1.9875691500e-4f;\n"
+            "  p = p * r + 1.3981999507e-3f;\n"
+            "  p = p * r + 8.3334519073e-3f;\n"
+            "  p = p * r + 4.1665795894e-2f;\n"
+            "  p = p * r + 1.6666665459e-1f;\n"
+            "  p = p * r + 5.0000001201e-1f;\n"
+            "  p = p * r * r + r + 1.0f;\n"
+            "  /* 2^(n-1) from its exponent bits (n-1 in [-125, 127]) */\n"
+            "  t.i = ((t.i - 0x4B400000u + 126u) & 0xffu) << 23;\n"
+            "  inf.i = 0x7f800000u;\n"
+            "  return x > hi ? inf.f : (x < lo ? 0.0f : p * t.f * 2.0f);\n}\n\n",
+            is_static ? "static inline " : "", name);
 }
 
 /* For the TinyCC JIT only (the runtime compiles them ahead of time; a

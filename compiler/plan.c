@@ -416,7 +416,11 @@ void plan_graph(Ctx *c, Plan *p) {
           x->op == OP_PARAM || x->op == OP_RESHAPE || x->op == OP_ID ||
           x->op == OP_DETACH || p->store[i] >= 0 || p->local[i])
         continue;
-      size[i] = (x->numel * elem_size(c, x) + ALIGN - 1) / ALIGN * ALIGN;
+      int64_t bytes = x->numel * elem_size(c, x);
+      int64_t rows = plan_acc_row(c, p, i);
+      if (rows * 8 > bytes)
+        bytes = rows * 8; /* its row of double partial sums (emit.c) */
+      size[i] = (bytes + ALIGN - 1) / ALIGN * ALIGN;
       p->naive_bytes += size[i];
       int64_t at = pool_take(&pool, size[i]);
       if (at < 0) {
@@ -482,6 +486,21 @@ ConvGeom conv_geometry(const Node *n, const Shape *a, const Shape *b) {
   else
     g.M = O, g.N = CKK, g.K = P;
   return g;
+}
+
+/* A whole-tensor sum computed in a fused loop of rank >= 2 keeps one
+ * double partial sum per position of the loop's last axis, in its own
+ * workspace slot, and adds them up after the loop: a scalar double
+ * accumulator would keep gcc from vectorizing the whole loop. Returns the
+ * row length, or 0. */
+int64_t plan_acc_row(const Ctx *c, const Plan *p, int id) {
+  const Node *n = &c->g.nodes[id];
+  if (n->op != OP_SUM || n->numel != 1 || p->host[id] < 0)
+    return 0;
+  const Shape *s = &c->g.nodes[p->host[id]].shape;
+  if (s->rank < 2 || s->d[s->rank - 1] < 2)
+    return 0;
+  return s->d[s->rank - 1];
 }
 
 int plan_uses_gemm(const Ctx *c, const Node *n) {

@@ -12,6 +12,7 @@ void agc_gemm_f64(long M, long N, long K, const double *A, long sai, long sak,
                   double *pack);
 
 float agc_tanhf(float x);
+float agc_expf(float x);
 void agc_tanh_f32(long n, float *x);
 void agc_matmul_f32(long M, long N, long K, const float *A, long sai,
                     long sak, const float *B, long sbk, long sbj, float *C);

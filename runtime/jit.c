@@ -98,6 +98,7 @@ static const host_sym host_kernels[] = {
   {"agc_gemm_f32", (const void *)agc_gemm_f32},
   {"agc_gemm_f64", (const void *)agc_gemm_f64},
   {"agc_tanhf", (const void *)agc_tanhf},
+  {"agc_expf", (const void *)agc_expf},
   {"agc_tanh_f32", (const void *)agc_tanh_f32},
   {"agc_matmul_f32", (const void *)agc_matmul_f32},
   {"agc_matmul_f64", (const void *)agc_matmul_f64},
@@ -356,6 +357,9 @@ static const struct {
   {"-march=native", "march", false},
   /* fused multiply-add where the target has it: the kernels need it */
   {"-ffp-contract=fast", "fp-contract", false},
+  /* lets gcc if-convert (and so vectorize) the clamp in NAME_tanhf: the
+     comparisons may raise FP exception flags, which nothing reads */
+  {"-fno-trapping-math", "trapping-math", false},
   /* quadratic in function size in gcc; clang rejects it */
   {"-fno-move-loop-invariants", "move-loop-invariants", true},
 };

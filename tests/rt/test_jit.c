@@ -1,5 +1,6 @@
 /* Tests for runtime/jit.c: both backends compile, run and report errors;
  * the tcc backend resolves the math library and its own runtime helpers. */
+#include "agc_kernels.h"
 #include "agc_rt.h"
 
 #include <check.h>
@@ -392,6 +393,74 @@ START_TEST(test_cc_without_march_native) {
 }
 END_TEST
 
+/* ---- the ahead-of-time kernels the JIT hands to generated code ---------- */
+
+static double ulp_of(double v) {
+  int e;
+  frexp(v, &e);
+  return ldexp(1.0, e - 24); /* one unit in the last place of a float */
+}
+
+START_TEST(test_expf_accuracy) {
+  /* every 211th float from -86 to ln(FLT_MAX), against exp in double */
+  double worst = 0;
+  long n = 0;
+  for (float x = -86.0f; x <= 88.72f; n++) {
+    double ref = exp((double)x), u = fabs(agc_expf(x) - ref) / ulp_of(ref);
+    if (u > worst)
+      worst = u;
+    for (int k = 0; k < 211; k++)
+      x = nextafterf(x, 100.0f);
+  }
+  ck_assert_int_gt(n, 1500000);
+  ck_assert_msg(worst <= 1.5, "agc_expf: %.3f ulp", worst);
+  ck_assert(agc_expf(0.0f) == 1.0f);
+  ck_assert(agc_expf(1.0f) == 2.71828175f);
+  ck_assert(isinf(agc_expf(100.0f)) && agc_expf(100.0f) > 0);
+  ck_assert(isinf(agc_expf(INFINITY)));
+  ck_assert(agc_expf(-100.0f) == 0.0f);
+  ck_assert(agc_expf(-INFINITY) == 0.0f);
+  ck_assert(isnan(agc_expf(NAN)));
+  ck_assert(isfinite(agc_expf(88.72f)) && agc_expf(88.72f) > 3.3e38f);
+}
+END_TEST
+
+START_TEST(test_tanh_f32_array) {
+  enum { N = 1001 };
+  float x[N];
+  for (int i = 0; i < N; i++)
+    x[i] = -12.0f + 0.024f * (float)i;
+  float y[N];
+  memcpy(y, x, sizeof x);
+  agc_tanh_f32(N, y);
+  for (int i = 0; i < N; i++) {
+    ck_assert(y[i] == agc_tanhf(x[i])); /* same text, same result */
+    double ref = tanh((double)x[i]);
+    ck_assert_msg(fabs(y[i] - ref) <= 3.5e-7 * fabs(ref) + 1e-30,
+                  "tanh(%g) = %.9g, want %.9g", x[i], y[i], ref);
+  }
+  ck_assert(agc_tanhf(20.0f) == 1.0f && agc_tanhf(-20.0f) == -1.0f);
+}
+END_TEST
+
+START_TEST(test_matmul_narrow) {
+  /* [2x3] @ [3x1], and the same with A stored transposed (sai=1, sak=2) */
+  const float a[6] = {1, 2, 3, 4, 5, 6}, at[6] = {1, 4, 2, 5, 3, 6};
+  const float b[3] = {0.5f, -1, 2};
+  float c[2] = {-7, -7};
+  agc_matmul_f32(2, 1, 3, a, 3, 1, b, 1, 1, c);
+  ck_assert(c[0] == 4.5f && c[1] == 9.0f); /* 0.5-2+6, 2-5+12 */
+  c[0] = c[1] = -7;
+  agc_matmul_f32(2, 1, 3, at, 1, 2, b, 1, 1, c);
+  ck_assert(c[0] == 4.5f && c[1] == 9.0f);
+  /* [1x2] @ [2x3] with B transposed (sbk=1, sbj=2), in f64 */
+  const double a2[2] = {2, -3}, bt[6] = {1, 10, 2, 20, 3, 30};
+  double c2[3];
+  agc_matmul_f64(1, 3, 2, a2, 2, 1, bt, 1, 2, c2);
+  ck_assert(c2[0] == -28 && c2[1] == -56 && c2[2] == -84);
+}
+END_TEST
+
 static Suite *jit_suite(void) {
   Suite *s = suite_create("jit");
   TCase *tcc = tcase_create("tcc");
@@ -413,6 +482,12 @@ static Suite *jit_suite(void) {
   tcase_add_test(cc, test_cc_with_arguments);
   tcase_add_test(cc, test_cc_without_march_native);
   suite_add_tcase(s, cc);
+  TCase *kern = tcase_create("kernels");
+  tcase_set_timeout(kern, 60);
+  tcase_add_test(kern, test_expf_accuracy);
+  tcase_add_test(kern, test_tanh_f32_array);
+  tcase_add_test(kern, test_matmul_narrow);
+  suite_add_tcase(s, kern);
   return s;
 }
 
