@@ -31,6 +31,8 @@ typedef struct {
   int uses_vtanh;   /* JIT: a whole tensor's tanh through agc_tanh_f32 */
   int uses_mm;      /* JIT: a narrow matmul through agc_matmul_T */
   int nvals;        /* locals v0, v1, ... named so far */
+  const char *loop_off; /* JIT: the loop's own offset, held in `ix` */
+  char *inloop;     /* nodes of the fused loop being written: read as lN */
 } E;
 
 
@@ -135,7 +137,21 @@ static char *offset(E *e, const Shape *s, char **idx) {
   }
   char *r = fmt(e, "%s", b.s);
   sb_free(&b);
+  if (e->loop_off && strcmp(r, e->loop_off) == 0)
+    return "ix";
   return r;
+}
+
+/* For the JIT, the offset every same-shaped access of a loop body uses is
+ * computed once per element: TinyCC evaluates each `i0 * 16 + i1` anew. */
+static void loop_offset(E *e, const Shape *s, char **idx) {
+  if (!e->jit || e->flat)
+    return;
+  char *full = offset(e, s, idx);
+  if (!strchr(full, '+'))
+    return;
+  line(e, "const long ix = %s;", full);
+  e->loop_off = full;
 }
 
 /* Index names for operand x (rank r) of a node of rank R: broadcasting
@@ -257,7 +273,7 @@ static const char *val_at(E *e, int id, char **idx, int top) {
   Node *n = ND(e, id);
   if (n->op == OP_CONST)
     return lit(e, n->val);
-  if (!top && e->p->local[id])
+  if (!top && (e->p->local[id] || e->inloop[id]))
     return fmt(e, "l%d", id);
   if (!top && !e->p->inl[id])
     return load(e, id, idx);
@@ -375,10 +391,12 @@ static void ew_loop(E *e, const char *dst, int src, const char *op,
     line(e, "{");
     e->ind++;
   }
+  loop_offset(e, &s, idx);
   /* the root is computed here even when stored; an output's store loop
      reads a stored node */
   const char *v = val_at(e, src, idx, strcmp(op, "=") == 0 && root);
   line(e, "%s[%s] %s %s;", dst, offset(e, &s, idx), op, v);
+  e->loop_off = NULL;
   if (block) {
     e->ind--;
     line(e, "}");
@@ -491,6 +509,7 @@ static void fused_loop(E *e, int h) {
     line(e, "{");
     e->ind++;
   }
+  loop_offset(e, &ls, idx);
   for (int m = h; m >= 0; m = p->fnext[m]) {
     Node *n = ND(e, m);
     if (n->op == OP_SUM) {
@@ -501,14 +520,19 @@ static void fused_loop(E *e, int h) {
         line(e, "acc%d += %s;", m, v);
       else
         line(e, "%s[%s] += %s;", bufname(e, m), offset(e, &n->shape, idx), v);
-    } else if (p->local[m]) {
+    } else {
+      /* a local, stored if read outside the loop; later nodes of the loop
+         read the local (at the same index, by construction) */
       const char *v = val_at(e, m, idx, 1);
       line(e, "const %s l%d = %s;", e->real, m, v);
-    } else {
-      const char *v = val_at(e, m, idx, 1);
-      line(e, "%s[%s] = %s;", bufname(e, m), offset(e, &ls, idx), v);
+      if (!p->local[m])
+        line(e, "%s[%s] = l%d;", bufname(e, m), offset(e, &ls, idx), m);
+      e->inloop[m] = 1;
     }
   }
+  for (int m = h; m >= 0; m = p->fnext[m])
+    e->inloop[m] = 0;
+  e->loop_off = NULL;
   if (block) {
     e->ind--;
     line(e, "}");
@@ -1189,6 +1213,7 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
   e.real = c->opt.f64 ? "double" : "float";
   e.mf = c->opt.f64 ? "" : "f";
   e.arg_used = arena_alloc(&c->arena, sizeof(int) * (size_t)(c->g.nargs + 1));
+  e.inloop = arena_alloc(&c->arena, (size_t)c->g.n + 1);
   StrBuf body = {0};
   e.o = &body;
   e.ind = 1;

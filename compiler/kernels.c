@@ -215,9 +215,12 @@ void emit_expf(StrBuf *o, const char *name, int is_static) {
  *   NAME_matmul_T: C = op(A) op(B) for products too narrow for the packed
  *   kernel (N < 4), summed in the order the generated loops use. */
 void emit_jit_helpers(StrBuf *o) {
+  /* a static copy: an exported agc_tanhf may be interposed (-fPIC), so
+     the compiler would not inline, and so not vectorize, a call to it */
+  emit_tanhf(o, "tanhf_inline", 1);
   sb_puts(o, "void agc_tanh_f32(long n, float *x)\n{\n"
              "  for (long i = 0; i < n; i++)\n"
-             "    x[i] = agc_tanhf(x[i]);\n}\n\n");
+             "    x[i] = tanhf_inline(x[i]);\n}\n\n");
   for (int f64 = 0; f64 <= 1; f64++) {
     const char *t = f64 ? "double" : "float";
     sb_printf(o,
