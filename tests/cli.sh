@@ -88,6 +88,25 @@ grep -q "const value=1 : f\[3\]" "$T/ir_fold" && ! grep -q "const value=1 : f\[3
 head -1 "$T/ir_cse" | grep -q "after cse: \([0-9]*\) nodes, \1 live" && bad "cse left no dead nodes to test dce on" || ok
 head -1 "$T/ir_dce" | grep -q "after dce: \([0-9]*\) nodes, \1 live" && ok || bad "dce should leave no dead nodes"
 expect_rc 0 "check the pass demo graph" "$AGC" check "$T/passes.graph"
+# loop fusion (plan.c): tanh, its backward and both sums run in one loop;
+# tanh's value is a local of that loop, never stored. Workspace, by hand:
+# the [1, 8] partial sums of grad_w (32 bytes -> 64 aligned) and the loss's
+# row of 8 double partial sums (64 bytes): 128. -O0 stores every value.
+cat > "$T/fuse.graph" <<'EOF2'
+input x: f32[4, 8]
+param w: f32[8]
+y = tanh(x * w)
+loss = sum(y)
+output loss
+backward loss
+EOF2
+"$AGC" "$T/fuse.graph" -o "$T/fuse.c" --header "$T/fuse.h" 2>/dev/null || bad "fuse graph failed"
+grep -q "define FUSE_WORK_BYTES 128 " "$T/fuse.h" && ok || bad "fused workspace: $(grep 'define FUSE_WORK_BYTES' "$T/fuse.h")"
+[ "$(grep -c 'for (long i0 = 0; i0 < 4;' "$T/fuse.c")" = 1 ] && ok || bad "tanh, its backward and the sums should share one loop"
+grep -q "fuse_tanhf" "$T/fuse.c" && [ "$(grep -c 'fuse_tanhf(' "$T/fuse.c")" = 2 ] && ok || bad "tanh should be computed once (definition + one call)"
+o0=$("$AGC" "$T/fuse.graph" -O0 --emit h 2>/dev/null | sed -n 's/^#define FUSE_WORK_BYTES \([0-9]*\) .*/\1/p')
+[ -n "$o0" ] && [ "$o0" -ge 256 ] && ok || bad "-O0 stores tanh and x*w ([4, 8] each, 128 bytes): workspace $o0 < 256"
+expect_rc 0 "check the fused graph" "$AGC" check "$T/fuse.graph"
 expect_rc 2 "--after unknown pass" "$AGC" "$SRC/examples/mlp.graph" --emit ir --after nope
 expect_rc 2 "--after without --emit ir" "$AGC" "$SRC/examples/mlp.graph" -o "$T/x.c" --after parse
 expect_rc 0 "-O0 compiles" "$AGC" "$SRC/examples/mlp.graph" -O0 -o "$T/o0.c"
