@@ -10,7 +10,7 @@ Options (run.sh passes the first four):
   --min-time S      target seconds of timed calls per case (default 0.5)
   --jit-timeout S   limit per JIT-latency measurement (default 60)
   --jit-sizes LIST  comma-separated chain lengths (default 1000,10000,100000)
-  --jit-cc-sizes L  sizes also measured with --backend cc (default 1000;
+  --jit-cc-sizes L  sizes also measured with --backend cc (default 1000,10000;
                     "" for none)
   --only LIST       comma-separated case names (default: all)
   --cc CC           compiler for the baseline (default $CC_BENCH or gcc)
@@ -31,10 +31,14 @@ import numpy as np
 # options
 
 
+# Elementwise limit for the small MLP's cross-check (see the report text).
+SMALL_ELEM_LIMIT = 3e-4
+
+
 def parse_args(argv):
     o = {"repo": None, "work": None, "bin": None, "python": sys.executable,
          "min-time": 0.5, "jit-timeout": 60.0,
-         "jit-sizes": "1000,10000,100000", "jit-cc-sizes": "1000",
+         "jit-sizes": "1000,10000,100000", "jit-cc-sizes": "1000,10000",
          "only": "", "cc": os.environ.get("CC_BENCH", "gcc")}
     i = 0
     while i < len(argv):
@@ -446,7 +450,7 @@ def main():
         for who, d in others:
             for n, norm, elem in compare(d, ref, OUT_NAMES["mlp"]):
                 checks.append((small["label"], f"{who} vs agc tcc", n, norm, elem))
-                if norm is None or elem > 1e-4:
+                if norm is None or elem > SMALL_ELEM_LIMIT:
                     log(f"[bench] WARNING: {who} differs from agc on mlp_s, "
                         f"{n}: {elem if norm is not None else 'missing'}")
 
@@ -640,7 +644,9 @@ def main():
         P("Worst over the tensors compared (loss and every gradient): "
           "normwise = max|a-b| / max|ref|, elementwise = max |a-b| / "
           "max(|ref|, 1e-3·max|ref|). The small MLP is checked before timing "
-          "(limit 1e-4 elementwise); the other cases compare the outputs of "
+          "(limit 3e-4 elementwise: two float32 results of a 32-term sum that "
+          "cancels to 1e-3 of the largest element differ there by about 1e-4 "
+          "once one of them uses agc's tanh, within 3.4e-7 of tanh); the other cases compare the outputs of "
           "the timed runs (limit 1e-3 normwise: float32 sums of up to 1024 "
           "terms in different orders).\n")
         P("| case | pair | tensors | worst normwise | worst elementwise | ok |")
@@ -656,7 +662,7 @@ def main():
             we = max(have, key=lambda r: r[2]) if have else None
             strict = label == MLP_SHAPES[0][0]
             ok = not missing and have and (
-                we[2] <= 1e-4 if strict else wn[1] <= 1e-3)
+                we[2] <= SMALL_ELEM_LIMIT if strict else wn[1] <= 1e-3)
             if not ok:
                 bad.append(f"{label}: {pair}")
             P(f"| {label} | {pair} | {len(have)}"

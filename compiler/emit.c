@@ -33,6 +33,8 @@ typedef struct {
   int nvals;        /* locals v0, v1, ... named so far */
   const char *loop_off; /* JIT: the loop's own offset, held in `ix` */
   char *inloop;     /* nodes of the fused loop being written: read as lN */
+  const char *closers[64]; /* JIT: how each open loop_open loop ends */
+  int nclosers;
 } E;
 
 
@@ -143,15 +145,36 @@ static char *offset(E *e, const Shape *s, char **idx) {
 }
 
 /* For the JIT, the offset every same-shaped access of a loop body uses is
- * computed once per element: TinyCC evaluates each `i0 * 16 + i1` anew. */
-static void loop_offset(E *e, const Shape *s, char **idx) {
+ * a running counter `ix` (the loops walk the shape in row-major order):
+ * TinyCC would evaluate each `i0 * 16 + i1` anew. Called before loop_open;
+ * returns whether it opened the block that holds ix. */
+static int ix_begin(E *e, const Shape *s) {
   if (!e->jit || e->flat)
-    return;
-  char *full = offset(e, s, idx);
+    return 0;
+  char *names[MAX_RANK];
+  for (int d = 0; d < s->rank; d++)
+    names[d] = s->d[d] == 1 ? "0" : fmt(e, "i%d", d);
+  char *full = offset(e, s, names);
   if (!strchr(full, '+'))
-    return;
-  line(e, "const long ix = %s;", full);
+    return 0;
+  line(e, "{");
+  e->ind++;
+  line(e, "long ix = 0;");
   e->loop_off = full;
+  return 1;
+}
+
+/* after the loop body (inside the loops), and after the loops */
+static void ix_step(E *e, int on) {
+  if (on)
+    line(e, "ix++;");
+  e->loop_off = NULL;
+}
+static void ix_end(E *e, int on) {
+  if (on) {
+    e->ind--;
+    line(e, "}");
+  }
 }
 
 /* Index names for operand x (rank r) of a node of rank R: broadcasting
@@ -324,6 +347,8 @@ static const char *val_at(E *e, int id, char **idx, int top) {
 
 /* ---- loops --------------------------------------------------------------- */
 
+/* The JIT gets `do { } while (++i < n)` loops (dimensions are at least 2
+ * here): TinyCC lays a `for` out with three jumps per iteration. */
 static char **loop_open(E *e, const Shape *s, const char *prefix) {
   char **idx = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
   for (int d = 0; d < s->rank; d++) {
@@ -332,8 +357,16 @@ static char **loop_open(E *e, const Shape *s, const char *prefix) {
       continue;
     }
     idx[d] = fmt(e, "%s%d", prefix, d);
-    line(e, "for (long %s = 0; %s < %lld; %s++) {", idx[d], idx[d],
-         (long long)s->d[d], idx[d]);
+    if (e->jit) {
+      if (e->nclosers == 64)
+        error_plain(e->c, "internal: loops nested too deeply");
+      line(e, "{ long %s = 0; do {", idx[d]);
+      e->closers[e->nclosers++] =
+          fmt(e, "} while (++%s < %lld); }", idx[d], (long long)s->d[d]);
+    } else {
+      line(e, "for (long %s = 0; %s < %lld; %s++) {", idx[d], idx[d],
+           (long long)s->d[d], idx[d]);
+    }
     e->ind++;
   }
   return idx;
@@ -343,7 +376,7 @@ static void loop_close(E *e, const Shape *s) {
   for (int d = 0; d < s->rank; d++)
     if (s->d[d] != 1) {
       e->ind--;
-      line(e, "}");
+      line(e, "%s", e->jit ? e->closers[--e->nclosers] : "}");
     }
 }
 
@@ -385,23 +418,24 @@ static void ew_loop(E *e, const char *dst, int src, const char *op,
     Shape f = {1, {n->numel}};
     s = f;
   }
+  int ix = ix_begin(e, &s);
   char **idx = loop_open(e, &s, "i");
   int block = n->numel == 1;
   if (block) {
     line(e, "{");
     e->ind++;
   }
-  loop_offset(e, &s, idx);
   /* the root is computed here even when stored; an output's store loop
      reads a stored node */
   const char *v = val_at(e, src, idx, strcmp(op, "=") == 0 && root);
   line(e, "%s[%s] %s %s;", dst, offset(e, &s, idx), op, v);
-  e->loop_off = NULL;
+  ix_step(e, ix);
   if (block) {
     e->ind--;
     line(e, "}");
   }
   loop_close(e, &s);
+  ix_end(e, ix);
   e->flat = 0;
 }
 
@@ -503,13 +537,13 @@ static void fused_loop(E *e, int h) {
     ls = f;
   }
   e->flat = flat;
+  int ix = ix_begin(e, &ls);
   char **idx = loop_open(e, &ls, "i");
   int block = ND(e, h)->numel == 1;
   if (block) {
     line(e, "{");
     e->ind++;
   }
-  loop_offset(e, &ls, idx);
   for (int m = h; m >= 0; m = p->fnext[m]) {
     Node *n = ND(e, m);
     if (n->op == OP_SUM) {
@@ -532,12 +566,13 @@ static void fused_loop(E *e, int h) {
   }
   for (int m = h; m >= 0; m = p->fnext[m])
     e->inloop[m] = 0;
-  e->loop_off = NULL;
+  ix_step(e, ix);
   if (block) {
     e->ind--;
     line(e, "}");
   }
   loop_close(e, &ls);
+  ix_end(e, ix);
   e->flat = 0;
   for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
     int64_t row = plan_acc_row(e->c, p, m);
