@@ -35,6 +35,10 @@ typedef struct {
   char *inloop;     /* nodes of the fused loop being written: read as lN */
   const char *closers[64]; /* JIT: how each open loop_open loop ends */
   int nclosers;
+  /* JIT row mode (row_loop): */
+  const char **rowof; /* per node: its row in the loop being written */
+  int nrows, maxrows; /* scratch rows used by this loop / by any loop */
+  int row_fail;
 } E;
 
 
@@ -591,6 +595,247 @@ static void fused_loop(E *e, int h) {
   }
   e->ind--;
   line(e, "}");
+}
+
+/* ---- JIT row mode ---------------------------------------------------------
+ * TinyCC compiles an element-wise loop body into scalar code that keeps
+ * every value on the stack. For f32 the JIT instead runs a fused loop as
+ * calls of the ahead-of-time, vectorized row kernels (kernels.c,
+ * agc_row_f32): one call per operation per row of at most ROW_CHUNK
+ * elements of the last axis. A value is a row (stride 1) or one element
+ * repeated (stride 0). Loops using an operation without a row kernel, or
+ * reading an operand other than along the last axis, keep the scalar form.
+ */
+#define ROW_CHUNK 256
+#define ROW_SCRATCH 32 /* rows of ROW_CHUNK floats on the stack, at most */
+
+typedef struct {
+  const char *ptr;
+  int stride;
+} RowV;
+
+static int row_op(E *e, const Node *n) {
+  double k;
+  switch (n->op) {
+  case OP_ADD: return ROW_ADD;
+  case OP_SUB: return ROW_SUB;
+  case OP_MUL: return ROW_MUL;
+  case OP_DIV: return ROW_DIV;
+  case OP_NEG: return ROW_NEG;
+  case OP_TANH: return ROW_TANH;
+  case OP_EXP: return ROW_EXP;
+  case OP_SIGMOID: return ROW_SIGMOID;
+  case OP_POW: /* x ** 2 is x * x */
+    return ir_is_const(e->c, R(e, n->in[1]), &k) && k == 2 ? ROW_MUL : -1;
+  default: return -1;
+  }
+}
+
+static const char *row_scratch(E *e) {
+  if (e->nrows == ROW_SCRATCH) {
+    e->row_fail = 1;
+    return "rw[0]";
+  }
+  if (e->nrows + 1 > e->maxrows)
+    e->maxrows = e->nrows + 1;
+  return fmt(e, "rw[%d]", e->nrows++);
+}
+
+static RowV row_val(E *e, int id, char **idx, const char *dst) {
+  id = R(e, id);
+  Node *n = ND(e, id);
+  RowV r = {"0", 0};
+  if (e->row_fail)
+    return r;
+  if (n->op == OP_CONST) {
+    const char *k = fmt(e, "k%d", e->nvals++);
+    line(e, "const float %s = %s;", k, lit(e, n->val));
+    r.ptr = fmt(e, "&%s", k);
+  } else if (!dst && e->rowof[id]) {
+    r.ptr = e->rowof[id], r.stride = 1;
+  } else if (!dst && !e->p->inl[id]) {
+    /* a stored value: a row if the row index runs along an axis of stride
+       1 in its layout, one repeated value if it does not appear */
+    int ax = -1; /* (flat: every operand has the loop's shape) */
+    for (int d = 0; d < n->shape.rank && !e->flat; d++)
+      if (n->shape.d[d] != 1 && strcmp(idx[d], "rc") == 0)
+        ax = d;
+    int64_t stride = 1;
+    for (int d = ax + 1; ax >= 0 && d < n->shape.rank; d++)
+      stride *= n->shape.d[d];
+    if (n->dt != DT_F || (!e->flat && stride != 1)) {
+      e->row_fail = 1;
+      return r;
+    }
+    r.ptr = fmt(e, "&%s", load(e, id, idx));
+    r.stride = e->flat || ax >= 0;
+  } else if (n->op == OP_BCAST) {
+    r = row_val(e, n->in[0],
+                bcast_idx(e, ND(e, R(e, n->in[0])), n->shape.rank, idx), NULL);
+  } else {
+    int op = row_op(e, n);
+    if (op < 0) {
+      e->row_fail = 1;
+      return r;
+    }
+    int R_ = n->shape.rank;
+    RowV a = row_val(e, n->in[0], bcast_idx(e, ND(e, R(e, n->in[0])), R_, idx),
+                     NULL);
+    RowV b = {"0", 0};
+    if (n->op == OP_POW)
+      b = a;
+    else if (n->nin == 2)
+      b = row_val(e, n->in[1],
+                  bcast_idx(e, ND(e, R(e, n->in[1])), R_, idx), NULL);
+    if (e->row_fail)
+      return r;
+    r.ptr = dst ? dst : row_scratch(e);
+    r.stride = 1;
+    line(e, "agc_row_f32(%d, rn, %s, %d, %s, %d, %s); /* %s */", op, a.ptr,
+         a.stride, b.ptr, b.stride, r.ptr, row_op_names[op]);
+    return r;
+  }
+  if (dst && !e->row_fail) { /* the result must land in dst */
+    line(e, "agc_row_f32(%d, rn, %s, %d, 0, 0, %s); /* COPY */", ROW_COPY,
+         r.ptr, r.stride, dst);
+    r.ptr = dst, r.stride = 1;
+  }
+  return r;
+}
+
+/* The loop of stored node h (and of the nodes fused into it) in row mode;
+ * 0, with nothing written, if it cannot be. */
+static int row_loop(E *e, int h) {
+  const Plan *p = e->p;
+  if (!e->jit || e->c->opt.f64 || op_kind(ND(e, h)->op) != K_EW ||
+      ND(e, h)->op == OP_CONST)
+    return 0;
+  StrBuf *saved = e->o, tmp = {0};
+  int ind = e->ind, nvals = e->nvals;
+  e->o = &tmp;
+  e->row_fail = 0;
+  e->nrows = 0;
+  Shape s = ND(e, h)->shape;
+  int flat = 1;
+  for (int m = h; m >= 0; m = p->fnext[m]) {
+    comment(e, m);
+    if (ND(e, m)->op == OP_SUM)
+      flat = flat && ND(e, m)->numel == 1 && !plan_acc_row(e->c, p, m) &&
+             flat_ok(e, ND(e, m)->in[0], &s, 0);
+    else
+      flat = flat && flat_ok(e, m, &s, 1);
+  }
+  if (flat && s.rank != 1) {
+    Shape f = {1, {ND(e, h)->numel}};
+    s = f;
+  }
+  if (s.rank == 0) {
+    Shape f = {1, {1}};
+    s = f;
+  }
+  e->flat = flat;
+  line(e, "{");
+  e->ind++;
+  for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
+    Node *n = ND(e, m);
+    int64_t row = plan_acc_row(e->c, p, m);
+    if (n->op != OP_SUM)
+      continue;
+    if (row) {
+      line(e, "double *const acc%d = (double *)(void *)%s; /* partial sums "
+           "*/", m, bufname(e, m));
+      line(e, "for (long j = 0; j < %lld; j++) acc%d[j] = 0.0;",
+           (long long)row, m);
+    } else if (n->numel == 1) {
+      line(e, "double acc%d = 0.0;", m);
+    } else {
+      Shape o = n->shape;
+      char **oi = loop_open(e, &o, "j");
+      line(e, "%s[%s] = %s;", bufname(e, m), offset(e, &o, oi), lit(e, 0));
+      loop_close(e, &o);
+    }
+  }
+  /* rows run along the last axis longer than 1 */
+  int ra = s.rank - 1;
+  while (ra > 0 && s.d[ra] == 1)
+    ra--;
+  int64_t L = s.d[ra];
+  if (L < 8)
+    e->row_fail = 1; /* calls would cost more than TinyCC's loop */
+  Shape outer = s;
+  outer.d[ra] = 1;
+  char **idx = loop_open(e, &outer, "i");
+  idx[ra] = "rc";
+  line(e, "for (long rc = 0; rc < %lld; rc += %d) {", (long long)L, ROW_CHUNK);
+  e->ind++;
+  line(e, "const long rn = %lld - rc < %d ? %lld - rc : %d;", (long long)L,
+       ROW_CHUNK, (long long)L, ROW_CHUNK);
+  for (int m = h; m >= 0 && !e->row_fail; m = p->fnext[m]) {
+    Node *n = ND(e, m);
+    if (n->op == OP_SUM) {
+      RowV v = row_val(e, n->in[0], idx, NULL);
+      if (e->row_fail)
+        break;
+      if (plan_acc_row(e->c, p, m))
+        line(e, "agc_row_accd_f32(rn, %s, %d, acc%d + rc);", v.ptr, v.stride,
+             m);
+      else if (n->numel == 1)
+        line(e, "acc%d += agc_row_sum_f32(rn, %s, %d);", m, v.ptr, v.stride);
+      else if (n->shape.d[ra] == L)
+        line(e, "agc_row_f32(%d, rn, %s, %d, 0, 0, &%s[%s]); /* ACC */",
+             ROW_ACC, v.ptr, v.stride, bufname(e, m),
+             offset(e, &n->shape, idx));
+      else
+        line(e, "%s[%s] += (float)agc_row_sum_f32(rn, %s, %d);",
+             bufname(e, m), offset(e, &n->shape, idx), v.ptr, v.stride);
+    } else {
+      const char *dst;
+      if (p->local[m]) {
+        dst = row_scratch(e);
+      } else {
+        dst = fmt(e, "r%d", m);
+        line(e, "float *const %s = &%s[%s];", dst, bufname(e, m),
+             offset(e, &s, idx));
+      }
+      row_val(e, m, idx, dst);
+      e->rowof[m] = dst;
+    }
+  }
+  for (int m = h; m >= 0; m = p->fnext[m])
+    e->rowof[m] = NULL;
+  e->ind--;
+  line(e, "}");
+  loop_close(e, &outer);
+  e->flat = 0;
+  for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
+    int64_t row = plan_acc_row(e->c, p, m);
+    if (row) {
+      line(e, "{");
+      e->ind++;
+      line(e, "double sum = 0.0;");
+      line(e, "for (long j = 0; j < %lld; j++) sum += acc%d[j];",
+           (long long)row, m);
+      line(e, "%s[0] = (%s)sum;", bufname(e, m), e->real);
+      e->ind--;
+      line(e, "}");
+    } else if (ND(e, m)->op == OP_SUM && ND(e, m)->numel == 1) {
+      line(e, "%s[0] = (%s)acc%d;", bufname(e, m), e->real, m);
+    }
+  }
+  e->ind--;
+  line(e, "}");
+  e->o = saved;
+  if (e->row_fail) {
+    e->ind = ind;
+    e->nvals = nvals;
+    e->nclosers = 0;
+    sb_free(&tmp);
+    return 0;
+  }
+  if (tmp.s)
+    sb_puts(e->o, tmp.s);
+  sb_free(&tmp);
+  return 1;
 }
 
 static const char *gemm_name(E *e) {
@@ -1249,6 +1494,7 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
   e.mf = c->opt.f64 ? "" : "f";
   e.arg_used = arena_alloc(&c->arena, sizeof(int) * (size_t)(c->g.nargs + 1));
   e.inloop = arena_alloc(&c->arena, (size_t)c->g.n + 1);
+  e.rowof = arena_alloc(&c->arena, sizeof(char *) * ((size_t)c->g.n + 1));
   StrBuf body = {0};
   e.o = &body;
   e.ind = 1;
@@ -1266,6 +1512,8 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
     if (!p->live[i] || p->inl[i] || n->op == OP_INPUT ||
         n->op == OP_PARAM || n->op == OP_RESHAPE || n->op == OP_ID ||
         n->op == OP_DETACH || p->host[i] >= 0)
+      continue;
+    if (row_loop(&e, i))
       continue;
     if (p->fnext[i] >= 0)
       fused_loop(&e, i);
@@ -1295,6 +1543,12 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
     sb_puts(o, "float agc_expf(float x);\n\n");
   else if (e.uses_exp)
     emit_expf(o, fmt(&e, "%s_expf", c->name), 1);
+  if (e.maxrows)
+    sb_puts(o, "void agc_row_f32(int op, long n, const float *a, long sa, "
+               "const float *b, long sb, float *o);\n"
+               "double agc_row_sum_f32(long n, const float *a, long sa);\n"
+               "void agc_row_accd_f32(long n, const float *a, long sa, "
+               "double *o);\n\n");
   if (e.uses_vtanh)
     sb_puts(o, "void agc_tanh_f32(long n, float *x);\n\n");
   if (e.uses_mm)
@@ -1320,6 +1574,9 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
                 c->g.args[i].name);
   if (e.uses_status)
     sb_puts(o, "  int status = 0;\n");
+  if (e.maxrows)
+    sb_printf(o, "  float rw[%d][%d]; /* rows for agc_row_f32 */\n",
+              e.maxrows, ROW_CHUNK);
   if (body.s)
     sb_puts(o, body.s);
   sb_printf(o, "  return %s;\n}\n\n", e.uses_status ? "status" : "0");

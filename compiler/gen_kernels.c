@@ -14,6 +14,8 @@ int main(void) {
   sb_puts(&o, "\n");
   emit_tanhf(&o, "agc_tanhf", 0);
   emit_expf(&o, "agc_expf", 0);
+  for (int i = 0; i < ROW_NOPS; i++)
+    sb_printf(&o, "#define AGC_ROW_%s %d\n", row_op_names[i], i);
   emit_jit_helpers(&o);
   fputs(o.s, stdout);
   sb_free(&o);

@@ -214,6 +214,9 @@ void emit_expf(StrBuf *o, const char *name, int is_static) {
  *   NAME_tanh_f32: x[i] = tanh(x[i]) over n elements, vectorized;
  *   NAME_matmul_T: C = op(A) op(B) for products too narrow for the packed
  *   kernel (N < 4), summed in the order the generated loops use. */
+const char *const row_op_names[ROW_NOPS] = {
+    "ADD", "SUB", "MUL", "DIV", "NEG", "TANH", "EXP", "SIGMOID", "COPY", "ACC"};
+
 void emit_jit_helpers(StrBuf *o) {
   /* a static copy: an exported agc_tanhf may be interposed (-fPIC), so
      the compiler would not inline, and so not vectorize, a call to it */
@@ -221,6 +224,40 @@ void emit_jit_helpers(StrBuf *o) {
   sb_puts(o, "void agc_tanh_f32(long n, float *x)\n{\n"
              "  for (long i = 0; i < n; i++)\n"
              "    x[i] = tanhf_inline(x[i]);\n}\n\n");
+  /* Row kernels: the JIT runs an element-wise loop body as a sequence of
+     these over rows (chunks of at most 256 elements), see emit.c. An
+     operand is a pointer with a stride of 1 (a row) or 0 (one value). */
+  emit_expf(o, "expf_inline", 1);
+  sb_puts(o,
+          "#define AGC_ROW_LOOP(EXPR) \\\n"
+          "  if (sa && sb) for (long i = 0; i < n; i++) { const float x = a[i], y = b[i]; (void)y; o[i] = EXPR; } \\\n"
+          "  else if (sa) { const float y = b[0]; (void)y; for (long i = 0; i < n; i++) { const float x = a[i]; o[i] = EXPR; } } \\\n"
+          "  else if (sb) { const float x = a[0]; for (long i = 0; i < n; i++) { const float y = b[i]; (void)y; o[i] = EXPR; } } \\\n"
+          "  else { const float x = a[0], y = b[0]; (void)y; for (long i = 0; i < n; i++) o[i] = EXPR; }\n\n"
+          "void agc_row_f32(int op, long n, const float *a, long sa,\n"
+          "                 const float *b, long sb, float *o)\n{\n"
+          "  if (!b)\n    b = a, sb = sa; /* unary: b unused */\n"
+          "  switch (op) {\n"
+          "  case AGC_ROW_ADD: AGC_ROW_LOOP(x + y) break;\n"
+          "  case AGC_ROW_SUB: AGC_ROW_LOOP(x - y) break;\n"
+          "  case AGC_ROW_MUL: AGC_ROW_LOOP(x * y) break;\n"
+          "  case AGC_ROW_DIV: AGC_ROW_LOOP(x / y) break;\n"
+          "  case AGC_ROW_NEG: AGC_ROW_LOOP(-x) break;\n"
+          "  case AGC_ROW_TANH: AGC_ROW_LOOP(tanhf_inline(x)) break;\n"
+          "  case AGC_ROW_EXP: AGC_ROW_LOOP(expf_inline(x)) break;\n"
+          "  case AGC_ROW_SIGMOID: AGC_ROW_LOOP(1.0f / (1.0f + expf_inline(-x))) break;\n"
+          "  case AGC_ROW_COPY: AGC_ROW_LOOP(x) break;\n"
+          "  case AGC_ROW_ACC: /* o += a */\n"
+          "    if (sa) for (long i = 0; i < n; i++) o[i] += a[i];\n"
+          "    else for (long i = 0; i < n; i++) o[i] += a[0];\n"
+          "    break;\n"
+          "  default: break;\n  }\n}\n\n"
+          "double agc_row_sum_f32(long n, const float *a, long sa)\n{\n"
+          "  double s = 0.0;\n"
+          "  for (long i = 0; i < n; i++)\n    s += a[i * sa];\n"
+          "  return s;\n}\n\n"
+          "void agc_row_accd_f32(long n, const float *a, long sa, double *o)\n{\n"
+          "  for (long i = 0; i < n; i++)\n    o[i] += a[i * sa];\n}\n\n");
   for (int f64 = 0; f64 <= 1; f64++) {
     const char *t = f64 ? "double" : "float";
     sb_printf(o,

@@ -101,6 +101,9 @@ static const host_sym host_kernels[] = {
   {"agc_expf", (const void *)agc_expf},
   {"agc_tanh_f32", (const void *)agc_tanh_f32},
   {"agc_matmul_f32", (const void *)agc_matmul_f32},
+  {"agc_row_f32", (const void *)agc_row_f32},
+  {"agc_row_sum_f32", (const void *)agc_row_sum_f32},
+  {"agc_row_accd_f32", (const void *)agc_row_accd_f32},
   {"agc_matmul_f64", (const void *)agc_matmul_f64},
 };
 
