@@ -499,21 +499,11 @@ static void reduce_loop(E *e, int id) {
   line(e, "}");
 }
 
-/* A loop that computes several stored nodes (plan.c, loop fusion): the
- * host, then element-wise nodes and sums that read it at the same index. */
-static void fused_loop(E *e, int h) {
+/* A fused loop's block: its sums start before the loop (a double
+ * accumulator, a row of double partial sums, or zeros) and whole-tensor
+ * sums are stored after it. */
+static void sums_open(E *e, int h) {
   const Plan *p = e->p;
-  Shape s = ND(e, h)->shape;
-  int flat = s.rank > 1;
-  for (int m = h; m >= 0; m = p->fnext[m]) {
-    Node *n = ND(e, m);
-    comment(e, m);
-    if (n->op == OP_SUM)
-      flat = flat && n->numel == 1 && !plan_acc_row(e->c, p, m) &&
-             flat_ok(e, n->in[0], &s, 0);
-    else
-      flat = flat && flat_ok(e, m, &s, 1);
-  }
   line(e, "{");
   e->ind++;
   for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
@@ -535,6 +525,45 @@ static void fused_loop(E *e, int h) {
       loop_close(e, &o);
     }
   }
+}
+
+static void sums_close(E *e, int h) {
+  const Plan *p = e->p;
+  for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
+    int64_t row = plan_acc_row(e->c, p, m);
+    if (row) {
+      line(e, "{");
+      e->ind++;
+      line(e, "double sum = 0.0;");
+      line(e, "for (long j = 0; j < %lld; j++) sum += acc%d[j];",
+           (long long)row, m);
+      line(e, "%s[0] = (%s)sum;", bufname(e, m), e->real);
+      e->ind--;
+      line(e, "}");
+    } else if (ND(e, m)->op == OP_SUM && ND(e, m)->numel == 1) {
+      line(e, "%s[0] = (%s)acc%d;", bufname(e, m), e->real, m);
+    }
+  }
+  e->ind--;
+  line(e, "}");
+}
+
+/* A loop that computes several stored nodes (plan.c, loop fusion): the
+ * host, then element-wise nodes and sums that read it at the same index. */
+static void fused_loop(E *e, int h) {
+  const Plan *p = e->p;
+  Shape s = ND(e, h)->shape;
+  int flat = s.rank > 1;
+  for (int m = h; m >= 0; m = p->fnext[m]) {
+    Node *n = ND(e, m);
+    comment(e, m);
+    if (n->op == OP_SUM)
+      flat = flat && n->numel == 1 && !plan_acc_row(e->c, p, m) &&
+             flat_ok(e, n->in[0], &s, 0);
+    else
+      flat = flat && flat_ok(e, m, &s, 1);
+  }
+  sums_open(e, h);
   Shape ls = s;
   if (flat) {
     Shape f = {1, {ND(e, h)->numel}};
@@ -578,23 +607,7 @@ static void fused_loop(E *e, int h) {
   loop_close(e, &ls);
   ix_end(e, ix);
   e->flat = 0;
-  for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
-    int64_t row = plan_acc_row(e->c, p, m);
-    if (row) {
-      line(e, "{");
-      e->ind++;
-      line(e, "double sum = 0.0;");
-      line(e, "for (long j = 0; j < %lld; j++) sum += acc%d[j];",
-           (long long)row, m);
-      line(e, "%s[0] = (%s)sum;", bufname(e, m), e->real);
-      e->ind--;
-      line(e, "}");
-    } else if (ND(e, m)->op == OP_SUM && ND(e, m)->numel == 1) {
-      line(e, "%s[0] = (%s)acc%d;", bufname(e, m), e->real, m);
-    }
-  }
-  e->ind--;
-  line(e, "}");
+  sums_close(e, h);
 }
 
 /* ---- JIT row mode ---------------------------------------------------------
@@ -734,27 +747,7 @@ static int row_loop(E *e, int h) {
     s = f;
   }
   e->flat = flat;
-  line(e, "{");
-  e->ind++;
-  for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
-    Node *n = ND(e, m);
-    int64_t row = plan_acc_row(e->c, p, m);
-    if (n->op != OP_SUM)
-      continue;
-    if (row) {
-      line(e, "double *const acc%d = (double *)(void *)%s; /* partial sums "
-           "*/", m, bufname(e, m));
-      line(e, "for (long j = 0; j < %lld; j++) acc%d[j] = 0.0;",
-           (long long)row, m);
-    } else if (n->numel == 1) {
-      line(e, "double acc%d = 0.0;", m);
-    } else {
-      Shape o = n->shape;
-      char **oi = loop_open(e, &o, "j");
-      line(e, "%s[%s] = %s;", bufname(e, m), offset(e, &o, oi), lit(e, 0));
-      loop_close(e, &o);
-    }
-  }
+  sums_open(e, h);
   /* rows run along the last axis longer than 1 */
   int ra = s.rank - 1;
   while (ra > 0 && s.d[ra] == 1)
@@ -807,23 +800,7 @@ static int row_loop(E *e, int h) {
   line(e, "}");
   loop_close(e, &outer);
   e->flat = 0;
-  for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
-    int64_t row = plan_acc_row(e->c, p, m);
-    if (row) {
-      line(e, "{");
-      e->ind++;
-      line(e, "double sum = 0.0;");
-      line(e, "for (long j = 0; j < %lld; j++) sum += acc%d[j];",
-           (long long)row, m);
-      line(e, "%s[0] = (%s)sum;", bufname(e, m), e->real);
-      e->ind--;
-      line(e, "}");
-    } else if (ND(e, m)->op == OP_SUM && ND(e, m)->numel == 1) {
-      line(e, "%s[0] = (%s)acc%d;", bufname(e, m), e->real, m);
-    }
-  }
-  e->ind--;
-  line(e, "}");
+  sums_close(e, h);
   e->o = saved;
   if (e->row_fail) {
     e->ind = ind;
