@@ -614,17 +614,19 @@ static void fused_loop(E *e, int h) {
  * TinyCC compiles an element-wise loop body into scalar code that keeps
  * every value on the stack. For f32 the JIT instead runs a fused loop as
  * calls of the ahead-of-time, vectorized row kernels (kernels.c,
- * agc_row_f32): one call per operation per row of at most ROW_CHUNK
- * elements of the last axis. A value is a row (stride 1) or one element
- * repeated (stride 0). Loops using an operation without a row kernel, or
- * reading an operand other than along the last axis, keep the scalar form.
+ * agc_row_f32): one call per operation per tile of at most ROW_CHUNK
+ * elements, a chunk of one row of the last axis longer than 1, or several
+ * whole short rows. Loops using an operation without a row kernel, or
+ * reading an operand other than along the row axis, keep the scalar form.
  */
 #define ROW_CHUNK 256
 #define ROW_SCRATCH 32 /* rows of ROW_CHUNK floats on the stack, at most */
 
+/* A value in row mode: T rows ("rtn") of n ("rn") elements; element
+ * (t, j) is at ptr[t * rs + j * cs] (cs is 1 or 0). */
 typedef struct {
-  const char *ptr;
-  int stride;
+  const char *ptr, *rs;
+  int cs;
 } RowV;
 
 static int row_op(E *e, const Node *n) {
@@ -654,10 +656,17 @@ static const char *row_scratch(E *e) {
   return fmt(e, "rw[%d]", e->nrows++);
 }
 
+static int64_t stride_of(const Shape *s, int ax) {
+  int64_t st = 1;
+  for (int d = ax + 1; d < s->rank; d++)
+    st *= s->d[d];
+  return st;
+}
+
 static RowV row_val(E *e, int id, char **idx, const char *dst) {
   id = R(e, id);
   Node *n = ND(e, id);
-  RowV r = {"0", 0};
+  RowV r = {"0", "0", 0};
   if (e->row_fail)
     return r;
   if (n->op == OP_CONST) {
@@ -665,23 +674,28 @@ static RowV row_val(E *e, int id, char **idx, const char *dst) {
     line(e, "const float %s = %s;", k, lit(e, n->val));
     r.ptr = fmt(e, "&%s", k);
   } else if (!dst && e->rowof[id]) {
-    r.ptr = e->rowof[id], r.stride = 1;
+    r.ptr = e->rowof[id], r.rs = "rn", r.cs = 1;
   } else if (!dst && !e->p->inl[id]) {
-    /* a stored value: a row if the row index runs along an axis of stride
-       1 in its layout, one repeated value if it does not appear */
-    int ax = -1; /* (flat: every operand has the loop's shape) */
+    /* a stored value: the row index rc must run along an axis of stride
+       1 in its layout (or not at all: one value per row); the tile index
+       rt may run along any axis */
+    int axc = -1, axt = -1;
     for (int d = 0; d < n->shape.rank && !e->flat; d++)
-      if (n->shape.d[d] != 1 && strcmp(idx[d], "rc") == 0)
-        ax = d;
-    int64_t stride = 1;
-    for (int d = ax + 1; ax >= 0 && d < n->shape.rank; d++)
-      stride *= n->shape.d[d];
-    if (n->dt != DT_F || (!e->flat && stride != 1)) {
+      if (n->shape.d[d] != 1) {
+        if (strcmp(idx[d], "rc") == 0)
+          axc = d;
+        else if (strcmp(idx[d], "rt") == 0)
+          axt = d;
+      }
+    if (n->dt != DT_F ||
+        (!e->flat && axc >= 0 && stride_of(&n->shape, axc) != 1)) {
       e->row_fail = 1;
       return r;
     }
     r.ptr = fmt(e, "&%s", load(e, id, idx));
-    r.stride = e->flat || ax >= 0;
+    r.cs = e->flat || axc >= 0;
+    r.rs = axt >= 0 ? fmt(e, "%lld", (long long)stride_of(&n->shape, axt))
+                    : "0";
   } else if (n->op == OP_BCAST) {
     r = row_val(e, n->in[0],
                 bcast_idx(e, ND(e, R(e, n->in[0])), n->shape.rank, idx), NULL);
@@ -694,7 +708,7 @@ static RowV row_val(E *e, int id, char **idx, const char *dst) {
     int R_ = n->shape.rank;
     RowV a = row_val(e, n->in[0], bcast_idx(e, ND(e, R(e, n->in[0])), R_, idx),
                      NULL);
-    RowV b = {"0", 0};
+    RowV b = {"0", "0", 0};
     if (n->op == OP_POW)
       b = a;
     else if (n->nin == 2)
@@ -703,15 +717,15 @@ static RowV row_val(E *e, int id, char **idx, const char *dst) {
     if (e->row_fail)
       return r;
     r.ptr = dst ? dst : row_scratch(e);
-    r.stride = 1;
-    line(e, "agc_row_f32(%d, rn, %s, %d, %s, %d, %s); /* %s */", op, a.ptr,
-         a.stride, b.ptr, b.stride, r.ptr, row_op_names[op]);
+    r.rs = "rn", r.cs = 1;
+    line(e, "agc_row_f32(%d, rtn, rn, %s, %s, %d, %s, %s, %d, %s, rn); /* %s */",
+         op, a.ptr, a.rs, a.cs, b.ptr, b.rs, b.cs, r.ptr, row_op_names[op]);
     return r;
   }
   if (dst && !e->row_fail) { /* the result must land in dst */
-    line(e, "agc_row_f32(%d, rn, %s, %d, 0, 0, %s); /* COPY */", ROW_COPY,
-         r.ptr, r.stride, dst);
-    r.ptr = dst, r.stride = 1;
+    line(e, "agc_row_f32(%d, rtn, rn, %s, %s, %d, 0, 0, 0, %s, rn); /* COPY */",
+         ROW_COPY, r.ptr, r.rs, r.cs, dst);
+    r.ptr = dst, r.rs = "rn", r.cs = 1;
   }
   return r;
 }
@@ -748,17 +762,38 @@ static int row_loop(E *e, int h) {
   }
   e->flat = flat;
   sums_open(e, h);
-  /* rows run along the last axis longer than 1 */
+  /* rows run along the last axis longer than 1 (rc); short rows are
+     taken several at a time along the axis before it (rt) */
   int ra = s.rank - 1;
   while (ra > 0 && s.d[ra] == 1)
     ra--;
   int64_t L = s.d[ra];
-  if (L < 8)
+  int ta = ra - 1;
+  while (ta >= 0 && s.d[ta] == 1)
+    ta--;
+  int64_t T = ta >= 0 && L <= ROW_CHUNK / 2 ? ROW_CHUNK / L : 1;
+  if (ta >= 0 && T > s.d[ta])
+    T = s.d[ta];
+  if (T * L < 8)
     e->row_fail = 1; /* calls would cost more than TinyCC's loop */
   Shape outer = s;
   outer.d[ra] = 1;
+  if (ta >= 0)
+    outer.d[ta] = 1;
   char **idx = loop_open(e, &outer, "i");
   idx[ra] = "rc";
+  if (ta >= 0) {
+    idx[ta] = "rt";
+    line(e, "for (long rt = 0; rt < %lld; rt += %lld) {", (long long)s.d[ta],
+         (long long)T);
+    e->ind++;
+    line(e, "const long rtn = %lld - rt < %lld ? %lld - rt : %lld;",
+         (long long)s.d[ta], (long long)T, (long long)s.d[ta], (long long)T);
+  } else {
+    line(e, "{");
+    e->ind++;
+    line(e, "const long rtn = 1;");
+  }
   line(e, "for (long rc = 0; rc < %lld; rc += %d) {", (long long)L, ROW_CHUNK);
   e->ind++;
   line(e, "const long rn = %lld - rc < %d ? %lld - rc : %d;", (long long)L,
@@ -769,18 +804,25 @@ static int row_loop(E *e, int h) {
       RowV v = row_val(e, n->in[0], idx, NULL);
       if (e->row_fail)
         break;
-      if (plan_acc_row(e->c, p, m))
-        line(e, "agc_row_accd_f32(rn, %s, %d, acc%d + rc);", v.ptr, v.stride,
-             m);
-      else if (n->numel == 1)
-        line(e, "acc%d += agc_row_sum_f32(rn, %s, %d);", m, v.ptr, v.stride);
-      else if (n->shape.d[ra] == L)
-        line(e, "agc_row_f32(%d, rn, %s, %d, 0, 0, &%s[%s]); /* ACC */",
-             ROW_ACC, v.ptr, v.stride, bufname(e, m),
-             offset(e, &n->shape, idx));
-      else
-        line(e, "%s[%s] += (float)agc_row_sum_f32(rn, %s, %d);",
-             bufname(e, m), offset(e, &n->shape, idx), v.ptr, v.stride);
+      if (plan_acc_row(e->c, p, m)) {
+        line(e, "agc_row_accd_f32(rtn, rn, %s, %s, %d, acc%d + rc);", v.ptr,
+             v.rs, v.cs, m);
+      } else if (n->numel == 1) {
+        line(e, "acc%d += agc_row_sum_f32(rtn, rn, %s, %s, %d);", m, v.ptr,
+             v.rs, v.cs);
+      } else if (n->shape.d[ra] == L) {
+        /* the sum keeps the row axis: rows add into rows */
+        int64_t ors = ta >= 0 && n->shape.d[ta] != 1
+                          ? stride_of(&n->shape, ta) : 0;
+        line(e, "agc_row_f32(%d, rtn, rn, %s, %s, %d, 0, 0, 0, &%s[%s], "
+             "%lld); /* ACC */", ROW_ACC, v.ptr, v.rs, v.cs, bufname(e, m),
+             offset(e, &n->shape, idx), (long long)ors);
+      } else if (T == 1) {
+        line(e, "%s[%s] += (float)agc_row_sum_f32(rtn, rn, %s, %s, %d);",
+             bufname(e, m), offset(e, &n->shape, idx), v.ptr, v.rs, v.cs);
+      } else {
+        e->row_fail = 1; /* one sum per row of a tile: no kernel for it */
+      }
     } else {
       const char *dst;
       if (p->local[m]) {
@@ -796,6 +838,8 @@ static int row_loop(E *e, int h) {
   }
   for (int m = h; m >= 0; m = p->fnext[m])
     e->rowof[m] = NULL;
+  e->ind--;
+  line(e, "}");
   e->ind--;
   line(e, "}");
   loop_close(e, &outer);
@@ -1521,11 +1565,13 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
   else if (e.uses_exp)
     emit_expf(o, fmt(&e, "%s_expf", c->name), 1);
   if (e.maxrows)
-    sb_puts(o, "void agc_row_f32(int op, long n, const float *a, long sa, "
-               "const float *b, long sb, float *o);\n"
-               "double agc_row_sum_f32(long n, const float *a, long sa);\n"
-               "void agc_row_accd_f32(long n, const float *a, long sa, "
-               "double *o);\n\n");
+    sb_puts(o, "void agc_row_f32(int op, long T, long n, const float *a, "
+               "long ars, long sa, const float *b, long brs, long sb, "
+               "float *o, long ors);\n"
+               "double agc_row_sum_f32(long T, long n, const float *a, "
+               "long ars, long sa);\n"
+               "void agc_row_accd_f32(long T, long n, const float *a, "
+               "long ars, long sa, double *o);\n\n");
   if (e.uses_vtanh)
     sb_puts(o, "void agc_tanh_f32(long n, float *x);\n\n");
   if (e.uses_mm)
