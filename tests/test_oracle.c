@@ -10,6 +10,9 @@
  * (the logsumexp gradient at magnitude 1e4 computes exp(x - lse) with lse
  * rounded at 1e4), agc is allowed to be the more accurate of the two.
  *
+ * The optimized code is also compared with the unoptimized path (-O0)
+ * directly, output by output, in f64.
+ *
  * usage: test_oracle FIXTURE_DIR TIER[,TIER]
  */
 #include <check.h>
@@ -138,6 +141,73 @@ static int run_case(const char *name, int f64, agc_backend be, int O0,
   return bad;
 }
 
+/* The optimized path against the unoptimized one (-O0: the graph as
+ * parsed, no passes, no fusion, every value stored) on the same inputs, in
+ * f64 on tcc: every output within 1e-12 * (|v| + 1). Returns problems. */
+static int run_vs_O0(const char *name, double *worst) {
+  char path[1024], err[8192];
+  snprintf(path, sizeof path, "%s/cases/%s/model.graph", fixdir, name);
+  agc_graph *g[2];
+  for (int O0 = 0; O0 < 2; O0++) {
+    agc_graph_options opt = {1, 0, 0, AGC_BACKEND_TCC, NULL, 0, O0};
+    g[O0] = agc_graph_load(path, &opt, err, sizeof err);
+    if (!g[O0]) {
+      printf("FAIL %s [-O%d]: %s\n", name, O0 ? 0 : 1, err);
+      if (O0)
+        agc_graph_free(g[0]);
+      return 1;
+    }
+  }
+  int nin = agc_graph_num_inputs(g[0]), nout = agc_graph_num_outputs(g[0]);
+  int bad = nin != agc_graph_num_inputs(g[1]) ||
+            nout != agc_graph_num_outputs(g[1]);
+  agc_array *ins = calloc((size_t)nin + 1, sizeof *ins);
+  const void **inp = calloc((size_t)nin + 1, sizeof *inp);
+  void **outp[2];
+  for (int i = 0; i < nin && !bad; i++) {
+    snprintf(path, sizeof path, "%s/cases/%s/in/%s.npy", fixdir, name,
+             agc_graph_name(g[0], 0, i));
+    bad = agc_npy_read(path, &ins[i], err, sizeof err) != 0;
+    if (!bad && ins[i].dtype != AGC_I32)
+      agc_array_convert(&ins[i], AGC_F64, err, sizeof err);
+    inp[i] = ins[i].data;
+  }
+  for (int v = 0; v < 2; v++) {
+    outp[v] = calloc((size_t)nout + 1, sizeof *outp[v]);
+    for (int i = 0; i < nout; i++)
+      outp[v][i] = calloc((size_t)agc_graph_count(g[v], 1, i) + 1, 8);
+    void *work = malloc(agc_graph_work_bytes(g[v]) + 1);
+    if (!bad && agc_graph_call(g[v], inp, outp[v], work) != 0)
+      bad = 1;
+    free(work);
+  }
+  if (bad)
+    printf("FAIL %s: -O1 and -O0 could not both run\n", name);
+  for (int i = 0; i < nout && !bad; i++)
+    for (int64_t k = 0; k < agc_graph_count(g[0], 1, i); k++) {
+      double a = ((double *)outp[0][i])[k], b = ((double *)outp[1][i])[k];
+      if (isfinite(b) && fabs(a - b) / (fabs(b) + 1) > *worst)
+        *worst = fabs(a - b) / (fabs(b) + 1);
+      if (!eq(a, b, 1e-12)) {
+        printf("FAIL %s: %s[%lld] = %.17g at -O1, %.17g at -O0\n", name,
+               agc_graph_name(g[0], 1, i), (long long)k, a, b);
+        bad++;
+        break;
+      }
+    }
+  for (int v = 0; v < 2; v++) {
+    for (int i = 0; i < nout; i++)
+      free(outp[v][i]);
+    free(outp[v]);
+    agc_graph_free(g[v]);
+  }
+  for (int i = 0; i < nin; i++)
+    agc_array_free(&ins[i]);
+  free(ins);
+  free(inp);
+  return bad;
+}
+
 static void run_all(int f64, agc_backend be, int O0) {
   char path[1024], name[256], tier[64];
   snprintf(path, sizeof path, "%s/MANIFEST", fixdir);
@@ -149,12 +219,15 @@ static void run_all(int f64, agc_backend be, int O0) {
     if (!tier_wanted(tier))
       continue;
     ncases++;
-    nbad += run_case(name, f64, be, O0, &worst) != 0;
+    if (O0 == 2)
+      nbad += run_vs_O0(name, &worst) != 0;
+    else
+      nbad += run_case(name, f64, be, O0, &worst) != 0;
   }
   fclose(f);
   printf("oracle %s %s%s: %d cases, %d failed, worst relative error %.3g\n",
          f64 ? "f64" : "f32", be == AGC_BACKEND_CC ? "cc" : "tcc",
-         O0 ? " -O0" : "", ncases, nbad, worst);
+         O0 == 2 ? " -O1 vs -O0" : O0 ? " -O0" : "", ncases, nbad, worst);
   ck_assert_int_gt(ncases, 0);
   ck_assert_int_eq(nbad, 0);
 }
@@ -171,6 +244,9 @@ END_TEST
 START_TEST(tcc_f32_O0) { run_all(0, AGC_BACKEND_TCC, 1); }
 END_TEST
 START_TEST(tcc_f64_O0) { run_all(1, AGC_BACKEND_TCC, 1); }
+END_TEST
+/* and directly: optimized against unoptimized on the same inputs */
+START_TEST(tcc_f64_O1_vs_O0) { run_all(1, AGC_BACKEND_TCC, 2); }
 END_TEST
 
 int main(int argc, char **argv) {
@@ -190,6 +266,7 @@ int main(int argc, char **argv) {
   tcase_add_test(t, cc_f64);
   tcase_add_test(t, tcc_f32_O0);
   tcase_add_test(t, tcc_f64_O0);
+  tcase_add_test(t, tcc_f64_O1_vs_O0);
   suite_add_tcase(s, t);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);
