@@ -249,7 +249,8 @@ void emit_expf(StrBuf *o, const char *name, int is_static);
 void emit_jit_helpers(StrBuf *o); /* agc_tanh_f32, agc_matmul_T, agc_row_* */
 /* operations of agc_row_f32 (JIT row kernels), numbered as listed */
 enum { ROW_ADD, ROW_SUB, ROW_MUL, ROW_DIV, ROW_NEG, ROW_TANH, ROW_EXP,
-       ROW_SIGMOID, ROW_COPY, ROW_ACC, ROW_NOPS };
+       ROW_SIGMOID, ROW_COPY, ROW_ACC, ROW_RELU, ROW_MAXIMUM, ROW_MINIMUM,
+       ROW_LT, ROW_LE, ROW_GT, ROW_GE, ROW_EQ, ROW_NE, ROW_NOPS };
 extern const char *const row_op_names[ROW_NOPS];
 int64_t kernel_pack_elems(int f64, int64_t M, int64_t N, int64_t K);
 

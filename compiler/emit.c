@@ -30,6 +30,7 @@ typedef struct {
   int uses_exp;     /* f32 exp goes through NAME_expf */
   int uses_vtanh;   /* JIT: a whole tensor's tanh through agc_tanh_f32 */
   int uses_mm;      /* JIT: a narrow matmul through agc_matmul_T */
+  int uses_convpool; /* JIT f32: agc_im2col_f32, agc_pool_f32 */
   int nvals;        /* locals v0, v1, ... named so far */
   const char *loop_off; /* JIT: the loop's own offset, held in `ix` */
   char *inloop;     /* nodes of the fused loop being written: read as lN */
@@ -640,6 +641,15 @@ static int row_op(E *e, const Node *n) {
   case OP_TANH: return ROW_TANH;
   case OP_EXP: return ROW_EXP;
   case OP_SIGMOID: return ROW_SIGMOID;
+  case OP_RELU: return ROW_RELU;
+  case OP_MAXIMUM: return ROW_MAXIMUM;
+  case OP_MINIMUM: return ROW_MINIMUM;
+  case OP_LT: return ROW_LT;
+  case OP_LE: return ROW_LE;
+  case OP_GT: return ROW_GT;
+  case OP_GE: return ROW_GE;
+  case OP_EQ: return ROW_EQ;
+  case OP_NE: return ROW_NE;
   case OP_POW: /* x ** 2 is x * x */
     return ir_is_const(e->c, R(e, n->in[1]), &k) && k == 2 ? ROW_MUL : -1;
   default: return -1;
@@ -1134,6 +1144,14 @@ static void im2col(E *e, const Shape *x, const Shape *w, const Shape *y,
                    int stride, int pad, const char *X, int back) {
   int64_t C = x->d[1], H = x->d[2], W = x->d[3], KH = w->d[2], KW = w->d[3];
   int64_t OH = y->d[2], OW = y->d[3];
+  if (e->jit && !e->c->opt.f64) { /* the same loops, ahead of time */
+    line(e, "agc_im2col_f32(%s + n * %lld, %lld, %lld, %lld, %lld, %lld, %d, "
+         "%d, %lld, %lld, col, %d);", X, (long long)(C * H * W), (long long)C,
+         (long long)H, (long long)W, (long long)KH, (long long)KW, stride,
+         pad, (long long)OH, (long long)OW, back);
+    e->uses_convpool = 1;
+    return;
+  }
   line(e, "for (long c = 0; c < %lld; c++)", (long long)C);
   line(e, "for (long kh = 0; kh < %lld; kh++)", (long long)KH);
   line(e, "for (long kw = 0; kw < %lld; kw++)", (long long)KW);
@@ -1221,6 +1239,17 @@ static void pool_code(E *e, int id) {
   Shape y = fwd ? n->shape : ND(e, R(e, n->in[n->nin - 1]))->shape;
   int64_t NC = x.d[0] * x.d[1], H = x.d[2], W = x.d[3], OH = y.d[2],
           OW = y.d[3];
+  if (e->jit && !e->c->opt.f64) { /* the same loops, ahead of time */
+    int op = n->op == OP_MAXPOOL ? 0 : n->op == OP_MAXPOOL_DX ? 1
+           : n->op == OP_AVGPOOL ? 2 : 3;
+    const char *X = n->op == OP_MAXPOOL_DX || fwd ? A : "0";
+    const char *G = fwd ? "0" : bufname(e, R(e, n->in[n->nin - 1]));
+    line(e, "agc_pool_f32(%d, %s, %s, %lld, %lld, %lld, %d, %d, %lld, %lld, "
+         "%s);", op, X, G, (long long)NC, (long long)H, (long long)W, k, st,
+         (long long)OH, (long long)OW, D);
+    e->uses_convpool = 1;
+    return;
+  }
   if (!fwd)
     zero(e, D, n->numel);
   line(e, "for (long p = 0; p < %lld; p++)", (long long)NC);
@@ -1574,6 +1603,13 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
                "long ars, long sa, double *o);\n\n");
   if (e.uses_vtanh)
     sb_puts(o, "void agc_tanh_f32(long n, float *x);\n\n");
+  if (e.uses_convpool)
+    sb_puts(o, "void agc_im2col_f32(const float *x, long C, long H, long W, "
+               "long KH, long KW, long st, long pad, long OH, long OW, "
+               "float *col, int back);\n"
+               "void agc_pool_f32(int op, const float *x, const float *g, "
+               "long NC, long H, long W, long k, long st, long OH, long OW, "
+               "float *d);\n\n");
   if (e.uses_mm)
     sb_printf(o, "void agc_matmul_%s(long M, long N, long K, const %s *A, "
               "long sai, long sak, const %s *B, long sbk, long sbj, %s *C);"

@@ -215,7 +215,8 @@ void emit_expf(StrBuf *o, const char *name, int is_static) {
  *   NAME_matmul_T: C = op(A) op(B) for products too narrow for the packed
  *   kernel (N < 4), summed in the order the generated loops use. */
 const char *const row_op_names[ROW_NOPS] = {
-    "ADD", "SUB", "MUL", "DIV", "NEG", "TANH", "EXP", "SIGMOID", "COPY", "ACC"};
+    "ADD", "SUB", "MUL", "DIV", "NEG", "TANH", "EXP", "SIGMOID", "COPY", "ACC",
+    "RELU", "MAXIMUM", "MINIMUM", "LT", "LE", "GT", "GE", "EQ", "NE"};
 
 void emit_jit_helpers(StrBuf *o) {
   /* a static copy: an exported agc_tanhf may be interposed (-fPIC), so
@@ -246,6 +247,15 @@ void emit_jit_helpers(StrBuf *o) {
           "  case AGC_ROW_EXP: AGC_ROW_LOOP(expf_inline(x)) break;\n"
           "  case AGC_ROW_SIGMOID: AGC_ROW_LOOP(1.0f / (1.0f + expf_inline(-x))) break;\n"
           "  case AGC_ROW_COPY: AGC_ROW_LOOP(x) break;\n"
+          "  case AGC_ROW_RELU: AGC_ROW_LOOP(x > 0.0f ? x : 0.0f) break;\n"
+          "  case AGC_ROW_MAXIMUM: AGC_ROW_LOOP(x > y ? x : y) break;\n"
+          "  case AGC_ROW_MINIMUM: AGC_ROW_LOOP(x < y ? x : y) break;\n"
+          "  case AGC_ROW_LT: AGC_ROW_LOOP((float)(x < y)) break;\n"
+          "  case AGC_ROW_LE: AGC_ROW_LOOP((float)(x <= y)) break;\n"
+          "  case AGC_ROW_GT: AGC_ROW_LOOP((float)(x > y)) break;\n"
+          "  case AGC_ROW_GE: AGC_ROW_LOOP((float)(x >= y)) break;\n"
+          "  case AGC_ROW_EQ: AGC_ROW_LOOP((float)(x == y)) break;\n"
+          "  case AGC_ROW_NE: AGC_ROW_LOOP((float)(x != y)) break;\n"
           "  case AGC_ROW_ACC: /* o += a */\n"
           "    if (sa) for (long i = 0; i < n; i++) o[i] += a[i];\n"
           "    else for (long i = 0; i < n; i++) o[i] += a[0];\n"
@@ -269,6 +279,58 @@ void emit_jit_helpers(StrBuf *o) {
           "                      double *o)\n{\n"
           "  for (long t = 0; t < T; t++)\n"
           "    for (long i = 0; i < n; i++)\n      o[i] += a[t * ars + i * sa];\n}\n\n");
+  /* im2col / col2im for one image, and max/avg pooling with their
+     gradients over NC planes: the loops emit.c writes for the .c file,
+     with the sizes as arguments */
+  sb_puts(o,
+          "void agc_im2col_f32(const float *x, long C, long H, long W, long KH,\n"
+          "                    long KW, long st, long pad, long OH, long OW,\n"
+          "                    float *col, int back)\n{\n"
+          "  for (long c = 0; c < C; c++)\n"
+          "    for (long kh = 0; kh < KH; kh++)\n"
+          "      for (long kw = 0; kw < KW; kw++)\n"
+          "        for (long oh = 0; oh < OH; oh++) {\n"
+          "          float *const r = col + ((c * KH + kh) * KW + kw) * (OH * OW) + oh * OW;\n"
+          "          const long ih = oh * st + kh - pad;\n"
+          "          for (long ow = 0; ow < OW; ow++) {\n"
+          "            const long iw = ow * st + kw - pad;\n"
+          "            const int in = ih >= 0 && ih < H && iw >= 0 && iw < W;\n"
+          "            if (back) { /* col2im: x is the gradient, written */\n"
+          "              if (in) ((float *)x)[(c * H + ih) * W + iw] += r[ow];\n"
+          "            } else {\n"
+          "              r[ow] = in ? x[(c * H + ih) * W + iw] : 0.0f;\n"
+          "            }\n"
+          "          }\n"
+          "        }\n}\n\n"
+          "void agc_pool_f32(int op, const float *x, const float *g, long NC,\n"
+          "                  long H, long W, long k, long st, long OH, long OW,\n"
+          "                  float *d)\n{\n"
+          "  /* op: 0 max, 1 max gradient, 2 avg, 3 avg gradient */\n"
+          "  if (op == 1 || op == 3)\n"
+          "    for (long i = 0; i < NC * H * W; i++) d[i] = 0.0f;\n"
+          "  for (long p = 0; p < NC; p++)\n"
+          "    for (long oh = 0; oh < OH; oh++)\n"
+          "      for (long ow = 0; ow < OW; ow++) {\n"
+          "        const long yi = (p * OH + oh) * OW + ow;\n"
+          "        if (op >= 2) {\n"
+          "          float s = 0.0f, gv = op == 3 ? g[yi] / (float)(k * k) : 0.0f;\n"
+          "          for (long kh = 0; kh < k; kh++)\n"
+          "            for (long kw = 0; kw < k; kw++) {\n"
+          "              const long xi = (p * H + oh * st + kh) * W + ow * st + kw;\n"
+          "              if (op == 2) s += x[xi]; else d[xi] += gv;\n"
+          "            }\n"
+          "          if (op == 2) d[yi] = s / (float)(k * k);\n"
+          "          continue;\n"
+          "        }\n"
+          "        /* the first maximum in scan order, as PyTorch's CPU kernel */\n"
+          "        long best = (p * H + oh * st) * W + ow * st;\n"
+          "        for (long kh = 0; kh < k; kh++)\n"
+          "          for (long kw = 0; kw < k; kw++) {\n"
+          "            const long xi = (p * H + oh * st + kh) * W + ow * st + kw;\n"
+          "            if (x[xi] > x[best]) best = xi;\n"
+          "          }\n"
+          "        if (op == 0) d[yi] = x[best]; else d[best] += g[yi];\n"
+          "      }\n}\n\n");
   for (int f64 = 0; f64 <= 1; f64++) {
     const char *t = f64 ? "double" : "float";
     sb_printf(o,

@@ -19,6 +19,10 @@ void agc_row_f32(int op, long T, long n, const float *a, long ars, long sa,
 double agc_row_sum_f32(long T, long n, const float *a, long ars, long sa);
 void agc_row_accd_f32(long T, long n, const float *a, long ars, long sa,
                       double *o);
+void agc_im2col_f32(const float *x, long C, long H, long W, long KH, long KW,
+                    long st, long pad, long OH, long OW, float *col, int back);
+void agc_pool_f32(int op, const float *x, const float *g, long NC, long H,
+                  long W, long k, long st, long OH, long OW, float *d);
 void agc_matmul_f32(long M, long N, long K, const float *A, long sai,
                     long sak, const float *B, long sbk, long sbj, float *C);
 void agc_matmul_f64(long M, long N, long K, const double *A, long sai,
