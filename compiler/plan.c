@@ -112,69 +112,54 @@ static void pool_free(SizePool *p) {
   free(p->bins);
 }
 
-/* Loop fusion. The stored nodes read by node j's fused (inlined) tree:
- * may j run in the loop of host h, over shape S? Every value it reads
- * must be ready before that loop (a leaf or a stored node before h), or
- * be computed in the loop itself and read at the same index (ident: the
- * path from j to it is element-wise over S, without broadcasts). */
-typedef struct {
-  const Plan *p;
-  int h;       /* the candidate host, or -1 while unknown */
-  Shape s;
-  int ok;
-} FuseScan;
-
 static int same_shape(const Shape *a, const Shape *b) {
   return a->rank == b->rank &&
          !memcmp(a->d, b->d, sizeof(int64_t) * (size_t)a->rank);
 }
 
-static void fuse_scan(Ctx *c, FuseScan *f, int id, int ident, int top) {
-  id = plan_resolve(c, id);
-  Node *n = &c->g.nodes[id];
-  if (!f->ok || n->op == OP_CONST || op_kind(n->op) == K_LEAF)
-    return;
-  if (!top && !f->p->inl[id]) { /* a stored value */
-    int g = f->p->host[id] >= 0 ? f->p->host[id] : id;
-    if (f->p->fnext[g] == -2)    /* not a loop that takes members */
-      g = -1;
-    if (ident && g >= 0 && (f->h < 0 || f->h == g) &&
-        same_shape(&n->shape, &f->s) &&
-        same_shape(&c->g.nodes[g].shape, &f->s)) {
-      f->h = g;
-      return;
-    }
-    /* otherwise it must be ready before the host's loop: checked by the
-       caller once the host is known (f->h), through the smallest id */
-    return;
-  }
-  int ew = op_kind(n->op) == K_EW && n->op != OP_BCAST;
-  for (int k = 0; k < n->nin; k++) {
-    int a = plan_resolve(c, n->in[k]);
-    fuse_scan(c, f, a, ident && ew && same_shape(&c->g.nodes[a].shape, &f->s),
-              0);
-  }
-}
-
-/* The largest stored node j reads that is not one of host h's loop, read
- * at the same index: it must come before h. */
-static int fuse_ready(Ctx *c, const Plan *p, int id, int h, const Shape *s,
-                      int ident, int top) {
+/* Loop fusion: walks the stored values that node id's fused (inlined)
+ * tree reads; ident says the path to id is element-wise over the loop
+ * shape s, without broadcasts (so id is read at the loop's own index).
+ * learn: *h becomes the loop of the first value read that way from a loop
+ * that takes members. Else: may the tree run in loop *h? Every value it
+ * reads must be ready before that loop (a leaf or a stored node before
+ * *h), or be computed in the loop itself and read at the same index. */
+static int fuse_walk(Ctx *c, const Plan *p, int id, const Shape *s,
+                     int ident, int *h, int learn) {
   id = plan_resolve(c, id);
   Node *n = &c->g.nodes[id];
   if (n->op == OP_CONST || op_kind(n->op) == K_LEAF)
     return 1;
-  if (!top && !p->inl[id]) {
+  if (!p->inl[id]) { /* a stored value */
     int g = p->host[id] >= 0 ? p->host[id] : id;
-    if (g == h)
-      return ident && same_shape(&n->shape, s);
-    return id < h;
+    int same = ident && same_shape(&n->shape, s);
+    if (!learn)
+      return g == *h ? same : id < *h;
+    if (same && *h < 0 && p->fnext[g] != -2 &&
+        same_shape(&c->g.nodes[g].shape, s))
+      *h = g;
+    return 1;
   }
   int ew = op_kind(n->op) == K_EW && n->op != OP_BCAST;
   for (int k = 0; k < n->nin; k++) {
     int a = plan_resolve(c, n->in[k]);
-    if (!fuse_ready(c, p, a, h, s,
-                    ident && ew && same_shape(&c->g.nodes[a].shape, s), 0))
+    if (!fuse_walk(c, p, a, s, ident && ew &&
+                   same_shape(&c->g.nodes[a].shape, s), h, learn))
+      return 0;
+  }
+  return 1;
+}
+
+/* fuse_walk over the operands of stored node x (an element-wise node, or
+ * a sum, whose loop runs over its operand's shape) */
+static int fuse_operands(Ctx *c, const Plan *p, const Node *x,
+                         const Shape *s, int *h, int learn) {
+  int ew = x->op != OP_SUM && x->op != OP_BCAST;
+  for (int k = 0; k < x->nin; k++) {
+    int a = plan_resolve(c, x->in[k]);
+    int ident = (x->op == OP_SUM || ew) &&
+                same_shape(&c->g.nodes[a].shape, s);
+    if (!fuse_walk(c, p, a, s, ident, h, learn))
       return 0;
   }
   return 1;
@@ -199,27 +184,15 @@ static void fuse_loops(Ctx *c, Plan *p) {
       recent = -1;
       continue;
     }
-    FuseScan f = {p, -1, red ? g->nodes[plan_resolve(c, x->in[0])].shape
-                             : x->shape, 1};
-    int ew = !red && x->op != OP_BCAST;
-    for (int k = 0; k < x->nin; k++) {
-      int a = plan_resolve(c, x->in[k]);
-      fuse_scan(c, &f, a,
-                (red || ew) && same_shape(&g->nodes[a].shape, &f.s), 0);
-    }
+    Shape ls = red ? g->nodes[plan_resolve(c, x->in[0])].shape : x->shape;
+    int h = -1;
+    fuse_operands(c, p, x, &ls, &h, 1);
     /* reading nothing the loops compute: it may join the loop just
        before it, if that runs over the same shape (horizontal fusion) */
-    int h = f.h;
-    if (h < 0 && recent >= 0 && same_shape(&g->nodes[recent].shape, &f.s))
+    if (h < 0 && recent >= 0 && same_shape(&g->nodes[recent].shape, &ls))
       h = recent;
     /* every operand ready, or the host's loop's own at the same index */
-    int ready = h >= 0;
-    for (int k = 0; k < x->nin && ready; k++) {
-      int a = plan_resolve(c, x->in[k]);
-      ready = fuse_ready(c, p, a, h, &f.s,
-                         (red || ew) && same_shape(&g->nodes[a].shape, &f.s),
-                         0);
-    }
+    int ready = h >= 0 && fuse_operands(c, p, x, &ls, &h, 0);
     if (!ready) {
       recent = can_host ? i : -1;
       continue;
