@@ -246,7 +246,7 @@ int kernel_nr(int f64); /* its panel width */
 /* Writes tanh for f32 as a vectorizable rational function, named name. */
 void emit_tanhf(StrBuf *o, const char *name, int is_static);
 void emit_expf(StrBuf *o, const char *name, int is_static);
-void emit_jit_helpers(StrBuf *o); /* agc_tanh_f32, agc_matmul_T, agc_row_* */
+void emit_jit_helpers(StrBuf *o); /* agc_row_*, agc_im2col/pool, agc_matmul_T */
 /* operations of agc_row_f32 (JIT row kernels), numbered as listed */
 enum { ROW_ADD, ROW_SUB, ROW_MUL, ROW_DIV, ROW_NEG, ROW_TANH, ROW_EXP,
        ROW_SIGMOID, ROW_COPY, ROW_ACC, ROW_RELU, ROW_MAXIMUM, ROW_MINIMUM,

@@ -28,7 +28,6 @@ typedef struct {
   int uses_gemm;    /* a matmul calls the kernel */
   int uses_tanh;    /* f32 tanh goes through NAME_tanhf */
   int uses_exp;     /* f32 exp goes through NAME_expf */
-  int uses_vtanh;   /* JIT: a whole tensor's tanh through agc_tanh_f32 */
   int uses_mm;      /* JIT: a narrow matmul through agc_matmul_T */
   int uses_convpool; /* JIT f32: agc_im2col_f32, agc_pool_f32 */
   int nvals;        /* locals v0, v1, ... named so far */
@@ -549,21 +548,29 @@ static void sums_close(E *e, int h) {
   line(e, "}");
 }
 
-/* A loop that computes several stored nodes (plan.c, loop fusion): the
- * host, then element-wise nodes and sums that read it at the same index. */
-static void fused_loop(E *e, int h) {
+/* Comments the nodes of host h's loop; may the loop be one flat index over
+ * shape s (every node has it, no partial sums)? */
+static int group_flat(E *e, int h, const Shape *s) {
   const Plan *p = e->p;
-  Shape s = ND(e, h)->shape;
-  int flat = s.rank > 1;
+  int flat = 1;
   for (int m = h; m >= 0; m = p->fnext[m]) {
     Node *n = ND(e, m);
     comment(e, m);
     if (n->op == OP_SUM)
       flat = flat && n->numel == 1 && !plan_acc_row(e->c, p, m) &&
-             flat_ok(e, n->in[0], &s, 0);
+             flat_ok(e, n->in[0], s, 0);
     else
-      flat = flat && flat_ok(e, m, &s, 1);
+      flat = flat && flat_ok(e, m, s, 1);
   }
+  return flat;
+}
+
+/* A loop that computes several stored nodes (plan.c, loop fusion): the
+ * host, then element-wise nodes and sums that read it at the same index. */
+static void fused_loop(E *e, int h) {
+  const Plan *p = e->p;
+  Shape s = ND(e, h)->shape;
+  int flat = group_flat(e, h, &s) && s.rank > 1;
   sums_open(e, h);
   Shape ls = s;
   if (flat) {
@@ -747,21 +754,14 @@ static int row_loop(E *e, int h) {
   if (!e->jit || e->c->opt.f64 || op_kind(ND(e, h)->op) != K_EW ||
       ND(e, h)->op == OP_CONST)
     return 0;
+  /* written aside: a loop that cannot be done this way leaves no trace */
   StrBuf *saved = e->o, tmp = {0};
-  int ind = e->ind, nvals = e->nvals;
+  int ind = e->ind, nvals = e->nvals, ncl = e->nclosers, maxrows = e->maxrows;
   e->o = &tmp;
   e->row_fail = 0;
   e->nrows = 0;
   Shape s = ND(e, h)->shape;
-  int flat = 1;
-  for (int m = h; m >= 0; m = p->fnext[m]) {
-    comment(e, m);
-    if (ND(e, m)->op == OP_SUM)
-      flat = flat && ND(e, m)->numel == 1 && !plan_acc_row(e->c, p, m) &&
-             flat_ok(e, ND(e, m)->in[0], &s, 0);
-    else
-      flat = flat && flat_ok(e, m, &s, 1);
-  }
+  int flat = group_flat(e, h, &s);
   if (flat && s.rank != 1) {
     Shape f = {1, {ND(e, h)->numel}};
     s = f;
@@ -859,7 +859,8 @@ static int row_loop(E *e, int h) {
   if (e->row_fail) {
     e->ind = ind;
     e->nvals = nvals;
-    e->nclosers = 0;
+    e->nclosers = ncl;
+    e->maxrows = maxrows;
     sb_free(&tmp);
     return 0;
   }
@@ -912,8 +913,9 @@ static void matmul_loop(E *e, int id) {
   }
   /* For the JIT, a product too narrow for the packed kernel still runs
      ahead-of-time code: TinyCC's own loops are several times slower. */
-  if (plan_uses_gemm(e->c, n) || e->jit) {
-    if (plan_uses_gemm(e->c, n))
+  int gemm = plan_uses_gemm(e->c, n);
+  if (gemm || e->jit) {
+    if (gemm)
       line(e, "%s(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %lld, %s, 0, "
            "pack);", gemm_name(e), (long long)M, (long long)N, (long long)K,
            A, (long long)(ta ? 1 : K), (long long)(ta ? M : 1), B,
@@ -924,8 +926,8 @@ static void matmul_loop(E *e, int id) {
            (long long)N, (long long)K, A, (long long)(ta ? 1 : K),
            (long long)(ta ? M : 1), B, (long long)(tb ? 1 : N),
            (long long)(tb ? K : 1), C);
-    e->uses_gemm |= plan_uses_gemm(e->c, n);
-    e->uses_mm |= !plan_uses_gemm(e->c, n);
+    e->uses_gemm |= gemm;
+    e->uses_mm |= !gemm;
     if (batch.rank) {
       e->ind--;
       line(e, "}");
@@ -1323,14 +1325,6 @@ static void node_code(E *e, int id) {
   comment(e, id);
   switch (op_kind(n->op)) {
   case K_EW:
-    if (e->jit && n->op == OP_TANH && !e->c->opt.f64) {
-      /* the operand into place, then one vectorized pass of tanh */
-      int a = R(e, n->in[0]);
-      ew_loop(e, bufname(e, id), a, "=", e->p->inl[a]);
-      line(e, "agc_tanh_f32(%lld, %s);", (long long)n->numel, bufname(e, id));
-      e->uses_vtanh = 1;
-      return;
-    }
     ew_loop(e, bufname(e, id), id, "=", 1);
     return;
   case K_RED:
@@ -1589,6 +1583,8 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
   }
   if (e.uses_tanh && jit)
     sb_puts(o, "float agc_tanhf(float x);\n\n");
+  else if (e.uses_tanh)
+    emit_tanhf(o, fmt(&e, "%s_tanhf", c->name), 1);
   if (e.uses_exp && jit)
     sb_puts(o, "float agc_expf(float x);\n\n");
   else if (e.uses_exp)
@@ -1601,8 +1597,6 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
                "long ars, long sa);\n"
                "void agc_row_accd_f32(long T, long n, const float *a, "
                "long ars, long sa, double *o);\n\n");
-  if (e.uses_vtanh)
-    sb_puts(o, "void agc_tanh_f32(long n, float *x);\n\n");
   if (e.uses_convpool)
     sb_puts(o, "void agc_im2col_f32(const float *x, long C, long H, long W, "
                "long KH, long KW, long st, long pad, long OH, long OW, "
@@ -1614,8 +1608,6 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
     sb_printf(o, "void agc_matmul_%s(long M, long N, long K, const %s *A, "
               "long sai, long sak, const %s *B, long sbk, long sbj, %s *C);"
               "\n\n", c->opt.f64 ? "f64" : "f32", e.real, e.real, e.real);
-  else if (e.uses_tanh)
-    emit_tanhf(o, fmt(&e, "%s_tanhf", c->name), 1);
   signature(c, o, e.real);
   sb_puts(o, "\n{\n");
   if (e.uses_gemm)

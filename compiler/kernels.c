@@ -219,12 +219,9 @@ const char *const row_op_names[ROW_NOPS] = {
     "RELU", "MAXIMUM", "MINIMUM", "LT", "LE", "GT", "GE", "EQ", "NE"};
 
 void emit_jit_helpers(StrBuf *o) {
-  /* a static copy: an exported agc_tanhf may be interposed (-fPIC), so
+  /* static copies: an exported agc_tanhf may be interposed (-fPIC), so
      the compiler would not inline, and so not vectorize, a call to it */
   emit_tanhf(o, "tanhf_inline", 1);
-  sb_puts(o, "void agc_tanh_f32(long n, float *x)\n{\n"
-             "  for (long i = 0; i < n; i++)\n"
-             "    x[i] = tanhf_inline(x[i]);\n}\n\n");
   /* Row kernels: the JIT runs an element-wise loop body as a sequence of
      these over rows (chunks of at most 256 elements), see emit.c. An
      operand is a pointer with a stride of 1 (a row) or 0 (one value). */

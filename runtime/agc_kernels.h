@@ -13,7 +13,6 @@ void agc_gemm_f64(long M, long N, long K, const double *A, long sai, long sak,
 
 float agc_tanhf(float x);
 float agc_expf(float x);
-void agc_tanh_f32(long n, float *x);
 void agc_row_f32(int op, long T, long n, const float *a, long ars, long sa,
                  const float *b, long brs, long sb, float *o, long ors);
 double agc_row_sum_f32(long T, long n, const float *a, long ars, long sa);

@@ -99,7 +99,6 @@ static const host_sym host_kernels[] = {
   {"agc_gemm_f64", (const void *)agc_gemm_f64},
   {"agc_tanhf", (const void *)agc_tanhf},
   {"agc_expf", (const void *)agc_expf},
-  {"agc_tanh_f32", (const void *)agc_tanh_f32},
   {"agc_matmul_f32", (const void *)agc_matmul_f32},
   {"agc_row_f32", (const void *)agc_row_f32},
   {"agc_im2col_f32", (const void *)agc_im2col_f32},
