@@ -234,7 +234,9 @@ void dump_dot(Ctx *c, StrBuf *out);
 /* Runs the optimizer pipeline (unless O0), the IR checker after each pass;
  * stops after the pass named stop_after, if any. */
 void run_passes(Ctx *c, const char *stop_after);
-extern const char *const pass_names[]; /* NULL-terminated, in order */
+/* Is name "parse" or a pass? (for --after) PASS_LIST names them all. */
+int pass_known(const char *name);
+#define PASS_LIST "parse, strip, fold, simplify, cse, dce"
 /* Flags the nodes some output needs (arena memory): the rest is dead. */
 char *ir_live_nodes(Ctx *c);
 

@@ -72,14 +72,8 @@ Ctx *agc_compile(const char *path, const char *src, size_t len,
   if (!c->name)
     c->name = stem_name(c, path);
   check_fn_name(c, c->name);
-  if (opt->after) {
-    int known = 0;
-    for (int i = 0; pass_names[i]; i++)
-      known |= strcmp(pass_names[i], opt->after) == 0;
-    if (!known)
-      error_plain(c, "no pass named '%s' (passes: parse, strip, fold, "
-                  "simplify, cse, dce)", opt->after);
-  }
+  if (opt->after && !pass_known(opt->after))
+    error_plain(c, "no pass named '%s' (passes: " PASS_LIST ")", opt->after);
   run_passes(c, opt->after);
   return c;
 }

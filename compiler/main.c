@@ -195,14 +195,9 @@ static int cmd_compile(Cli *o) {
     return die2("%s", "--header goes with C output");
   if (o->after && kind != EMIT_IR && kind != EMIT_DOT)
     return die2("%s", "--after goes with --emit ir or --emit dot");
-  if (o->after) {
-    int known = 0;
-    for (int i = 0; pass_names[i]; i++)
-      known |= strcmp(pass_names[i], o->after) == 0;
-    if (!known)
-      return die2("--after: no pass named '%s' (passes: parse, strip, fold, "
-                  "simplify, cse, dce)", o->after);
-  }
+  if (o->after && !pass_known(o->after))
+    return die2("--after: no pass named '%s' (passes: " PASS_LIST ")",
+                o->after);
   StrBuf src = {0};
   char err[4200];
   if (read_text_file(o->graph, &src, err, sizeof err) != 0) {

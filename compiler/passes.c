@@ -92,22 +92,20 @@ static void rebuild_graph(Ctx *c, int strip, int live_only) {
       continue;
     if (strip && (n->op == OP_ID || n->op == OP_DETACH)) {
       map[i] = map[n->in[0]];
-      Node *t = &c->g.nodes[map[i]];
-      if (n->name && !t->name && t->op != OP_INPUT && t->op != OP_PARAM)
-        t->name = n->name; /* keeps the user's name in comments */
-      continue;
+    } else {
+      if (n->nin > tcap) {
+        tcap = n->nin;
+        int *nt = realloc(tmp, sizeof(int) * (size_t)tcap);
+        if (!nt)
+          abort();
+        tmp = nt;
+      }
+      for (int k = 0; k < n->nin; k++)
+        tmp[k] = map[n->in[k]];
+      map[i] = rebuild(c, n, tmp);
     }
-    if (n->nin > tcap) {
-      tcap = n->nin;
-      int *nt = realloc(tmp, sizeof(int) * (size_t)tcap);
-      if (!nt)
-        abort();
-      tmp = nt;
-    }
-    for (int k = 0; k < n->nin; k++)
-      tmp[k] = map[n->in[k]];
-    map[i] = rebuild(c, n, tmp);
-    /* a rewrite may hand back an operand: keep the name that was given */
+    /* keeps the user's name in comments, also where the node became its
+       operand (a stripped ID, or a rewrite that handed one back) */
     Node *t = &c->g.nodes[map[i]];
     if (n->name && !t->name && t->op != OP_INPUT && t->op != OP_PARAM)
       t->name = n->name;
@@ -126,21 +124,6 @@ static void rebuild_graph(Ctx *c, int strip, int live_only) {
   free(old.nodes);
   free(old.hash);
 }
-
-static void pass_strip(Ctx *c) { rebuild_graph(c, 1, 0); }
-static void pass_fold(Ctx *c) {
-  c->rules |= R_FOLD;
-  rebuild_graph(c, 0, 0);
-}
-static void pass_simplify(Ctx *c) {
-  c->rules |= R_SIMPLIFY;
-  rebuild_graph(c, 0, 0);
-}
-static void pass_cse(Ctx *c) {
-  c->rules |= R_CSE;
-  rebuild_graph(c, 0, 0);
-}
-static void pass_dce(Ctx *c) { rebuild_graph(c, 0, 1); }
 
 /* The IR checker: operands come first, arities and shapes agree. A
  * failure is a compiler bug, reported as such. */
@@ -174,16 +157,25 @@ static void check_ir(Ctx *c, const char *after) {
       error_plain(c, "internal: IR check after %s: output %d", after, o);
 }
 
+/* The pipeline: each pass turns on its rules and rebuilds the graph. */
 static const struct {
   const char *name;
-  void (*run)(Ctx *c);
+  unsigned rules; /* R_* added to c->rules */
+  int strip, live_only;
 } passes[] = {
-    {"strip", pass_strip}, {"fold", pass_fold}, {"simplify", pass_simplify},
-    {"cse", pass_cse},     {"dce", pass_dce},
+    {"strip", 0, 1, 0},         {"fold", R_FOLD, 0, 0},
+    {"simplify", R_SIMPLIFY, 0, 0}, {"cse", R_CSE, 0, 0},
+    {"dce", 0, 0, 1},
 };
 
-const char *const pass_names[] = {"parse", "strip", "fold", "simplify",
-                                  "cse",   "dce",   NULL};
+int pass_known(const char *name) {
+  if (strcmp(name, "parse") == 0)
+    return 1;
+  for (size_t i = 0; i < sizeof passes / sizeof passes[0]; i++)
+    if (strcmp(name, passes[i].name) == 0)
+      return 1;
+  return 0;
+}
 
 void run_passes(Ctx *c, const char *stop_after) {
   check_ir(c, "parse");
@@ -192,7 +184,8 @@ void run_passes(Ctx *c, const char *stop_after) {
   if (c->opt.O0)
     return;
   for (size_t i = 0; i < sizeof passes / sizeof passes[0]; i++) {
-    passes[i].run(c);
+    c->rules |= passes[i].rules;
+    rebuild_graph(c, passes[i].strip, passes[i].live_only);
     check_ir(c, passes[i].name);
     if (stop_after && strcmp(stop_after, passes[i].name) == 0)
       return;
