@@ -41,6 +41,31 @@ static int eq(double a, double e, double tol) {
   return fabs(a - e) <= tol * (fabs(e) + 1);
 }
 
+/* Reads case name's inputs for graph g (floats converted to its type);
+ * 1, with a message, if one is missing or of the wrong size. */
+static int read_inputs(const char *name, agc_graph *g, int f64,
+                       agc_array *ins, const void **inp) {
+  char path[1024], err[8192];
+  for (int i = 0; i < agc_graph_num_inputs(g); i++) {
+    snprintf(path, sizeof path, "%s/cases/%s/in/%s.npy", fixdir, name,
+             agc_graph_name(g, 0, i));
+    if (agc_npy_read(path, &ins[i], err, sizeof err) != 0) {
+      printf("FAIL %s: %s\n", name, err);
+      return 1;
+    }
+    if (ins[i].dtype != AGC_I32)
+      agc_array_convert(&ins[i], f64 ? AGC_F64 : AGC_F32, err, sizeof err);
+    inp[i] = ins[i].data;
+    if (ins[i].count != agc_graph_count(g, 0, i)) {
+      printf("FAIL %s: input %s has %lld elements, graph wants %lld\n", name,
+             agc_graph_name(g, 0, i), (long long)ins[i].count,
+             (long long)agc_graph_count(g, 0, i));
+      return 1;
+    }
+  }
+  return 0;
+}
+
 /* Runs one case; returns the number of problems (printed). */
 static int run_case(const char *name, int f64, agc_backend be, int O0,
                     double *worst) {
@@ -58,25 +83,7 @@ static int run_case(const char *name, int f64, agc_backend be, int O0,
   agc_array *ins = calloc((size_t)nin + 1, sizeof *ins);
   const void **inp = calloc((size_t)nin + 1, sizeof *inp);
   void **outp = calloc((size_t)nout + 1, sizeof *outp);
-  int bad = 0;
-  for (int i = 0; i < nin && !bad; i++) {
-    snprintf(path, sizeof path, "%s/cases/%s/in/%s.npy", fixdir, name,
-             agc_graph_name(g, 0, i));
-    if (agc_npy_read(path, &ins[i], err, sizeof err) != 0) {
-      printf("FAIL %s: %s\n", name, err);
-      bad = 1;
-      break;
-    }
-    if (ins[i].dtype != AGC_I32)
-      agc_array_convert(&ins[i], f64 ? AGC_F64 : AGC_F32, err, sizeof err);
-    if (ins[i].count != agc_graph_count(g, 0, i)) {
-      printf("FAIL %s: input %s has %lld elements, graph wants %lld\n", name,
-             agc_graph_name(g, 0, i), (long long)ins[i].count,
-             (long long)agc_graph_count(g, 0, i));
-      bad = 1;
-    }
-    inp[i] = ins[i].data;
-  }
+  int bad = read_inputs(name, g, f64, ins, inp);
   for (int i = 0; i < nout; i++)
     outp[i] = calloc((size_t)agc_graph_count(g, 1, i) + 1, 8);
   void *work = malloc(agc_graph_work_bytes(g) + 1);
@@ -164,14 +171,7 @@ static int run_vs_O0(const char *name, double *worst) {
   agc_array *ins = calloc((size_t)nin + 1, sizeof *ins);
   const void **inp = calloc((size_t)nin + 1, sizeof *inp);
   void **outp[2];
-  for (int i = 0; i < nin && !bad; i++) {
-    snprintf(path, sizeof path, "%s/cases/%s/in/%s.npy", fixdir, name,
-             agc_graph_name(g[0], 0, i));
-    bad = agc_npy_read(path, &ins[i], err, sizeof err) != 0;
-    if (!bad && ins[i].dtype != AGC_I32)
-      agc_array_convert(&ins[i], AGC_F64, err, sizeof err);
-    inp[i] = ins[i].data;
-  }
+  bad = bad || read_inputs(name, g[0], 1, ins, inp);
   for (int v = 0; v < 2; v++) {
     outp[v] = calloc((size_t)nout + 1, sizeof *outp[v]);
     for (int i = 0; i < nout; i++)
