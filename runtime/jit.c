@@ -372,11 +372,12 @@ static const struct {
 /* Fills argv after the $CC words; returns the argument count. */
 static int cc_args(char **argv, int n, const bool *use, size_t bytes,
                    const char *src, const char *so) {
-  bool big = bytes > CC_O3_MAX_BYTES;
   argv[n++] = "-std=c99";
-  argv[n++] = !big ? "-O3" : bytes <= CC_O1_MAX_BYTES ? "-O1" : "-O0";
+  argv[n++] = bytes <= CC_O3_MAX_BYTES   ? "-O3"
+              : bytes <= CC_O1_MAX_BYTES ? "-O1"
+                                         : "-O0";
   for (size_t k = 0; k < N_OPTIONAL; k++)
-    if (use[k] && (big || !optional_flags[k].big_only))
+    if (use[k])
       argv[n++] = (char *)optional_flags[k].flag;
   argv[n++] = "-fPIC";
   argv[n++] = "-shared";
@@ -401,17 +402,16 @@ static int cc_compile(const char *src, const char *so, size_t bytes,
     snprintf(out, cap, "cannot parse $CC (at most 40 words)");
     return -1;
   }
-  bool use[N_OPTIONAL];
+  bool use[N_OPTIONAL]; /* big_only flags only for big sources */
   for (size_t k = 0; k < N_OPTIONAL; k++)
-    use[k] = true;
+    use[k] = big || !optional_flags[k].big_only;
   int rc;
   for (;;) {
     cc_args(argv, base, use, bytes, src, so);
     rc = run_capture(argv, out, cap);
     bool retry = false;
     for (size_t k = 0; rc != 0 && k < N_OPTIONAL; k++)
-      if (use[k] && (big || !optional_flags[k].big_only) &&
-          strstr(out, optional_flags[k].needle)) {
+      if (use[k] && strstr(out, optional_flags[k].needle)) {
         use[k] = false;
         retry = true;
       }
