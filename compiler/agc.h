@@ -204,6 +204,8 @@ typedef struct {
   int64_t work_bytes;
   int64_t naive_bytes; /* all intermediates without reuse */
   int64_t pack_off;    /* matmul packing scratch, -1 if no kernel call */
+  int64_t *acc_off;    /* a fused whole-tensor sum's row of double partial
+                          sums (plan_acc_row): workspace byte offset */
 } Plan;
 
 int64_t plan_acc_row(const Ctx *c, const Plan *p, int id);

@@ -38,6 +38,7 @@ typedef struct {
   /* JIT row mode (row_loop): */
   const char **rowof; /* per node: its row in the loop being written */
   int nrows, maxrows; /* scratch rows used by this loop / by any loop */
+  int uses_row;     /* some loop calls the row kernels */
   int row_fail;
 } E;
 
@@ -512,8 +513,8 @@ static void sums_open(E *e, int h) {
     if (n->op != OP_SUM)
       continue;
     if (row) {
-      line(e, "double *const acc%d = (double *)(void *)%s; /* partial sums "
-           "*/", m, bufname(e, m));
+      line(e, "double *const acc%d = (double *)(void *)(w + %lld); "
+           "/* partial sums */", m, (long long)p->acc_off[m]);
       line(e, "for (long j = 0; j < %lld; j++) acc%d[j] = 0.0;",
            (long long)row, m);
     } else if (n->numel == 1) {
@@ -867,6 +868,7 @@ static int row_loop(E *e, int h) {
   if (tmp.s)
     sb_puts(e->o, tmp.s);
   sb_free(&tmp);
+  e->uses_row = 1;
   return 1;
 }
 
@@ -1589,7 +1591,7 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
     sb_puts(o, "float agc_expf(float x);\n\n");
   else if (e.uses_exp)
     emit_expf(o, fmt(&e, "%s_expf", c->name), 1);
-  if (e.maxrows)
+  if (e.uses_row)
     sb_puts(o, "void agc_row_f32(int op, long T, long n, const float *a, "
                "long ars, long sa, const float *b, long brs, long sb, "
                "float *o, long ors);\n"

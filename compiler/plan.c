@@ -221,6 +221,7 @@ void plan_graph(Ctx *c, Plan *p) {
   p->host = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   p->fnext = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   p->local = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->acc_off = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
   int *consumer = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   int *depth = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   int64_t *last = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
@@ -439,7 +440,30 @@ void plan_graph(Ctx *c, Plan *p) {
     }
   }
   p->pack_off = pack ? top : -1;
-  p->work_bytes = top + (pack + ALIGN - 1) / ALIGN * ALIGN;
+  top += (pack + ALIGN - 1) / ALIGN * ALIGN;
+  /* rows of double partial sums of the whole-tensor sums in fused loops:
+     in the sum's own workspace buffer (sized for them above), else, for a
+     sum stored straight into an output, in scratch of their own (never in
+     the caller's buffer), laid out per loop: loops run one at a time, so
+     they all share it */
+  int64_t accmax = 0;
+  for (int h = 0; h < n; h++) {
+    if (p->host[h] >= 0 || p->fnext[h] < 0)
+      continue;
+    int64_t at = 0;
+    for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
+      int64_t rows = plan_acc_row(c, p, m);
+      if (rows && p->off[m] >= 0) {
+        p->acc_off[m] = p->off[m];
+      } else if (rows) {
+        p->acc_off[m] = top + at;
+        at += rows * 8;
+      }
+    }
+    if (at > accmax)
+      accmax = at;
+  }
+  p->work_bytes = top + (accmax + ALIGN - 1) / ALIGN * ALIGN;
 }
 
 /* The shapes and the per-image matrix product of a conv node (see

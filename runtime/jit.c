@@ -153,7 +153,8 @@ static int tcc_build(TCCState *s, const char *source, tcc_diag *d,
   snprintf(libtcc1, sizeof libtcc1, "%s/libtcc1.a", dir);
   tcc_set_lib_path(s, dir);
   tcc_set_error_func(s, d, tcc_on_error);
-  tcc_set_options(s, "-nostdlib");
+  /* a warning in generated code is a bug in agc: never run it */
+  tcc_set_options(s, "-nostdlib -Werror");
   if (tcc_set_output_type(s, TCC_OUTPUT_MEMORY) < 0) {
     set_err(err, errlen, "tcc: cannot set up in-memory output");
     return -1;
@@ -373,6 +374,8 @@ static const struct {
 static int cc_args(char **argv, int n, const bool *use, size_t bytes,
                    const char *src, const char *so) {
   argv[n++] = "-std=c99";
+  /* a call without a prototype returns int: never run such code */
+  argv[n++] = "-Werror=implicit-function-declaration";
   argv[n++] = bytes <= CC_O3_MAX_BYTES   ? "-O3"
               : bytes <= CC_O1_MAX_BYTES ? "-O1"
                                          : "-O0";
