@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
   Options o = {0};
   Ctx *c = agc_compile("chain.graph", src, len, &o);
   StrBuf code = {0};
-  if (agc_failed(c) || agc_emit(c, EMIT_C, opt.backend == AGC_BACKEND_TCC, &code)) {
+  if (agc_failed(c) || agc_emit(c, EMIT_C, opt.backend == AGC_BACKEND_TCC ? TARGET_JIT : TARGET_HOST, &code)) {
     fprintf(stderr, "jit_latency: %s\n", agc_messages(c));
     return 1;
   }

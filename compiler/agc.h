@@ -188,7 +188,7 @@ void autodiff(Ctx *c, const int *roots, const int *seeds, int nroots,
 
 /* ---- plan.c ----------------------------------------------------------- */
 
-typedef struct {
+typedef struct Plan {
   int *live;      /* node needed by some output */
   int *uses;      /* uses by live nodes and outputs */
   int *inl;       /* computed inside its single consumer's loop */
@@ -201,6 +201,9 @@ typedef struct {
   int *fnext;     /* a loop's nodes after its host, in order; -1 ends */
   int *local;     /* a fused loop's value read only there: a local of the
                      loop body, never stored */
+  int64_t *size;  /* bytes of a workspace buffer (at off), aligned */
+  int64_t *last;  /* position of a stored value's last reader (n + 1: an
+                     output, read by the caller) */
   int64_t work_bytes;
   int64_t naive_bytes; /* all intermediates without reuse */
   int64_t pack_off;    /* matmul packing scratch, -1 if no kernel call */
@@ -220,16 +223,43 @@ typedef struct {
 ConvGeom conv_geometry(const Node *n, const Shape *a, const Shape *b);
 
 void plan_graph(Ctx *c, Plan *p);
+/* The compilation's plan, computed on first use, then kept. */
+const Plan *ctx_plan(Ctx *c);
 /* The node whose value id is (skipping named values and detach). */
 int plan_resolve(const Ctx *c, int id);
 
+/* ---- target.c --------------------------------------------------------- */
+
+/* A target description: how the emitter writes C for one kind of consumer.
+ * The emitter reads only these fields, never a target's name. */
+typedef struct {
+  const char *name;     /* "host", "jit" */
+  int loops_dowhile;    /* `do { } while (++i < n)` loops and a running
+                           offset `ix` (TinyCC lays `for` out with three
+                           jumps per iteration) */
+  int nest_exprs;       /* single-use values nested into their consumer's
+                           expression instead of named locals */
+  int row_kernels;      /* f32 element-wise loops as calls of the
+                           ahead-of-time row kernels (agc_row_f32) */
+  int aot_kernels;      /* gemm, narrow matmuls, im2col, pooling, tanhf and
+                           expf call the runtime's ahead-of-time copies
+                           (agc_*) instead of carrying their text */
+  int math_protos;      /* declare the math functions instead of including
+                           <math.h> */
+  const char *acc_type; /* C type of whole-tensor sum accumulators */
+} Target;
+enum { TARGET_HOST, TARGET_JIT, TARGET_COUNT };
+const Target *target_get(int id); /* NULL if id is not a target */
+int target_find(const char *name); /* id, or -1 */
+
 /* ---- emit.c ----------------------------------------------------------- */
 
-enum { EMIT_C, EMIT_H, EMIT_IR, EMIT_DOT };
-void emit_c(Ctx *c, const Plan *p, StrBuf *out, int jit);
+enum { EMIT_C, EMIT_H, EMIT_IR, EMIT_DOT, EMIT_PLAN };
+void emit_c(Ctx *c, const Plan *p, const Target *t, StrBuf *out);
 void emit_h(Ctx *c, StrBuf *out);
 void dump_ir(Ctx *c, StrBuf *out);
 void dump_dot(Ctx *c, StrBuf *out);
+void dump_plan(Ctx *c, const Plan *p, StrBuf *out); /* dump.c */
 
 /* ---- passes.c --------------------------------------------------------- */
 
@@ -289,6 +319,7 @@ struct Ctx {
    * none of them, so the graph it hands over is what the program says;
    * the passes of passes.c turn them on one at a time. */
   unsigned rules;
+  struct Plan *plan;    /* ctx_plan(): computed once, after the passes */
 };
 enum {
   R_FOLD = 1,     /* constant operands evaluated (scalars: always) */
@@ -311,8 +342,9 @@ Ctx *agc_compile(const char *path, const char *src, size_t len,
                  const Options *opt);
 int agc_failed(const Ctx *c);
 const char *agc_messages(const Ctx *c); /* diagnostics text, maybe "" */
-/* Generates one artifact into out; returns 0, or -1 after an error. */
-int agc_emit(Ctx *c, int kind, int jit, StrBuf *out);
+/* Generates one artifact into out for target TARGET_HOST or TARGET_JIT;
+ * returns 0, or -1 after an error. */
+int agc_emit(Ctx *c, int kind, int target, StrBuf *out);
 void agc_free(Ctx *c);
 /* Workspace bytes of the planned code (and without reuse, in *naive). */
 int64_t agc_work_bytes(Ctx *c, int64_t *naive);

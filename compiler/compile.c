@@ -81,16 +81,18 @@ Ctx *agc_compile(const char *path, const char *src, size_t len,
 int agc_failed(const Ctx *c) { return c->failed; }
 const char *agc_messages(const Ctx *c) { return c->diag.s ? c->diag.s : ""; }
 
-int agc_emit(Ctx *c, int kind, int jit, StrBuf *out) {
-  if (c->failed)
+int agc_emit(Ctx *c, int kind, int target, StrBuf *out) {
+  const Target *t = target_get(target);
+  if (c->failed || !t)
     return -1;
   if (setjmp(c->jmp))
     return -1;
-  Plan p;
   switch (kind) {
   case EMIT_C:
-    plan_graph(c, &p);
-    emit_c(c, &p, out, jit);
+    emit_c(c, ctx_plan(c), t, out);
+    break;
+  case EMIT_PLAN:
+    dump_plan(c, ctx_plan(c), out);
     break;
   case EMIT_H:
     emit_h(c, out);
@@ -110,11 +112,10 @@ int agc_emit(Ctx *c, int kind, int jit, StrBuf *out) {
 int64_t agc_work_bytes(Ctx *c, int64_t *naive) {
   if (c->failed || setjmp(c->jmp))
     return -1;
-  Plan p;
-  plan_graph(c, &p);
+  const Plan *p = ctx_plan(c);
   if (naive)
-    *naive = p.naive_bytes;
-  return p.work_bytes;
+    *naive = p->naive_bytes;
+  return p->work_bytes;
 }
 
 void agc_free(Ctx *c) {

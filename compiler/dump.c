@@ -106,3 +106,46 @@ void dump_dot(Ctx *c, StrBuf *o) {
   }
   sb_puts(o, "}\n");
 }
+
+/* --emit plan: where every value the code computes lives, and for how
+ * long. Positions are node ids in schedule order; a buffer is free again
+ * after its last reader. */
+void dump_plan(Ctx *c, const Plan *p, StrBuf *o) {
+  const Graph *g = &c->g;
+  sb_printf(o, "# plan of %s: workspace %lld bytes (all intermediates "
+            "without reuse: %lld)\n", c->name, (long long)p->work_bytes,
+            (long long)p->naive_bytes);
+  if (p->pack_off >= 0)
+    sb_printf(o, "# matmul packing scratch at %lld\n",
+              (long long)p->pack_off);
+  sb_puts(o, "# node  op  shape  home  [lifetime]\n");
+  for (int i = 0; i < g->n; i++) {
+    const Node *n = &g->nodes[i];
+    if (!p->live[i] || p->inl[i] || op_kind(n->op) == K_LEAF ||
+        n->op == OP_ID || n->op == OP_DETACH)
+      continue;
+    char sh[128];
+    shape_str(&n->shape, sh, sizeof sh);
+    sb_printf(o, "t%-5d %-10s %-16s ", i, op_name(n->op), sh);
+    if (n->op == OP_RESHAPE)
+      sb_printf(o, "view of t%d", p->alias[i]);
+    else if (p->store[i] >= 0)
+      sb_printf(o, "output %s", g->outs[p->store[i]].name);
+    else if (p->local[i])
+      sb_printf(o, "local of loop t%d", p->host[i] >= 0 ? p->host[i] : i);
+    else if (p->off[i] >= 0)
+      sb_printf(o, "work+%lld (%lld bytes)", (long long)p->off[i],
+                (long long)p->size[i]);
+    if (p->host[i] >= 0)
+      sb_printf(o, ", in loop t%d", p->host[i]);
+    if (p->acc_off[i] > 0 || (p->acc_off[i] == 0 && plan_acc_row(c, p, i)))
+      sb_printf(o, ", partial sums at work+%lld", (long long)p->acc_off[i]);
+    if (p->off[i] >= 0 && n->op != OP_RESHAPE) {
+      if (p->last[i] > g->n)
+        sb_printf(o, " [t%d..end]", i);
+      else if (p->last[i] >= 0)
+        sb_printf(o, " [t%d..t%lld]", i, (long long)p->last[i]);
+    }
+    sb_putc(o, '\n');
+  }
+}

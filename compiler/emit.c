@@ -18,7 +18,7 @@ typedef struct {
   Ctx *c;
   const Plan *p;
   StrBuf *o;       /* the function body */
-  int jit;
+  const Target *t; /* what the code is for (target.c) */
   const char *real; /* "float" or "double" */
   const char *mf;   /* math suffix: "f" or "" */
   int ind;          /* indentation */
@@ -154,7 +154,7 @@ static char *offset(E *e, const Shape *s, char **idx) {
  * TinyCC would evaluate each `i0 * 16 + i1` anew. Called before loop_open;
  * returns whether it opened the block that holds ix. */
 static int ix_begin(E *e, const Shape *s) {
-  if (!e->jit || e->flat)
+  if (!e->t->loops_dowhile || e->flat)
     return 0;
   char *names[MAX_RANK];
   for (int d = 0; d < s->rank; d++)
@@ -212,7 +212,7 @@ static const char *exp_fn(E *e) {
   if (e->c->opt.f64)
     return "exp";
   e->uses_exp = 1;
-  return e->jit ? "agc_expf" : fmt(e, "%s_expf", e->c->name);
+  return e->t->aot_kernels ? "agc_expf" : fmt(e, "%s_expf", e->c->name);
 }
 
 static const char *unary_c(E *e, Op op, const char *a) {
@@ -229,7 +229,7 @@ static const char *unary_c(E *e, Op op, const char *a) {
        the JIT calls its ahead-of-time copy (tcc's scalar code is slow) */
     if (!e->c->opt.f64) {
       e->uses_tanh = 1;
-      return fmt(e, "%s(%s)", e->jit ? "agc_tanhf" : fmt(e, "%s_tanhf", e->c->name), a);
+      return fmt(e, "%s(%s)", e->t->aot_kernels ? "agc_tanhf" : fmt(e, "%s_tanhf", e->c->name), a);
     }
     return fmt(e, "tanh(%s)", a);
   case OP_SIGMOID:
@@ -343,7 +343,7 @@ static const char *val_at(E *e, int id, char **idx, int top) {
    * its consumer's expression: TinyCC keeps an expression in registers but
    * spills every local. (Each fused node has one use, so nothing is
    * computed twice; the .c output keeps one named local per node.) */
-  if (e->jit && strlen(x) < 200 && reads_operands_once(n, e->c))
+  if (e->t->nest_exprs && strlen(x) < 200 && reads_operands_once(n, e->c))
     return fmt(e, "(%s)", x);
   const char *v = fmt(e, "v%d", e->nvals++);
   line(e, "const %s %s = %s;", e->real, v, x);
@@ -362,7 +362,7 @@ static char **loop_open(E *e, const Shape *s, const char *prefix) {
       continue;
     }
     idx[d] = fmt(e, "%s%d", prefix, d);
-    if (e->jit) {
+    if (e->t->loops_dowhile) {
       if (e->nclosers == 64)
         error_plain(e->c, "internal: loops nested too deeply");
       line(e, "{ long %s = 0; do {", idx[d]);
@@ -381,7 +381,7 @@ static void loop_close(E *e, const Shape *s) {
   for (int d = 0; d < s->rank; d++)
     if (s->d[d] != 1) {
       e->ind--;
-      line(e, "%s", e->jit ? e->closers[--e->nclosers] : "}");
+      line(e, "%s", e->t->loops_dowhile ? e->closers[--e->nclosers] : "}");
     }
 }
 
@@ -470,7 +470,7 @@ static void reduce_loop(E *e, int id) {
     line(e, "}");
     loop_close(e, &first);
   } else if (acc) {
-    line(e, "double acc = %s;", n->op == OP_PROD ? "1.0" : "0.0");
+    line(e, "%s acc = %s;", e->t->acc_type, n->op == OP_PROD ? "1.0" : "0.0");
   } else {
     Shape o = n->shape;
     char **oi = loop_open(e, &o, "j");
@@ -518,7 +518,7 @@ static void sums_open(E *e, int h) {
       line(e, "for (long j = 0; j < %lld; j++) acc%d[j] = 0.0;",
            (long long)row, m);
     } else if (n->numel == 1) {
-      line(e, "double acc%d = 0.0;", m);
+      line(e, "%s acc%d = 0;", e->t->acc_type, m);
     } else {
       Shape o = n->shape;
       char **oi = loop_open(e, &o, "j");
@@ -535,7 +535,7 @@ static void sums_close(E *e, int h) {
     if (row) {
       line(e, "{");
       e->ind++;
-      line(e, "double sum = 0.0;");
+      line(e, "%s sum = 0;", e->t->acc_type);
       line(e, "for (long j = 0; j < %lld; j++) sum += acc%d[j];",
            (long long)row, m);
       line(e, "%s[0] = (%s)sum;", bufname(e, m), e->real);
@@ -752,7 +752,7 @@ static RowV row_val(E *e, int id, char **idx, const char *dst) {
  * 0, with nothing written, if it cannot be. */
 static int row_loop(E *e, int h) {
   const Plan *p = e->p;
-  if (!e->jit || e->c->opt.f64 || op_kind(ND(e, h)->op) != K_EW ||
+  if (!e->t->row_kernels || e->c->opt.f64 || op_kind(ND(e, h)->op) != K_EW ||
       ND(e, h)->op == OP_CONST)
     return 0;
   /* written aside: a loop that cannot be done this way leaves no trace */
@@ -873,7 +873,7 @@ static int row_loop(E *e, int h) {
 }
 
 static const char *gemm_name(E *e) {
-  if (e->jit) /* the runtime's optimized copy */
+  if (e->t->aot_kernels) /* the runtime's optimized copy */
     return e->c->opt.f64 ? "agc_gemm_f64" : "agc_gemm_f32";
   return fmt(e, "%s_gemm", e->c->name);
 }
@@ -916,7 +916,7 @@ static void matmul_loop(E *e, int id) {
   /* For the JIT, a product too narrow for the packed kernel still runs
      ahead-of-time code: TinyCC's own loops are several times slower. */
   int gemm = plan_uses_gemm(e->c, n);
-  if (gemm || e->jit) {
+  if (gemm || e->t->aot_kernels) {
     if (gemm)
       line(e, "%s(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %lld, %s, 0, "
            "pack);", gemm_name(e), (long long)M, (long long)N, (long long)K,
@@ -1148,7 +1148,7 @@ static void im2col(E *e, const Shape *x, const Shape *w, const Shape *y,
                    int stride, int pad, const char *X, int back) {
   int64_t C = x->d[1], H = x->d[2], W = x->d[3], KH = w->d[2], KW = w->d[3];
   int64_t OH = y->d[2], OW = y->d[3];
-  if (e->jit && !e->c->opt.f64) { /* the same loops, ahead of time */
+  if (e->t->aot_kernels && !e->c->opt.f64) { /* the same loops, ahead of time */
     line(e, "agc_im2col_f32(%s + n * %lld, %lld, %lld, %lld, %lld, %lld, %d, "
          "%d, %lld, %lld, col, %d);", X, (long long)(C * H * W), (long long)C,
          (long long)H, (long long)W, (long long)KH, (long long)KW, stride,
@@ -1243,7 +1243,7 @@ static void pool_code(E *e, int id) {
   Shape y = fwd ? n->shape : ND(e, R(e, n->in[n->nin - 1]))->shape;
   int64_t NC = x.d[0] * x.d[1], H = x.d[2], W = x.d[3], OH = y.d[2],
           OW = y.d[3];
-  if (e->jit && !e->c->opt.f64) { /* the same loops, ahead of time */
+  if (e->t->aot_kernels && !e->c->opt.f64) { /* the same loops, ahead of time */
     int op = n->op == OP_MAXPOOL ? 0 : n->op == OP_MAXPOOL_DX ? 1
            : n->op == OP_AVGPOOL ? 2 : 3;
     const char *X = n->op == OP_MAXPOOL_DX || fwd ? A : "0";
@@ -1383,7 +1383,7 @@ static const char *const math_fns[] = {
     "expm1", "erf", "pow", NULL};
 
 static void prototypes(E *e, StrBuf *o) {
-  if (!e->jit) {
+  if (!e->t->math_protos) {
     sb_puts(o, "#include <math.h>\n");
     return;
   }
@@ -1518,9 +1518,7 @@ void emit_h(Ctx *c, StrBuf *o) {
   header_comment(c, o);
   sb_printf(o, "#ifndef AGC_%s_H\n#define AGC_%s_H\n\n", G, G);
   sb_puts(o, "#include <stdint.h>\n\n");
-  Plan p;
-  plan_graph(c, &p);
-  macros(c, o, &p);
+  macros(c, o, ctx_plan(c));
   sb_puts(o, "\n");
   signature(c, o, real);
   sb_puts(o, ";\n");
@@ -1530,12 +1528,12 @@ void emit_h(Ctx *c, StrBuf *o) {
   sb_printf(o, "\n#endif /* AGC_%s_H */\n", G);
 }
 
-void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
+void emit_c(Ctx *c, const Plan *p, const Target *t, StrBuf *o) {
   E e;
   memset(&e, 0, sizeof e);
   e.c = c;
   e.p = p;
-  e.jit = jit;
+  e.t = t;
   e.real = c->opt.f64 ? "double" : "float";
   e.mf = c->opt.f64 ? "" : "f";
   e.arg_used = arena_alloc(&c->arena, sizeof(int) * (size_t)(c->g.nargs + 1));
@@ -1574,7 +1572,7 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
   sb_puts(o, "#include <stddef.h>\n#include <stdint.h>\n\n");
   macros(c, o, p);
   sb_puts(o, "\n");
-  if (e.uses_gemm && jit) {
+  if (e.uses_gemm && t->aot_kernels) {
     sb_printf(o, "void %s(long M, long N, long K, const %s *A, long sai, "
               "long sak, const %s *B, long sbk, long sbj, %s *C, int acc, "
               "%s *pack);\n\n",
@@ -1583,11 +1581,11 @@ void emit_c(Ctx *c, const Plan *p, StrBuf *o, int jit) {
     emit_gemm(o, gemm_name(&e), c->opt.f64, 1);
     sb_puts(o, "\n");
   }
-  if (e.uses_tanh && jit)
+  if (e.uses_tanh && t->aot_kernels)
     sb_puts(o, "float agc_tanhf(float x);\n\n");
   else if (e.uses_tanh)
     emit_tanhf(o, fmt(&e, "%s_tanhf", c->name), 1);
-  if (e.uses_exp && jit)
+  if (e.uses_exp && t->aot_kernels)
     sb_puts(o, "float agc_expf(float x);\n\n");
   else if (e.uses_exp)
     emit_expf(o, fmt(&e, "%s_expf", c->name), 1);

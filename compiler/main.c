@@ -14,7 +14,7 @@
 static const char usage[] =
 "usage:\n"
 "  agc GRAPH -o OUT.c [--header OUT.h] [options]   write the C function\n"
-"  agc GRAPH --emit c|h|ir|dot [-o FILE] [options] write one artifact (default: stdout)\n"
+"  agc GRAPH --emit c|h|ir|plan|dot [-o FILE] [options] write one artifact (default: stdout)\n"
 "  agc run GRAPH [--inputs DIR] [NAME=FILE.npy ...] [--out DIR]\n"
 "              [--backend tcc|cc] [--dtype f32|f64] [--accumulate] [--repeat N]\n"
 "  agc check GRAPH [--inputs DIR] [NAME=FILE.npy ...] [--dtype f64] [--tol T]\n"
@@ -23,8 +23,9 @@ static const char usage[] =
 "compile options:\n"
 "  -o FILE           output file (written atomically; '-' is standard output)\n"
 "  --header FILE     also write the header (macros, prototypes, tables)\n"
-"  --emit KIND       c (default), h, ir (the IR after differentiation) or\n"
-"                    dot (forward and backward graph for Graphviz)\n"
+"  --emit KIND       c (default), h, ir (the IR after differentiation),\n"
+"                    plan (each stored value's buffer, offset, size and\n"
+"                    lifetime) or dot (forward and backward graph for Graphviz)\n"
 "  --dtype f32|f64   element type of every float tensor (default f32)\n"
 "  --accumulate      gradients add into the caller's buffers (PyTorch .grad)\n"
 "  --no-grad         forward only: ignore backward (torch.no_grad())\n"
@@ -185,7 +186,8 @@ static int cmd_compile(Cli *o) {
     else if (strcmp(o->emit, "h") == 0) kind = EMIT_H;
     else if (strcmp(o->emit, "ir") == 0) kind = EMIT_IR;
     else if (strcmp(o->emit, "dot") == 0) kind = EMIT_DOT;
-    else return die2("--emit takes c, h, ir or dot, not '%s'", o->emit);
+    else if (strcmp(o->emit, "plan") == 0) kind = EMIT_PLAN;
+    else return die2("--emit takes c, h, ir, plan or dot, not '%s'", o->emit);
     if (!o->out)
       o->out = "-";
   } else if (!o->out) {

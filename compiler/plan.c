@@ -208,6 +208,15 @@ static void fuse_loops(Ctx *c, Plan *p) {
       p->fnext[i] = -1;
 }
 
+const Plan *ctx_plan(Ctx *c) {
+  if (!c->plan) {
+    Plan *p = arena_alloc(&c->arena, sizeof *p);
+    plan_graph(c, p);
+    c->plan = p;
+  }
+  return c->plan;
+}
+
 void plan_graph(Ctx *c, Plan *p) {
   Graph *g = &c->g;
   int n = g->n;
@@ -371,7 +380,9 @@ void plan_graph(Ctx *c, Plan *p) {
    * top. Every step is O(1) amortized, so planning stays linear. */
   int *relhead = malloc(sizeof(int) * (size_t)(n + 2));
   int *relnext = malloc(sizeof(int) * (size_t)(n + 1));
-  int64_t *size = calloc((size_t)n + 1, sizeof(int64_t));
+  int64_t *size = arena_alloc(&c->arena, sizeof(int64_t) * ((size_t)n + 1));
+  p->size = size;
+  p->last = last;
   SizePool pool = {0};
   for (int i = 0; i <= n + 1; i++)
     relhead[i] = -1;
@@ -413,7 +424,6 @@ void plan_graph(Ctx *c, Plan *p) {
   pool_free(&pool);
   free(relhead);
   free(relnext);
-  free(size);
   /* one packing scratch for whichever matmul or conv runs: they run one
      by one; a conv also keeps its im2col matrix there */
   int64_t pack = 0;

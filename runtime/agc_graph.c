@@ -41,8 +41,8 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
                opt->expose_roots, opt->O0, NULL};
   Ctx *c = agc_compile(path, src, len, &o);
   StrBuf code = {0};
-  int jit = opt->backend == AGC_BACKEND_TCC;
-  if (agc_failed(c) || agc_emit(c, EMIT_C, jit, &code) != 0) {
+  int target = opt->backend == AGC_BACKEND_TCC ? TARGET_JIT : TARGET_HOST;
+  if (agc_failed(c) || agc_emit(c, EMIT_C, target, &code) != 0) {
     put(err, errlen, agc_messages(c));
     agc_free(c);
     sb_free(&code);

@@ -104,6 +104,13 @@ EOF2
 grep -q "define FUSE_WORK_BYTES 128 " "$T/fuse.h" && ok || bad "fused workspace: $(grep 'define FUSE_WORK_BYTES' "$T/fuse.h")"
 [ "$(grep -c 'for (long i0 = 0; i0 < 4;' "$T/fuse.c")" = 1 ] && ok || bad "tanh, its backward and the sums should share one loop"
 grep -q "fuse_tanhf" "$T/fuse.c" && [ "$(grep -c 'fuse_tanhf(' "$T/fuse.c")" = 2 ] && ok || bad "tanh should be computed once (definition + one call)"
+# --emit plan shows the same layout: tanh a local of the loop, the loss's
+# partial sums in its own buffer, grad_w's [1, 8] sums after it
+expect_rc 0 "--emit plan" "$AGC" "$T/fuse.graph" --emit plan
+head -1 "$T/stdout" | grep -q "^# plan of fuse: workspace 128 bytes" && ok || bad "plan header: $(head -1 "$T/stdout")"
+grep -q "^t3 .*tanh .*local of loop t3" "$T/stdout" && ok || bad "plan: tanh should be a local of its loop"
+grep -q "^t4 .*sum .*work+0 (64 bytes), in loop t3, partial sums at work+0" "$T/stdout" && ok || bad "plan: loss partial sums"
+grep -q "^t10 .*sum .*\[1, 8\] .*work+64 (64 bytes)" "$T/stdout" && ok || bad "plan: grad_w sums"
 o0=$("$AGC" "$T/fuse.graph" -O0 --emit h 2>/dev/null | sed -n 's/^#define FUSE_WORK_BYTES \([0-9]*\) .*/\1/p')
 [ -n "$o0" ] && [ "$o0" -ge 256 ] && ok || bad "-O0 stores tanh and x*w ([4, 8] each, 128 bytes): workspace $o0 < 256"
 expect_rc 0 "check the fused graph" "$AGC" check "$T/fuse.graph"

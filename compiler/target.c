@@ -1,0 +1,51 @@
+/* target.c — what the generated C is for, as data.
+ *
+ * The emitter never asks which machine it writes for: it reads these
+ * fields. A new target is a new row (see docs/internals.md).
+ */
+#include <string.h>
+
+#include "agc.h"
+
+static const Target targets[TARGET_COUNT] = {
+    [TARGET_HOST] =
+        {
+            .name = "host",
+            /* a self-contained .c file for gcc/clang/tcc at -O2 and up:
+               plain for loops, a named local per value (readable), the
+               kernels' text written into the file */
+            .loops_dowhile = 0,
+            .nest_exprs = 0,
+            .row_kernels = 0,
+            .aot_kernels = 0,
+            .math_protos = 0,
+            .acc_type = "double",
+        },
+    [TARGET_JIT] =
+        {
+            .name = "jit",
+            /* TinyCC in-process: it does not optimize, so loops are
+               do/while with a running offset, single-use values are nested
+               into expressions (TinyCC spills every local), f32 element-wise
+               loops call the vectorized row kernels, and gemm, im2col,
+               pooling, tanhf and expf are the runtime's ahead-of-time copies
+               (runtime/agc_kernels.h), declared by prototype like <math.h> */
+            .loops_dowhile = 1,
+            .nest_exprs = 1,
+            .row_kernels = 1,
+            .aot_kernels = 1,
+            .math_protos = 1,
+            .acc_type = "double",
+        },
+};
+
+const Target *target_get(int id) {
+  return id >= 0 && id < TARGET_COUNT ? &targets[id] : NULL;
+}
+
+int target_find(const char *name) {
+  for (int i = 0; i < TARGET_COUNT; i++)
+    if (strcmp(targets[i].name, name) == 0)
+      return i;
+  return -1;
+}
