@@ -77,7 +77,7 @@ Token *lex(Ctx *c, int *ntok);
 /* ---- ir.c ------------------------------------------------------------- */
 
 typedef enum {
-#define X(name, text, arity, kind) OP_##name,
+#define X(name, text, arity, kind, fold, ctext, row, fn) OP_##name,
 #include "ops.def"
 #undef X
   OP_COUNT
@@ -144,8 +144,19 @@ typedef struct {
   int nouts, outcap;
 } Graph;
 
+/* ---- ops.c: the columns of ops.def ------------------------------------- */
 const char *op_name(Op op);
 OpKind op_kind(Op op);
+int op_arity(Op op);          /* -1: any */
+const char *op_ctext(Op op);  /* element-wise C template, or NULL */
+int op_row(Op op);            /* ROW_* row kernel, or ROW_NOROW */
+int op_is_fn(Op op);          /* the language's one-argument function */
+int op_folds(Op op);
+double op_fold1(Op op, double x);           /* NAN if it does not fold */
+double op_fold2(Op op, double a, double b);
+int op_is_libm_name(const char *name); /* a math function generated C calls */
+
+/* ---- ir.c -------------------------------------------------------------- */
 int64_t shape_numel(const Shape *s);
 void shape_str(const Shape *s, char *buf, size_t n);
 Shape shape_make(int rank, const int64_t *d);
@@ -164,7 +175,6 @@ int ir_matmul(Ctx *c, int a, int b, int flags, Loc loc);
 int ir_firstmax(Ctx *c, Op op, int a, int axis, Loc loc);
 int ir_prodexcl(Ctx *c, int a, unsigned mask, Loc loc);
 int ir_slice(Ctx *c, Op op, int a, const int64_t *start, Shape out, Loc loc);
-int ir_concat(Ctx *c, const int *parts, int nparts, int axis, Loc loc);
 int ir_onehot(Ctx *c, int idx, int64_t classes, Loc loc);
 int ir_node(Ctx *c, const Node *tmpl, const int *in); /* generic, interned */
 /* conv2d, pooling, embedding and their gradients: attrs go to perm[]
@@ -274,19 +284,28 @@ char *ir_live_nodes(Ctx *c);
 
 /* ---- kernels.c -------------------------------------------------------- */
 
-/* Writes the matrix-product kernel named `name` for f32 or f64. */
+/* The text of runtime/kernels/ for a generated .c file: the matrix-product
+ * kernel named `name` for f32 or f64, im2col and pooling (static), and f32
+ * tanh and exp as vectorizable functions. */
 void emit_gemm(StrBuf *o, const char *name, int f64, int is_static);
-int kernel_nr(int f64); /* its panel width */
-/* Writes tanh for f32 as a vectorizable rational function, named name. */
+void emit_im2col(StrBuf *o, const char *name, int f64);
+void emit_pool(StrBuf *o, const char *name, int f64);
 void emit_tanhf(StrBuf *o, const char *name, int is_static);
 void emit_expf(StrBuf *o, const char *name, int is_static);
-void emit_jit_helpers(StrBuf *o); /* agc_row_*, agc_im2col/pool, agc_matmul_T */
-/* operations of agc_row_f32 (JIT row kernels), numbered as listed */
-enum { ROW_ADD, ROW_SUB, ROW_MUL, ROW_DIV, ROW_NEG, ROW_TANH, ROW_EXP,
-       ROW_SIGMOID, ROW_COPY, ROW_ACC, ROW_RELU, ROW_MAXIMUM, ROW_MINIMUM,
-       ROW_LT, ROW_LE, ROW_GT, ROW_GE, ROW_EQ, ROW_NE, ROW_NOPS };
-extern const char *const row_op_names[ROW_NOPS];
+int kernel_nr(int f64); /* the gemm's panel width */
 int64_t kernel_pack_elems(int f64, int64_t M, int64_t N, int64_t K);
+/* operations of agc_row_f32 (the JIT's row kernels, runtime/kernels/row.c),
+ * numbered as listed in row_ops.def */
+enum {
+  ROW_NOROW = -1,
+#define X(name, expr) ROW_##name,
+#define Y(name) ROW_##name,
+#include "../runtime/kernels/row_ops.def"
+#undef X
+#undef Y
+  ROW_NOPS
+};
+extern const char *const row_op_names[ROW_NOPS];
 
 /* ---- compile.c: the library entry -------------------------------------- */
 

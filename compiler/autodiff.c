@@ -81,6 +81,7 @@ static void rule(AD *d, int id, int g) {
     contribute(d, a, un(d, OP_NEG, mul(d, g, un(d, OP_SIN, a))));
     return;
   case OP_TAN: contribute(d, a, mul(d, g, add(d, K(d, 1), mul(d, y, y)))); return;
+  case OP_ATAN: contribute(d, a, dv(d, g, add(d, K(d, 1), mul(d, a, a)))); return;
   case OP_TANH: contribute(d, a, mul(d, g, sub(d, K(d, 1), mul(d, y, y)))); return;
   case OP_SIGMOID:
     contribute(d, a, mul(d, g, mul(d, y, sub(d, K(d, 1), y))));

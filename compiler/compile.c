@@ -7,17 +7,15 @@
 #include "agc.h"
 
 /* Names the generated function must not take: C keywords and the names of
- * the C library functions the generated code or its callers use. */
+ * the C library functions the generated code or its callers use (with the
+ * math functions of ops.def, op_is_libm_name). */
 static const char *const reserved[] = {
     "auto", "break", "case", "char", "const", "continue", "default", "do",
     "double", "else", "enum", "extern", "float", "for", "goto", "if",
     "inline", "int", "long", "register", "restrict", "return", "short",
     "signed", "sizeof", "static", "struct", "switch", "typedef", "union",
-    "unsigned", "void", "volatile", "while", "main", "exp", "log", "sin",
-    "cos", "tan", "tanh", "sqrt", "fabs", "log1p", "expm1", "erf", "pow",
-    "expf", "logf", "sinf", "cosf", "tanf", "tanhf", "sqrtf", "fabsf",
-    "log1pf", "expm1f", "erff", "powf", "malloc", "free", "memcpy", "memset",
-    "abs", "exit", "abort", "printf", NULL};
+    "unsigned", "void", "volatile", "while", "main", "malloc", "free",
+    "memcpy", "memset", "abs", "exit", "abort", "printf", NULL};
 
 static void check_fn_name(Ctx *c, const char *name) {
   if (!name[0] || !(isalpha((unsigned char)name[0]) || name[0] == '_'))
@@ -27,11 +25,13 @@ static void check_fn_name(Ctx *c, const char *name) {
       error_plain(c, "'%s' is not a valid C function name", name);
   if (name[0] == '_' && (name[1] == '_' || isupper((unsigned char)name[1])))
     error_plain(c, "'%s' is reserved in C (leading underscore)", name);
-  for (const char *const *r = reserved; *r; r++)
-    if (strcmp(*r, name) == 0)
-      error_plain(c, "'%s' cannot name the generated function: it is a C "
-                  "keyword or library name (use 'graph NAME' or --name)",
-                  name);
+  int clash = op_is_libm_name(name); /* the math functions of ops.def */
+  for (const char *const *r = reserved; *r && !clash; r++)
+    clash = strcmp(*r, name) == 0;
+  if (clash)
+    error_plain(c, "'%s' cannot name the generated function: it is a C "
+                "keyword or library name (use 'graph NAME' or --name)",
+                name);
   if (strlen(name) > 100)
     error_plain(c, "function name '%s' is too long", name);
 }

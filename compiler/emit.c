@@ -29,7 +29,8 @@ typedef struct {
   int uses_tanh;    /* f32 tanh goes through NAME_tanhf */
   int uses_exp;     /* f32 exp goes through NAME_expf */
   int uses_mm;      /* JIT: a narrow matmul through agc_matmul_T */
-  int uses_convpool; /* JIT f32: agc_im2col_f32, agc_pool_f32 */
+  int uses_im2col;  /* conv2d: im2col.c's kernel */
+  int uses_pool;    /* pooling: pool.c's kernel */
   int nvals;        /* locals v0, v1, ... named so far */
   const char *loop_off; /* JIT: the loop's own offset, held in `ix` */
   char *inloop;     /* nodes of the fused loop being written: read as lN */
@@ -215,83 +216,73 @@ static const char *exp_fn(E *e) {
   return e->t->aot_kernels ? "agc_expf" : fmt(e, "%s_expf", e->c->name);
 }
 
-static const char *unary_c(E *e, Op op, const char *a) {
-  const char *f = e->mf;
-  switch (op) {
-  case OP_NEG: return fmt(e, "-%s", a);
-  case OP_EXP: return fmt(e, "%s(%s)", exp_fn(e), a);
-  case OP_LOG: return fmt(e, "log%s(%s)", f, a);
-  case OP_SIN: return fmt(e, "sin%s(%s)", f, a);
-  case OP_COS: return fmt(e, "cos%s(%s)", f, a);
-  case OP_TAN: return fmt(e, "tan%s(%s)", f, a);
-  case OP_TANH:
-    /* f32: the rational form of kernels.c, which gcc and clang vectorize;
-       the JIT calls its ahead-of-time copy (tcc's scalar code is slow) */
-    if (!e->c->opt.f64) {
-      e->uses_tanh = 1;
-      return fmt(e, "%s(%s)", e->t->aot_kernels ? "agc_tanhf" : fmt(e, "%s_tanhf", e->c->name), a);
-    }
-    return fmt(e, "tanh(%s)", a);
-  case OP_SIGMOID:
-    return fmt(e, "%s / (%s + %s(-%s))", lit(e, 1), lit(e, 1), exp_fn(e), a);
-  case OP_RELU: return fmt(e, "%s > %s ? %s : %s", a, lit(e, 0), a, lit(e, 0));
-  case OP_ABS: return fmt(e, "fabs%s(%s)", f, a);
-  case OP_SQRT: return fmt(e, "sqrt%s(%s)", f, a);
-  case OP_RSQRT: return fmt(e, "%s / sqrt%s(%s)", lit(e, 1), f, a);
-  case OP_LOG1P: return fmt(e, "log1p%s(%s)", f, a);
-  case OP_EXPM1: return fmt(e, "expm1%s(%s)", f, a);
-  case OP_SOFTPLUS: /* log(1 + e^a) without overflow */
-    return fmt(e, "%s > %s ? %s + log1p%s(%s(-%s)) : log1p%s(%s(%s))", a,
-               lit(e, 0), a, f, exp_fn(e), a, f, exp_fn(e), a);
-  case OP_SIGN: return fmt(e, "(%s)((%s > 0) - (%s < 0))", e->real, a, a);
-  case OP_ERF: return fmt(e, "erf%s(%s)", f, a);
-  default: return NULL;
-  }
+/* tanh: f32 uses the rational form of kernels.c, which gcc and clang
+ * vectorize (the JIT calls its ahead-of-time copy: tcc's scalar code is
+ * slow). */
+static const char *tanh_fn(E *e) {
+  if (e->c->opt.f64)
+    return "tanh";
+  e->uses_tanh = 1;
+  return e->t->aot_kernels ? "agc_tanhf" : fmt(e, "%s_tanhf", e->c->name);
 }
 
-static const char *binary_c(E *e, Op op, const char *a, const char *b, int bid) {
+/* Small constant powers, as products (x ** 2 is x * x); NULL otherwise. */
+static const char *pow_c(E *e, const char *a, int bid) {
   double k;
-  switch (op) {
-  case OP_ADD: return fmt(e, "%s + %s", a, b);
-  case OP_SUB: return fmt(e, "%s - %s", a, b);
-  case OP_MUL: return fmt(e, "%s * %s", a, b);
-  case OP_DIV: return fmt(e, "%s / %s", a, b);
-  case OP_POW:
-    if (ir_is_const(e->c, bid, &k)) {
-      if (k == 2)
-        return fmt(e, "%s * %s", a, a);
-      if (k == 3)
-        return fmt(e, "%s * %s * %s", a, a, a);
-      if (k == 0.5)
-        return fmt(e, "sqrt%s(%s)", e->mf, a);
-      if (k == -1)
-        return fmt(e, "%s / %s", lit(e, 1), a);
-    }
-    return fmt(e, "pow%s(%s, %s)", e->mf, a, b);
-  case OP_MAXIMUM: return fmt(e, "%s > %s ? %s : %s", a, b, a, b);
-  case OP_MINIMUM: return fmt(e, "%s < %s ? %s : %s", a, b, a, b);
-  case OP_LT: return fmt(e, "(%s)(%s < %s)", e->real, a, b);
-  case OP_LE: return fmt(e, "(%s)(%s <= %s)", e->real, a, b);
-  case OP_GT: return fmt(e, "(%s)(%s > %s)", e->real, a, b);
-  case OP_GE: return fmt(e, "(%s)(%s >= %s)", e->real, a, b);
-  case OP_EQ: return fmt(e, "(%s)(%s == %s)", e->real, a, b);
-  case OP_NE: return fmt(e, "(%s)(%s != %s)", e->real, a, b);
-  default: return NULL;
-  }
+  if (!ir_is_const(e->c, bid, &k))
+    return NULL;
+  if (k == 2)
+    return fmt(e, "%s * %s", a, a);
+  if (k == 3)
+    return fmt(e, "%s * %s * %s", a, a, a);
+  if (k == 0.5)
+    return fmt(e, "sqrt%s(%s)", e->mf, a);
+  if (k == -1)
+    return fmt(e, "%s / %s", lit(e, 1), a);
+  return NULL;
 }
 
+/* The C of an element-wise op: its template from ops.def, with operands
+ * ops[0..2] and the target's names filled in. */
+static const char *ew_c(E *e, Op op, const char *const *opnd) {
+  const char *t = op_ctext(op);
+  if (!t)
+    return NULL;
+  StrBuf b = {0};
+  for (; *t; t++) {
+    if (*t != '$') {
+      sb_putc(&b, *t);
+      continue;
+    }
+    switch (*++t) {
+    case 'a': case 'b': case 'c': sb_puts(&b, opnd[*t - 'a']); break;
+    case 'T': sb_puts(&b, e->real); break;
+    case 'f': sb_puts(&b, e->mf); break;
+    case '0': sb_puts(&b, lit(e, 0)); break;
+    case '1': sb_puts(&b, lit(e, 1)); break;
+    case 'E': sb_puts(&b, exp_fn(e)); break;
+    case 'H': sb_puts(&b, tanh_fn(e)); break;
+    default: error_plain(e->c, "internal: bad template of op %s", op_name(op));
+    }
+  }
+  char *r = arena_strndup(&e->c->arena, b.s, b.len);
+  sb_free(&b);
+  return r;
+}
+
+/* Does the op's C name each operand once? (Then the JIT may nest it into
+ * its consumer's expression without computing anything twice.) */
 static int reads_operands_once(const Node *n, Ctx *c) {
   double k;
-  switch (n->op) {
-  case OP_RELU: case OP_SOFTPLUS: case OP_SIGN: case OP_MAXIMUM:
-  case OP_MINIMUM:
+  if (n->op == OP_POW && ir_is_const(c, plan_resolve(c, n->in[1]), &k) &&
+      (k == 2 || k == 3 || k == 0.5 || k == -1))
     return 0;
-  case OP_POW: /* small integer powers multiply the base by itself */
-    return !(ir_is_const(c, plan_resolve(c, n->in[1]), &k) &&
-             (k == 2 || k == 3 || k == 0.5 || k == -1));
-  default:
-    return 1;
-  }
+  const char *t = op_ctext(n->op);
+  int seen[3] = {0, 0, 0};
+  for (; t && *t; t++)
+    if (t[0] == '$' && t[1] >= 'a' && t[1] <= 'c' && ++seen[t[1] - 'a'] > 1)
+      return 0;
+  return 1;
 }
 
 /* The value of node id at index idx, as a C expression; fused nodes are
@@ -306,7 +297,7 @@ static const char *val_at(E *e, int id, char **idx, int top) {
   if (!top && !e->p->inl[id])
     return load(e, id, idx);
   int R_ = n->shape.rank;
-  const char *a = NULL, *b = NULL, *x = NULL;
+  const char *x = NULL;
   switch (n->op) {
   case OP_BCAST:
     return val(e, n->in[0], bcast_idx(e, ND(e, R(e, n->in[0])), R_, idx));
@@ -325,18 +316,13 @@ static const char *val_at(E *e, int id, char **idx, int top) {
   default:
     break;
   }
-  if (n->nin >= 1)
-    a = val(e, n->in[0], bcast_idx(e, ND(e, R(e, n->in[0])), R_, idx));
-  if (n->nin >= 2)
-    b = val(e, n->in[1], bcast_idx(e, ND(e, R(e, n->in[1])), R_, idx));
-  if (n->op == OP_WHERE) {
-    const char *cc = val(e, n->in[2], bcast_idx(e, ND(e, R(e, n->in[2])), R_, idx));
-    x = fmt(e, "%s != 0 ? %s : %s", a, b, cc);
-  } else if (n->nin == 1) {
-    x = unary_c(e, n->op, a);
-  } else {
-    x = binary_c(e, n->op, a, b, R(e, n->in[1]));
-  }
+  const char *opnd[3] = {"", "", ""};
+  for (int k = 0; k < n->nin && k < 3; k++)
+    opnd[k] = val(e, n->in[k], bcast_idx(e, ND(e, R(e, n->in[k])), R_, idx));
+  if (n->op == OP_POW)
+    x = pow_c(e, opnd[0], R(e, n->in[1]));
+  if (!x)
+    x = ew_c(e, n->op, opnd);
   if (!x)
     error_plain(e->c, "internal: no C for op %s", op_name(n->op));
   /* For the JIT, an operation that names each operand once is nested into
@@ -640,28 +626,9 @@ typedef struct {
 
 static int row_op(E *e, const Node *n) {
   double k;
-  switch (n->op) {
-  case OP_ADD: return ROW_ADD;
-  case OP_SUB: return ROW_SUB;
-  case OP_MUL: return ROW_MUL;
-  case OP_DIV: return ROW_DIV;
-  case OP_NEG: return ROW_NEG;
-  case OP_TANH: return ROW_TANH;
-  case OP_EXP: return ROW_EXP;
-  case OP_SIGMOID: return ROW_SIGMOID;
-  case OP_RELU: return ROW_RELU;
-  case OP_MAXIMUM: return ROW_MAXIMUM;
-  case OP_MINIMUM: return ROW_MINIMUM;
-  case OP_LT: return ROW_LT;
-  case OP_LE: return ROW_LE;
-  case OP_GT: return ROW_GT;
-  case OP_GE: return ROW_GE;
-  case OP_EQ: return ROW_EQ;
-  case OP_NE: return ROW_NE;
-  case OP_POW: /* x ** 2 is x * x */
+  if (n->op == OP_POW) /* x ** 2 is x * x */
     return ir_is_const(e->c, R(e, n->in[1]), &k) && k == 2 ? ROW_MUL : -1;
-  default: return -1;
-  }
+  return op_row(n->op);
 }
 
 static const char *row_scratch(E *e) {
@@ -1144,42 +1111,21 @@ static void zero(E *e, const char *dst, int64_t n) {
 
 /* im2col of image n of x into col[(c*KH + kh)*KW + kw][oh*OW + ow], or
  * (back) col2im, adding col into dx. */
+/* im2col of image n of X (or, back, col2im into it): the kernel of
+ * runtime/kernels/im2col.c, the runtime's copy for the JIT, else its text
+ * in the file */
 static void im2col(E *e, const Shape *x, const Shape *w, const Shape *y,
                    int stride, int pad, const char *X, int back) {
   int64_t C = x->d[1], H = x->d[2], W = x->d[3], KH = w->d[2], KW = w->d[3];
   int64_t OH = y->d[2], OW = y->d[3];
-  if (e->t->aot_kernels && !e->c->opt.f64) { /* the same loops, ahead of time */
-    line(e, "agc_im2col_f32(%s + n * %lld, %lld, %lld, %lld, %lld, %lld, %d, "
-         "%d, %lld, %lld, col, %d);", X, (long long)(C * H * W), (long long)C,
-         (long long)H, (long long)W, (long long)KH, (long long)KW, stride,
-         pad, (long long)OH, (long long)OW, back);
-    e->uses_convpool = 1;
-    return;
-  }
-  line(e, "for (long c = 0; c < %lld; c++)", (long long)C);
-  line(e, "for (long kh = 0; kh < %lld; kh++)", (long long)KH);
-  line(e, "for (long kw = 0; kw < %lld; kw++)", (long long)KW);
-  line(e, "for (long oh = 0; oh < %lld; oh++) {", (long long)OH);
-  e->ind++;
-  line(e, "%s *const r = col + ((c * %lld + kh) * %lld + kw) * %lld + oh * %lld;",
-       e->real, (long long)KH, (long long)KW, (long long)(OH * OW),
-       (long long)OW);
-  line(e, "const long ih = oh * %d + kh - %d;", stride, pad);
-  line(e, "for (long ow = 0; ow < %lld; ow++) {", (long long)OW);
-  e->ind++;
-  line(e, "const long iw = ow * %d + kw - %d;", stride, pad);
-  line(e, "const int in = ih >= 0 && ih < %lld && iw >= 0 && iw < %lld;",
-       (long long)H, (long long)W);
-  const char *xi = fmt(e, "%s[((n * %lld + c) * %lld + ih) * %lld + iw]", X,
-                       (long long)C, (long long)H, (long long)W);
-  if (back)
-    line(e, "if (in) %s += r[ow];", xi);
-  else
-    line(e, "r[ow] = in ? %s : %s;", xi, lit(e, 0));
-  e->ind--;
-  line(e, "}");
-  e->ind--;
-  line(e, "}");
+  const char *f = e->t->aot_kernels
+                      ? (e->c->opt.f64 ? "agc_im2col_f64" : "agc_im2col_f32")
+                      : fmt(e, "%s_im2col", e->c->name);
+  line(e, "%s(%s + n * %lld, %lld, %lld, %lld, %lld, %lld, %d, %d, %lld, "
+       "%lld, col, %d);", f, X, (long long)(C * H * W), (long long)C,
+       (long long)H, (long long)W, (long long)KH, (long long)KW, stride, pad,
+       (long long)OH, (long long)OW, back);
+  e->uses_im2col = 1;
 }
 
 /* conv2d and its gradients as matrix products per image, through im2col:
@@ -1243,57 +1189,17 @@ static void pool_code(E *e, int id) {
   Shape y = fwd ? n->shape : ND(e, R(e, n->in[n->nin - 1]))->shape;
   int64_t NC = x.d[0] * x.d[1], H = x.d[2], W = x.d[3], OH = y.d[2],
           OW = y.d[3];
-  if (e->t->aot_kernels && !e->c->opt.f64) { /* the same loops, ahead of time */
-    int op = n->op == OP_MAXPOOL ? 0 : n->op == OP_MAXPOOL_DX ? 1
-           : n->op == OP_AVGPOOL ? 2 : 3;
-    const char *X = n->op == OP_MAXPOOL_DX || fwd ? A : "0";
-    const char *G = fwd ? "0" : bufname(e, R(e, n->in[n->nin - 1]));
-    line(e, "agc_pool_f32(%d, %s, %s, %lld, %lld, %lld, %d, %d, %lld, %lld, "
-         "%s);", op, X, G, (long long)NC, (long long)H, (long long)W, k, st,
-         (long long)OH, (long long)OW, D);
-    e->uses_convpool = 1;
-    return;
-  }
-  if (!fwd)
-    zero(e, D, n->numel);
-  line(e, "for (long p = 0; p < %lld; p++)", (long long)NC);
-  line(e, "for (long oh = 0; oh < %lld; oh++)", (long long)OH);
-  line(e, "for (long ow = 0; ow < %lld; ow++) {", (long long)OW);
-  e->ind++;
-  const char *yi = fmt(e, "(p * %lld + oh) * %lld + ow", (long long)OH,
-                       (long long)OW);
-  const char *xi = fmt(e, "(p * %lld + oh * %d + kh) * %lld + ow * %d + kw",
-                       (long long)H, st, (long long)W, st);
-  const char *x0 = fmt(e, "(p * %lld + oh * %d) * %lld + ow * %d",
-                       (long long)H, st, (long long)W, st);
-  const char *X = n->op == OP_MAXPOOL_DX ? A : (fwd ? A : NULL);
-  const char *G = fwd ? NULL : bufname(e, R(e, n->in[n->nin - 1]));
-  if (n->op == OP_AVGPOOL || n->op == OP_AVGPOOL_DX) {
-    if (fwd)
-      line(e, "%s s = %s;", e->real, lit(e, 0));
-    else
-      line(e, "const %s gv = %s[%s] / %s;", e->real, G, yi, lit(e, k * k));
-    line(e, "for (long kh = 0; kh < %d; kh++)", k);
-    line(e, "  for (long kw = 0; kw < %d; kw++)", k);
-    if (fwd) {
-      line(e, "    s += %s[%s];", X, xi);
-      line(e, "%s[%s] = s / %s;", D, yi, lit(e, k * k));
-    } else {
-      line(e, "    %s[%s] += gv;", D, xi);
-    }
-  } else {
-    /* the first maximum in scan order, as PyTorch's CPU kernel */
-    line(e, "long best = %s;", x0);
-    line(e, "for (long kh = 0; kh < %d; kh++)", k);
-    line(e, "  for (long kw = 0; kw < %d; kw++)", k);
-    line(e, "    if (%s[%s] > %s[best]) best = %s;", X, xi, X, xi);
-    if (fwd)
-      line(e, "%s[%s] = %s[best];", D, yi, X);
-    else
-      line(e, "%s[best] += %s[%s];", D, G, yi);
-  }
-  e->ind--;
-  line(e, "}");
+  int op = n->op == OP_MAXPOOL ? 0 : n->op == OP_MAXPOOL_DX ? 1
+         : n->op == OP_AVGPOOL ? 2 : 3;
+  const char *X = n->op == OP_MAXPOOL_DX || fwd ? A : "0";
+  const char *G = fwd ? "0" : bufname(e, R(e, n->in[n->nin - 1]));
+  const char *f = e->t->aot_kernels
+                      ? (e->c->opt.f64 ? "agc_pool_f64" : "agc_pool_f32")
+                      : fmt(e, "%s_pool", e->c->name);
+  line(e, "%s(%d, %s, %s, %lld, %lld, %lld, %d, %d, %lld, %lld, %s);", f, op,
+       X, G, (long long)NC, (long long)H, (long long)W, k, st, (long long)OH,
+       (long long)OW, D);
+  e->uses_pool = 1;
 }
 
 /* embedding: rows of a [V, D] table by index; EMBED_DT adds them back */
@@ -1378,20 +1284,47 @@ static void upper(char *dst, const char *s, size_t n) {
   dst[i] = 0;
 }
 
-static const char *const math_fns[] = {
-    "exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "fabs", "log1p",
-    "expm1", "erf", "pow", NULL};
+/* Declares one math function of the element type with n arguments, once. */
+static void math_proto(E *e, StrBuf *o, const char *name, size_t len, int n,
+                       StrBuf *seen) {
+  char key[64];
+  snprintf(key, sizeof key, " %.*s/", (int)len, name);
+  if (seen->s && strstr(seen->s, key))
+    return;
+  sb_puts(seen, key);
+  sb_printf(o, "%s %.*s%s(%s%s%s);\n", e->real, (int)len, name, e->mf,
+            e->real, n > 1 ? ", " : "", n > 1 ? e->real : "");
+}
 
+/* The JIT declares the math functions it calls instead of including
+ * <math.h>: every `name$f(...)` of the ops' templates (ops.def), plus exp
+ * and tanh, which $E and $H name in f64. */
 static void prototypes(E *e, StrBuf *o) {
   if (!e->t->math_protos) {
     sb_puts(o, "#include <math.h>\n");
     return;
   }
-  for (int i = 0; math_fns[i]; i++) {
-    int two = strcmp(math_fns[i], "pow") == 0;
-    sb_printf(o, "%s %s%s(%s%s%s);\n", e->real, math_fns[i], e->mf, e->real,
-              two ? ", " : "", two ? e->real : "");
+  StrBuf seen = {0};
+  if (e->c->opt.f64) {
+    math_proto(e, o, "exp", 3, 1, &seen);
+    math_proto(e, o, "tanh", 4, 1, &seen);
   }
+  for (int op = 0; op < OP_COUNT; op++) {
+    const char *t = op_ctext((Op)op);
+    for (const char *q = t ? strstr(t, "$f(") : NULL; q; q = strstr(q + 3, "$f(")) {
+      const char *b = q;
+      while (b > t && isalnum((unsigned char)b[-1]))
+        b--;
+      int depth = 0, args = 1;
+      for (const char *r = q + 3; *r && depth >= 0; r++) {
+        if (*r == '(') depth++;
+        else if (*r == ')') depth--;
+        else if (*r == ',' && depth == 0) args++;
+      }
+      math_proto(e, o, b, (size_t)(q - b), args, &seen);
+    }
+  }
+  sb_free(&seen);
 }
 
 static const char *dt_code(const Ctx *c, const Node *n) {
@@ -1597,13 +1530,19 @@ void emit_c(Ctx *c, const Plan *p, const Target *t, StrBuf *o) {
                "long ars, long sa);\n"
                "void agc_row_accd_f32(long T, long n, const float *a, "
                "long ars, long sa, double *o);\n\n");
-  if (e.uses_convpool)
-    sb_puts(o, "void agc_im2col_f32(const float *x, long C, long H, long W, "
-               "long KH, long KW, long st, long pad, long OH, long OW, "
-               "float *col, int back);\n"
-               "void agc_pool_f32(int op, const float *x, const float *g, "
-               "long NC, long H, long W, long k, long st, long OH, long OW, "
-               "float *d);\n\n");
+  const char *T = e.real, *sfx = c->opt.f64 ? "f64" : "f32";
+  if (e.uses_im2col && t->aot_kernels)
+    sb_printf(o, "void agc_im2col_%s(const %s *x, long C, long H, long W, "
+              "long KH, long KW, long st, long pad, long OH, long OW, "
+              "%s *col, int back);\n\n", sfx, T, T);
+  else if (e.uses_im2col)
+    emit_im2col(o, fmt(&e, "%s_im2col", c->name), c->opt.f64);
+  if (e.uses_pool && t->aot_kernels)
+    sb_printf(o, "void agc_pool_%s(int op, const %s *x, const %s *g, "
+              "long NC, long H, long W, long k, long st, long OH, long OW, "
+              "%s *d);\n\n", sfx, T, T, T);
+  else if (e.uses_pool)
+    emit_pool(o, fmt(&e, "%s_pool", c->name), c->opt.f64);
   if (e.uses_mm)
     sb_printf(o, "void agc_matmul_%s(long M, long N, long K, const %s *A, "
               "long sai, long sak, const %s *B, long sbk, long sbj, %s *C);"

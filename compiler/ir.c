@@ -19,19 +19,6 @@
 
 #include "agc.h"
 
-static const char *const op_names[] = {
-#define X(name, text, arity, kind) text,
-#include "ops.def"
-#undef X
-};
-static const OpKind op_kinds[] = {
-#define X(name, text, arity, kind) K_##kind,
-#include "ops.def"
-#undef X
-};
-
-const char *op_name(Op op) { return op_names[op]; }
-OpKind op_kind(Op op) { return op_kinds[op]; }
 
 int64_t shape_numel(const Shape *s) {
   int64_t n = 1;
@@ -246,55 +233,12 @@ Shape broadcast_shapes(Ctx *c, Shape a, Shape b, Loc loc) {
   return r;
 }
 
-static double fold1(Op op, double x) {
-  switch (op) {
-  case OP_NEG: return -x;
-  case OP_EXP: return exp(x);
-  case OP_LOG: return log(x);
-  case OP_SIN: return sin(x);
-  case OP_COS: return cos(x);
-  case OP_TAN: return tan(x);
-  case OP_TANH: return tanh(x);
-  case OP_SIGMOID: return 1 / (1 + exp(-x));
-  case OP_RELU: return x > 0 ? x : 0;
-  case OP_ABS: return fabs(x);
-  case OP_SQRT: return sqrt(x);
-  case OP_RSQRT: return 1 / sqrt(x);
-  case OP_LOG1P: return log1p(x);
-  case OP_EXPM1: return expm1(x);
-  case OP_SOFTPLUS: return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
-  case OP_SIGN: return (x > 0) - (x < 0);
-  case OP_ERF: return erf(x);
-  case OP_DETACH: return x;
-  default: return NAN;
-  }
-}
-
-static double fold2(Op op, double a, double b) {
-  switch (op) {
-  case OP_ADD: return a + b;
-  case OP_SUB: return a - b;
-  case OP_MUL: return a * b;
-  case OP_DIV: return a / b;
-  case OP_POW: return pow(a, b);
-  case OP_MAXIMUM: return a > b ? a : b;
-  case OP_MINIMUM: return a < b ? a : b;
-  case OP_LT: return a < b;
-  case OP_LE: return a <= b;
-  case OP_GT: return a > b;
-  case OP_GE: return a >= b;
-  case OP_EQ: return a == b;
-  case OP_NE: return a != b;
-  default: return NAN;
-  }
-}
-
 int ir_unary(Ctx *c, Op op, int a, Loc loc) {
   Node *na = N(c, a);
   if (na->op == OP_CONST && (c->rules & R_FOLD || na->shape.rank == 0)) {
     /* Constants fold only to finite values, so the generated C never
        needs an infinity literal. */
-    double v = fold1(op, na->val);
+    double v = op_fold1(op, na->val);
     if (isfinite(v))
       return ir_const(c, v, na->shape);
   }
@@ -316,7 +260,7 @@ int ir_binary(Ctx *c, Op op, int a, int b, Loc loc) {
   double va, vb;
   int ca = ir_is_const(c, a, &va), cb = ir_is_const(c, b, &vb);
   if (ca && cb && (c->rules & R_FOLD || s.rank == 0)) {
-    double v = fold2(op, va, vb);
+    double v = op_fold2(op, va, vb);
     if (isfinite(v))
       return ir_const(c, v, s);
   }
@@ -571,17 +515,6 @@ int ir_slice(Ctx *c, Op op, int a, const int64_t *start, Shape out,
   return ir_node(c, &t, &a);
 }
 
-int ir_concat(Ctx *c, const int *parts, int nparts, int axis, Loc loc) {
-  Shape s = N(c, parts[0])->shape;
-  s.d[axis] = 0;
-  for (int i = 0; i < nparts; i++)
-    s.d[axis] += N(c, parts[i])->shape.d[axis];
-  check_size(c, s, loc);
-  Node t = tmpl_of(OP_CONCAT, DT_F, s, loc);
-  t.mask = (unsigned)axis;
-  t.nin = nparts;
-  return ir_node(c, &t, parts);
-}
 
 /* ---- matrix product --------------------------------------------------- */
 

@@ -842,17 +842,19 @@ static Val expr(P *p) {
 
 /* ---- functions ------------------------------------------------------------- */
 
+/* the one-argument functions: the rows of ops.def marked fn */
+#define FN_0(text, name)
+#define FN_1(text, name) {text, OP_##name},
 static const struct {
   const char *name;
   Op op;
 } unary_fns[] = {
-    {"exp", OP_EXP},         {"log", OP_LOG},     {"sin", OP_SIN},
-    {"cos", OP_COS},         {"tan", OP_TAN},     {"tanh", OP_TANH},
-    {"sigmoid", OP_SIGMOID}, {"relu", OP_RELU},   {"abs", OP_ABS},
-    {"sqrt", OP_SQRT},       {"rsqrt", OP_RSQRT}, {"log1p", OP_LOG1P},
-    {"expm1", OP_EXPM1},     {"softplus", OP_SOFTPLUS},
-    {"sign", OP_SIGN},       {"erf", OP_ERF},     {"detach", OP_DETACH},
+#define X(name, text, arity, kind, fold, ctext, row, fn) FN_##fn(text, name)
+#include "ops.def"
+#undef X
 };
+#undef FN_0
+#undef FN_1
 
 static int call(P *p, Call *k) {
   Ctx *c = p->c;

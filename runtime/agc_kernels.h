@@ -1,6 +1,6 @@
 /* agc_kernels.h — kernels compiled ahead of time for the TinyCC JIT.
- * Their text is compiler/kernels.c's, the same that generated .c files
- * carry; see there for the meaning of the arguments. */
+ * Their source is runtime/kernels/ (see there for the meaning of the
+ * arguments); generated .c files carry the same text. */
 #ifndef AGC_KERNELS_H
 #define AGC_KERNELS_H
 
@@ -22,6 +22,11 @@ void agc_im2col_f32(const float *x, long C, long H, long W, long KH, long KW,
                     long st, long pad, long OH, long OW, float *col, int back);
 void agc_pool_f32(int op, const float *x, const float *g, long NC, long H,
                   long W, long k, long st, long OH, long OW, float *d);
+void agc_im2col_f64(const double *x, long C, long H, long W, long KH, long KW,
+                    long st, long pad, long OH, long OW, double *col,
+                    int back);
+void agc_pool_f64(int op, const double *x, const double *g, long NC, long H,
+                  long W, long k, long st, long OH, long OW, double *d);
 void agc_matmul_f32(long M, long N, long K, const float *A, long sai,
                     long sak, const float *B, long sbk, long sbj, float *C);
 void agc_matmul_f64(long M, long N, long K, const double *A, long sai,

@@ -103,6 +103,8 @@ static const host_sym host_kernels[] = {
   {"agc_row_f32", (const void *)agc_row_f32},
   {"agc_im2col_f32", (const void *)agc_im2col_f32},
   {"agc_pool_f32", (const void *)agc_pool_f32},
+  {"agc_im2col_f64", (const void *)agc_im2col_f64},
+  {"agc_pool_f64", (const void *)agc_pool_f64},
   {"agc_row_sum_f32", (const void *)agc_row_sum_f32},
   {"agc_row_accd_f32", (const void *)agc_row_accd_f32},
   {"agc_matmul_f64", (const void *)agc_matmul_f64},

@@ -1,0 +1,12 @@
+/* f64.c — the f64 copies of the typed kernels, for the TinyCC JIT. */
+#undef AGC_T
+#define AGC_T double
+#define AGC_NR 8
+#define AGC_GEMM agc_gemm_f64
+#define AGC_IM2COL agc_im2col_f64
+#define AGC_POOL agc_pool_f64
+#define AGC_MATMUL agc_matmul_f64
+#include "gemm.c"
+#include "im2col.c"
+#include "pool.c"
+#include "matmul_small.c"

@@ -1,0 +1,123 @@
+/* gemm.c — the matrix-product kernel.
+ *
+ * One source serves both uses: the build compiles it ahead of time, for f32
+ * and f64, into the runtime that the TinyCC JIT calls (tcc does not
+ * vectorize, gcc -O3 does), and embeds the text between the AGC-EMBED
+ * markers into agc, which copies it into every generated .c file that has a
+ * matrix product (the file stays self-contained), with AGC_T, AGC_NR,
+ * AGC_GEMM and AGC_LINKAGE replaced (compiler/kernels.c).
+ *
+ * C[M,N] (+)= op(A) @ op(B) (adding when acc), with element (i,k) of op(A)
+ * at A[i*sai + k*sak] and (k,j) of op(B) at B[k*sbk + j*sbj]: every
+ * transpose variant is a choice of strides, nothing is transposed in
+ * memory. As in BLIS, A is packed in blocks of MC rows by KC columns (L2),
+ * B in blocks of KC rows by NC columns, as panels of NR columns (L1), both
+ * into `pack` (workspace sized for the product by kernel_pack_elems); a
+ * block of MR x NR accumulators runs down each panel: with GNU C (gcc,
+ * clang) as vector registers, elsewhere (tcc) as plain loops.
+ */
+#include "agc_kernels.h"
+
+#ifndef AGC_T /* the f32 kernel; the build sets these for f64 */
+#define AGC_T float
+#define AGC_NR 16
+#define AGC_GEMM agc_gemm_f32
+#endif
+#define AGC_LINKAGE
+
+/* AGC-EMBED-BEGIN */
+#define MR 6
+#define NR AGC_NR
+#define KC 256
+#define MC 120
+#define NC 1024
+AGC_LINKAGE void AGC_GEMM(long M, long N, long K, const AGC_T *A, long sai,
+    long sak, const AGC_T *B, long sbk, long sbj, AGC_T *C, int acc,
+    AGC_T *pack)
+{
+#if defined(__GNUC__) && !defined(__TINYC__)
+  /* GNU C vectors: two registers of NR/2 lanes per row of the block */
+  typedef AGC_T vec __attribute__((vector_size(32), aligned(sizeof(AGC_T)),
+                                 may_alias));
+#endif
+  /* scratch, sized for this product: a KC x NC block of B in NR-column
+     panels, an MC x KC block of A in MR-row panels, an MR x NR tile */
+  const long kcap = K < KC ? K : KC;
+  const long ncap = ((N < NC ? N : NC) + NR - 1) / NR * NR;
+  const long mcap = ((M < MC ? M : MC) + MR - 1) / MR * MR;
+  AGC_T *const pb = pack, *const pa = pack + kcap * ncap;
+  AGC_T *const tile = pa + mcap * kcap;
+  for (long n0 = 0; n0 < N; n0 += NC) {
+    const long nc = N - n0 < NC ? N - n0 : NC;
+    for (long k0 = 0; k0 < K; k0 += KC) {
+      const long kc = K - k0 < KC ? K - k0 : KC;
+      /* B rows are read in order; panel p holds columns p*NR.. */
+      for (long k = 0; k < kc; k++)
+        for (long j = 0; j < (nc + NR - 1) / NR * NR; j++)
+          pb[(j / NR * kc + k) * NR + j % NR] =
+              j < nc ? B[(k0 + k) * sbk + (n0 + j) * sbj] : 0;
+      for (long m0 = 0; m0 < M; m0 += MC) {
+        const long mc = M - m0 < MC ? M - m0 : MC;
+        for (long ib = 0; ib * MR < mc; ib++)
+          for (long k = 0; k < kc; k++)
+            for (long ii = 0; ii < MR; ii++) {
+              const long i = ib * MR + ii;
+              pa[(ib * kc + k) * MR + ii] =
+                  i < mc ? A[(m0 + i) * sai + (k0 + k) * sak] : 0;
+            }
+        for (long j0 = 0; j0 < nc; j0 += NR) {
+          const long nr = nc - j0 < NR ? nc - j0 : NR;
+          const AGC_T *const bp = pb + j0 * kc;
+          for (long ib = 0; ib * MR < mc; ib++) {
+            const AGC_T *const ap = pa + ib * kc * MR;
+#if defined(__GNUC__) && !defined(__TINYC__)
+            vec c[MR][2];
+            for (int ii = 0; ii < MR; ii++)
+              c[ii][0] = c[ii][1] = (vec){0};
+            for (long k = 0; k < kc; k++) {
+              const vec b0 = *(const vec *)(bp + k * NR);
+              const vec b1 = *(const vec *)(bp + k * NR + NR / 2);
+              for (int ii = 0; ii < MR; ii++) {
+                const AGC_T x = ap[k * MR + ii];
+                c[ii][0] += x * b0;
+                c[ii][1] += x * b1;
+              }
+            }
+            for (int ii = 0; ii < MR; ii++) {
+              *(vec *)(tile + ii * NR) = c[ii][0];
+              *(vec *)(tile + ii * NR + NR / 2) = c[ii][1];
+            }
+#else
+            for (long t = 0; t < MR * NR; t++)
+              tile[t] = 0;
+            for (long k = 0; k < kc; k++)
+              for (long ii = 0; ii < MR; ii++) {
+                const AGC_T x = ap[k * MR + ii];
+                for (long jj = 0; jj < NR; jj++)
+                  tile[ii * NR + jj] += x * bp[k * NR + jj];
+              }
+#endif
+            /* the first K block writes C (unless acc), the others add */
+            const long i0 = m0 + ib * MR;
+            const long mr = M - i0 < MR ? M - i0 : MR;
+            for (long ii = 0; ii < mr; ii++) {
+              AGC_T *const d = C + (i0 + ii) * N + n0 + j0;
+              if (k0 || acc)
+                for (long jj = 0; jj < nr; jj++)
+                  d[jj] += tile[ii * NR + jj];
+              else
+                for (long jj = 0; jj < nr; jj++)
+                  d[jj] = tile[ii * NR + jj];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+#undef MR
+#undef NR
+#undef KC
+#undef MC
+#undef NC
+/* AGC-EMBED-END */

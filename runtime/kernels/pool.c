@@ -1,0 +1,58 @@
+/* pool.c — max and average pooling with their gradients.
+ *
+ * Like gemm.c, one text serves both uses: embedded between the AGC-EMBED
+ * markers into generated .c files (static, with AGC_T and AGC_POOL
+ * replaced), and compiled ahead of time for f32 and f64 for the TinyCC JIT.
+ */
+#include "agc_kernels.h"
+
+#ifndef AGC_T /* the f32 kernel; the build sets these for f64 */
+#define AGC_T float
+#define AGC_POOL agc_pool_f32
+#endif
+#define AGC_LINKAGE
+
+/* AGC-EMBED-BEGIN */
+/* pooling of NC planes of H x W by k x k windows with stride st into
+   OH x OW; op: 0 max, 1 max gradient, 2 avg, 3 avg gradient (g the output
+   gradient, d the input gradient, zeroed here) */
+AGC_LINKAGE void AGC_POOL(int op, const AGC_T *x, const AGC_T *g,
+    long NC, long H, long W, long k, long st, long OH, long OW, AGC_T *d)
+{
+  if (op == 1 || op == 3)
+    for (long i = 0; i < NC * H * W; i++)
+      d[i] = 0;
+  for (long p = 0; p < NC; p++)
+    for (long oh = 0; oh < OH; oh++)
+      for (long ow = 0; ow < OW; ow++) {
+        const long yi = (p * OH + oh) * OW + ow;
+        if (op >= 2) {
+          AGC_T s = 0;
+          const AGC_T gv = op == 3 ? g[yi] / (AGC_T)(k * k) : (AGC_T)0;
+          for (long kh = 0; kh < k; kh++)
+            for (long kw = 0; kw < k; kw++) {
+              const long xi = (p * H + oh * st + kh) * W + ow * st + kw;
+              if (op == 2)
+                s += x[xi];
+              else
+                d[xi] += gv;
+            }
+          if (op == 2)
+            d[yi] = s / (AGC_T)(k * k);
+          continue;
+        }
+        /* the first maximum in scan order, as PyTorch's CPU kernel */
+        long best = (p * H + oh * st) * W + ow * st;
+        for (long kh = 0; kh < k; kh++)
+          for (long kw = 0; kw < k; kw++) {
+            const long xi = (p * H + oh * st + kh) * W + ow * st + kw;
+            if (x[xi] > x[best])
+              best = xi;
+          }
+        if (op == 0)
+          d[yi] = x[best];
+        else
+          d[best] += g[yi];
+      }
+}
+/* AGC-EMBED-END */
