@@ -1,0 +1,85 @@
+/* emit.h — the C generator's shared state, for emit*.c only.
+ *
+ *   emit.c      the driver (emit_c), buffers, expressions, loops, fusion
+ *   emit_row.c  the JIT's row mode (f32 loops as row-kernel calls)
+ *   emit_ops.c  every other node: matmul, conv, pooling, ... and stores
+ *   emit_api.c  what callers see: header, macros, signatures, tables
+ */
+#ifndef AGC_EMIT_H
+#define AGC_EMIT_H
+
+#include "agc.h"
+
+typedef struct {
+  Ctx *c;
+  const Plan *p;
+  StrBuf *o;       /* the function body */
+  const Target *t; /* what the code is for (target.c) */
+  const char *real; /* "float" or "double" */
+  const char *mf;   /* math suffix: "f" or "" */
+  int ind;          /* indentation */
+  int *arg_used;
+  int uses_status;
+  int flat;         /* current loop is one flat index over equal shapes */
+  int uses_gemm;    /* a matmul calls the kernel */
+  int uses_tanh;    /* f32 tanh goes through NAME_tanhf */
+  int uses_exp;     /* f32 exp goes through NAME_expf */
+  int uses_mm;      /* JIT: a narrow matmul through agc_matmul_T */
+  int uses_im2col;  /* conv2d: im2col.c's kernel */
+  int uses_pool;    /* pooling: pool.c's kernel */
+  int nvals;        /* locals v0, v1, ... named so far */
+  const char *loop_off; /* JIT: the loop's own offset, held in `ix` */
+  char *inloop;     /* nodes of the fused loop being written: read as lN */
+  const char *closers[64]; /* JIT: how each open loop_open loop ends */
+  int nclosers;
+  /* JIT row mode (row_loop): */
+  const char **rowof; /* per node: its row in the loop being written */
+  int nrows, maxrows; /* scratch rows used by this loop / by any loop */
+  int uses_row;     /* some loop calls the row kernels */
+  int row_fail;
+} E;
+
+static inline Node *ND(E *e, int id) { return &e->c->g.nodes[id]; }
+static inline int R(E *e, int id) { return plan_resolve(e->c, id); }
+
+/* JIT row mode (emit_row.c): tiles of at most ROW_CHUNK elements, at most
+ * ROW_SCRATCH rows of scratch on the stack */
+#define ROW_CHUNK 256
+#define ROW_SCRATCH 32
+
+/* ---- emit.c ---------------------------------------------------------- */
+void em_line(E *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *em_fmt(E *e, const char *f, ...) __attribute__((format(printf, 2, 3)));
+char *em_lit(E *e, double v);        /* a constant of the element type */
+const char *em_bufname(E *e, int id); /* the buffer node id is stored in */
+/* the offset of element idx (index expressions) in a C-order shape s */
+char *em_offset(E *e, const Shape *s, char **idx);
+/* index names for operand x (rank r) of a node of rank R_ (broadcast) */
+char **em_bcast_idx(E *e, const Node *x, int R_, char **idx);
+const char *em_val(E *e, int id, char **idx);  /* value at idx, as C */
+const char *em_load(E *e, int id, char **idx); /* its stored element */
+char **em_loop_open(E *e, const Shape *s, const char *prefix);
+void em_loop_close(E *e, const Shape *s);
+void em_comment(E *e, int id);
+void em_ew_loop(E *e, const char *dst, int src, const char *op, int root);
+void em_reduce_loop(E *e, int id);
+void em_sums_open(E *e, int h);
+void em_sums_close(E *e, int h);
+int em_group_flat(E *e, int h, const Shape *s);
+
+/* ---- emit_row.c ------------------------------------------------------ */
+int em_row_loop(E *e, int h); /* 0, with nothing written, if it cannot */
+
+/* ---- emit_ops.c ------------------------------------------------------ */
+const char *em_gemm_name(E *e);
+void em_node_code(E *e, int id);
+void em_store_code(E *e, int o);
+
+/* ---- emit_api.c ------------------------------------------------------ */
+void em_prototypes(E *e, StrBuf *o);
+void em_macros(Ctx *c, StrBuf *o, const Plan *p);
+void em_signature(Ctx *c, StrBuf *o, const char *real);
+void em_tables(Ctx *c, StrBuf *o, int decl);
+void em_header_comment(Ctx *c, StrBuf *o);
+
+#endif

@@ -1,0 +1,196 @@
+/* emit_api.c — what the caller of generated code sees: the header
+ * comment, macros, signatures, the tables for tools, emit_h, and the math
+ * prototypes of the JIT. */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "emit.h"
+
+/* ---- names ------------------------------------------------------------------ */
+
+static void upper(char *dst, const char *s, size_t n) {
+  size_t i = 0;
+  for (; s[i] && i + 1 < n; i++)
+    dst[i] = (char)((s[i] >= 'a' && s[i] <= 'z') ? s[i] - 32 : s[i]);
+  dst[i] = 0;
+}
+
+/* Declares one math function of the element type with n arguments, once. */
+static void math_proto(E *e, StrBuf *o, const char *name, size_t len, int n,
+                       StrBuf *seen) {
+  char key[64];
+  snprintf(key, sizeof key, " %.*s/", (int)len, name);
+  if (seen->s && strstr(seen->s, key))
+    return;
+  sb_puts(seen, key);
+  sb_printf(o, "%s %.*s%s(%s%s%s);\n", e->real, (int)len, name, e->mf,
+            e->real, n > 1 ? ", " : "", n > 1 ? e->real : "");
+}
+
+/* The JIT declares the math functions it calls instead of including
+ * <math.h>: every `name$f(...)` of the ops' templates (ops.def), plus exp
+ * and tanh, which $E and $H name in f64. */
+void em_prototypes(E *e, StrBuf *o) {
+  if (!e->t->math_protos) {
+    sb_puts(o, "#include <math.h>\n");
+    return;
+  }
+  StrBuf seen = {0};
+  if (e->c->opt.f64) {
+    math_proto(e, o, "exp", 3, 1, &seen);
+    math_proto(e, o, "tanh", 4, 1, &seen);
+  }
+  for (int op = 0; op < OP_COUNT; op++) {
+    const char *t = op_ctext((Op)op);
+    for (const char *q = t ? strstr(t, "$f(") : NULL; q; q = strstr(q + 3, "$f(")) {
+      const char *b = q;
+      while (b > t && isalnum((unsigned char)b[-1]))
+        b--;
+      int depth = 0, args = 1;
+      for (const char *r = q + 3; *r && depth >= 0; r++) {
+        if (*r == '(') depth++;
+        else if (*r == ')') depth--;
+        else if (*r == ',' && depth == 0) args++;
+      }
+      math_proto(e, o, b, (size_t)(q - b), args, &seen);
+    }
+  }
+  sb_free(&seen);
+}
+
+static const char *dt_code(const Ctx *c, const Node *n) {
+  if (n->dt == DT_I32)
+    return "2";
+  return c->opt.f64 ? "1" : "0";
+}
+
+void em_macros(Ctx *c, StrBuf *o, const Plan *p) {
+  char G[256];
+  upper(G, c->name, sizeof G);
+  sb_printf(o, "#define %s_WORK_BYTES %lld /* workspace: bytes */\n", G,
+            (long long)(p ? p->work_bytes : 0));
+  sb_printf(o, "#define %s_NUM_INPUTS %d\n", G, c->g.nargs);
+  sb_printf(o, "#define %s_NUM_OUTPUTS %d\n", G, c->g.nouts);
+  for (int pass = 0; pass < 2; pass++) {
+    int cnt = pass ? c->g.nouts : c->g.nargs;
+    for (int i = 0; i < cnt; i++) {
+      const char *nm = pass ? c->g.outs[i].name : c->g.args[i].name;
+      int node = pass ? plan_resolve(c, c->g.outs[i].node) : c->g.args[i].node;
+      Node *n = &c->g.nodes[node];
+      sb_printf(o, "#define %s_%s_RANK %d\n", G, nm, n->shape.rank);
+      for (int d = 0; d < n->shape.rank; d++)
+        sb_printf(o, "#define %s_%s_DIM%d %lld\n", G, nm, d,
+                  (long long)n->shape.d[d]);
+      sb_printf(o, "#define %s_%s_SIZE %lld\n", G, nm, (long long)n->numel);
+    }
+  }
+}
+
+void em_signature(Ctx *c, StrBuf *o, const char *real) {
+  sb_printf(o, "int %s(", c->name);
+  for (int i = 0; i < c->g.nargs; i++) {
+    Node *n = &c->g.nodes[c->g.args[i].node];
+    sb_printf(o, "%sconst %s *in_%s", i ? ", " : "",
+              n->dt == DT_I32 ? "int32_t" : real, c->g.args[i].name);
+  }
+  for (int i = 0; i < c->g.nouts; i++)
+    sb_printf(o, "%s%s *out_%s", c->g.nargs + i ? ", " : "", real,
+              c->g.outs[i].name);
+  sb_printf(o, "%svoid *work)", c->g.nargs + c->g.nouts ? ", " : "");
+}
+
+void em_tables(Ctx *c, StrBuf *o, int decl) {
+  const char *nm = c->name;
+  char G[256];
+  upper(G, c->name, sizeof G);
+  for (int pass = 0; pass < 2; pass++) {
+    const char *kind = pass ? "output" : "input";
+    int cnt = pass ? c->g.nouts : c->g.nargs;
+    if (decl) {
+      sb_printf(o, "extern const char *const %s_%s_names[];\n", nm, kind);
+      sb_printf(o, "extern const int %s_%s_dtypes[];\n", nm, kind);
+      sb_printf(o, "extern const int %s_%s_ranks[];\n", nm, kind);
+      sb_printf(o, "extern const int64_t %s_%s_dims[][8];\n", nm, kind);
+      continue;
+    }
+    /* one extra row so that a graph without inputs still has tables */
+    sb_printf(o, "const char *const %s_%s_names[%d] = {", nm, kind, cnt + 1);
+    for (int i = 0; i < cnt; i++)
+      sb_printf(o, "\"%s\", ", pass ? c->g.outs[i].name : c->g.args[i].name);
+    sb_puts(o, "NULL};\n");
+    sb_printf(o, "const int %s_%s_dtypes[%d] = {", nm, kind, cnt + 1);
+    for (int i = 0; i < cnt; i++) {
+      int node = pass ? plan_resolve(c, c->g.outs[i].node) : c->g.args[i].node;
+      sb_printf(o, "%s, ", pass ? (c->opt.f64 ? "1" : "0")
+                                : dt_code(c, &c->g.nodes[node]));
+    }
+    sb_puts(o, "-1};\n");
+    sb_printf(o, "const int %s_%s_ranks[%d] = {", nm, kind, cnt + 1);
+    for (int i = 0; i < cnt; i++) {
+      int node = pass ? plan_resolve(c, c->g.outs[i].node) : c->g.args[i].node;
+      sb_printf(o, "%d, ", c->g.nodes[node].shape.rank);
+    }
+    sb_puts(o, "-1};\n");
+    sb_printf(o, "const int64_t %s_%s_dims[%d][8] = {", nm, kind, cnt + 1);
+    for (int i = 0; i < cnt; i++) {
+      int node = pass ? plan_resolve(c, c->g.outs[i].node) : c->g.args[i].node;
+      Shape *s = &c->g.nodes[node].shape;
+      sb_puts(o, "{");
+      for (int d = 0; d < s->rank; d++)
+        sb_printf(o, "%s%lld", d ? ", " : "", (long long)s->d[d]);
+      if (!s->rank)
+        sb_puts(o, "0");
+      sb_puts(o, "}, ");
+    }
+    sb_puts(o, "{0}};\n");
+  }
+}
+
+void em_header_comment(Ctx *c, StrBuf *o) {
+  /* the file's base name, with only characters that cannot end a comment:
+     the same graph gives the same C from any directory */
+  const char *base = strrchr(c->path, '/');
+  base = base ? base + 1 : c->path;
+  char safe[128];
+  size_t k = 0;
+  for (; base[k] && k + 1 < sizeof safe; k++)
+    safe[k] = (isalnum((unsigned char)base[k]) || strchr("._-+", base[k]))
+                  ? base[k] : '_';
+  safe[k] = 0;
+  sb_printf(o, "/* Generated by agc %s from %s (%s%s%s). Do not edit.\n", AGC_VERSION,
+            safe, c->opt.f64 ? "f64" : "f32",
+            c->opt.accumulate ? ", accumulate" : "",
+            c->opt.no_grad ? ", no-grad" : "");
+  sb_printf(o, " *\n * int %s(inputs..., outputs..., void *work);\n", c->name);
+  sb_puts(o, " *   inputs, in order:");
+  for (int i = 0; i < c->g.nargs; i++)
+    sb_printf(o, " %s", c->g.args[i].name);
+  sb_puts(o, "\n *   outputs, in order:");
+  for (int i = 0; i < c->g.nouts; i++)
+    sb_printf(o, " %s", c->g.outs[i].name);
+  char G[256];
+  upper(G, c->name, sizeof G);
+  sb_printf(o, "\n *   work: %s_WORK_BYTES bytes, aligned for double", G);
+  sb_puts(o, "\n * Buffers are C-order arrays; outputs must not overlap inputs.\n"
+             " * Returns 0, or 1 if an integer index input was out of range.\n */\n");
+}
+
+void emit_h(Ctx *c, StrBuf *o) {
+  const char *real = c->opt.f64 ? "double" : "float";
+  char G[256];
+  upper(G, c->name, sizeof G);
+  em_header_comment(c, o);
+  sb_printf(o, "#ifndef AGC_%s_H\n#define AGC_%s_H\n\n", G, G);
+  sb_puts(o, "#include <stdint.h>\n\n");
+  em_macros(c, o, ctx_plan(c));
+  sb_puts(o, "\n");
+  em_signature(c, o, real);
+  sb_puts(o, ";\n");
+  sb_printf(o, "int %s_generic(const void *const *in, void *const *out, void *work);\n",
+            c->name);
+  em_tables(c, o, 1);
+  sb_printf(o, "\n#endif /* AGC_%s_H */\n", G);
+}

@@ -1,0 +1,446 @@
+/* emit_ops.c — the C of every node that is not an element-wise loop or a
+ * reduction (emit.c): matrix products, conv2d, pooling, embedding, the
+ * one-hot and first-max masks, products, padding; and the output stores. */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "emit.h"
+
+const char *em_gemm_name(E *e) {
+  if (e->t->aot_kernels) /* the runtime's optimized copy */
+    return e->c->opt.f64 ? "agc_gemm_f64" : "agc_gemm_f32";
+  return em_fmt(e, "%s_gemm", e->c->name);
+}
+
+static void matmul_loop(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]), b = R(e, n->in[1]);
+  Shape sa = ND(e, a)->shape, sb = ND(e, b)->shape, sc = n->shape;
+  int ta = n->flags & MM_TA, tb = n->flags & MM_TB;
+  int64_t M = sc.d[sc.rank - 2], N = sc.d[sc.rank - 1];
+  int64_t K = ta ? sa.d[sa.rank - 2] : sa.d[sa.rank - 1];
+  const char *A = em_bufname(e, a), *B = em_bufname(e, b), *C = em_bufname(e, id);
+  /* batch loops over the broadcast leading axes */
+  Shape batch = {sc.rank - 2, {0}};
+  for (int d = 0; d < batch.rank; d++)
+    batch.d[d] = sc.d[d];
+  char **bi = em_loop_open(e, &batch, "b");
+  const char *ao = "0", *bo = "0", *co = "0";
+  if (batch.rank) {
+    Shape ba = {sa.rank - 2, {0}}, bb = {sb.rank - 2, {0}};
+    for (int d = 0; d < ba.rank; d++)
+      ba.d[d] = sa.d[d];
+    for (int d = 0; d < bb.rank; d++)
+      bb.d[d] = sb.d[d];
+    Node ta_ = *ND(e, a), tb_ = *ND(e, b);
+    ta_.shape = ba;
+    tb_.shape = bb;
+    ao = em_fmt(e, "(%s) * %lld", em_offset(e, &ba, em_bcast_idx(e, &ta_, batch.rank, bi)),
+             (long long)(M * K));
+    bo = em_fmt(e, "(%s) * %lld", em_offset(e, &bb, em_bcast_idx(e, &tb_, batch.rank, bi)),
+             (long long)(K * N));
+    co = em_fmt(e, "(%s) * %lld", em_offset(e, &batch, bi), (long long)(M * N));
+    em_line(e, "{");
+    e->ind++;
+    em_line(e, "const %s *A = %s + %s;", e->real, A, ao);
+    em_line(e, "const %s *B = %s + %s;", e->real, B, bo);
+    em_line(e, "%s *C = %s + %s;", e->real, C, co);
+    A = "A", B = "B", C = "C";
+  }
+  /* For the JIT, a product too narrow for the packed kernel still runs
+     ahead-of-time code: TinyCC's own loops are several times slower. */
+  int gemm = plan_uses_gemm(e->c, n);
+  if (gemm || e->t->aot_kernels) {
+    if (gemm)
+      em_line(e, "%s(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %lld, %s, 0, "
+           "pack);", em_gemm_name(e), (long long)M, (long long)N, (long long)K,
+           A, (long long)(ta ? 1 : K), (long long)(ta ? M : 1), B,
+           (long long)(tb ? 1 : N), (long long)(tb ? K : 1), C);
+    else
+      em_line(e, "agc_matmul_%s(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, "
+           "%lld, %s);", e->c->opt.f64 ? "f64" : "f32", (long long)M,
+           (long long)N, (long long)K, A, (long long)(ta ? 1 : K),
+           (long long)(ta ? M : 1), B, (long long)(tb ? 1 : N),
+           (long long)(tb ? K : 1), C);
+    e->uses_gemm |= gemm;
+    e->uses_mm |= !gemm;
+    if (batch.rank) {
+      e->ind--;
+      em_line(e, "}");
+    }
+    em_loop_close(e, &batch);
+    return;
+  }
+  em_line(e, "for (long i = 0; i < %lld; i++) {", (long long)M);
+  e->ind++;
+  em_line(e, "for (long j = 0; j < %lld; j++) %s[i * %lld + j] = %s;",
+       (long long)N, C, (long long)N, em_lit(e, 0));
+  em_line(e, "for (long k = 0; k < %lld; k++) {", (long long)K);
+  e->ind++;
+  em_line(e, "const %s a = %s[%s];", e->real, A,
+       ta ? em_fmt(e, "k * %lld + i", (long long)M)
+          : em_fmt(e, "i * %lld + k", (long long)K));
+  em_line(e, "for (long j = 0; j < %lld; j++) %s[i * %lld + j] += a * %s[%s];",
+       (long long)N, C, (long long)N, B,
+       tb ? em_fmt(e, "j * %lld + k", (long long)K)
+          : em_fmt(e, "k * %lld + j", (long long)N));
+  e->ind--;
+  em_line(e, "}");
+  e->ind--;
+  em_line(e, "}");
+  if (batch.rank) {
+    e->ind--;
+    em_line(e, "}");
+  }
+  em_loop_close(e, &batch);
+}
+
+/* one-hot of the first max/min along one axis */
+static void firstmax_loop(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]);
+  int axis = 0;
+  while (!(n->mask & (1u << axis)))
+    axis++;
+  Shape outer = n->shape;
+  outer.d[axis] = 1;
+  const char *dst = em_bufname(e, id);
+  em_line(e, "for (long i = 0; i < %lld; i++) %s[i] = %s;", (long long)n->numel,
+       dst, em_lit(e, 0));
+  char **idx = em_loop_open(e, &outer, "i");
+  if (n->numel == n->shape.d[axis]) {
+    em_line(e, "{");
+    e->ind++;
+  }
+  char **ik = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  memcpy(ik, idx, sizeof(char *) * MAX_RANK);
+  ik[axis] = "k";
+  em_line(e, "long best = 0;");
+  em_line(e, "for (long k = 1; k < %lld; k++)", (long long)n->shape.d[axis]);
+  ik[axis] = "k";
+  const char *cur = em_load(e, a, ik);
+  ik[axis] = "best";
+  const char *bv = em_load(e, a, ik);
+  em_line(e, "  if (%s %s %s) best = k;", cur, n->op == OP_FIRSTMAX ? ">" : "<", bv);
+  em_line(e, "%s[%s] = %s;", dst, em_offset(e, &n->shape, ik), em_lit(e, 1));
+  if (n->numel == n->shape.d[axis]) {
+    e->ind--;
+    em_line(e, "}");
+  }
+  em_loop_close(e, &outer);
+}
+
+/* product of the other elements of each reduced group */
+static void prodexcl_loop(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]);
+  Shape s = n->shape, grp = n->shape;
+  for (int d = 0; d < s.rank; d++)
+    if (!(n->mask & (1u << d)))
+      grp.d[d] = 1;
+  const char *dst = em_bufname(e, id);
+  char **idx = em_loop_open(e, &s, "i");
+  em_line(e, "{");
+  e->ind++;
+  em_line(e, "%s prod = %s;", e->real, em_lit(e, 1));
+  char **gi = em_loop_open(e, &grp, "g");
+  char **ri = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  StrBuf same = {0};
+  int nsame = 0;
+  for (int d = 0; d < s.rank; d++) {
+    if (n->mask & (1u << d) && s.d[d] != 1) {
+      ri[d] = gi[d];
+      sb_printf(&same, "%s%s == %s", nsame++ ? " && " : "", gi[d], idx[d]);
+    } else {
+      ri[d] = idx[d];
+    }
+  }
+  em_line(e, "if (!(%s)) prod *= %s;", nsame ? same.s : "1", em_load(e, a, ri));
+  sb_free(&same);
+  em_loop_close(e, &grp);
+  em_line(e, "%s[%s] = prod;", dst, em_offset(e, &s, idx));
+  e->ind--;
+  em_line(e, "}");
+  em_loop_close(e, &s);
+}
+
+/* out_j = sum over i != j of g_i * prod over k != i, j of x_k, within each
+ * reduced group: the adjoint of prodexcl, for second derivatives of prod */
+static void prodexcl2_loop(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]), g = R(e, n->in[1]);
+  Shape s = n->shape, grp = n->shape;
+  for (int d = 0; d < s.rank; d++)
+    if (!(n->mask & (1u << d)))
+      grp.d[d] = 1;
+  const char *dst = em_bufname(e, id);
+  char **idx = em_loop_open(e, &s, "i");
+  em_line(e, "{");
+  e->ind++;
+  em_line(e, "%s acc = %s;", e->real, em_lit(e, 0));
+  char **gi = em_loop_open(e, &grp, "g");
+  em_line(e, "{");
+  e->ind++;
+  char **ri = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  StrBuf gj = {0};
+  int ngj = 0;
+  for (int d = 0; d < s.rank; d++) {
+    int red = n->mask & (1u << d) && s.d[d] != 1;
+    ri[d] = red ? gi[d] : idx[d];
+    if (red)
+      sb_printf(&gj, "%s%s == %s", ngj++ ? " && " : "", gi[d], idx[d]);
+  }
+  em_line(e, "if (%s) continue;", ngj ? gj.s : "1");
+  em_line(e, "%s prod = %s;", e->real, em_load(e, g, ri));
+  char **hi = em_loop_open(e, &grp, "h");
+  char **ki = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  for (int d = 0; d < s.rank; d++) {
+    int red = n->mask & (1u << d) && s.d[d] != 1;
+    ki[d] = red ? hi[d] : idx[d];
+  }
+  StrBuf hj = {0}, hg = {0};
+  int nh = 0;
+  for (int d = 0; d < s.rank; d++)
+    if (n->mask & (1u << d) && s.d[d] != 1) {
+      sb_printf(&hj, "%s%s == %s", nh ? " && " : "", hi[d], idx[d]);
+      sb_printf(&hg, "%s%s == %s", nh ? " && " : "", hi[d], gi[d]);
+      nh++;
+    }
+  em_line(e, "if (!(%s) && !(%s)) prod *= %s;", nh ? hj.s : "1", nh ? hg.s : "1",
+       em_load(e, a, ki));
+  em_loop_close(e, &grp);
+  em_line(e, "acc += prod;");
+  e->ind--;
+  em_line(e, "}");
+  em_loop_close(e, &grp);
+  em_line(e, "%s[%s] = acc;", dst, em_offset(e, &s, idx));
+  e->ind--;
+  em_line(e, "}");
+  em_loop_close(e, &s);
+  sb_free(&gj);
+  sb_free(&hj);
+  sb_free(&hg);
+}
+
+static void onehot_loop(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]);
+  int64_t C = (int64_t)n->val;
+  const char *dst = em_bufname(e, id);
+  Shape in = ND(e, a)->shape;
+  em_line(e, "for (long i = 0; i < %lld; i++) %s[i] = %s;", (long long)n->numel,
+       dst, em_lit(e, 0));
+  char **idx = em_loop_open(e, &in, "i");
+  em_line(e, "{");
+  e->ind++;
+  em_line(e, "const long k = (long)%s;", em_load(e, a, idx));
+  em_line(e, "if (k < 0 || k >= %lld) status = 1; /* index out of range */",
+       (long long)C);
+  em_line(e, "else %s[(%s) * %lld + k] = %s;", dst, em_offset(e, &in, idx),
+       (long long)C, em_lit(e, 1));
+  e->ind--;
+  em_line(e, "}");
+  em_loop_close(e, &in);
+  e->uses_status = 1;
+}
+
+static void pad_loop(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]);
+  const char *dst = em_bufname(e, id);
+  em_line(e, "for (long i = 0; i < %lld; i++) %s[i] = %s;", (long long)n->numel,
+       dst, em_lit(e, 0));
+  Shape in = ND(e, a)->shape;
+  char **idx = em_loop_open(e, &in, "i");
+  char **oi = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  for (int d = 0; d < in.rank; d++)
+    oi[d] = n->perm[d] ? em_fmt(e, "(%s + %d)", idx[d], n->perm[d]) : idx[d];
+  if (in.rank == 0 || ND(e, a)->numel == 1) {
+    em_line(e, "{");
+    e->ind++;
+  }
+  const char *v = em_val(e, a, idx);
+  /* the output may have size-1 axes where the input has them too */
+  em_line(e, "%s[%s] = %s;", dst, em_offset(e, &n->shape, oi), v);
+  if (in.rank == 0 || ND(e, a)->numel == 1) {
+    e->ind--;
+    em_line(e, "}");
+  }
+  em_loop_close(e, &in);
+}
+
+/* ---- convolution, pooling, embedding ------------------------------------- */
+
+static void zero(E *e, const char *dst, int64_t n) {
+  em_line(e, "for (long i = 0; i < %lld; i++) %s[i] = %s;", (long long)n, dst,
+       em_lit(e, 0));
+}
+
+/* im2col of image n of x into col[(c*KH + kh)*KW + kw][oh*OW + ow], or
+ * (back) col2im, adding col into dx. */
+/* im2col of image n of X (or, back, col2im into it): the kernel of
+ * runtime/kernels/im2col.c, the runtime's copy for the JIT, else its text
+ * in the file */
+static void im2col(E *e, const Shape *x, const Shape *w, const Shape *y,
+                   int stride, int pad, const char *X, int back) {
+  int64_t C = x->d[1], H = x->d[2], W = x->d[3], KH = w->d[2], KW = w->d[3];
+  int64_t OH = y->d[2], OW = y->d[3];
+  const char *f = e->t->aot_kernels
+                      ? (e->c->opt.f64 ? "agc_im2col_f64" : "agc_im2col_f32")
+                      : em_fmt(e, "%s_im2col", e->c->name);
+  em_line(e, "%s(%s + n * %lld, %lld, %lld, %lld, %lld, %lld, %d, %d, %lld, "
+       "%lld, col, %d);", f, X, (long long)(C * H * W), (long long)C,
+       (long long)H, (long long)W, (long long)KH, (long long)KW, stride, pad,
+       (long long)OH, (long long)OW, back);
+  e->uses_im2col = 1;
+}
+
+/* conv2d and its gradients as matrix products per image, through im2col:
+ *   y[n]  = w[O, CKK] @ col(x[n])[CKK, P]
+ *   dx[n] = col2im(w^T @ gy[n])
+ *   dw   += gy[n] @ col(x[n])^T                                  */
+static void conv_code(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]), b = R(e, n->in[1]);
+  const char *A = em_bufname(e, a), *B = em_bufname(e, b), *D = em_bufname(e, id);
+  Shape sa = ND(e, a)->shape, sb = ND(e, b)->shape;
+  ConvGeom cg = conv_geometry(n, &sa, &sb);
+  const Shape *x = cg.x, *w = cg.w, *y = cg.y;
+  int64_t Nb = x->d[0], O = w->d[0], CKK = w->d[1] * w->d[2] * w->d[3];
+  int64_t P = y->d[2] * y->d[3];
+  int64_t colat = kernel_pack_elems(e->c->opt.f64, cg.M, cg.N, cg.K);
+  const char *g = em_gemm_name(e);
+  e->uses_gemm = 1;
+  em_line(e, "{");
+  e->ind++;
+  em_line(e, "%s *const col = pack + %lld; /* [%lld, %lld] */", e->real,
+       (long long)colat, (long long)CKK, (long long)P);
+  if (n->op == OP_CONV2D_DX)
+    zero(e, D, n->numel);
+  em_line(e, "for (long n = 0; n < %lld; n++) {", (long long)Nb);
+  e->ind++;
+  switch (n->op) {
+  case OP_CONV2D: /* y = conv(x=a, w=b) */
+    im2col(e, x, w, y, n->perm[0], n->perm[1], A, 0);
+    em_line(e, "%s(%lld, %lld, %lld, %s, %lld, 1, col, %lld, 1, %s + n * %lld, 0, pack);",
+         g, (long long)O, (long long)P, (long long)CKK, B, (long long)CKK,
+         (long long)P, D, (long long)(O * P));
+    break;
+  case OP_CONV2D_DX: /* dx = DX(gy=a, w=b) */
+    em_line(e, "%s(%lld, %lld, %lld, %s, 1, %lld, %s + n * %lld, %lld, 1, col, 0, pack);",
+         g, (long long)CKK, (long long)P, (long long)O, B, (long long)CKK, A,
+         (long long)(O * P), (long long)P);
+    im2col(e, x, w, y, n->perm[0], n->perm[1], D, 1);
+    break;
+  default: /* dw = DW(x=a, gy=b) */
+    im2col(e, x, w, y, n->perm[0], n->perm[1], A, 0);
+    em_line(e, "%s(%lld, %lld, %lld, %s + n * %lld, %lld, 1, col, 1, %lld, %s, n > 0, pack);",
+         g, (long long)O, (long long)CKK, (long long)P, B, (long long)(O * P),
+         (long long)P, (long long)P, D);
+    break;
+  }
+  e->ind--;
+  em_line(e, "}");
+  e->ind--;
+  em_line(e, "}");
+}
+
+/* max_pool2d / avg_pool2d and their gradients; x is the unpooled shape */
+static void pool_code(E *e, int id) {
+  Node *n = ND(e, id);
+  int k = n->perm[0], st = n->perm[1];
+  int a = R(e, n->in[0]);
+  const char *D = em_bufname(e, id), *A = em_bufname(e, a);
+  int fwd = n->op == OP_MAXPOOL || n->op == OP_AVGPOOL;
+  Shape x = fwd ? ND(e, a)->shape : n->shape;
+  Shape y = fwd ? n->shape : ND(e, R(e, n->in[n->nin - 1]))->shape;
+  int64_t NC = x.d[0] * x.d[1], H = x.d[2], W = x.d[3], OH = y.d[2],
+          OW = y.d[3];
+  int op = n->op == OP_MAXPOOL ? 0 : n->op == OP_MAXPOOL_DX ? 1
+         : n->op == OP_AVGPOOL ? 2 : 3;
+  const char *X = n->op == OP_MAXPOOL_DX || fwd ? A : "0";
+  const char *G = fwd ? "0" : em_bufname(e, R(e, n->in[n->nin - 1]));
+  const char *f = e->t->aot_kernels
+                      ? (e->c->opt.f64 ? "agc_pool_f64" : "agc_pool_f32")
+                      : em_fmt(e, "%s_pool", e->c->name);
+  em_line(e, "%s(%d, %s, %s, %lld, %lld, %lld, %d, %d, %lld, %lld, %s);", f, op,
+       X, G, (long long)NC, (long long)H, (long long)W, k, st, (long long)OH,
+       (long long)OW, D);
+  e->uses_pool = 1;
+}
+
+/* embedding: rows of a [V, D] table by index; EMBED_DT adds them back */
+static void embed_code(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]), ix = R(e, n->in[1]);
+  const char *D = em_bufname(e, id), *A = em_bufname(e, a), *I = em_bufname(e, ix);
+  int64_t cnt = ND(e, ix)->numel;
+  Shape tab = n->op == OP_EMBED ? ND(e, a)->shape : n->shape;
+  int64_t V = tab.d[0], Dm = tab.d[1];
+  if (n->op == OP_EMBED_DT)
+    zero(e, D, n->numel);
+  em_line(e, "for (long i = 0; i < %lld; i++) {", (long long)cnt);
+  e->ind++;
+  em_line(e, "const long r = (long)%s[i];", I);
+  em_line(e, "if (r < 0 || r >= %lld) { status = 1; continue; } /* index out of range */",
+       (long long)V);
+  if (n->op == OP_EMBED)
+    em_line(e, "for (long j = 0; j < %lld; j++) %s[i * %lld + j] = %s[r * %lld + j];",
+         (long long)Dm, D, (long long)Dm, A, (long long)Dm);
+  else
+    em_line(e, "for (long j = 0; j < %lld; j++) %s[r * %lld + j] += %s[i * %lld + j];",
+         (long long)Dm, D, (long long)Dm, A, (long long)Dm);
+  e->ind--;
+  em_line(e, "}");
+  e->uses_status = 1;
+}
+
+void em_node_code(E *e, int id) {
+  Node *n = ND(e, id);
+  em_comment(e, id);
+  switch (op_kind(n->op)) {
+  case K_EW:
+    em_ew_loop(e, em_bufname(e, id), id, "=", 1);
+    return;
+  case K_RED:
+    em_reduce_loop(e, id);
+    return;
+  case K_MM:
+    matmul_loop(e, id);
+    return;
+  default:
+    break;
+  }
+  switch (n->op) {
+  case OP_CONST: case OP_TRANSPOSE: case OP_SLICE:
+    em_ew_loop(e, em_bufname(e, id), id, "=", 1);
+    return;
+  case OP_PAD: pad_loop(e, id); return;
+  case OP_FIRSTMAX: case OP_FIRSTMIN: firstmax_loop(e, id); return;
+  case OP_PRODEXCL: prodexcl_loop(e, id); return;
+  case OP_PRODEXCL2: prodexcl2_loop(e, id); return;
+  case OP_ONEHOT: onehot_loop(e, id); return;
+  case OP_CONV2D: case OP_CONV2D_DX: case OP_CONV2D_DW: conv_code(e, id); return;
+  case OP_MAXPOOL: case OP_MAXPOOL_DX: case OP_AVGPOOL: case OP_AVGPOOL_DX:
+    pool_code(e, id);
+    return;
+  case OP_EMBED: case OP_EMBED_DT: embed_code(e, id); return;
+  default:
+    error_plain(e->c, "internal: no code generator for %s", op_name(n->op));
+  }
+}
+
+/* The fused node is computed inside the store loop: mark it so ew_loop
+ * treats it as the loop's root. */
+void em_store_code(E *e, int o) {
+  Out *out = &e->c->g.outs[o];
+  int v = R(e, out->node);
+  if (e->p->store[v] == o)
+    return; /* computed in place */
+  const char *op = out->is_grad && e->c->opt.accumulate ? "+=" : "=";
+  em_line(e, "/* %s %s */", op[0] == '+' ? "accumulate" : "store", out->name);
+  em_ew_loop(e, em_fmt(e, "out_%s", out->name), v, op, 0);
+}
