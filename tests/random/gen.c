@@ -1420,6 +1420,14 @@ static char *term(Gen *G, Val *v) {
   return e;
 }
 
+/* is name in the list "a, b, c"? */
+static int listed(const char *list, const char *name) {
+  char pat[RG_NAME + 4], chk[1100];
+  snprintf(pat, sizeof pat, " %s,", name);
+  snprintf(chk, sizeof chk, " %s,", list);
+  return strstr(chk, pat) != NULL;
+}
+
 void rg_generate(RGraph *g, uint64_t seed, const RGenOpts *o) {
   memset(g, 0, sizeof *g);
   Gen G;
@@ -1517,17 +1525,14 @@ void rg_generate(RGraph *g, uint64_t seed, const RGenOpts *o) {
   int nout = rng_int(&G.r, 4);
   for (int i = 0; i < nout; i++) {
     Val *v = &G.pool[rng_int(&G.r, G.n)];
-    char pat[RG_NAME + 4];
-    snprintf(pat, sizeof pat, " %s,", v->e);
-    char chk[520];
-    snprintf(chk, sizeof chk, " %s,", outs);
-    if (strstr(chk, pat))
+    if (listed(outs, v->e))
       continue;
     size_t k = strlen(outs);
     snprintf(outs + k, sizeof outs - k, ", %s", v->e);
   }
   for (int i = 0, k = 0; i < G.n && k < 3; i++) /* values the loss cannot use */
     if (G.pool[i].e[0] == 'v' && !G.pool[i].nuse && G.pool[i].lim < 1 &&
+        !listed(outs, G.pool[i].e) &&
         strlen(outs) + strlen(G.pool[i].e) + 3 < sizeof outs) {
       size_t n = strlen(outs);
       snprintf(outs + n, sizeof outs - n, ", %s", G.pool[i].e);
