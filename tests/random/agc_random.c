@@ -1,0 +1,1495 @@
+/* agc_random.c — the random differential tester.
+ *
+ * For every random graph (gen.c) or given .graph file:
+ *  1. ref: f64, -O0, tcc — the reference values; its inputs perturbed by a
+ *     relative 1e-5 twice give each output's sensitivity (how much rounding
+ *     of the inputs and intermediates can move it);
+ *  2. tcc f64, tcc f32, -O0 f32 (in-process, JIT), compared with ref;
+ *  3. every gradient of the ref against central finite differences of the
+ *     backward roots (a sample of elements for big params);
+ *  4. cc f32/f64: the generated C of many graphs concatenated, compiled by
+ *     the runtime's cc backend (agc_module_compile) in chunks of under
+ *     96 KB (so -O3 -march=native applies, as for one graph) and compared;
+ *  5. ASan: the same C with a driver, built with gcc -fsanitize=address,
+ *     undefined; every input, output and the workspace malloc'ed to its
+ *     exact size (NAME_WORK_BYTES); a sanitizer report names the graph;
+ *     the outputs are compared with ref too.
+ * Failures are written as .graph files that reproduce them (shrunk).
+ * See README.md.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agc.h"
+#include "agc_api.h"
+#include "rgraph.h"
+
+/* ---- options and counters ---------------------------------------------- */
+
+static struct {
+  long n;
+  uint64_t seed;
+  const char *repro;
+  int asan, cc, shrink, fd;
+  int asan_every, cc_every;
+  int batch;
+  double time_limit;
+  int verbose;
+  RGenOpts gen;
+  const char *check_dir;
+  const char *tmp;
+} opt = {2000, 1, "random-failures", 1, 1, 1, 1, 1, 1, 40, 0, 0,
+         {64, 4096, 12}, NULL, NULL};
+
+static struct {
+  long graphs, failed_graphs, mismatches, sanitizer, rejected, fd_fail;
+  long skip_nonfinite, skip_unstable, skip_fd_graph, fd_checked, fd_skipped;
+  long cc_graphs, asan_graphs;
+  double t_inproc, t_cc, t_asan;
+} st;
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static char *xfmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *xfmt(const char *f, ...) {
+  va_list ap;
+  va_start(ap, f);
+  int n = vsnprintf(NULL, 0, f, ap);
+  va_end(ap);
+  char *s = malloc((size_t)n + 1);
+  if (!s)
+    abort();
+  va_start(ap, f);
+  vsnprintf(s, (size_t)n + 1, f, ap);
+  va_end(ap);
+  return s;
+}
+
+/* ---- a case: one graph, its data and reference ---------------------------- */
+
+enum { CFG_TCC64, CFG_TCC32, CFG_O0_32, CFG_CC64, CFG_CC32, CFG_ASAN64,
+       CFG_ASAN32, NCFG };
+static const char *const cfg_name[NCFG] = {"tcc-f64", "tcc-f32", "O0-f32",
+                                           "cc-f64", "cc-f32", "asan-f64",
+                                           "asan-f32"};
+
+typedef struct {
+  char name[64];
+  int is_int;
+  int rank;
+  int64_t dims[8];
+  int64_t n;
+  double *v;     /* float values (f64) */
+  float *v32;
+  int32_t *vi;
+} Arr;
+
+typedef struct {
+  RGraph g;
+  char *src;
+  uint64_t dseed;
+  long id;          /* graph number in the run */
+  char label[64];   /* "seed S graph G" or the file name */
+  int nin, nout;
+  Arr *in;          /* inputs with data */
+  Arr *ref;         /* reference outputs (f64) */
+  double *sens;     /* per output: change under a 1e-5 relative perturbation */
+  int *unstable;    /* per output: jumps under a 1e-9 one: not compared */
+  double **ref32;   /* outputs of -O0 f32 (tcc): the f32 reference */
+  int skip;         /* non-finite reference: no comparisons */
+  int rejected;
+  char *fail[8];    /* messages of failed checks (category: message) */
+  int nfail;
+  int sanitizer;
+} Case;
+
+static void case_fail(Case *c, const char *f, ...) __attribute__((format(printf, 2, 3)));
+static void case_fail(Case *c, const char *f, ...) {
+  if (c->nfail >= 8)
+    return;
+  va_list ap;
+  va_start(ap, f);
+  char buf[1024];
+  vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  for (char *p = buf; *p; p++)
+    if (*p == '\n')
+      *p = ' ';
+  c->fail[c->nfail++] = strdup(buf);
+}
+
+static uint64_t hash_str(const char *s, uint64_t h) {
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+  return h;
+}
+
+/* deterministic value k of a leaf */
+static double fill_value(uint64_t dseed, const char *name, int64_t k,
+                         const RLine *l, int *ival) {
+  Rng r = {hash_str(name, 0xcbf29ce484222325ULL ^ dseed) + (uint64_t)k * 0x9e3779b97f4a7c15ULL};
+  rng_next(&r);
+  double u = rng_unit(&r);
+  if (l && l->kind == RL_INT) {
+    *ival = (int)(u * l->imax);
+    if (*ival >= l->imax)
+      *ival = l->imax - 1;
+    return 0;
+  }
+  double lo = l ? l->lo : -1, hi = l ? l->hi : 1;
+  double v = lo + (hi - lo) * u;
+  if (l && l->quant)
+    v = round(v * 4) / 4;
+  return v;
+}
+
+static void arr_free(Arr *a) {
+  free(a->v);
+  free(a->v32);
+  free(a->vi);
+}
+
+static void case_free(Case *c) {
+  for (int i = 0; c->in && i < c->nin; i++)
+    arr_free(&c->in[i]);
+  for (int i = 0; c->ref && i < c->nout; i++)
+    arr_free(&c->ref[i]);
+  free(c->in);
+  free(c->ref);
+  free(c->sens);
+  free(c->unstable);
+  for (int i = 0; c->ref32 && i < c->nout; i++)
+    free(c->ref32[i]);
+  free(c->ref32);
+  free(c->src);
+  for (int i = 0; i < c->nfail; i++)
+    free(c->fail[i]);
+  rg_free(&c->g);
+  memset(c, 0, sizeof *c);
+}
+
+/* ---- running a loaded graph -------------------------------------------- */
+
+static void arr_shape(Arr *a, const agc_graph *g, int out, int i) {
+  snprintf(a->name, sizeof a->name, "%s", agc_graph_name(g, out, i));
+  a->is_int = agc_graph_dtype(g, out, i) == AGC_I32;
+  a->rank = agc_graph_rank(g, out, i);
+  memcpy(a->dims, agc_graph_dims(g, out, i), sizeof a->dims);
+  a->n = agc_graph_count(g, out, i);
+}
+
+/* Buffers with guard zones: PAD bytes of a pattern on each side, checked
+ * after the call, so an overrun by JIT-compiled code is reported (and does
+ * not corrupt the tester's heap); a crash in it is caught by a signal
+ * handler and reported too. */
+#define PAD 4096
+static void *pad_alloc(size_t n) {
+  unsigned char *p = malloc(n + 2 * PAD);
+  if (!p)
+    abort();
+  memset(p, 0xa5, PAD);
+  memset(p + PAD + n, 0xa5, PAD);
+  return p + PAD;
+}
+static int pad_bad(void *q, size_t n) {
+  unsigned char *p = (unsigned char *)q - PAD;
+  int bad = 0;
+  for (size_t i = 0; i < PAD; i++)
+    bad |= p[i] != 0xa5 || p[PAD + n + i] != 0xa5;
+  return bad;
+}
+static void pad_free(void *q) {
+  if (q)
+    free((unsigned char *)q - PAD);
+}
+
+static sigjmp_buf crash_jmp;
+static volatile sig_atomic_t in_call;
+static void on_crash(int sig) {
+  if (in_call)
+    siglongjmp(crash_jmp, sig);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+/* Runs g (f64 or f32) on the case's inputs (or on `in64` if given, f64
+ * values of the float inputs); outputs converted to f64 into outs[i].
+ * Returns 0, or -1 with a message in why (overrun, crash, changed input). */
+typedef int (*entry_fn)(const void *const *, void *const *, void *);
+static int run_fn(entry_fn fn, size_t wb, int f64, const Case *c, double **in64,
+                  double **outs, char *why, size_t whylen) {
+  const void *in[256];
+  void *out[256];
+  size_t insz[256];
+  volatile int rc = 0;
+  if (c->nin > 256 || c->nout > 256)
+    return -1;
+  for (int i = 0; i < c->nin; i++) {
+    const Arr *a = &c->in[i];
+    size_t el = a->is_int || !f64 ? 4 : 8;
+    insz[i] = (size_t)a->n * el;
+    void *p = pad_alloc(insz[i]);
+    for (int64_t k = 0; k < a->n; k++) {
+      double v = a->is_int ? 0 : in64 ? in64[i][k] : a->v[k];
+      if (a->is_int)
+        ((int32_t *)p)[k] = a->vi[k];
+      else if (f64)
+        ((double *)p)[k] = v;
+      else
+        ((float *)p)[k] = (float)v;
+    }
+    in[i] = p;
+  }
+  for (int i = 0; i < c->nout; i++) {
+    size_t sz = (size_t)c->ref[i].n * (f64 ? 8 : 4);
+    out[i] = pad_alloc(sz);
+    memset(out[i], 0, sz);
+  }
+  void *work = pad_alloc(wb);
+  memset(work, 0xff, wb);
+  in_call = 1;
+  int sig = sigsetjmp(crash_jmp, 1);
+  if (sig == 0) {
+    fn(in, out, work);
+  } else {
+    snprintf(why, whylen, "crashed with signal %d", sig);
+    rc = -1;
+  }
+  in_call = 0;
+  if (pad_bad(work, wb) && !rc) {
+    snprintf(why, whylen, "wrote outside the workspace of %zu bytes", wb);
+    rc = -1;
+  }
+  pad_free(work);
+  for (int i = 0; i < c->nout; i++) {
+    size_t sz = (size_t)c->ref[i].n * (f64 ? 8 : 4);
+    for (int64_t k = 0; k < c->ref[i].n; k++)
+      outs[i][k] = f64 ? ((double *)out[i])[k] : (double)((float *)out[i])[k];
+    if (pad_bad(out[i], sz) && !rc) {
+      snprintf(why, whylen, "wrote outside output %s (%zu bytes)", c->ref[i].name, sz);
+      rc = -1;
+    }
+    pad_free(out[i]);
+  }
+  for (int i = 0; i < c->nin; i++) {
+    if (pad_bad((void *)in[i], insz[i]) && !rc) {
+      snprintf(why, whylen, "wrote outside input %s (%zu bytes)", c->in[i].name, insz[i]);
+      rc = -1;
+    }
+    pad_free((void *)in[i]);
+  }
+  return rc;
+}
+
+static const agc_graph *cur_graph;
+static int call_cur(const void *const *in, void *const *out, void *work) {
+  return agc_graph_call(cur_graph, in, out, work);
+}
+static int run_graph(const agc_graph *g, int f64, const Case *c, double **in64,
+                     double **outs, char *why, size_t whylen) {
+  cur_graph = g;
+  return run_fn(call_cur, agc_graph_work_bytes(g), f64, c, in64, outs, why, whylen);
+}
+
+static double **alloc_outs(const Case *c) {
+  double **o = calloc((size_t)c->nout + 1, sizeof *o);
+  for (int i = 0; i < c->nout; i++)
+    o[i] = calloc((size_t)c->ref[i].n + 1, sizeof **o);
+  return o;
+}
+static void free_outs(const Case *c, double **o) {
+  for (int i = 0; o && i < c->nout; i++)
+    free(o[i]);
+  free(o);
+}
+
+/* ---- comparison ---------------------------------------------------------
+ * Per output tensor, in norms: err = max |got - ref|, and the tolerance
+ *   tol = rtol * max|ref| + s * sens + atol * (1 + G)
+ * with G the largest |value| of any reference output of the graph.
+ * The max-norm scale keeps elements that cancel to near zero from raising
+ * false alarms; sens (the largest change of the f64 output when every input
+ * moves by a relative 1e-5) covers outputs that are themselves the result
+ * of cancellation or sit near a discontinuity; G covers a tensor that is
+ * all cancellation (a gradient that is 0 in exact arithmetic).
+ *   f64 configurations against the f64 reference (-O0, tcc):
+ *        rtol 1e-9, s = 1e-6 (a relative 1e-11), atol 1e-12;
+ *   f32 configurations (tcc, cc, ASan) against the f32 reference (-O0 f32,
+ *        tcc): the same precision, other order of operations and fusion:
+ *        rtol 1e-3 (~8000 ulp), s = 2, atol 1e-5;
+ *   the f32 reference against the f64 one, for faults every f32 path has:
+ *        rtol 1e-2, s = 10, atol 1e-4 (f32 loses digits in ill-conditioned
+ *        graphs; this only catches gross errors). */
+static int compare(Case *c, int cfg, int oi, const double *got) {
+  const Arr *r = &c->ref[oi];
+  int f32 = cfg == CFG_TCC32 || cfg == CFG_O0_32 || cfg == CFG_CC32 || cfg == CFG_ASAN32;
+  const double *rv = r->v;
+  const char *rname = "f64 -O0 tcc";
+  double rtol = 1e-9, s = 1e-6, atol = 1e-12;
+  if (f32 && cfg != CFG_O0_32 && c->ref32) {
+    rv = c->ref32[oi];
+    rname = "f32 -O0 tcc";
+    rtol = 1e-3, s = 2, atol = 1e-5;
+  } else if (f32) {
+    rtol = 1e-2, s = 10, atol = 1e-4;
+  }
+  double scale = 0, err = 0, G = 0;
+  int64_t worst = 0;
+  for (int i = 0; i < c->nout; i++)
+    for (int64_t k = 0; k < c->ref[i].n; k++)
+      G = fmax(G, fabs(c->ref[i].v[k]));
+  for (int64_t k = 0; k < r->n; k++)
+    scale = fmax(scale, fabs(rv[k]));
+  for (int64_t k = 0; k < r->n; k++) {
+    double e = fabs(got[k] - rv[k]);
+    if (isnan(e))
+      e = INFINITY;
+    if (e > err)
+      err = e, worst = k;
+  }
+  double tol = rtol * scale + s * c->sens[oi] + atol * (1 + G);
+  if (err <= tol || c->unstable[oi])
+    return 0;
+  case_fail(c, "%s: output %s[%lld] = %.9g, ref (%s) %.9g; max err %.3g > tol %.3g "
+            "(scale %.3g, sens %.3g)", cfg_name[cfg], r->name, (long long)worst,
+            got[worst], rname, rv[worst], err, tol, scale, c->sens[oi]);
+  return 1;
+}
+
+/* ---- stage 1: in-process checks ------------------------------------------ */
+
+static agc_graph *load(Case *c, int f64, int O0, agc_backend be, char *err, size_t n) {
+  agc_graph_options o = {0};
+  o.f64 = f64;
+  o.O0 = O0;
+  o.backend = be;
+  o.name = "rg";
+  return agc_graph_load_source(c->label, c->src, strlen(c->src), &o, err, n);
+}
+
+static void fd_check(Case *c, agc_graph *ref);
+
+/* Compiles the reference, makes the data, runs ref and the in-process
+ * configurations. Returns 0 if the case can go on to cc/ASan. */
+static int stage1(Case *c) {
+  char err[4096];
+  agc_graph *ref = load(c, 1, 1, AGC_BACKEND_TCC, err, sizeof err);
+  if (!ref) {
+    c->rejected = 1;
+    case_fail(c, "reject: %s", err);
+    return -1;
+  }
+  c->nin = agc_graph_num_inputs(ref);
+  c->nout = agc_graph_num_outputs(ref);
+  c->in = calloc((size_t)c->nin + 1, sizeof *c->in);
+  c->ref = calloc((size_t)c->nout + 1, sizeof *c->ref);
+  c->sens = calloc((size_t)c->nout + 1, sizeof *c->sens);
+  for (int i = 0; i < c->nin; i++) {
+    Arr *a = &c->in[i];
+    arr_shape(a, ref, 0, i);
+    const RLine *l = rg_leaf(&c->g, a->name);
+    if (a->is_int) {
+      a->vi = calloc((size_t)a->n + 1, sizeof *a->vi);
+      RLine dflt = {0};
+      dflt.kind = RL_INT;
+      dflt.imax = 1;
+      for (int64_t k = 0; k < a->n; k++)
+        fill_value(c->dseed, a->name, k, l ? l : &dflt, &a->vi[k]);
+    } else {
+      a->v = calloc((size_t)a->n + 1, sizeof *a->v);
+      a->v32 = calloc((size_t)a->n + 1, sizeof *a->v32);
+      for (int64_t k = 0; k < a->n; k++) {
+        a->v[k] = fill_value(c->dseed, a->name, k, l, NULL);
+        a->v32[k] = (float)a->v[k];
+      }
+    }
+  }
+  for (int i = 0; i < c->nout; i++) {
+    arr_shape(&c->ref[i], ref, 1, i);
+    c->ref[i].v = calloc((size_t)c->ref[i].n + 1, sizeof(double));
+  }
+  double **outs = alloc_outs(c);
+  char why[256];
+  if (run_graph(ref, 1, c, NULL, outs, why, sizeof why)) {
+    case_fail(c, "ref: %s", why);
+    st.mismatches++;
+  }
+  for (int i = 0; i < c->nout; i++) {
+    memcpy(c->ref[i].v, outs[i], (size_t)c->ref[i].n * sizeof(double));
+    for (int64_t k = 0; k < c->ref[i].n; k++)
+      if (!isfinite(outs[i][k]))
+        c->skip = 1;
+  }
+  /* sensitivity: every float input times (1 +- 1e-5), twice; then by
+     1e-7 and 1e-9, so that an output that is the sign (or a comparison)
+     of a value that cancels to rounding noise shows it flips */
+  double **p64 = calloc((size_t)c->nin + 1, sizeof *p64);
+  Rng r = {c->dseed ^ 0x5eed};
+  static const double rel[] = {1e-5, 1e-5, 1e-7, 1e-7, 1e-9, 1e-9};
+  double *tiny = calloc((size_t)c->nout + 1, sizeof *tiny);
+  c->unstable = calloc((size_t)c->nout + 1, sizeof *c->unstable);
+  for (int t = 0; t < 6 && !c->skip; t++) {
+    for (int i = 0; i < c->nin; i++) {
+      if (c->in[i].is_int)
+        continue;
+      free(p64[i]);
+      p64[i] = malloc((size_t)c->in[i].n * sizeof(double) + 1);
+      for (int64_t k = 0; k < c->in[i].n; k++)
+        p64[i][k] = c->in[i].v[k] * (1 + (rng_unit(&r) < 0.5 ? -rel[t] : rel[t]));
+    }
+    run_graph(ref, 1, c, p64, outs, why, sizeof why);
+    for (int i = 0; i < c->nout; i++)
+      for (int64_t k = 0; k < c->ref[i].n; k++) {
+        double d = fabs(outs[i][k] - c->ref[i].v[k]);
+        d = isnan(d) ? INFINITY : d;
+        if (t < 2)
+          c->sens[i] = fmax(c->sens[i], d);
+        else
+          tiny[i] = fmax(tiny[i], d);
+      }
+  }
+  /* A smooth output moves by ~1e-4 of sens under a 1e-9 change; one that
+     moves more jumps (sign, comparisons, where, ties) at rounding level:
+     no configuration can be expected to agree on it, so it is skipped. */
+  for (int i = 0; i < c->nout && !c->skip; i++) {
+    double scale = 0;
+    for (int64_t k = 0; k < c->ref[i].n; k++)
+      scale = fmax(scale, fabs(c->ref[i].v[k]));
+    if (tiny[i] > 1e-2 * c->sens[i] + 1e-7 * scale + 1e-12) {
+      c->unstable[i] = 1;
+      st.skip_unstable++;
+    }
+  }
+  free(tiny);
+  for (int i = 0; i < c->nin; i++)
+    free(p64[i]);
+  free(p64);
+  if (c->skip)
+    st.skip_nonfinite++;
+  /* the other in-process configurations */
+  static const struct {
+    int cfg, f64, O0;
+  } cf[] = {{CFG_O0_32, 0, 1}, {CFG_TCC64, 1, 0}, {CFG_TCC32, 0, 0}};
+  for (size_t k = 0; k < sizeof cf / sizeof cf[0]; k++) {
+    agc_graph *g = load(c, cf[k].f64, cf[k].O0, AGC_BACKEND_TCC, err, sizeof err);
+    if (!g) {
+      case_fail(c, "%s: compile failed: %s", cfg_name[cf[k].cfg], err);
+      continue;
+    }
+    int ok = agc_graph_num_outputs(g) == c->nout && agc_graph_num_inputs(g) == c->nin;
+    for (int i = 0; ok && i < c->nout; i++)
+      ok = agc_graph_count(g, 1, i) == c->ref[i].n;
+    if (!ok) {
+      case_fail(c, "%s: input/output tables differ from the reference", cfg_name[cf[k].cfg]);
+    } else {
+      if (run_graph(g, cf[k].f64, c, NULL, outs, why, sizeof why)) {
+        case_fail(c, "%s: %s", cfg_name[cf[k].cfg], why);
+        st.sanitizer++;
+      }
+      for (int i = 0; i < c->nout && !c->skip; i++)
+        if (compare(c, cf[k].cfg, i, outs[i]))
+          st.mismatches++;
+      if (cf[k].cfg == CFG_O0_32) { /* the f32 reference */
+        c->ref32 = calloc((size_t)c->nout + 1, sizeof *c->ref32);
+        for (int i = 0; i < c->nout; i++) {
+          c->ref32[i] = malloc((size_t)c->ref[i].n * sizeof(double) + 1);
+          memcpy(c->ref32[i], outs[i], (size_t)c->ref[i].n * sizeof(double));
+        }
+      }
+    }
+    agc_graph_free(g);
+  }
+  free_outs(c, outs);
+  if (opt.fd && !c->skip)
+    fd_check(c, ref);
+  agc_graph_free(ref);
+  return 0;
+}
+
+/* ---- finite differences -------------------------------------------------
+ * T = sum of the scalar backward roots (+ sum(seed * root) for a root with
+ * a seed input grad_ROOT). For up to 8 sampled elements of each param P,
+ * h = 1e-5 * max(1, |p|):
+ *   c = (T(p+h) - T(p-h)) / 2h, d+ = (T(p+h) - T(p)) / h, d- = (T(p) - T(p-h)) / h.
+ * |d+ - d-| ~ h |T''| for smooth T; larger means a kink or jump (relu, abs,
+ * max, where, comparisons) within h: that element is skipped (counted).
+ * Else |grad - c| <= 1e-5 max(|grad|, |c|) + 1e-7 max|grad_P| + 2 |d+ - d-|
+ *   + 1e-9 (1 + |T|) / h  (f64 rounding of T over the step). */
+static double fd_target(const Case *c, int *roots, int nroots, int *seeds,
+                        double **outs) {
+  double t = 0;
+  for (int r = 0; r < nroots; r++) {
+    const Arr *o = &c->ref[roots[r]];
+    if (seeds[r] < 0) {
+      t += outs[roots[r]][0];
+    } else {
+      for (int64_t k = 0; k < o->n; k++)
+        t += c->in[seeds[r]].v[k] * outs[roots[r]][k];
+    }
+  }
+  return t;
+}
+
+static void fd_check(Case *c, agc_graph *ref) {
+  if (c->g.nofd || c->g.nroots == 0) {
+    st.skip_fd_graph++;
+    return;
+  }
+  int roots[4], seeds[4], nr = 0;
+  for (int r = 0; r < c->g.nroots; r++) {
+    int oi = -1, si = -1;
+    for (int i = 0; i < c->nout; i++)
+      if (!strcmp(c->ref[i].name, c->g.roots[r]))
+        oi = i;
+    char sn[80];
+    snprintf(sn, sizeof sn, "grad_%s", c->g.roots[r]);
+    for (int i = 0; i < c->nin; i++)
+      if (!strcmp(c->in[i].name, sn))
+        si = i;
+    if (oi < 0 || (c->ref[oi].n != 1 && si < 0)) {
+      st.skip_fd_graph++;
+      return;
+    }
+    roots[nr] = oi, seeds[nr++] = c->ref[oi].n == 1 && si < 0 ? -1 : si;
+  }
+  double **outs = alloc_outs(c);
+  double **p64 = calloc((size_t)c->nin + 1, sizeof *p64);
+  for (int i = 0; i < c->nin; i++)
+    p64[i] = c->in[i].v;
+  /* T at the unperturbed point from the reference outputs */
+  double T0, **refv = calloc((size_t)c->nout + 1, sizeof *refv);
+  for (int i = 0; i < c->nout; i++)
+    refv[i] = c->ref[i].v;
+  T0 = fd_target(c, roots, nr, seeds, refv);
+  free(refv);
+  Rng r = {c->dseed ^ 0xfdfd};
+  for (int oi = 0; oi < c->nout; oi++) {
+    if (strncmp(c->ref[oi].name, "grad_", 5) || !agc_graph_is_grad(ref, oi))
+      continue;
+    int pi = -1;
+    for (int i = 0; i < c->nin; i++)
+      if (!strcmp(c->in[i].name, c->ref[oi].name + 5))
+        pi = i;
+    if (pi < 0 || c->in[pi].is_int)
+      continue;
+    Arr *p = &c->in[pi];
+    const double *g = c->ref[oi].v;
+    double gmax = 0;
+    for (int64_t k = 0; k < p->n; k++)
+      gmax = fmax(gmax, fabs(g[k]));
+    int ns = p->n <= 8 ? (int)p->n : 8;
+    for (int s = 0; s < ns; s++) {
+      int64_t k = p->n <= 8 ? s : (int64_t)(rng_next(&r) % (uint64_t)p->n);
+      double x = p->v[k], h = 1e-5 * fmax(1, fabs(x));
+      double *w = malloc((size_t)p->n * sizeof *w + 1);
+      memcpy(w, p->v, (size_t)p->n * sizeof *w);
+      p64[pi] = w;
+      w[k] = x + h;
+      char why[256];
+      run_graph(ref, 1, c, p64, outs, why, sizeof why);
+      double Tp = fd_target(c, roots, nr, seeds, outs);
+      w[k] = x - h;
+      run_graph(ref, 1, c, p64, outs, why, sizeof why);
+      double Tm = fd_target(c, roots, nr, seeds, outs);
+      p64[pi] = p->v;
+      free(w);
+      double cd = (Tp - Tm) / (2 * h), dp = (Tp - T0) / h, dm = (T0 - Tm) / h;
+      double kink = fabs(dp - dm);
+      if (!isfinite(cd) || kink > 1e-3 * (1 + fabs(cd))) {
+        st.fd_skipped++;
+        continue;
+      }
+      st.fd_checked++;
+      double tol = 1e-5 * fmax(fabs(g[k]), fabs(cd)) + 1e-7 * gmax + 2 * kink +
+                   1e-9 * (1 + fabs(T0)) / h;
+      if (!(fabs(g[k] - cd) <= tol)) {
+        st.fd_fail++;
+        case_fail(c, "fd: %s[%lld] = %.10g (f64 -O0 tcc), central difference %.10g "
+                  "(h %.2g, one-sided %.10g / %.10g), tol %.3g", c->ref[oi].name,
+                  (long long)k, g[k], cd, h, dp, dm, tol);
+        break;
+      }
+    }
+  }
+  free(p64);
+  free_outs(c, outs);
+}
+
+/* ---- the generated C of a batch -------------------------------------- */
+
+typedef struct {
+  char *s;
+  size_t len, cap;
+} Buf;
+
+static void bput(Buf *b, const char *s, size_t n) {
+  while (b->len + n + 1 > b->cap) {
+    b->cap = b->cap ? 2 * b->cap : 65536;
+    b->s = realloc(b->s, b->cap);
+    if (!b->s)
+      abort();
+  }
+  memcpy(b->s + b->len, s, n);
+  b->len += n;
+  b->s[b->len] = 0;
+}
+static void bputs(Buf *b, const char *s) { bput(b, s, strlen(s)); }
+
+/* The C of case c for dtype f64, named NAME, as the cc backend gets it. */
+static char *emit_case_c(const Case *c, int f64, const char *name) {
+  Options o = {0};
+  o.f64 = f64;
+  o.name = name;
+  Ctx *ctx = agc_compile(c->label, c->src, strlen(c->src), &o);
+  StrBuf sb = {0};
+  char *r = NULL;
+  if (!agc_failed(ctx) && agc_emit(ctx, EMIT_C, 0, &sb) == 0)
+    r = strdup(sb.s ? sb.s : "");
+  sb_free(&sb);
+  agc_free(ctx);
+  return r;
+}
+
+static void run_outs_from(Case *c, int cfg, double **outs) {
+  for (int i = 0; i < c->nout && !c->skip; i++)
+    if (compare(c, cfg, i, outs[i]))
+      st.mismatches++;
+}
+
+/* cc: the runtime's cc backend on chunks of concatenated graphs */
+typedef struct {
+  Case *c;
+  int f64;
+  char name[32];
+  char *code;
+} Unit;
+
+static void cc_chunk(Unit *u, int n) {
+  if (n == 0)
+    return;
+  Buf b = {0};
+  for (int i = 0; i < n; i++)
+    bputs(&b, u[i].code);
+  char err[2048];
+  agc_module *m = agc_module_compile(b.s, AGC_BACKEND_CC, err, sizeof err);
+  free(b.s);
+  if (!m) {
+    if (n > 1) { /* find the culprit */
+      cc_chunk(u, n / 2);
+      cc_chunk(u + n / 2, n - n / 2);
+      return;
+    }
+    case_fail(u->c, "%s: the generated C failed to compile: %s",
+              cfg_name[u->f64 ? CFG_CC64 : CFG_CC32], err);
+    st.mismatches++;
+    return;
+  }
+  for (int i = 0; i < n; i++) {
+    Case *c = u[i].c;
+    char sym[64];
+    snprintf(sym, sizeof sym, "%s_generic", u[i].name);
+    int (*fn)(const void *const *, void *const *, void *) =
+        (int (*)(const void *const *, void *const *, void *))(uintptr_t)agc_module_symbol(m, sym);
+    if (!fn) {
+      case_fail(c, "cc: no symbol %s", sym);
+      continue;
+    }
+    /* the workspace size: the macro is in the C; ask the compiler again */
+    Options o = {0};
+    o.f64 = u[i].f64;
+    Ctx *ctx = agc_compile(c->label, c->src, strlen(c->src), &o);
+    int64_t wb = agc_failed(ctx) ? 1 << 20 : agc_work_bytes(ctx, NULL);
+    agc_free(ctx);
+    double **outs = alloc_outs(c);
+    char why[256];
+    if (run_fn(fn, (size_t)wb, u[i].f64, c, NULL, outs, why, sizeof why)) {
+      case_fail(c, "%s: %s", cfg_name[u[i].f64 ? CFG_CC64 : CFG_CC32], why);
+      st.sanitizer++;
+    }
+    run_outs_from(c, u[i].f64 ? CFG_CC64 : CFG_CC32, outs);
+    free_outs(c, outs);
+  }
+  agc_module_free(m);
+}
+
+static void stage_cc(Unit *u, int n) {
+  double t0 = now();
+  int start = 0;
+  size_t bytes = 0;
+  for (int i = 0; i <= n; i++) {
+    size_t sz = i < n ? strlen(u[i].code) : 0;
+    if (i == n || (i > start && bytes + sz > 96 * 1024)) {
+      cc_chunk(u + start, i - start);
+      start = i;
+      bytes = 0;
+    }
+    bytes += sz;
+  }
+  st.t_cc += now() - t0;
+}
+
+/* ---- ASan ----------------------------------------------------------------- */
+
+static const char asan_driver[] =
+    "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
+    "typedef int (*fn_t)(const void *const *, void *const *, void *);\n"
+    "struct ent { fn_t fn; const int *ind, *inr; const int64_t (*indm)[8];\n"
+    "  const int *outr; const int64_t (*outdm)[8]; size_t work; int f64; };\n"
+    "static int64_t cnt(int r, const int64_t *d) { int64_t n = 1;\n"
+    "  for (int i = 0; i < r; i++) n *= d[i]; return n; }\n"
+    "int main(int argc, char **argv) {\n"
+    "  FILE *in = fopen(argv[1], \"rb\"), *out = fopen(argv[2], \"ab\");\n"
+    "  int start = atoi(argv[3]);\n"
+    "  if (!in || !out) return 2;\n"
+    "  int n = (int)(sizeof ents / sizeof ents[0]);\n"
+    "  for (int e = 0; e < n; e++) {\n"
+    "    const struct ent *t = &ents[e];\n"
+    "    int ni = 0, no = 0;\n"
+    "    while (t->inr[ni] >= 0) ni++;\n"
+    "    while (t->outr[no] >= 0) no++;\n"
+    "    void **ib = calloc((size_t)ni + 1, sizeof *ib), **ob = calloc((size_t)no + 1, sizeof *ob);\n"
+    "    for (int i = 0; i < ni; i++) {\n"
+    "      size_t sz = (size_t)cnt(t->inr[i], t->indm[i]) * (t->ind[i] == 2 ? 4 : t->f64 ? 8 : 4);\n"
+    "      ib[i] = malloc(sz);\n"
+    "      if (fread(ib[i], 1, sz, in) != sz) return 3;\n"
+    "    }\n"
+    "    if (e >= start) {\n"
+    "      for (int i = 0; i < no; i++)\n"
+    "        ob[i] = calloc((size_t)cnt(t->outr[i], t->outdm[i]), t->f64 ? 8 : 4);\n"
+    "      void *work = malloc(t->work);\n"
+    "      if (t->work) memset(work, 0xff, t->work);\n"
+    "      fprintf(stderr, \"AGC-CASE %d\\n\", e);\n"
+    "      t->fn((const void *const *)ib, ob, work);\n"
+    "      free(work);\n"
+    "      fwrite(&e, sizeof e, 1, out);\n"
+    "      for (int i = 0; i < no; i++) {\n"
+    "        fwrite(ob[i], t->f64 ? 8 : 4, (size_t)cnt(t->outr[i], t->outdm[i]), out);\n"
+    "        free(ob[i]);\n"
+    "      }\n"
+    "      fflush(out);\n"
+    "    }\n"
+    "    for (int i = 0; i < ni; i++) free(ib[i]);\n"
+    "    free(ib); free(ob);\n"
+    "  }\n"
+    "  fclose(in); fclose(out);\n"
+    "  return 0;\n"
+    "}\n";
+
+static int run_cmd(char *const argv[], const char *errfile) {
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    int fd = errfile ? open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
+    if (fd >= 0) {
+      dup2(fd, 2);
+      dup2(fd, 1);
+      close(fd);
+    }
+    execvp(argv[0], argv);
+    _exit(127);
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  Buf b = {0};
+  char tmp[65536];
+  size_t n;
+  while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+    bput(&b, tmp, n);
+  fclose(f);
+  if (len)
+    *len = b.len;
+  if (!b.s)
+    b.s = calloc(1, 1);
+  return b.s;
+}
+
+static void upper(char *d, const char *s) {
+  for (; *s; s++)
+    *d++ = (char)(*s >= 'a' && *s <= 'z' ? *s - 32 : *s);
+  *d = 0;
+}
+
+static void stage_asan(Unit *u, int n) {
+  if (n == 0)
+    return;
+  double t0 = now();
+  char src[512], bin[512], data[512], outf[512], errf[512];
+  snprintf(src, sizeof src, "%s/asan.c", opt.tmp);
+  snprintf(bin, sizeof bin, "%s/asan", opt.tmp);
+  snprintf(data, sizeof data, "%s/asan.in", opt.tmp);
+  snprintf(outf, sizeof outf, "%s/asan.out", opt.tmp);
+  snprintf(errf, sizeof errf, "%s/asan.err", opt.tmp);
+  Buf b = {0};
+  bputs(&b, "#include <stdint.h>\n#include <stddef.h>\n");
+  for (int i = 0; i < n; i++)
+    bputs(&b, u[i].code);
+  bputs(&b, "typedef int (*fn_t)(const void *const *, void *const *, void *);\n"
+            "struct ent { fn_t fn; const int *ind, *inr; const int64_t (*indm)[8];\n"
+            "  const int *outr; const int64_t (*outdm)[8]; size_t work; int f64; };\n"
+            "static const struct ent ents[] = {\n");
+  for (int i = 0; i < n; i++) {
+    char up[64];
+    upper(up, u[i].name);
+    char *l = xfmt("  {%s_generic, %s_input_dtypes, %s_input_ranks, %s_input_dims, "
+                   "%s_output_ranks, %s_output_dims, %s_WORK_BYTES, %d},\n",
+                   u[i].name, u[i].name, u[i].name, u[i].name, u[i].name, u[i].name,
+                   up, u[i].f64);
+    bputs(&b, l);
+    free(l);
+  }
+  bputs(&b, "};\n");
+  /* the driver's own struct is declared again above: drop its copy */
+  const char *drv = strstr(asan_driver, "static int64_t cnt");
+  bputs(&b, "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n");
+  bputs(&b, drv);
+  FILE *f = fopen(src, "w");
+  fwrite(b.s, 1, b.len, f);
+  fclose(f);
+  free(b.s);
+  /* data: every input of every unit, in its dtype */
+  f = fopen(data, "wb");
+  for (int i = 0; i < n; i++) {
+    Case *c = u[i].c;
+    for (int k = 0; k < c->nin; k++) {
+      Arr *a = &c->in[k];
+      if (a->is_int)
+        fwrite(a->vi, 4, (size_t)a->n, f);
+      else if (u[i].f64)
+        fwrite(a->v, 8, (size_t)a->n, f);
+      else
+        fwrite(a->v32, 4, (size_t)a->n, f);
+    }
+  }
+  fclose(f);
+  char *cargv[] = {"gcc", "-std=c99", "-O0", "-g", "-fsanitize=address,undefined",
+                   "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-w",
+                   "-o", bin, src, "-lm", NULL};
+  if (run_cmd(cargv, errf) != 0) {
+    char *e = slurp(errf, NULL);
+    char *nl = e ? strstr(e, "error") : NULL;
+    if (n > 1) {
+      free(e);
+      stage_asan(u, n / 2);
+      stage_asan(u + n / 2, n - n / 2);
+      return;
+    }
+    case_fail(u->c, "asan: the generated C failed to build with gcc: %.300s", nl ? nl : e ? e : "?");
+    st.mismatches++;
+    free(e);
+    return;
+  }
+  remove(outf);
+  int start = 0;
+  while (start < n) {
+    char sbuf[16];
+    snprintf(sbuf, sizeof sbuf, "%d", start);
+    char *rargv[] = {bin, data, outf, sbuf, NULL};
+    setenv("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0:exitcode=99", 1);
+    setenv("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1:exitcode=98", 1);
+    int rc = run_cmd(rargv, errf);
+    if (rc == 0)
+      break;
+    /* which case: the last AGC-CASE line */
+    char *e = slurp(errf, NULL);
+    int last = -1;
+    for (char *p = e; p && (p = strstr(p, "AGC-CASE ")); p++)
+      last = atoi(p + 9);
+    if (last < start || last >= n) {
+      fprintf(stderr, "agc_random: ASan driver failed (rc %d) outside a case\n", rc);
+      free(e);
+      break;
+    }
+    char *rep = e ? strstr(e, "ERROR: ") : NULL;
+    if (!rep && e)
+      rep = strstr(e, "runtime error");
+    char line[400] = "";
+    if (rep) {
+      size_t k = strcspn(rep, "\n");
+      snprintf(line, sizeof line, "%.*s", (int)(k < 300 ? k : 300), rep);
+    }
+    /* the first frame in the generated code */
+    char *fr = e ? strstr(e, "    #0 ") : NULL;
+    char frame[200] = "";
+    if (fr) {
+      size_t k = strcspn(fr, "\n");
+      snprintf(frame, sizeof frame, " at%.*s", (int)(k < 150 ? k : 150), fr + 6);
+    }
+    case_fail(u[last].c, "%s: sanitizer report (rc %d): %s%s",
+              cfg_name[u[last].f64 ? CFG_ASAN64 : CFG_ASAN32], rc, line, frame);
+    u[last].c->sanitizer = 1;
+    st.sanitizer++;
+    free(e);
+    start = last + 1;
+  }
+  /* outputs */
+  size_t len = 0;
+  char *o = slurp(outf, &len);
+  size_t at = 0;
+  while (o && at + 4 <= len) {
+    int e;
+    memcpy(&e, o + at, 4);
+    at += 4;
+    if (e < 0 || e >= n)
+      break;
+    Case *c = u[e].c;
+    double **outs = alloc_outs(c);
+    int ok = 1;
+    for (int k = 0; k < c->nout; k++) {
+      size_t el = u[e].f64 ? 8 : 4;
+      if (at + el * (size_t)c->ref[k].n > len) {
+        ok = 0;
+        break;
+      }
+      for (int64_t j = 0; j < c->ref[k].n; j++) {
+        if (el == 8)
+          memcpy(&outs[k][j], o + at + 8 * (size_t)j, 8);
+        else {
+          float v;
+          memcpy(&v, o + at + 4 * (size_t)j, 4);
+          outs[k][j] = v;
+        }
+      }
+      at += el * (size_t)c->ref[k].n;
+    }
+    if (ok)
+      run_outs_from(c, u[e].f64 ? CFG_ASAN64 : CFG_ASAN32, outs);
+    free_outs(c, outs);
+    if (!ok)
+      break;
+  }
+  free(o);
+  st.t_asan += now() - t0;
+}
+
+/* ---- a batch of cases ----------------------------------------------------- */
+
+static void stage2(Case *cs, int n, int do_cc, int do_asan, long first_id) {
+  Unit *u = calloc((size_t)n * 2 + 1, sizeof *u);
+  int nu = 0, na = 0;
+  for (int i = 0; i < n; i++) {
+    Case *c = &cs[i];
+    if (c->rejected || !c->ref)
+      continue;
+    for (int f64 = 0; f64 < 2; f64++) {
+      Unit *x = &u[nu];
+      x->c = c;
+      x->f64 = f64;
+      snprintf(x->name, sizeof x->name, "r%ld_%s", first_id + i, f64 ? "d" : "s");
+      x->code = emit_case_c(c, f64, x->name);
+      if (!x->code) {
+        case_fail(c, "emit: agc_compile failed for the C back end");
+        continue;
+      }
+      nu++;
+    }
+  }
+  if (do_cc) {
+    stage_cc(u, nu);
+    st.cc_graphs += nu / 2;
+  }
+  if (do_asan) {
+    /* ASan in slices of at most ~400 KB of C: one gcc run each */
+    int start = 0;
+    size_t bytes = 0;
+    for (int i = 0; i <= nu; i++) {
+      size_t sz = i < nu ? strlen(u[i].code) : 0;
+      if (i == nu || (i > start && bytes + sz > 400 * 1024)) {
+        stage_asan(u + start, i - start);
+        start = i;
+        bytes = 0;
+      }
+      bytes += sz;
+    }
+    st.asan_graphs += nu / 2;
+  }
+  (void)na;
+  for (int i = 0; i < nu; i++)
+    free(u[i].code);
+  free(u);
+}
+
+/* All checks of one case alone (for files and the shrinker). */
+static void check_alone(Case *c, int do_cc, int do_asan) {
+  if (stage1(c) == 0)
+    stage2(c, 1, do_cc, do_asan, c->id);
+}
+
+/* ---- repro files and shrinking ------------------------------------------ */
+
+static int category(const char *msg, char *cat, size_t n) {
+  size_t k = strcspn(msg, ":");
+  snprintf(cat, n, "%.*s", (int)k, msg);
+  return 0;
+}
+
+/* Does g still fail with the same category? */
+static int still_fails(const Case *orig, const RGraph *g, const char *cat) {
+  Case c;
+  memset(&c, 0, sizeof c);
+  rg_copy(&c.g, g);
+  c.src = rg_render(&c.g, NULL);
+  c.dseed = orig->dseed;
+  c.id = 999999;
+  snprintf(c.label, sizeof c.label, "%s", orig->label);
+  int need_cc = strncmp(cat, "cc", 2) == 0;
+  int need_asan = strncmp(cat, "asan", 4) == 0;
+  __typeof__(st) saved = st; /* the shrinker's runs do not count */
+  check_alone(&c, need_cc, need_asan);
+  double tc = st.t_cc, ta = st.t_asan;
+  st = saved;
+  st.t_cc = tc, st.t_asan = ta;
+  int hit = 0;
+  for (int i = 0; i < c.nfail; i++) {
+    char cc2[64];
+    category(c.fail[i], cc2, sizeof cc2);
+    if (!strcmp(cc2, cat))
+      hit = 1;
+  }
+  case_free(&c);
+  return hit;
+}
+
+static int refers(const char *text, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = text; (p = strstr(p, name)); p += n) {
+    int before = p == text || !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z') ||
+                                (p[-1] >= 'A' && p[-1] <= 'Z') || (p[-1] >= '0' && p[-1] <= '9'));
+    char a = p[n];
+    int after = !(a == '_' || (a >= 'a' && a <= 'z') || (a >= 'A' && a <= 'Z') || (a >= '0' && a <= '9'));
+    if (before && after)
+      return 1;
+  }
+  return 0;
+}
+
+/* Drops statements no output or root needs, and unused declarations. */
+static void prune(RGraph *g) {
+  for (int changed = 1; changed;) {
+    changed = 0;
+    for (int i = 0; i < g->n; i++) {
+      RLine *l = &g->l[i];
+      if (l->dead || l->kind > RL_ASSIGN)
+        continue;
+      int used = 0;
+      for (int j = 0; j < g->n && !used; j++)
+        if (j != i && !g->l[j].dead && g->l[j].text && refers(g->l[j].text, l->name))
+          used = 1;
+      if (!used) {
+        l->dead = 1;
+        changed = 1;
+      }
+    }
+  }
+}
+
+static void shrink(const Case *c, RGraph *g, const char *cat) {
+  int budget = strncmp(cat, "asan", 4) == 0 || strncmp(cat, "cc", 2) == 0 ? 25 : 150;
+  /* 1. drop extra outputs */
+  for (int i = 0; i < g->n && budget > 0; i++) {
+    RLine *l = &g->l[i];
+    if (l->kind != RL_OUTPUT || l->dead)
+      continue;
+    for (;;) {
+      char *comma = strrchr(l->text, ',');
+      if (!comma || budget-- <= 0)
+        break;
+      RGraph t;
+      rg_copy(&t, g);
+      char *tc = strrchr(t.l[i].text, ',');
+      char removed[64];
+      snprintf(removed, sizeof removed, "%s", tc + 2);
+      int isroot = 0;
+      for (int r = 0; r < g->nroots; r++)
+        isroot |= !strcmp(g->roots[r], removed);
+      *tc = 0;
+      prune(&t);
+      if (!isroot && still_fails(c, &t, cat)) {
+        rg_free(g);
+        *g = t;
+        l = &g->l[i];
+      } else {
+        rg_free(&t);
+        break;
+      }
+    }
+  }
+  /* 1b. a second backward root */
+  for (int i = 0; i < g->n && budget > 0 && g->nroots > 1; i++) {
+    RLine *l = &g->l[i];
+    if (l->kind != RL_BACKWARD || l->dead || !strchr(l->text, ','))
+      continue;
+    budget--;
+    RGraph t;
+    rg_copy(&t, g);
+    *strchr(t.l[i].text, ',') = 0;
+    t.nroots = 1;
+    prune(&t);
+    if (still_fails(c, &t, cat)) {
+      rg_free(g);
+      *g = t;
+    } else {
+      rg_free(&t);
+    }
+  }
+  /* 2. statements into params of their shape (from the last) */
+  for (int i = g->n - 1; i >= 0 && budget > 0; i--) {
+    RLine *l = &g->l[i];
+    if (l->dead || l->kind != RL_ASSIGN || l->rank < 0 || !strcmp(l->name, "loss"))
+      continue;
+    budget--;
+    RGraph t;
+    rg_copy(&t, g);
+    RLine *tl = &t.l[i];
+    free(tl->text);
+    tl->text = NULL;
+    tl->kind = RL_PARAM;
+    tl->lo = fmax(-1, fmin(tl->lo, 1)), tl->hi = fmin(1, fmax(tl->hi, -1));
+    if (tl->hi - tl->lo < 1e-3)
+      tl->lo = -1, tl->hi = 1;
+    tl->quant = 0;
+    prune(&t);
+    if (still_fails(c, &t, cat)) {
+      rg_free(g);
+      *g = t;
+    } else {
+      rg_free(&t);
+    }
+  }
+  /* 3. terms of the loss */
+  for (int i = 0; i < g->n && budget > 0; i++) {
+    RLine *l = &g->l[i];
+    if (l->dead || l->kind != RL_ASSIGN || strcmp(l->name, "loss"))
+      continue;
+    for (;;) {
+      char *plus = strstr(l->text, " + ");
+      if (!plus || budget-- <= 0)
+        break;
+      /* drop the last top-level " + term" */
+      char *last = NULL;
+      int depth = 0;
+      for (char *p = l->text; *p; p++) {
+        depth += *p == '(' || *p == '[';
+        depth -= *p == ')' || *p == ']';
+        if (!depth && !strncmp(p, " + ", 3))
+          last = p;
+      }
+      if (!last)
+        break;
+      RGraph t;
+      rg_copy(&t, g);
+      t.l[i].text[last - l->text] = 0;
+      prune(&t);
+      if (still_fails(c, &t, cat)) {
+        rg_free(g);
+        *g = t;
+        l = &g->l[i];
+      } else {
+        rg_free(&t);
+        break;
+      }
+    }
+  }
+}
+
+static void write_repro(Case *c) {
+  mkdir(opt.repro, 0755);
+  char cat[64];
+  category(c->fail[0], cat, sizeof cat);
+  RGraph g;
+  rg_copy(&g, &c->g);
+  int shrunk = 0;
+  if (opt.shrink && !c->rejected && c->g.n && c->g.l[0].rank >= 0) {
+    int before = 0, after = 0;
+    for (int i = 0; i < g.n; i++)
+      before += !g.l[i].dead;
+    shrink(c, &g, cat);
+    for (int i = 0; i < g.n; i++)
+      after += !g.l[i].dead;
+    shrunk = after < before;
+  }
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s-%s.graph", opt.repro, cat, c->label);
+  for (char *p = path + strlen(opt.repro) + 1; *p; p++)
+    if (*p == ' ' || *p == '/')
+      *p = '_';
+  Buf h = {0};
+  char *l = xfmt("agc_random: %s\nfrom %s, data-seed %llu%s\n", c->fail[0], c->label,
+                 (unsigned long long)c->dseed, shrunk ? " (shrunk)" : "");
+  bputs(&h, l);
+  free(l);
+  for (int i = 1; i < c->nfail; i++) {
+    l = xfmt("also %s\n", c->fail[i]);
+    bputs(&h, l);
+    free(l);
+  }
+  l = xfmt("data-seed %llu\n", (unsigned long long)c->dseed);
+  bputs(&h, l);
+  free(l);
+  char *text = rg_render(&g, h.s);
+  free(h.s);
+  FILE *f = fopen(path, "w");
+  if (f) {
+    fputs(text, f);
+    fclose(f);
+  }
+  free(text);
+  rg_free(&g);
+  fprintf(stderr, "FAIL %s: %s\n  repro: %s\n", c->label, c->fail[0], path);
+  for (int i = 1; i < c->nfail; i++)
+    fprintf(stderr, "  also: %s\n", c->fail[i]);
+}
+
+/* ---- the campaign ---------------------------------------------------------- */
+
+static void progress(long done, double t0, int final) {
+  if (!isatty(2) || opt.verbose < 0)
+    return;
+  double dt = now() - t0;
+  fprintf(stderr, "\r%ld/%ld graphs  %.0f/min  mismatches %ld  sanitizer %ld%s", done, opt.n,
+          dt > 0 ? done * 60 / dt : 0, st.mismatches, st.sanitizer, final ? "\n" : "   ");
+}
+
+static void finish_case(Case *c) {
+  st.graphs++;
+  if (c->nfail) {
+    st.failed_graphs++;
+    if (c->rejected)
+      st.rejected++;
+    if (isatty(2))
+      fprintf(stderr, "\n");
+    write_repro(c);
+  }
+}
+
+static int run_campaign(void) {
+  double t0 = now();
+  long done = 0;
+  int B = opt.batch;
+  Case *cs = calloc((size_t)B, sizeof *cs);
+  while (done < opt.n) {
+    if (opt.time_limit > 0 && now() - t0 > opt.time_limit)
+      break;
+    int n = (int)(opt.n - done < B ? opt.n - done : B);
+    double t1 = now();
+    for (int i = 0; i < n; i++) {
+      Case *c = &cs[i];
+      memset(c, 0, sizeof *c);
+      c->id = done + i;
+      uint64_t gs = opt.seed * 1000003ULL + (uint64_t)c->id;
+      rg_generate(&c->g, gs, &opt.gen);
+      c->dseed = gs ^ 0xda7a;
+      c->src = rg_render(&c->g, NULL);
+      snprintf(c->label, sizeof c->label, "s%llu-g%ld", (unsigned long long)opt.seed, c->id);
+      if (opt.verbose > 1)
+        fprintf(stderr, "--- %s\n%s", c->label, c->src);
+      stage1(c);
+    }
+    st.t_inproc += now() - t1;
+    /* cc and ASan on every k-th batch's graphs (all by default) */
+    long bno = done / B;
+    stage2(cs, n, opt.cc && bno % opt.cc_every == 0, opt.asan && bno % opt.asan_every == 0, done);
+    for (int i = 0; i < n; i++) {
+      finish_case(&cs[i]);
+      case_free(&cs[i]);
+    }
+    done += n;
+    progress(done, t0, 0);
+  }
+  progress(done, t0, 1);
+  free(cs);
+  double dt = now() - t0;
+  printf("agc_random: seed %llu, %ld graphs in %.1f s (%.0f graphs/min; in-process %.0f/min, "
+         "cc %ld graphs %.0f/min, asan %ld graphs %.0f/min)\n",
+         (unsigned long long)opt.seed, st.graphs, dt, st.graphs * 60 / (dt > 0 ? dt : 1),
+         st.graphs * 60 / (st.t_inproc > 0 ? st.t_inproc : 1), st.cc_graphs,
+         st.cc_graphs * 60 / (st.t_cc > 0 ? st.t_cc : 1), st.asan_graphs,
+         st.asan_graphs * 60 / (st.t_asan > 0 ? st.t_asan : 1));
+  printf("agc_random: mismatches %ld, sanitizer reports %ld, rejected %ld, fd failures %ld; "
+         "skipped: %ld non-finite graphs, %ld outputs unstable at rounding level, "
+         "%ld graphs without FD, %ld of %ld FD elements (kinks)\n", st.mismatches,
+         st.sanitizer, st.rejected, st.fd_fail, st.skip_nonfinite, st.skip_unstable,
+         st.skip_fd_graph, st.fd_skipped, st.fd_skipped + st.fd_checked);
+  printf("%ld passed, %ld failed\n", st.graphs - st.failed_graphs, st.failed_graphs);
+  return st.failed_graphs ? 1 : 0;
+}
+
+/* Every .graph file in a directory, all checks, one at a time. */
+static int run_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) {
+    fprintf(stderr, "agc_random: cannot open %s: %s\n", dir, strerror(errno));
+    return 2;
+  }
+  char *names[1024];
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) && n < 1024) {
+    size_t k = strlen(e->d_name);
+    if (k > 6 && !strcmp(e->d_name + k - 6, ".graph"))
+      names[n++] = strdup(e->d_name);
+  }
+  closedir(d);
+  for (int i = 0; i < n; i++)
+    for (int j = i + 1; j < n; j++)
+      if (strcmp(names[i], names[j]) > 0) {
+        char *t = names[i];
+        names[i] = names[j];
+        names[j] = t;
+      }
+  int saved_shrink = opt.shrink;
+  opt.shrink = 0;
+  for (int i = 0; i < n; i++) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    Case c;
+    memset(&c, 0, sizeof c);
+    c.src = slurp(path, NULL);
+    c.id = i;
+    snprintf(c.label, sizeof c.label, "%.60s", names[i]);
+    c.label[strlen(c.label) > 6 ? strlen(c.label) - 6 : 0] = 0;
+    c.dseed = 1;
+    const char *ds = c.src ? strstr(c.src, "data-seed ") : NULL;
+    if (ds)
+      c.dseed = strtoull(ds + 10, NULL, 10);
+    if (!c.src || rg_parse(&c.g, c.src) != 0) {
+      fprintf(stderr, "agc_random: %s: cannot read\n", path);
+      st.graphs++;
+      st.failed_graphs++;
+      case_free(&c);
+      continue;
+    }
+    check_alone(&c, opt.cc, opt.asan);
+    st.graphs++;
+    if (c.nfail) {
+      st.failed_graphs++;
+      printf("FAIL %s\n", path);
+      for (int k = 0; k < c.nfail; k++)
+        printf("  %s\n", c.fail[k]);
+    } else {
+      printf("ok   %s\n", path);
+    }
+    case_free(&c);
+    free(names[i]);
+  }
+  opt.shrink = saved_shrink;
+  printf("%ld passed, %ld failed\n", st.graphs - st.failed_graphs, st.failed_graphs);
+  return st.failed_graphs ? 1 : 0;
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: agc_random [--n N] [--seed S] [--repro DIR] [--no-asan] [--no-cc]\n"
+          "                  [--max-dim D] [--max-stmts K] [--batch B] [--asan-every K]\n"
+          "                  [--cc-every K] [--time-limit SEC] [--no-shrink] [--no-fd]\n"
+          "                  [--print] [--check-dir DIR]\n"
+          "Generates N random graphs from seed S and checks each: tcc/cc/-O0 in f32\n"
+          "and f64 against an f64 -O0 reference, gradients against finite\n"
+          "differences, the generated C under ASan/UBSan with exact-size buffers.\n"
+          "--check-dir runs every .graph file of DIR through all checks instead.\n"
+          "Failures go to DIR (default ./random-failures) as .graph repro files.\n"
+          "Exit status 1 if any graph failed.\n");
+}
+
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define ARG(s) (!strcmp(a, s) && v && (i++, 1))
+    if (ARG("--n"))
+      opt.n = atol(v);
+    else if (ARG("--seed"))
+      opt.seed = strtoull(v, NULL, 10);
+    else if (ARG("--repro"))
+      opt.repro = v;
+    else if (ARG("--max-dim"))
+      opt.gen.max_dim = atoi(v);
+    else if (ARG("--max-stmts"))
+      opt.gen.max_stmts = atoi(v);
+    else if (ARG("--batch"))
+      opt.batch = atoi(v);
+    else if (ARG("--asan-every"))
+      opt.asan_every = atoi(v);
+    else if (ARG("--cc-every"))
+      opt.cc_every = atoi(v);
+    else if (ARG("--time-limit"))
+      opt.time_limit = atof(v);
+    else if (ARG("--check-dir"))
+      opt.check_dir = v;
+    else if (!strcmp(a, "--no-asan"))
+      opt.asan = 0;
+    else if (!strcmp(a, "--no-cc"))
+      opt.cc = 0;
+    else if (!strcmp(a, "--no-shrink"))
+      opt.shrink = 0;
+    else if (!strcmp(a, "--no-fd"))
+      opt.fd = 0;
+    else if (!strcmp(a, "--print"))
+      opt.verbose = 2;
+    else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(stdout);
+      return 0;
+    } else {
+      usage(stderr);
+      return 2;
+    }
+#undef ARG
+  }
+  if (opt.n < 0 || opt.batch < 1 || opt.gen.max_dim < 1 || opt.gen.max_stmts < 2 ||
+      opt.asan_every < 1 || opt.cc_every < 1) {
+    usage(stderr);
+    return 2;
+  }
+  opt.gen.max_elems = (int64_t)opt.gen.max_dim * opt.gen.max_dim;
+  if (opt.gen.max_elems < 4096)
+    opt.gen.max_elems = 4096;
+  char tmpl[] = "/tmp/agc_random.XXXXXX";
+  const char *td = getenv("TMPDIR");
+  char tbuf[1024];
+  snprintf(tbuf, sizeof tbuf, "%s/agc_random.XXXXXX", td && *td ? td : "/tmp");
+  signal(SIGSEGV, on_crash);
+  signal(SIGBUS, on_crash);
+  signal(SIGFPE, on_crash);
+  signal(SIGILL, on_crash);
+  opt.tmp = mkdtemp(tbuf);
+  if (!opt.tmp)
+    opt.tmp = mkdtemp(tmpl);
+  if (!opt.tmp) {
+    perror("agc_random: mkdtemp");
+    return 2;
+  }
+  int rc = opt.check_dir ? run_dir(opt.check_dir) : run_campaign();
+  char cmd[1200];
+  const char *files[] = {"asan.c", "asan", "asan.in", "asan.out", "asan.err"};
+  for (size_t k = 0; k < 5; k++) {
+    snprintf(cmd, sizeof cmd, "%s/%s", opt.tmp, files[k]);
+    remove(cmd);
+  }
+  rmdir(opt.tmp);
+  return rc;
+}
