@@ -56,8 +56,47 @@ static const char usage[] =
 static int die2(const char *fmt, const char *arg) {
   fprintf(stderr, "agc: ");
   fprintf(stderr, fmt, arg);
-  fprintf(stderr, "\n(agc --help shows the usage)\n");
+  fprintf(stderr, " (agc --help shows the usage)\n");
   return 2;
+}
+
+static const char *const all_options[] = {
+    "-o", "--header", "--emit", "--name", "--dtype", "--accumulate",
+    "--no-grad", "-O0", "-O1", "--after", "--inputs", "--out", "--backend",
+    "--repeat", "--tol", "--help", "--version"};
+
+/* An unknown option, with the nearest known one if it is a likely typo. */
+static int unknown_option(const char *a) {
+  const char *near = nearest_name(a, all_options,
+                                  (int)(sizeof all_options / sizeof *all_options));
+  if (!near) {
+    const char *eq = strchr(a, '='); /* --dtype=f64 */
+    for (size_t i = 0; eq && i < sizeof all_options / sizeof *all_options; i++)
+      if (strlen(all_options[i]) == (size_t)(eq - a) &&
+          strncmp(all_options[i], a, (size_t)(eq - a)) == 0) {
+        fprintf(stderr, "agc: unknown option '%s'; write '%s %s' (agc --help "
+                "shows the usage)\n", a, all_options[i], eq + 1);
+        return 2;
+      }
+    return die2("unknown option '%s'", a);
+  }
+  fprintf(stderr, "agc: unknown option '%s'; did you mean '%s'? (agc --help "
+          "shows the usage)\n", a, near);
+  return 2;
+}
+
+/* A message from agc_graph_load: compiler diagnostics start with
+ * FILE:LINE:COL and are printed as they are; others get "agc: ". */
+static void print_load_error(const char *err) {
+  const char *p = strchr(err, ':');
+  int located = 0;
+  if (p) {
+    const char *q = p + 1;
+    while (*q >= '0' && *q <= '9')
+      q++;
+    located = q > p + 1 && *q == ':';
+  }
+  fprintf(stderr, "%s%s\n", located ? "" : "agc: ", err);
 }
 
 typedef struct {
@@ -161,7 +200,7 @@ static int parse_cli(int argc, char **argv, int start, Cli *o, int mode) {
       if (*end || !(o->tol > 0) || !isfinite(o->tol))
         return die2("--tol takes a positive number, not '%s'", v);
     } else if (a[0] == '-' && a[1]) {
-      return die2("unknown option '%s'", a);
+      return unknown_option(a);
     } else if (mode && strchr(a, '=')) {
       o->pairs[o->npairs++] = a;
     } else if (!o->graph) {
@@ -244,6 +283,38 @@ static void dims_str(int rank, const int64_t *d, char *buf, size_t n) {
   shape_str(&s, buf, n);
 }
 
+/* NumPy's name for a dtype descr such as '<i8' (int64), or the descr. */
+static const char *numpy_name(const char *descr, char *buf, size_t n) {
+  const char *kinds[][2] = {{"i", "int"}, {"u", "uint"}, {"f", "float"},
+                            {"c", "complex"}, {"b", "bool"}};
+  if (strlen(descr) >= 3 && strchr("<>|=", descr[0]))
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+      if (descr[1] == kinds[k][0][0]) {
+        int bytes = atoi(descr + 2);
+        if (descr[1] == 'b')
+          snprintf(buf, n, "bool");
+        else
+          snprintf(buf, n, "%s%d", kinds[k][1], bytes * 8);
+        return buf;
+      }
+  return descr;
+}
+
+/* Says which dtype input `name` must have and how to get it. */
+static void dtype_error(const char *name, const char *path,
+                        const char *got_descr, agc_dtype want) {
+  static const char *const descr[] = {"<f4", "<f8", "<i4"};
+  static const char *const np[] = {"float32", "float64", "int32"};
+  char buf[32];
+  fprintf(stderr, "agc: input '%s' (%s): dtype %s ('%s'); '%s' must be %s "
+          "('%s')%s; in NumPy: a.astype(np.%s)\n", name, path,
+          numpy_name(got_descr, buf, sizeof buf), got_descr, name, np[want],
+          descr[want], want == AGC_I32 ? ""
+                       : want == AGC_F32 ? " (or run with --dtype f64)"
+                                         : " (or run with --dtype f32)",
+          np[want]);
+}
+
 /* Loads input i into a (converting f32 files for check). Returns 0, 1 if
  * absent (and allow_missing), -1 on an error (printed). */
 static int load_input(Cli *o, agc_graph *g, int i, agc_array *a,
@@ -264,17 +335,25 @@ static int load_input(Cli *o, agc_graph *g, int i, agc_array *a,
     return -1;
   }
   char err[1024];
+  agc_dtype want = agc_graph_dtype(g, 0, i);
   if (agc_npy_read(path, a, err, sizeof err) != 0) {
-    fprintf(stderr, "agc: input '%s': %s\n", name, err);
+    /* npy.c: "PATH: dtype '<i8' not supported (expected ...)" */
+    const char *d = strstr(err, ": dtype '");
+    const char *e = d ? strstr(d + 9, "' not supported") : NULL;
+    if (e && e - (d + 9) < 32) {
+      char got[32];
+      snprintf(got, sizeof got, "%.*s", (int)(e - (d + 9)), d + 9);
+      dtype_error(name, path, got, want);
+    } else {
+      fprintf(stderr, "agc: input '%s': %s\n", name, err);
+    }
     return -1;
   }
-  agc_dtype want = agc_graph_dtype(g, 0, i);
   if (a->dtype != want && convert && want != AGC_I32 && a->dtype != AGC_I32)
     agc_array_convert(a, want, err, sizeof err);
   if (a->dtype != want) {
-    fprintf(stderr, "agc: input '%s' (%s): dtype %s, expected %s%s\n", name,
-            path, agc_dtype_name(a->dtype), agc_dtype_name(want),
-            want != AGC_I32 ? " (see --dtype)" : "");
+    static const char *const descr[] = {"<f4", "<f8", "<i4"};
+    dtype_error(name, path, descr[a->dtype], want);
     agc_array_free(a);
     return -1;
   }
@@ -343,7 +422,7 @@ static int cmd_run(Cli *o) {
   char err[8192];
   agc_graph *g = agc_graph_load(o->graph, &opt, err, sizeof err);
   if (!g) {
-    fprintf(stderr, "%s\n", err);
+    print_load_error(err);
     return 1;
   }
   fputs(agc_graph_warnings(g), stderr);
@@ -408,8 +487,8 @@ static int cmd_run(Cli *o) {
       t[r] = now_us() - t0;
     }
     if (status) {
-      fprintf(stderr, "agc: %s: an integer index input is out of range (a "
-              "label or index >= its number of classes, or < 0)\n", o->graph);
+      agc_graph_index_error(g, inp, err, sizeof err);
+      fprintf(stderr, "agc: %s: %s\n", o->graph, err);
       rc = 1;
     } else if (o->repeat > 0) {
       qsort(t, (size_t)reps, sizeof *t, cmp_double);
@@ -456,7 +535,7 @@ static int cmd_check(Cli *o) {
   char err[8192];
   agc_graph *g = agc_graph_load(o->graph, &opt, err, sizeof err);
   if (!g) {
-    fprintf(stderr, "%s\n", err);
+    print_load_error(err);
     return 1;
   }
   fputs(agc_graph_warnings(g), stderr);
@@ -519,8 +598,8 @@ static int cmd_check(Cli *o) {
   double worst_all = 0;
   if (!rc) {
     if (agc_graph_call(g, inp, outp, work) != 0) {
-      fprintf(stderr, "agc: %s: an integer index input is out of range\n",
-              o->graph);
+      agc_graph_index_error(g, inp, err, sizeof err);
+      fprintf(stderr, "agc: %s: %s\n", o->graph, err);
       rc = 1;
     }
   }
