@@ -65,6 +65,26 @@ AGC=$(find "$D/root" -path '*/bin/agc')
 "$AGC" run "$SRC/examples/mlp.graph" --inputs "$SRC/examples/data" --out "$D/out" 2> "$D/run.log" &&
   [ -f "$D/out/grad_W1.npy" ] && ok || bad "installed agc run: $(cat "$D/run.log")"
 
+# the Python binding, from the site directory it was installed in
+init=$(find "$D/root" -path '*/agc/__init__.py')
+if [ -z "$init" ]; then
+  bad "python/agc not installed"
+elif /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+  site=$(dirname "$(dirname "$init")")
+  got=$(cd "$D" && PYTHONPATH="$site" AGC_LIBRARY="$D/root$libdir/libagc.so.0" /usr/bin/python3 -c '
+import agc, agc._config, numpy as np
+print(agc._config.LIBDIR)
+g = agc.load("'"$SRC"'/examples/mlp.graph", dtype="float64")
+d = "'"$SRC"'/examples/data/"
+print("%.6f" % g(**{t.name: np.load(d + t.name + ".npy").astype(np.float64) for t in g.inputs})["loss"])
+print(agc.__file__)' 2>&1)
+  [ "$got" = "$libdir
+0.804295
+$init" ] && ok || bad "installed python binding: $got"
+else
+  echo "SKIP: the installed Python binding (no python3-numpy)"
+fi
+
 # the man page names every option of --help
 man=$(find "$D/root" -name agc.1)
 [ -n "$man" ] && ok || bad "agc.1 not installed"
