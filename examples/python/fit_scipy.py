@@ -69,7 +69,8 @@ def fit_agc(x, y, theta0, maxiter):
     return res, time.perf_counter() - t0
 
 
-def fit_torch(x, y, theta0, maxiter):
+def torch_fun(x, y):
+    """fun(theta) -> (loss, gradient), computed by PyTorch's autograd."""
     import torch
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
@@ -82,11 +83,26 @@ def fit_torch(x, y, theta0, maxiter):
         loss = torch.mean((h @ p["W2"].reshape(32, 1) + p["b2"] - yt) ** 2)
         loss.backward()
         return float(loss), th.grad.numpy().copy()
+    return fun
 
+
+def fit_torch(x, y, theta0, maxiter):
+    fun = torch_fun(x, y)
     t0 = time.perf_counter()
     res = scipy.optimize.minimize(fun, theta0, jac=True, method="L-BFGS-B",
                                   options={"maxiter": maxiter})
     return res, time.perf_counter() - t0
+
+
+def per_call_us(fun, theta, n=300):
+    """Median wall time of one fun(theta), in microseconds."""
+    fun(theta)
+    t = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fun(theta)
+        t.append(time.perf_counter() - t0)
+    return 1e6 * sorted(t)[n // 2]
 
 
 def main():
@@ -95,17 +111,21 @@ def main():
     args = ap.parse_args()
     x, y = data()
     theta0 = start()
-    rows = [("agc", *fit_agc(x, y, theta0, args.maxiter))]
+    rows = [("agc", *fit_agc(x, y, theta0, args.maxiter),
+             per_call_us(agc_fun(x, y), theta0))]
     try:
-        import torch  # noqa: F401
-        rows.append(("pytorch", *fit_torch(x, y, theta0, args.maxiter)))
+        import torch
+        torch.set_num_threads(1)
+        rows.append(("pytorch", *fit_torch(x, y, theta0, args.maxiter),
+                     per_call_us(torch_fun(x, y), theta0)))
     except ImportError:
         print("(python3-torch is not installed: no PyTorch comparison)")
-    print("%-8s %6s %6s %14s %10s" % ("grad by", "iters", "evals",
-                                       "final loss", "wall s"))
-    for name, res, wall in rows:
-        print("%-8s %6d %6d %14.8g %10.3f" % (name, res.nit, res.nfev,
-                                               res.fun, wall))
+    print("%-8s %6s %6s %14s %8s %12s" % ("grad by", "iters", "evals",
+                                          "final loss", "wall s",
+                                          "us per eval"))
+    for name, res, wall, us in rows:
+        print("%-8s %6d %6d %14.8g %8.3f %12.1f" % (name, res.nit, res.nfev,
+                                                    res.fun, wall, us))
     return 0
 
 

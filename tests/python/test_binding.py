@@ -68,6 +68,27 @@ class TestMLP(unittest.TestCase):
         self.assertAlmostEqual(float(out["loss"]), 0.8042950630187988,
                                delta=1e-6)
 
+    def test_pytorch_agreement(self):
+        """README: the MLP's gradients agree with PyTorch's within 1.2e-7."""
+        try:
+            import torch
+        except ImportError:
+            self.skipTest("python3-torch is not installed")
+        ins = mlp_inputs()
+        t = {k: torch.from_numpy(v) for k, v in ins.items()}
+        params = ["W1", "b1", "W2", "b2"]
+        for k in params:
+            t[k].requires_grad_(True)
+        h = torch.tanh(t["x"] @ t["W1"] + t["b1"])
+        loss = torch.mean((h @ t["W2"] + t["b2"] - t["t"]) ** 2)
+        loss.backward()
+        for backend in ("tcc", "cc"):
+            out = agc.load(MLP, backend=backend)(**ins)
+            self.assertAlmostEqual(float(out["loss"]), loss.item(), delta=1e-7)
+            for k in params:
+                diff = np.abs(out["grad_" + k] - t[k].grad.numpy()).max()
+                self.assertLessEqual(diff, 1.2e-7, "%s %s" % (backend, k))
+
     def test_values_f64_and_cc_backend(self):
         ins = mlp_inputs(np.float64)
         want = mlp_numpy(**ins)
