@@ -16,14 +16,14 @@ page) stands on the line before it:
   <!-- doc-prelude -->        the block is shell code run before every
                               command (helper functions).
 
-A command must succeed, unless its quoted output holds an error message
-("error:", or a line starting "agc: " that is not "agc: note:"): then it
-must fail.
+A command must succeed, unless its quoted output holds an error message (a
+line starting "FILE:LINE:COL: error: ", or "agc: " but not "agc: note:"):
+then it must fail.
 
 In quoted output a line "..." stands for any number of lines. A session's
 output must match from its first line to its last; an excerpt may start and
 end anywhere. The commands of one page run in order, in one scratch
-directory holding `build` (the build directory), `examples`, and a PATH on
+directory holding `build` (the build directory), `examples`, `python`, and a PATH on
 which `agc` is this build's and `python3` is Debian's (with NumPy).
 """
 import os
@@ -100,7 +100,8 @@ def main():
     for doc in docs:
         work = tempfile.mkdtemp(prefix="doc-check-")
         os.symlink(build, os.path.join(work, "build"))
-        os.symlink(os.path.join(src, "examples"), os.path.join(work, "examples"))
+        for d in ("examples", "python"):
+            os.symlink(os.path.join(src, d), os.path.join(work, d))
         prelude = ""
         name = os.path.relpath(doc, src)
 
@@ -145,8 +146,9 @@ def main():
                     got, rc = run(cmd)
                     checked += 1
                     # a quoted error message: the command is meant to fail
-                    fails = any("error:" in w or (w.startswith("agc: ") and
-                                                  not w.startswith("agc: note:"))
+                    fails = any(re.match(r"\S+:\d+:\d+: error: ", w) or
+                                (w.startswith("agc: ") and
+                                 not w.startswith("agc: note:"))
                                 for w in want)
                     if (rc != 0) != fails or not matches(want, got,
                                                          anchored=True):
