@@ -399,6 +399,28 @@ static double now_us(void) {
   return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
 }
 
+/* Progress of a long loop on standard error, only when that is a terminal
+ * (never in a pipe, a file or a log): one line, redrawn at most every
+ * 0.1 s, erased when the loop ends. */
+static void progress(const char *what, long long done, long long total) {
+  static int tty = -1;
+  static double last = -1e18;
+  if (tty < 0)
+    tty = isatty(STDERR_FILENO);
+  if (!tty)
+    return;
+  if (done >= total) {
+    fputs("\r\033[K", stderr);
+    last = -1e18;
+    return;
+  }
+  double t = now_us();
+  if (t - last < 1e5)
+    return;
+  last = t;
+  fprintf(stderr, "\ragc: %s %lld/%lld\033[K", what, done, total);
+}
+
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -482,10 +504,14 @@ static int cmd_run(Cli *o) {
     double *t = calloc((size_t)reps, sizeof *t);
     int status = 0;
     for (int r = 0; r < reps && !status; r++) {
+      if (reps > 1)
+        progress("calls", r, reps);
       double t0 = now_us();
       status = agc_graph_call(g, inp, outp, work);
       t[r] = now_us() - t0;
     }
+    if (reps > 1)
+      progress("calls", reps, reps);
     if (status) {
       agc_graph_index_error(g, inp, err, sizeof err);
       fprintf(stderr, "agc: %s: %s\n", o->graph, err);
@@ -624,7 +650,10 @@ static int cmd_check(Cli *o) {
     double *x = ins[pi].data;
     int64_t n = ins[pi].count;
     double maxdiff = 0, scale = 0;
+    char what[300];
+    snprintf(what, sizeof what, "checking %s, element", agc_graph_name(g, 1, gi));
     for (int64_t j = 0; j < n; j++) {
+      progress(what, j, n);
       double x0 = x[j], h = 1e-6 * (fabs(x0) > 1 ? fabs(x0) : 1);
       double f[2];
       for (int s = 0; s < 2; s++) {
@@ -650,6 +679,7 @@ static int cmd_check(Cli *o) {
       if (fabs(ad[gi][j]) > scale)
         scale = fabs(ad[gi][j]);
     }
+    progress(what, n, n);
     double rel = maxdiff / (scale > 1e-6 ? scale : 1e-6);
     int ok = rel <= tol;
     failed |= !ok;

@@ -163,6 +163,19 @@ expect_rc 1 "method syntax" "$AGC" "$T/method.graph" --emit c
 expect_line "method syntax message" "$T/method.graph:3:7: error: 'p.sum()' is method syntax, which the language does not have; write sum(p)"
 expect_rc 0 "--repeat" "$AGC" run "$T/ex3.graph" --dtype f64 x="$T/x.npy" grad_z="$T/grad_z.npy" --out "$T/o" --repeat 5
 grep -Eq "^median_us=[0-9.]+ calls=5$" "$T/stderr" && ok || bad "--repeat line: $(cat "$T/stderr")"
+# progress: drawn on a terminal only, never into a pipe or a file
+[ "$(cat "$T/stderr")" = "$(grep -E '^median_us=' "$T/stderr")" ] && ok || bad "--repeat wrote more than its line to a file: $(cat "$T/stderr")"
+expect_rc 0 "check, stderr a file" "$AGC" check "$T/ex3.graph" x="$T/x.npy" grad_z="$T/grad_z.npy"
+grep -q "checking" "$T/stderr" && bad "check drew progress into a file" || ok
+if command -v script > /dev/null; then
+  script -qec "'$AGC' run '$T/ex3.graph' --dtype f64 x='$T/x.npy' grad_z='$T/grad_z.npy' --out '$T/o' --repeat 3" /dev/null > "$T/tty.txt" 2>&1 &&
+    grep -q "agc: calls 0/3" "$T/tty.txt" && ok || bad "no progress for --repeat on a terminal: $(cat "$T/tty.txt")"
+  grep -q "median_us=[0-9.]* calls=3" "$T/tty.txt" && ok || bad "median line missing on a terminal"
+  script -qec "'$AGC' check '$T/ex3.graph' x='$T/x.npy' grad_z='$T/grad_z.npy'" /dev/null > "$T/tty.txt" 2>&1 &&
+    grep -q "agc: checking grad_x, element 0/2" "$T/tty.txt" && ok || bad "no progress for check on a terminal: $(cat "$T/tty.txt")"
+else
+  echo "SKIP: no 'script' (util-linux): progress on a terminal not tested"
+fi
 
 # check: passes on the examples, catches a gradient that is deliberately
 # not the derivative (detach makes AD and finite differences disagree)
