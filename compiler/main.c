@@ -85,18 +85,32 @@ static int unknown_option(const char *a) {
   return 2;
 }
 
-/* A message from agc_graph_load: compiler diagnostics start with
- * FILE:LINE:COL and are printed as they are; others get "agc: ". */
-static void print_load_error(const char *err) {
-  const char *p = strchr(err, ':');
-  int located = 0;
-  if (p) {
-    const char *q = p + 1;
-    while (*q >= '0' && *q <= '9')
-      q++;
-    located = q > p + 1 && *q == ':';
+/* Does this message line start with FILE:LINE:COL: ? */
+static int located(const char *line, size_t len) {
+  for (size_t i = 0; i + 1 < len; i++) {
+    if (line[i] != ':' || line[i + 1] < '0' || line[i + 1] > '9')
+      continue;
+    size_t j = i + 1;
+    while (j < len && line[j] >= '0' && line[j] <= '9')
+      j++;
+    if (j + 1 < len && line[j] == ':' && line[j + 1] >= '0' &&
+        line[j + 1] <= '9')
+      return 1;
   }
-  fprintf(stderr, "%s%s\n", located ? "" : "agc: ", err);
+  return 0;
+}
+
+/* Prints compiler diagnostics: lines with a place (FILE:LINE:COL: ...) and
+ * the source and caret lines under them as they are; a message without a
+ * place (a bad --name, an unreadable file) gets "agc: " in front. */
+static void print_diagnostics(const char *text) {
+  while (*text) {
+    size_t n = strcspn(text, "\n");
+    int indented = text[0] == ' ' || text[0] == '\t';
+    fprintf(stderr, "%s%.*s\n", indented || located(text, n) ? "" : "agc: ",
+            (int)n, text);
+    text += n + (text[n] == '\n');
+  }
 }
 
 typedef struct {
@@ -258,7 +272,7 @@ static int cmd_compile(Cli *o) {
     if (write_files(o->header ? 2 : 1, paths, data) != 0)
       rc = 1;
   }
-  fputs(agc_messages(c), stderr);
+  print_diagnostics(agc_messages(c));
   agc_free(c);
   sb_free(&code);
   sb_free(&hdr);
@@ -444,10 +458,10 @@ static int cmd_run(Cli *o) {
   char err[8192];
   agc_graph *g = agc_graph_load(o->graph, &opt, err, sizeof err);
   if (!g) {
-    print_load_error(err);
+    print_diagnostics(err);
     return 1;
   }
-  fputs(agc_graph_warnings(g), stderr);
+  print_diagnostics(agc_graph_warnings(g));
   int nin = agc_graph_num_inputs(g), nout = agc_graph_num_outputs(g);
   agc_array *ins = calloc((size_t)nin + 1, sizeof *ins);
   agc_array *outs = calloc((size_t)nout + 1, sizeof *outs);
@@ -561,10 +575,10 @@ static int cmd_check(Cli *o) {
   char err[8192];
   agc_graph *g = agc_graph_load(o->graph, &opt, err, sizeof err);
   if (!g) {
-    print_load_error(err);
+    print_diagnostics(err);
     return 1;
   }
-  fputs(agc_graph_warnings(g), stderr);
+  print_diagnostics(agc_graph_warnings(g));
   int nin = agc_graph_num_inputs(g), nout = agc_graph_num_outputs(g);
   agc_array *ins = calloc((size_t)nin + 1, sizeof *ins);
   const void **inp = calloc((size_t)nin + 1, sizeof *inp);

@@ -117,6 +117,9 @@ expect_rc 2 "--after unknown pass" "$AGC" "$SRC/examples/mlp.graph" --emit ir --
 expect_rc 2 "--after without --emit ir" "$AGC" "$SRC/examples/mlp.graph" -o "$T/x.c" --after parse
 expect_rc 0 "-O0 compiles" "$AGC" "$SRC/examples/mlp.graph" -O0 -o "$T/o0.c"
 expect_rc 1 "--name keyword" "$AGC" "$SRC/examples/mlp.graph" --name float --emit c
+expect_line "a message without a place starts with agc:" "agc: $SRC/examples/mlp.graph: error: 'float' cannot name the generated function: it is a C keyword or library name (use 'graph NAME' or --name)"
+expect_rc 1 "--name keyword (run)" "$AGC" run "$SRC/examples/mlp.graph" --name float
+expect_line "run: a message without a place starts with agc:" "agc: $SRC/examples/mlp.graph: error: 'float' cannot name the generated function: it is a C keyword or library name (use 'graph NAME' or --name)"
 
 # run: autograd-concepts example 3, then accumulation doubles the gradient
 printf 'param x[2]\nz = sin(x ** 2)\noutput z\nbackward z\n' > "$T/ex3.graph"
