@@ -71,6 +71,12 @@ if [ -z "$init" ]; then
   bad "python/agc not installed"
 elif /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
   site=$(dirname "$(dirname "$init")")
+  # under the usual prefixes, Debian's python3 finds it without PYTHONPATH
+  prefix=$(pkg-config --variable=prefix agc); prefix=${prefix#"$D/root"}
+  if [ "$prefix" = /usr/local ] || [ "$prefix" = /usr ]; then
+    /usr/bin/python3 -c 'import sys; sys.exit(sys.argv[1] not in sys.path)' "${site#"$D/root"}" && ok ||
+      bad "the binding went to ${site#"$D/root"}, which Debian's python3 does not search"
+  fi
   got=$(cd "$D" && PYTHONPATH="$site" AGC_LIBRARY="$D/root$libdir/libagc.so.0" /usr/bin/python3 -c '
 import agc, agc._config, numpy as np
 print(agc._config.LIBDIR)
