@@ -52,6 +52,12 @@ void sb_free(StrBuf *b);
 #define MAX_SOURCE_BYTES (64u << 20)
 int read_text_file(const char *path, StrBuf *b, char *err, size_t errlen);
 
+/* "Did you mean": the candidate nearest to word by edit distance
+ * (insertion, deletion, substitution, swap of neighbours; a change of case
+ * alone costs nothing), if it is close enough to be a likely slip of the
+ * keyboard (at most one edit per three letters); else NULL. */
+const char *nearest_name(const char *word, const char *const *cands, int n);
+
 /* ---- lex.c ------------------------------------------------------------ */
 
 typedef enum {

@@ -57,8 +57,61 @@ static const char usage[] =
 static int die2(const char *fmt, const char *arg) {
   fprintf(stderr, "agc: ");
   fprintf(stderr, fmt, arg);
-  fprintf(stderr, "\n(agc --help shows the usage)\n");
+  fprintf(stderr, " (agc --help shows the usage)\n");
   return 2;
+}
+
+static const char *const all_options[] = {
+    "-o", "--header", "--emit", "--name", "--dtype", "--accumulate",
+    "--no-grad", "-O0", "-O1", "--after", "--inputs", "--out", "--backend",
+    "--repeat", "--tol", "--help", "--version"};
+
+/* An unknown option, with the nearest known one if it is a likely typo. */
+static int unknown_option(const char *a) {
+  const char *near = nearest_name(a, all_options,
+                                  (int)(sizeof all_options / sizeof *all_options));
+  if (!near) {
+    const char *eq = strchr(a, '='); /* --dtype=f64 */
+    for (size_t i = 0; eq && i < sizeof all_options / sizeof *all_options; i++)
+      if (strlen(all_options[i]) == (size_t)(eq - a) &&
+          strncmp(all_options[i], a, (size_t)(eq - a)) == 0) {
+        fprintf(stderr, "agc: unknown option '%s'; write '%s %s' (agc --help "
+                "shows the usage)\n", a, all_options[i], eq + 1);
+        return 2;
+      }
+    return die2("unknown option '%s'", a);
+  }
+  fprintf(stderr, "agc: unknown option '%s'; did you mean '%s'? (agc --help "
+          "shows the usage)\n", a, near);
+  return 2;
+}
+
+/* Does this message line start with FILE:LINE:COL: ? */
+static int located(const char *line, size_t len) {
+  for (size_t i = 0; i + 1 < len; i++) {
+    if (line[i] != ':' || line[i + 1] < '0' || line[i + 1] > '9')
+      continue;
+    size_t j = i + 1;
+    while (j < len && line[j] >= '0' && line[j] <= '9')
+      j++;
+    if (j + 1 < len && line[j] == ':' && line[j + 1] >= '0' &&
+        line[j + 1] <= '9')
+      return 1;
+  }
+  return 0;
+}
+
+/* Prints compiler diagnostics: lines with a place (FILE:LINE:COL: ...) and
+ * the source and caret lines under them as they are; a message without a
+ * place (a bad --name, an unreadable file) gets "agc: " in front. */
+static void print_diagnostics(const char *text) {
+  while (*text) {
+    size_t n = strcspn(text, "\n");
+    int indented = text[0] == ' ' || text[0] == '\t';
+    fprintf(stderr, "%s%.*s\n", indented || located(text, n) ? "" : "agc: ",
+            (int)n, text);
+    text += n + (text[n] == '\n');
+  }
 }
 
 typedef struct {
@@ -162,7 +215,7 @@ static int parse_cli(int argc, char **argv, int start, Cli *o, int mode) {
       if (*end || !(o->tol > 0) || !isfinite(o->tol))
         return die2("--tol takes a positive number, not '%s'", v);
     } else if (a[0] == '-' && a[1]) {
-      return die2("unknown option '%s'", a);
+      return unknown_option(a);
     } else if (mode && strchr(a, '=')) {
       o->pairs[o->npairs++] = a;
     } else if (!o->graph) {
@@ -221,7 +274,7 @@ static int cmd_compile(Cli *o) {
     if (write_files(o->header ? 2 : 1, paths, data) != 0)
       rc = 1;
   }
-  fputs(agc_messages(c), stderr);
+  print_diagnostics(agc_messages(c));
   agc_free(c);
   sb_free(&code);
   sb_free(&hdr);
@@ -246,6 +299,38 @@ static void dims_str(int rank, const int64_t *d, char *buf, size_t n) {
   shape_str(&s, buf, n);
 }
 
+/* NumPy's name for a dtype descr such as '<i8' (int64), or the descr. */
+static const char *numpy_name(const char *descr, char *buf, size_t n) {
+  const char *kinds[][2] = {{"i", "int"}, {"u", "uint"}, {"f", "float"},
+                            {"c", "complex"}, {"b", "bool"}};
+  if (strlen(descr) >= 3 && strchr("<>|=", descr[0]))
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+      if (descr[1] == kinds[k][0][0]) {
+        int bytes = atoi(descr + 2);
+        if (descr[1] == 'b')
+          snprintf(buf, n, "bool");
+        else
+          snprintf(buf, n, "%s%d", kinds[k][1], bytes * 8);
+        return buf;
+      }
+  return descr;
+}
+
+/* Says which dtype input `name` must have and how to get it. */
+static void dtype_error(const char *name, const char *path,
+                        const char *got_descr, agc_dtype want) {
+  static const char *const descr[] = {"<f4", "<f8", "<i4"};
+  static const char *const np[] = {"float32", "float64", "int32"};
+  char buf[32];
+  fprintf(stderr, "agc: input '%s' (%s): dtype %s ('%s'); '%s' must be %s "
+          "('%s')%s; in NumPy: a.astype(np.%s)\n", name, path,
+          numpy_name(got_descr, buf, sizeof buf), got_descr, name, np[want],
+          descr[want], want == AGC_I32 ? ""
+                       : want == AGC_F32 ? " (or run with --dtype f64)"
+                                         : " (or run with --dtype f32)",
+          np[want]);
+}
+
 /* Loads input i into a (converting f32 files for check). Returns 0, 1 if
  * absent (and allow_missing), -1 on an error (printed). */
 static int load_input(Cli *o, agc_graph *g, int i, agc_array *a,
@@ -266,17 +351,25 @@ static int load_input(Cli *o, agc_graph *g, int i, agc_array *a,
     return -1;
   }
   char err[1024];
+  agc_dtype want = agc_graph_dtype(g, 0, i);
   if (agc_npy_read(path, a, err, sizeof err) != 0) {
-    fprintf(stderr, "agc: input '%s': %s\n", name, err);
+    /* npy.c: "PATH: dtype '<i8' not supported (expected ...)" */
+    const char *d = strstr(err, ": dtype '");
+    const char *e = d ? strstr(d + 9, "' not supported") : NULL;
+    if (e && e - (d + 9) < 32) {
+      char got[32];
+      snprintf(got, sizeof got, "%.*s", (int)(e - (d + 9)), d + 9);
+      dtype_error(name, path, got, want);
+    } else {
+      fprintf(stderr, "agc: input '%s': %s\n", name, err);
+    }
     return -1;
   }
-  agc_dtype want = agc_graph_dtype(g, 0, i);
   if (a->dtype != want && convert && want != AGC_I32 && a->dtype != AGC_I32)
     agc_array_convert(a, want, err, sizeof err);
   if (a->dtype != want) {
-    fprintf(stderr, "agc: input '%s' (%s): dtype %s, expected %s%s\n", name,
-            path, agc_dtype_name(a->dtype), agc_dtype_name(want),
-            want != AGC_I32 ? " (see --dtype)" : "");
+    static const char *const descr[] = {"<f4", "<f8", "<i4"};
+    dtype_error(name, path, descr[a->dtype], want);
     agc_array_free(a);
     return -1;
   }
@@ -322,6 +415,28 @@ static double now_us(void) {
   return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
 }
 
+/* Progress of a long loop on standard error, only when that is a terminal
+ * (never in a pipe, a file or a log): one line, redrawn at most every
+ * 0.1 s, erased when the loop ends. */
+static void progress(const char *what, long long done, long long total) {
+  static int tty = -1;
+  static double last = -1e18;
+  if (tty < 0)
+    tty = isatty(STDERR_FILENO);
+  if (!tty)
+    return;
+  if (done >= total) {
+    fputs("\r\033[K", stderr);
+    last = -1e18;
+    return;
+  }
+  double t = now_us();
+  if (t - last < 1e5)
+    return;
+  last = t;
+  fprintf(stderr, "\ragc: %s %lld/%lld\033[K", what, done, total);
+}
+
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -345,10 +460,10 @@ static int cmd_run(Cli *o) {
   char err[8192];
   agc_graph *g = agc_graph_load(o->graph, &opt, err, sizeof err);
   if (!g) {
-    fprintf(stderr, "%s\n", err);
+    print_diagnostics(err);
     return 1;
   }
-  fputs(agc_graph_warnings(g), stderr);
+  print_diagnostics(agc_graph_warnings(g));
   int nin = agc_graph_num_inputs(g), nout = agc_graph_num_outputs(g);
   agc_array *ins = calloc((size_t)nin + 1, sizeof *ins);
   agc_array *outs = calloc((size_t)nout + 1, sizeof *outs);
@@ -405,13 +520,17 @@ static int cmd_run(Cli *o) {
     double *t = calloc((size_t)reps, sizeof *t);
     int status = 0;
     for (int r = 0; r < reps && !status; r++) {
+      if (reps > 1)
+        progress("calls", r, reps);
       double t0 = now_us();
       status = agc_graph_call(g, inp, outp, work);
       t[r] = now_us() - t0;
     }
+    if (reps > 1)
+      progress("calls", reps, reps);
     if (status) {
-      fprintf(stderr, "agc: %s: an integer index input is out of range (a "
-              "label or index >= its number of classes, or < 0)\n", o->graph);
+      agc_graph_index_error(g, inp, err, sizeof err);
+      fprintf(stderr, "agc: %s: %s\n", o->graph, err);
       rc = 1;
     } else if (o->repeat > 0) {
       qsort(t, (size_t)reps, sizeof *t, cmp_double);
@@ -458,10 +577,10 @@ static int cmd_check(Cli *o) {
   char err[8192];
   agc_graph *g = agc_graph_load(o->graph, &opt, err, sizeof err);
   if (!g) {
-    fprintf(stderr, "%s\n", err);
+    print_diagnostics(err);
     return 1;
   }
-  fputs(agc_graph_warnings(g), stderr);
+  print_diagnostics(agc_graph_warnings(g));
   int nin = agc_graph_num_inputs(g), nout = agc_graph_num_outputs(g);
   agc_array *ins = calloc((size_t)nin + 1, sizeof *ins);
   const void **inp = calloc((size_t)nin + 1, sizeof *inp);
@@ -521,8 +640,8 @@ static int cmd_check(Cli *o) {
   double worst_all = 0;
   if (!rc) {
     if (agc_graph_call(g, inp, outp, work) != 0) {
-      fprintf(stderr, "agc: %s: an integer index input is out of range\n",
-              o->graph);
+      agc_graph_index_error(g, inp, err, sizeof err);
+      fprintf(stderr, "agc: %s: %s\n", o->graph, err);
       rc = 1;
     }
   }
@@ -547,7 +666,10 @@ static int cmd_check(Cli *o) {
     double *x = ins[pi].data;
     int64_t n = ins[pi].count;
     double maxdiff = 0, scale = 0;
+    char what[300];
+    snprintf(what, sizeof what, "checking %s, element", agc_graph_name(g, 1, gi));
     for (int64_t j = 0; j < n; j++) {
+      progress(what, j, n);
       double x0 = x[j], h = 1e-6 * (fabs(x0) > 1 ? fabs(x0) : 1);
       double f[2];
       for (int s = 0; s < 2; s++) {
@@ -573,6 +695,7 @@ static int cmd_check(Cli *o) {
       if (fabs(ad[gi][j]) > scale)
         scale = fabs(ad[gi][j]);
     }
+    progress(what, n, n);
     double rel = maxdiff / (scale > 1e-6 ? scale : 1e-6);
     int ok = rel <= tol;
     failed |= !ok;

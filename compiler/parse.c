@@ -236,9 +236,52 @@ typedef struct {
   Val *named;
   int nnamed;
   int *used;
+  const char *asked[16]; /* the argument names the function looked up */
+  int nasked;
 } Call;
 
+/* PyTorch's and NumPy's names for arguments the language names otherwise. */
+static const struct {
+  const char *from, *to;
+} arg_aliases[] = {
+    {"dim", "axis"},      {"dims", "axis"},        {"axes", "axis"},
+    {"keepdims", "keepdim"}, {"dim0", "a"},        {"dim1", "b"},
+    {"min", "lo"},        {"max", "hi"},           {"kernel_size", "k"},
+    {"weight", "w"},      {"input", "x"},          {"target", "t"},
+    {"size", "shape"},    {"fill_value", "value"}, {"indices", "idx"},
+    {"condition", "cond"}, {"other", "b"},         {"exponent", "b"},
+};
+
+/* The argument name k's function takes that `given` most likely means. */
+static const char *arg_suggestion(const Call *k, const char *given) {
+  for (size_t i = 0; i < sizeof arg_aliases / sizeof arg_aliases[0]; i++)
+    if (strcmp(given, arg_aliases[i].from) == 0)
+      for (int j = 0; j < k->nasked; j++)
+        if (strcmp(k->asked[j], arg_aliases[i].to) == 0)
+          return k->asked[j];
+  return nearest_name(given, k->asked, k->nasked);
+}
+
+_Noreturn static void no_such_arg(P *p, Call *k, int j) {
+  const char *hint = arg_suggestion(k, k->named[j].argname);
+  if (hint)
+    error_at(p->c, k->named[j].loc, "%s() has no argument named '%s'; did "
+             "you mean '%s'?", k->fn, k->named[j].argname, hint);
+  StrBuf b = {0};
+  for (int i = 0; i < k->nasked; i++)
+    sb_printf(&b, "%s%s", i ? ", " : "", k->asked[i]);
+  char *list = arena_strndup(&p->c->arena, b.s ? b.s : "", b.len);
+  sb_free(&b);
+  error_at(p->c, k->named[j].loc, "%s() has no argument named '%s' (its "
+           "arguments: %s)", k->fn, k->named[j].argname, list);
+}
+
 static Val *argp(P *p, Call *k, int i, const char *name, int required) {
+  int seen = 0;
+  for (int j = 0; j < k->nasked; j++)
+    seen |= strcmp(k->asked[j], name) == 0;
+  if (!seen && k->nasked < 16)
+    k->asked[k->nasked++] = name;
   if (i < k->npos)
     return &k->pos[i];
   for (int j = 0; j < k->nnamed; j++)
@@ -246,8 +289,16 @@ static Val *argp(P *p, Call *k, int i, const char *name, int required) {
       k->used[j] = 1;
       return &k->named[j];
     }
-  if (required)
+  if (required) {
+    /* sum(x=..) misspelt: say so rather than that x is missing */
+    for (int j = 0; j < k->nnamed; j++)
+      if (!k->used[j]) {
+        const char *h = arg_suggestion(k, k->named[j].argname);
+        if (h && strcmp(h, name) == 0)
+          no_such_arg(p, k, j);
+      }
     error_at(p->c, k->loc, "%s() needs argument '%s'", k->fn, name);
+  }
   return NULL;
 }
 
@@ -261,8 +312,7 @@ static void check_arity(P *p, Call *k, int maxpos) {
 static void check_named(P *p, Call *k) {
   for (int j = 0; j < k->nnamed; j++)
     if (!k->used[j])
-      error_at(p->c, k->named[j].loc, "%s() has no argument named '%s'",
-               k->fn, k->named[j].argname);
+      no_such_arg(p, k, j);
 }
 
 /* axis=k or axis=[..] into a mask; none → all axes. *single is set when
@@ -530,6 +580,83 @@ static int embedding_call(P *p, Call *k) {
   return ir_special(p->c, OP_EMBED, in, 2, s, NULL, 0, k->loc);
 }
 
+/* ---- names for "did you mean" ------------------------------------------------ */
+
+/* Every function call() knows. */
+static const char *const fn_names[] = {
+    "exp", "log", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "abs",
+    "sqrt", "rsqrt", "square", "log1p", "expm1", "softplus", "sign", "erf",
+    "gelu", "pow", "maximum", "minimum", "where", "clamp", "sum", "mean",
+    "max", "min", "prod", "logsumexp", "softmax", "log_softmax", "mse_loss",
+    "cross_entropy", "bce_with_logits", "reshape", "transpose", "broadcast_to",
+    "concat", "unsqueeze", "squeeze", "conv2d", "max_pool2d", "avg_pool2d",
+    "embedding", "zeros", "ones", "full", "detach", "grad"};
+#define N_FN_NAMES ((int)(sizeof fn_names / sizeof fn_names[0]))
+
+/* PyTorch's and NumPy's names for what the language writes otherwise. */
+static const struct {
+  const char *from, *to;
+} fn_aliases[] = {
+    {"matmul", "the @ operator: a @ b"}, {"mm", "the @ operator: a @ b"},
+    {"bmm", "the @ operator: a @ b"},    {"dot", "the @ operator: a @ b"},
+    {"add", "the + operator"},           {"sub", "the - operator"},
+    {"mul", "the * operator"},           {"div", "the / operator"},
+    {"cat", "concat"},                   {"concatenate", "concat"},
+    {"stack", "concat of unsqueeze()d tensors"},
+    {"view", "reshape"},                 {"expand", "broadcast_to"},
+    {"permute", "transpose (two axes at a time)"},
+    {"clip", "clamp"},                   {"amax", "max"},
+    {"amin", "min"},                     {"power", "pow"},
+    {"mse", "mse_loss"},                 {"nll_loss", "cross_entropy"},
+    {"binary_cross_entropy_with_logits", "bce_with_logits"},
+    {"logsoftmax", "log_softmax"},       {"exponential", "exp"},
+    {"t", "x.T"},                        {"full_like", "full"},
+    {"zeros_like", "zeros"},             {"ones_like", "ones"},
+};
+
+static int is_function(const char *name) {
+  for (int i = 0; i < N_FN_NAMES; i++)
+    if (strcmp(fn_names[i], name) == 0)
+      return 1;
+  return 0;
+}
+
+/* What to suggest for an unknown function name, or NULL. */
+static const char *fn_suggestion(const char *name) {
+  for (size_t i = 0; i < sizeof fn_aliases / sizeof fn_aliases[0]; i++)
+    if (strcmp(name, fn_aliases[i].from) == 0)
+      return fn_aliases[i].to;
+  return nearest_name(name, fn_names, N_FN_NAMES);
+}
+
+_Noreturn static void unknown_function(P *p, const char *fn, Loc loc) {
+  const char *hint = fn_suggestion(fn);
+  if (hint && strchr(hint, ' '))
+    error_at(p->c, loc, "unknown function '%s'; use %s", fn, hint);
+  if (hint)
+    error_at(p->c, loc, "unknown function '%s'; did you mean '%s'?", fn, hint);
+  error_at(p->c, loc, "unknown function '%s' (docs/language.md lists the "
+           "functions)", fn);
+}
+
+_Noreturn static void unknown_name(P *p, const char *name, Loc loc) {
+  if (is_function(name))
+    error_at(p->c, loc, "'%s' is a function, not a value: call it, as in "
+             "%s(x)", name, name);
+  if (strncmp(name, "grad_", 5) == 0 && lookup(p, name + 5))
+    error_at(p->c, loc, "unknown name '%s': 'backward' outputs grad_%s by "
+             "itself; inside expressions use grad(y, %s)", name, name + 5,
+             name + 5);
+  const char **names =
+      arena_alloc(&p->c->arena, sizeof(char *) * (size_t)(p->nsyms + 1));
+  for (int i = 0; i < p->nsyms; i++)
+    names[i] = p->syms[i].name;
+  const char *hint = nearest_name(name, names, p->nsyms);
+  if (hint)
+    error_at(p->c, loc, "unknown name '%s'; did you mean '%s'?", name, hint);
+  error_at(p->c, loc, "unknown name '%s'", name);
+}
+
 /* ---- expressions ----------------------------------------------------------- */
 
 static Val expr(P *p);
@@ -700,7 +827,7 @@ static Val primary(P *p) {
     }
     Sym *s = lookup(p, name);
     if (!s)
-      error_at(p->c, loc, "unknown name '%s'", name);
+      unknown_name(p, name, loc);
     return mknode(s->node, loc);
   }
   if (t->kind == T_EOF || t->kind == T_NEWLINE)
@@ -708,7 +835,86 @@ static Val primary(P *p) {
   error_at(p->c, loc, "expected an expression, found '%s'", tok_desc(p, t));
 }
 
+/* Source text of tokens [from, to), if on one line and short; else NULL. */
+static const char *tokens_text(P *p, int from, int to) {
+  if (from >= to || p->t[from].line != p->t[to - 1].line)
+    return NULL;
+  const char *a = p->t[from].text, *b = p->t[to - 1].text + p->t[to - 1].len;
+  if (b - a > 60)
+    return NULL;
+  return arena_strndup(&p->c->arena, a, (size_t)(b - a));
+}
+
+/* x.name or x.name(...): the language has functions, not methods. The
+ * receiver's tokens start at `start`; the '.' is at p->pos - 1. */
+_Noreturn static void method_syntax(P *p, int start) {
+  int dot = p->pos - 1;
+  Token *f = peek(p);
+  Loc floc = tloc(f);
+  if (f->kind != T_IDENT)
+    error_at(p->c, floc, "expected 'T' after '.' (the only attribute is "
+             "x.T, the transpose)");
+  const char *name = arena_strndup(&p->c->arena, f->text, (size_t)f->len);
+  const char *recv = tokens_text(p, start, dot);
+  if (!recv)
+    recv = "x";
+  const char *orig = recv; /* as written, for the quote */
+  size_t rl = strlen(recv);
+  if (recv[0] == '(' && recv[rl - 1] == ')') { /* (a + b).sum(): a + b */
+    int depth = 0;
+    size_t i = 0;
+    for (; i < rl; i++) {
+      depth += recv[i] == '(' ? 1 : recv[i] == ')' ? -1 : 0;
+      if (depth == 0)
+        break;
+    }
+    if (i == rl - 1)
+      recv = arena_strndup(&p->c->arena, recv + 1, rl - 2);
+  }
+  if (!is_punct(&p->t[p->pos + 1], "(")) {
+    if (strcmp(name, "grad") == 0)
+      error_at(p->c, floc, "no attribute '.grad': 'backward' outputs grad_P "
+               "for every param P; inside expressions use grad(y, %s)", recv);
+    error_at(p->c, floc, "no attribute '.%s': the only attribute is x.T, "
+             "the transpose", name);
+  }
+  /* the arguments' text, up to the matching ')' */
+  int q = p->pos + 2, depth = 1;
+  while (p->t[q].kind != T_EOF && depth > 0) {
+    if (is_punct(&p->t[q], "(") || is_punct(&p->t[q], "["))
+      depth++;
+    else if (is_punct(&p->t[q], ")") || is_punct(&p->t[q], "]"))
+      depth--;
+    q++;
+  }
+  const char *args = depth == 0 ? (q - 1 > p->pos + 2
+                                       ? tokens_text(p, p->pos + 2, q - 1)
+                                       : "")
+                                : NULL;
+  if (!args)
+    args = "...";
+  if (strcmp(name, "t") == 0)
+    error_at(p->c, floc, "'%s.t()' is method syntax; write %s.T", orig, orig);
+  if (strcmp(name, "backward") == 0)
+    error_at(p->c, floc, "'%s.backward()' is method syntax; write the "
+             "statement 'backward %s' on a line of its own", orig, recv);
+  const char *fn = is_function(name) ? name : fn_suggestion(name);
+  const char *dots = *args ? "..." : "";
+  if (fn && !strchr(fn, ' ')) {
+    /* x.view(2, 3) -> reshape(x, [2, 3]) */
+    int list = strcmp(fn, "reshape") == 0 && *args && args[0] != '[' &&
+               strcmp(args, "...") != 0;
+    error_at(p->c, floc, "'%s.%s(%s)' is method syntax, which the language "
+             "does not have; write %s(%s%s%s%s%s)", orig, name, dots, fn,
+             recv, *args ? ", " : "", list ? "[" : "", args, list ? "]" : "");
+  }
+  error_at(p->c, floc, "'%s.%s(%s)' is method syntax, which the language "
+           "does not have; functions are called as f(x, ...)", orig, name,
+           dots);
+}
+
 static Val postfix(P *p) {
+  int start = p->pos;
   Val v = primary(p);
   for (;;) {
     Token *t = peek(p);
@@ -719,7 +925,7 @@ static Val postfix(P *p) {
       p->pos++;
       Token *f = peek(p);
       if (!is_ident(f, "T"))
-        error_at(p->c, tloc(f), "expected 'T' after '.'");
+        method_syntax(p, start);
       p->pos++;
       int x = need_node(p, v, ".T");
       if (SHAPE(p, x).rank != 2)
@@ -1119,7 +1325,7 @@ static int call(P *p, Call *k) {
     return embedding_call(p, k);
   if (strcmp(fn, "grad") == 0)
     return grad_call(p, k);
-  error_at(c, loc, "unknown function '%s'", fn);
+  unknown_function(p, fn, loc);
 }
 
 /* ---- statements -------------------------------------------------------------- */
@@ -1225,7 +1431,7 @@ static void names_list(P *p, Root **out, int *n, int *cap) {
     const char *name = ident(p, "a value");
     Sym *s = lookup(p, name);
     if (!s)
-      error_at(p->c, loc, "unknown name '%s'", name);
+      unknown_name(p, name, loc);
     if (*n == *cap) {
       int ncap = *cap ? *cap * 2 : 8;
       Root *nr = arena_alloc(&p->c->arena, sizeof *nr * (size_t)ncap);

@@ -136,6 +136,46 @@ int read_text_file(const char *path, StrBuf *b, char *err, size_t errlen) {
   return 0;
 }
 
+/* Optimal string alignment distance, case-insensitive; names are short. */
+static int edit_distance(const char *a, const char *b) {
+  size_t n = strlen(a), m = strlen(b);
+  if (n > 63 || m > 63)
+    return 1 << 20;
+  int d[64][64];
+  for (size_t i = 0; i <= n; i++)
+    d[i][0] = (int)i;
+  for (size_t j = 0; j <= m; j++)
+    d[0][j] = (int)j;
+  for (size_t i = 1; i <= n; i++)
+    for (size_t j = 1; j <= m; j++) {
+      int ca = a[i - 1] | 0x20, cb = b[j - 1] | 0x20; /* letters: fold case */
+      int sub = d[i - 1][j - 1] + (ca != cb);
+      int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+      int v = sub < del ? sub : del;
+      v = v < ins ? v : ins;
+      if (i > 1 && j > 1 && ca == (b[j - 2] | 0x20) &&
+          (a[i - 2] | 0x20) == cb && d[i - 2][j - 2] + 1 < v)
+        v = d[i - 2][j - 2] + 1;
+      d[i][j] = v;
+    }
+  return d[n][m];
+}
+
+const char *nearest_name(const char *word, const char *const *cands, int n) {
+  const char *best = NULL;
+  int bestd = (int)strlen(word) / 3 + 1; /* must beat this */
+  for (int i = 0; i < n; i++) {
+    if (!cands[i] || strcmp(cands[i], word) == 0)
+      continue;
+    int dist = edit_distance(word, cands[i]);
+    if (dist < bestd) {
+      best = cands[i];
+      bestd = dist;
+    }
+  }
+  return best;
+}
+
 void sb_free(StrBuf *b) {
   free(b->s);
   b->s = NULL;

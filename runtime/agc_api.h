@@ -55,6 +55,16 @@ size_t agc_graph_work_bytes(const agc_graph *g);
 /* Runs the function: 0, or 1 if an integer index input was out of range. */
 int agc_graph_call(const agc_graph *g, const void *const *in,
                    void *const *out, void *work);
+/* For an i32 input that holds class labels (cross_entropy) or embedding
+ * rows: its values must lie in 0..bound-1; returns bound, else 0. */
+int64_t agc_graph_index_bound(const agc_graph *g, int i);
+/* After agc_graph_call returned 1: a one-line message naming the input,
+ * the first element out of range and the allowed range, e.g.
+ *   input 'labels': labels[3] = 7 is out of range: cross_entropy has 5
+ *   classes, so labels must be in 0..4
+ * Returns 1 if it found that element, else 0 (with a generic message). */
+int agc_graph_index_error(const agc_graph *g, const void *const *in,
+                          char *err, size_t errlen);
 void agc_graph_free(agc_graph *g);
 
 #endif

@@ -18,6 +18,8 @@ struct agc_graph {
   const int *ranks[2];
   const int64_t (*dims[2])[8];
   int *is_grad;
+  int64_t *bound;     /* per input: valid index values 0..bound-1, or 0 */
+  const char **bound_fn; /* per input: the function that indexes with it */
   size_t work;
   char *warnings;
 };
@@ -56,6 +58,40 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
   g->is_grad = calloc((size_t)c->g.nouts + 1, sizeof(int));
   for (int i = 0; i < c->g.nouts; i++)
     g->is_grad[i] = c->g.outs[i].is_grad;
+  /* i32 inputs that index: the fewest classes / table rows they meet */
+  int nargs = c->g.nargs;
+  int64_t *abound = calloc((size_t)nargs + 1, sizeof *abound);
+  const char **afn = calloc((size_t)nargs + 1, sizeof *afn);
+  char **aname = calloc((size_t)nargs + 1, sizeof *aname);
+  for (int i = 0; i < nargs; i++)
+    aname[i] = strdup(c->g.args[i].name);
+  for (int id = 0; id < c->g.n; id++) {
+    const Node *n = &c->g.nodes[id];
+    int ix;
+    int64_t count;
+    if (n->op == OP_ONEHOT)
+      ix = n->in[0], count = (int64_t)n->val;
+    else if (n->op == OP_EMBED)
+      ix = n->in[1], count = c->g.nodes[n->in[0]].shape.d[0];
+    else if (n->op == OP_EMBED_DT)
+      ix = n->in[1], count = n->shape.d[0];
+    else
+      continue;
+    for (;;) { /* through views of the indices to the input */
+      Op op = c->g.nodes[ix].op;
+      if (op != OP_ID && op != OP_RESHAPE && op != OP_SLICE &&
+          op != OP_TRANSPOSE && op != OP_BCAST && op != OP_DETACH)
+        break;
+      ix = c->g.nodes[ix].in[0];
+    }
+    const Node *leaf = &c->g.nodes[ix];
+    if (leaf->op != OP_INPUT || leaf->ext < 0 || leaf->ext >= nargs)
+      continue;
+    if (!abound[leaf->ext] || count < abound[leaf->ext]) {
+      abound[leaf->ext] = count;
+      afn[leaf->ext] = n->op == OP_ONEHOT ? "cross_entropy" : "embedding";
+    }
+  }
   char name[256];
   snprintf(name, sizeof name, "%s", c->name);
   agc_free(c);
@@ -63,6 +99,11 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
   g->mod = agc_module_compile(code.s, opt->backend, merr, sizeof merr);
   sb_free(&code);
   if (!g->mod) {
+    for (int a = 0; a < nargs; a++)
+      free(aname[a]);
+    free(aname);
+    free(abound);
+    free(afn);
     char msg[1200];
     snprintf(msg, sizeof msg, "%s: generated C failed to compile: %s", path,
              merr);
@@ -87,6 +128,11 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
     ok = g->names[k] && g->dtypes[k] && g->ranks[k] && g->dims[k];
   }
   if (!ok) {
+    for (int a = 0; a < nargs; a++)
+      free(aname[a]);
+    free(aname);
+    free(abound);
+    free(afn);
     put(err, errlen, "internal: generated module lacks its symbols");
     agc_graph_free(g);
     return NULL;
@@ -95,6 +141,19 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
     g->nin++;
   while (g->names[1][g->nout])
     g->nout++;
+  g->bound = calloc((size_t)g->nin + 1, sizeof *g->bound);
+  g->bound_fn = calloc((size_t)g->nin + 1, sizeof *g->bound_fn);
+  for (int i = 0; i < g->nin; i++)
+    for (int a = 0; a < nargs; a++)
+      if (strcmp(g->names[0][i], aname[a]) == 0) {
+        g->bound[i] = abound[a];
+        g->bound_fn[i] = afn[a];
+      }
+  for (int a = 0; a < nargs; a++)
+    free(aname[a]);
+  free(aname);
+  free(abound);
+  free(afn);
   return g;
 }
 
@@ -142,12 +201,57 @@ int agc_graph_call(const agc_graph *g, const void *const *in,
   return g->fn(in, out, work);
 }
 
+int64_t agc_graph_index_bound(const agc_graph *g, int i) {
+  return g->bound[i];
+}
+
+int agc_graph_index_error(const agc_graph *g, const void *const *in,
+                          char *err, size_t errlen) {
+  for (int i = 0; i < g->nin; i++) {
+    if (!g->bound[i] || !in[i])
+      continue;
+    const int32_t *v = in[i];
+    int64_t n = agc_graph_count(g, 0, i), b = g->bound[i];
+    for (int64_t k = 0; k < n; k++) {
+      if (v[k] >= 0 && v[k] < b)
+        continue;
+      /* the element's index, per dimension */
+      char at[200] = "";
+      size_t len = 0;
+      int rank = g->ranks[0][i];
+      int64_t rest = k, idx[8] = {0};
+      for (int d = rank - 1; d >= 0; d--) {
+        idx[d] = rest % g->dims[0][i][d];
+        rest /= g->dims[0][i][d];
+      }
+      for (int d = 0; d < rank && len < sizeof at - 24; d++)
+        len += (size_t)snprintf(at + len, sizeof at - len, "%s%lld",
+                                d ? ", " : "", (long long)idx[d]);
+      const char *nm = g->names[0][i];
+      int embed = strcmp(g->bound_fn[i], "embedding") == 0;
+      char msg[512];
+      snprintf(msg, sizeof msg, "input '%s': %s[%s] = %ld is out of range: "
+               "%s %lld %s, so %s must be in 0..%lld", nm, nm, at, (long)v[k],
+               embed ? "the embedding table has" : "cross_entropy has",
+               (long long)b, embed ? "rows" : "classes", nm,
+               (long long)(b - 1));
+      put(err, errlen, msg);
+      return 1;
+    }
+  }
+  put(err, errlen, "an integer index input is out of range (a label or "
+      "index >= its number of classes, or < 0)");
+  return 0;
+}
+
 void agc_graph_free(agc_graph *g) {
   if (!g)
     return;
   if (g->mod)
     agc_module_free(g->mod);
   free(g->is_grad);
+  free(g->bound);
+  free(g->bound_fn);
   free(g->warnings);
   free(g);
 }

@@ -17,17 +17,19 @@ expect_rc() { # WANT DESCRIPTION CMD...
   rc=$?
   [ $rc -eq "$want" ] && ok || bad "$what: exit $rc, wanted $want ($(head -1 "$T/stderr"))"
 }
-# a .npy writer for float64 vectors, in sh (no Python in CI)
-npy_f64() { # FILE V1 V2 ...
+# a .npy writer for vectors, in sh (no Python in CI)
+npy_f64() { npy_vec '<f8' 'd<' "$@"; }
+npy_vec() { # DESCR PERL_PACK FILE V1 V2 ...
+  descr=$1 pk=$2; shift 2
   f=$1; shift
   n=$#
-  hdr="{'descr': '<f8', 'fortran_order': False, 'shape': ($n,), }"
+  hdr="{'descr': '$descr', 'fortran_order': False, 'shape': ($n,), }"
   len=$((10 + ${#hdr} + 1))
   pad=$(( (64 - len % 64) % 64 ))
   { printf '\223NUMPY\001\000'
     printf "$(printf '\\%03o\\%03o' $(( (${#hdr} + pad + 1) % 256 )) $(( (${#hdr} + pad + 1) / 256 )))"
     printf '%s' "$hdr"; printf "%${pad}s" ''; printf '\n'
-    for v in "$@"; do printf "$(perl -e 'print join "", map { sprintf "\\%03o", $_ } unpack "C*", pack "d<", $ARGV[0]' "$v")"; done
+    for v in "$@"; do printf "$(perl -e 'print join "", map { sprintf "\\%03o", $_ } unpack "C*", pack $ARGV[1], $ARGV[0]' "$v" "$pk")"; done
   } > "$f"
 }
 
@@ -39,6 +41,10 @@ expect_rc 2 "unknown option" "$AGC" "$SRC/examples/mlp.graph" --bogus
 expect_rc 2 "bad --dtype" "$AGC" "$SRC/examples/mlp.graph" --dtype f16 -o "$T/x.c"
 expect_rc 2 "bad --repeat" "$AGC" run "$SRC/examples/mlp.graph" --repeat 0
 expect_rc 1 "missing graph file" "$AGC" "$T/nope.graph" -o "$T/x.c"
+expect_line() { # DESCRIPTION EXPECTED: the first line of stderr
+  [ "$(head -1 "$T/stderr")" = "$2" ] && ok || bad "$1: got '$(head -1 "$T/stderr")', wanted '$2'"
+}
+expect_line "missing graph file message" "agc: $T/nope.graph: cannot open: No such file or directory"
 
 # compile errors: located, exit 1, an existing output left untouched
 echo "keep" > "$T/out.c"
@@ -118,6 +124,9 @@ expect_rc 2 "--after unknown pass" "$AGC" "$SRC/examples/mlp.graph" --emit ir --
 expect_rc 2 "--after without --emit ir" "$AGC" "$SRC/examples/mlp.graph" -o "$T/x.c" --after parse
 expect_rc 0 "-O0 compiles" "$AGC" "$SRC/examples/mlp.graph" -O0 -o "$T/o0.c"
 expect_rc 1 "--name keyword" "$AGC" "$SRC/examples/mlp.graph" --name float --emit c
+expect_line "a message without a place starts with agc:" "agc: $SRC/examples/mlp.graph: error: 'float' cannot name the generated function: it is a C keyword or library name (use 'graph NAME' or --name)"
+expect_rc 1 "--name keyword (run)" "$AGC" run "$SRC/examples/mlp.graph" --name float
+expect_line "run: a message without a place starts with agc:" "agc: $SRC/examples/mlp.graph: error: 'float' cannot name the generated function: it is a C keyword or library name (use 'graph NAME' or --name)"
 
 # run: autograd-concepts example 3, then accumulation doubles the gradient
 printf 'param x[2]\nz = sin(x ** 2)\noutput z\nbackward z\n' > "$T/ex3.graph"
@@ -134,13 +143,49 @@ for be in tcc cc; do
   [ "$got" = "2.1612 -5.2291" ] && ok || bad "accumulated grad_x ($be): $got"
 done
 expect_rc 2 "run with -o" "$AGC" run "$T/ex3.graph" -o "$T/x.c"
-expect_rc 1 "wrong dtype" "$AGC" run "$T/ex3.graph" x="$T/x.npy" grad_z="$T/grad_z.npy" --out "$T/o"
-grep -q "dtype f64, expected f32" "$T/stderr" && ok || bad "dtype message: $(cat "$T/stderr")"
 printf 'garbage' > "$T/junk.npy"
 expect_rc 1 "malformed npy" "$AGC" run "$T/ex3.graph" --dtype f64 x="$T/junk.npy" grad_z="$T/grad_z.npy" --out "$T/o"
 expect_rc 1 "unknown input name" "$AGC" run "$T/ex3.graph" --dtype f64 q="$T/x.npy" --out "$T/o"
+# errors that teach (exact messages)
+expect_rc 1 "f64 file for an f32 input" "$AGC" run "$T/ex3.graph" x="$T/x.npy" grad_z="$T/grad_z.npy" --out "$T/o"
+expect_line "dtype message" "agc: input 'x' ($T/x.npy): dtype float64 ('<f8'); 'x' must be float32 ('<f4') (or run with --dtype f64); in NumPy: a.astype(np.float32)"
+printf 'input labels: i32[2]\ninput x[2, 3]\nparam W[3, 4]\nloss = cross_entropy(x @ W, labels)\nbackward loss\n' > "$T/ce.graph"
+npy_vec '<i8' 'q<' "$T/lab64.npy" 1 2
+expect_rc 1 "int64 labels (NumPy's default)" "$AGC" run "$T/ce.graph" labels="$T/lab64.npy" --out "$T/o"
+expect_line "int64 labels message" "agc: input 'labels' ($T/lab64.npy): dtype int64 ('<i8'); 'labels' must be int32 ('<i4'); in NumPy: a.astype(np.int32)"
+# check fills the float inputs it is not given, so only labels are needed
+npy_vec '<i4' 'l<' "$T/lab_bad.npy" 1 4
+expect_rc 1 "label out of range (check)" "$AGC" check "$T/ce.graph" labels="$T/lab_bad.npy"
+grep -v "^agc: note:" "$T/stderr" > "$T/stderr2"; mv "$T/stderr2" "$T/stderr"
+expect_line "label range message" "agc: $T/ce.graph: input 'labels': labels[1] = 4 is out of range: cross_entropy has 4 classes, so labels must be in 0..3"
+npy_vec '<i4' 'l<' "$T/lab_ok.npy" 1 3
+expect_rc 0 "labels in range (check)" "$AGC" check "$T/ce.graph" labels="$T/lab_ok.npy"
+for cmd in run check; do
+  expect_rc 1 "missing graph file ($cmd)" "$AGC" $cmd "$T/nope.graph"
+  expect_line "missing graph file message ($cmd)" "agc: $T/nope.graph: cannot open: No such file or directory"
+done
+expect_rc 2 "misspelt option" "$AGC" "$SRC/examples/mlp.graph" --dtyp f64
+expect_line "misspelt option message" "agc: unknown option '--dtyp'; did you mean '--dtype'? (agc --help shows the usage)"
+expect_rc 2 "--opt=value" "$AGC" "$SRC/examples/mlp.graph" --dtype=f64
+expect_line "--opt=value message" "agc: unknown option '--dtype=f64'; write '--dtype f64' (agc --help shows the usage)"
+printf 'input x[2, 3]\np = softmax(x)\ns = p.sum()\noutput s\n' > "$T/method.graph"
+expect_rc 1 "method syntax" "$AGC" "$T/method.graph" --emit c
+expect_line "method syntax message" "$T/method.graph:3:7: error: 'p.sum()' is method syntax, which the language does not have; write sum(p)"
 expect_rc 0 "--repeat" "$AGC" run "$T/ex3.graph" --dtype f64 x="$T/x.npy" grad_z="$T/grad_z.npy" --out "$T/o" --repeat 5
 grep -Eq "^median_us=[0-9.]+ calls=5$" "$T/stderr" && ok || bad "--repeat line: $(cat "$T/stderr")"
+# progress: drawn on a terminal only, never into a pipe or a file
+[ "$(cat "$T/stderr")" = "$(grep -E '^median_us=' "$T/stderr")" ] && ok || bad "--repeat wrote more than its line to a file: $(cat "$T/stderr")"
+expect_rc 0 "check, stderr a file" "$AGC" check "$T/ex3.graph" x="$T/x.npy" grad_z="$T/grad_z.npy"
+grep -q "checking" "$T/stderr" && bad "check drew progress into a file" || ok
+if command -v script > /dev/null; then
+  script -qec "'$AGC' run '$T/ex3.graph' --dtype f64 x='$T/x.npy' grad_z='$T/grad_z.npy' --out '$T/o' --repeat 3" /dev/null > "$T/tty.txt" 2>&1 &&
+    grep -q "agc: calls 0/3" "$T/tty.txt" && ok || bad "no progress for --repeat on a terminal: $(cat "$T/tty.txt")"
+  grep -q "median_us=[0-9.]* calls=3" "$T/tty.txt" && ok || bad "median line missing on a terminal"
+  script -qec "'$AGC' check '$T/ex3.graph' x='$T/x.npy' grad_z='$T/grad_z.npy'" /dev/null > "$T/tty.txt" 2>&1 &&
+    grep -q "agc: checking grad_x, element 0/2" "$T/tty.txt" && ok || bad "no progress for check on a terminal: $(cat "$T/tty.txt")"
+else
+  echo "SKIP: no 'script' (util-linux): progress on a terminal not tested"
+fi
 
 # check: passes on the examples, catches a gradient that is deliberately
 # not the derivative (detach makes AD and finite differences disagree)

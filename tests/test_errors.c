@@ -216,7 +216,8 @@ static const ErrCase cases[] = {
     E("empty output list", "input x[2]\ny = x\noutput\n", 3, 7, "expected"),
     E("slice with a step", "input x[2, 3]\ny = x[:, 1:2:1]\n", 2, 13,
       "step"),
-    E("'.' not followed by T", "input x[2, 3]\ny = x.U\n", 2, 7, "'T'"),
+    E("'.' not followed by T", "input x[2, 3]\ny = x.U\n", 2, 7,
+      "only attribute is x.T"),
     /* ---- empty files ---- */
     EN("empty file", "", 1, 1, "empty"),
     E("only comments", "# only a comment\n\n   \n# another\n", 1, 1, "empty"),
@@ -297,6 +298,87 @@ static const ErrCase cases[] = {
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 
+/* ---- errors that teach: the whole first line of the message ------------ */
+
+typedef struct {
+  const char *src;
+  const char *first_line; /* exactly, without the newline */
+} Teach;
+
+static const Teach teach[] = {
+    /* unknown keyword argument: PyTorch's dim= is the language's axis= */
+    {"input x[2, 3]\ny = sum(x, dim=1)\noutput y\n",
+     "t.graph:2:12: error: sum() has no argument named 'dim'; did you mean "
+     "'axis'?"},
+    {"input x[2, 3]\ny = max(x, keepdims=true)\noutput y\n",
+     "t.graph:2:12: error: max() has no argument named 'keepdims'; did you "
+     "mean 'keepdim'?"},
+    {"input x[2, 3]\ny = softmax(x, axsi=0)\noutput y\n",
+     "t.graph:2:16: error: softmax() has no argument named 'axsi'; did you "
+     "mean 'axis'?"},
+    {"input x[2, 3]\ny = reshape(x, size=[6])\noutput y\n",
+     "t.graph:2:16: error: reshape() has no argument named 'size'; did you "
+     "mean 'shape'?"},
+    {"input x[2, 3]\ny = sum(x, foo=1)\noutput y\n",
+     "t.graph:2:12: error: sum() has no argument named 'foo' (its arguments: "
+     "x, axis, keepdim)"},
+    /* unknown functions */
+    {"input x[2, 3]\ny = reluu(x)\noutput y\n",
+     "t.graph:2:5: error: unknown function 'reluu'; did you mean 'relu'?"},
+    {"input x[2, 3]\ny = sigmiod(x)\noutput y\n",
+     "t.graph:2:5: error: unknown function 'sigmiod'; did you mean "
+     "'sigmoid'?"},
+    {"input x[2, 3]\ny = cat([x, x], axis=0)\noutput y\n",
+     "t.graph:2:5: error: unknown function 'cat'; did you mean 'concat'?"},
+    {"input x[2, 3]\ny = matmul(x, x)\noutput y\n",
+     "t.graph:2:5: error: unknown function 'matmul'; use the @ operator: "
+     "a @ b"},
+    {"input x[3]\ny = foo(x)\noutput y\n",
+     "t.graph:2:5: error: unknown function 'foo' (docs/language.md lists the "
+     "functions)"},
+    /* unknown names: the nearest defined one */
+    {"input x[3]\nhidden = relu(x)\ny = hiden * 2\noutput y\n",
+     "t.graph:3:5: error: unknown name 'hiden'; did you mean 'hidden'?"},
+    {"input x[3]\nlogits = x * 2\noutput logit\n",
+     "t.graph:3:8: error: unknown name 'logit'; did you mean 'logits'?"},
+    {"input x[3]\ny = relu\noutput y\n",
+     "t.graph:2:5: error: 'relu' is a function, not a value: call it, as in "
+     "relu(x)"},
+    {"param w[3]\nl = sum(w * w)\nbackward l\noutput grad_w\n",
+     "t.graph:4:8: error: unknown name 'grad_w': 'backward' outputs grad_w by "
+     "itself; inside expressions use grad(y, w)"},
+    /* method syntax: the function form */
+    {"input x[2, 3]\nprobs = softmax(x)\ns = probs.sum()\noutput s\n",
+     "t.graph:3:11: error: 'probs.sum()' is method syntax, which the language "
+     "does not have; write sum(probs)"},
+    {"input x[2, 3]\ns = (x * 2).mean(axis=1)\noutput s\n",
+     "t.graph:2:13: error: '(x * 2).mean(...)' is method syntax, which the "
+     "language does not have; write mean(x * 2, axis=1)"},
+    {"input x[2, 3]\ny = x.view(3, 2)\noutput y\n",
+     "t.graph:2:7: error: 'x.view(...)' is method syntax, which the language "
+     "does not have; write reshape(x, [3, 2])"},
+    {"input x[2, 3]\ny = x.t()\noutput y\n",
+     "t.graph:2:7: error: 'x.t()' is method syntax; write x.T"},
+    {"input x[2, 3]\ny = x.shape\noutput y\n",
+     "t.graph:2:7: error: no attribute '.shape': the only attribute is x.T, "
+     "the transpose"},
+};
+#define NTEACH ((int)(sizeof teach / sizeof teach[0]))
+
+START_TEST(test_teaching_message) {
+  const Teach *t = &teach[_i];
+  Options opt = {0};
+  Ctx *c = agc_compile("t.graph", t->src, strlen(t->src), &opt);
+  ck_assert_msg(agc_failed(c), "compiled: %s", t->src);
+  const char *m = agc_messages(c);
+  size_t n = strcspn(m, "\n");
+  ck_assert_msg(strlen(t->first_line) == n &&
+                    strncmp(m, t->first_line, n) == 0,
+                "expected:\n%s\ngot:\n%s", t->first_line, m);
+  agc_free(c);
+}
+END_TEST
+
 START_TEST(test_error_case) { expect_error(&cases[_i]); }
 END_TEST
 
@@ -369,9 +451,38 @@ START_TEST(test_label_out_of_range) {
     ck_assert_int_eq(agc_graph_call(r.g, (const void *const *)r.in,
                                     (void *const *)r.out, r.work), 1);
   }
+  /* the message names the input, the element and the allowed range */
+  char err[512];
+  lab[0] = 0, lab[1] = 3;
+  ck_assert_int_eq(agc_graph_index_bound(r.g, run_find(&r, 0, "lab")), 3);
+  ck_assert_int_eq(agc_graph_index_bound(r.g, run_find(&r, 0, "z")), 0);
+  ck_assert_int_eq(agc_graph_index_error(r.g, (const void *const *)r.in, err,
+                                         sizeof err), 1);
+  ck_assert_str_eq(err, "input 'lab': lab[1] = 3 is out of range: "
+                   "cross_entropy has 3 classes, so lab must be in 0..2");
   lab[0] = 0, lab[1] = 2;
   run_call(&r);
   ck_assert_double_eq_tol(run_out(&r, "loss")[0], log(3.0), 1e-12);
+  run_free(&r);
+}
+END_TEST
+
+/* embedding: a 2-D index names its element by row and column */
+START_TEST(test_embedding_index_out_of_range) {
+  Run r = run_load("param t[5, 2]\ninput idx: i32[2, 3]\n"
+                   "y = sum(embedding(t, idx))\noutput y\nbackward y\n");
+  int32_t *idx = r.in[run_find(&r, 0, "idx")];
+  for (int k = 0; k < 6; k++)
+    idx[k] = k % 5;
+  run_call(&r);
+  idx[4] = -1;
+  ck_assert_int_eq(agc_graph_call(r.g, (const void *const *)r.in,
+                                  (void *const *)r.out, r.work), 1);
+  char err[512];
+  ck_assert_int_eq(agc_graph_index_error(r.g, (const void *const *)r.in, err,
+                                         sizeof err), 1);
+  ck_assert_str_eq(err, "input 'idx': idx[1, 1] = -1 is out of range: the "
+                   "embedding table has 5 rows, so idx must be in 0..4");
   run_free(&r);
 }
 END_TEST
@@ -673,6 +784,8 @@ static Suite *errors_suite(void) {
   tcase_add_test(tc, test_api_error);
   tcase_add_test(tc, test_nesting_moderate);
   tcase_add_test(tc, test_label_out_of_range);
+  tcase_add_test(tc, test_embedding_index_out_of_range);
+  tcase_add_loop_test(tc, test_teaching_message, 0, NTEACH);
   suite_add_tcase(s, tc);
 
   TCase *rb = tcase_create("robustness");
