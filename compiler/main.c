@@ -401,8 +401,22 @@ static int check_pairs(Cli *o, agc_graph *g) {
         found = 1;
     }
     if (!found) {
-      fprintf(stderr, "agc: '%.*s' is not an input of the graph\n",
-              (int)(eq - o->pairs[p]), o->pairs[p]);
+      int n = agc_graph_num_inputs(g);
+      const char **names = calloc((size_t)n + 1, sizeof *names);
+      for (int i = 0; i < n; i++)
+        names[i] = agc_graph_name(g, 0, i);
+      char given[256];
+      snprintf(given, sizeof given, "%.*s", (int)(eq - o->pairs[p]),
+               o->pairs[p]);
+      const char *near = nearest_name(given, names, n);
+      fprintf(stderr, "agc: '%s' is not an input of the graph", given);
+      if (near)
+        fprintf(stderr, "; did you mean '%s'?", near);
+      fprintf(stderr, " (inputs:");
+      for (int i = 0; i < n; i++)
+        fprintf(stderr, " %s", names[i]);
+      fprintf(stderr, ")\n");
+      free(names);
       return -1;
     }
   }

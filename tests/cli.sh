@@ -146,6 +146,9 @@ expect_rc 2 "run with -o" "$AGC" run "$T/ex3.graph" -o "$T/x.c"
 printf 'garbage' > "$T/junk.npy"
 expect_rc 1 "malformed npy" "$AGC" run "$T/ex3.graph" --dtype f64 x="$T/junk.npy" grad_z="$T/grad_z.npy" --out "$T/o"
 expect_rc 1 "unknown input name" "$AGC" run "$T/ex3.graph" --dtype f64 q="$T/x.npy" --out "$T/o"
+expect_line "unknown input name message" "agc: 'q' is not an input of the graph (inputs: x grad_z)"
+expect_rc 1 "misspelt input name" "$AGC" run "$SRC/examples/mlp.graph" --inputs "$SRC/examples/data" w1="$T/x.npy" --out "$T/o"
+expect_line "misspelt input name message" "agc: 'w1' is not an input of the graph; did you mean 'W1'? (inputs: x t W1 b1 W2 b2)"
 # errors that teach (exact messages)
 expect_rc 1 "f64 file for an f32 input" "$AGC" run "$T/ex3.graph" x="$T/x.npy" grad_z="$T/grad_z.npy" --out "$T/o"
 expect_line "dtype message" "agc: input 'x' ($T/x.npy): dtype float64 ('<f8'); 'x' must be float32 ('<f4') (or run with --dtype f64); in NumPy: a.astype(np.float32)"
@@ -194,6 +197,39 @@ expect_rc 0 "check logreg" "$AGC" check "$SRC/examples/logreg.graph"
 printf 'param x[3]\nloss = sum(x * detach(x))\noutput loss\nbackward loss\n' > "$T/wrong.graph"
 expect_rc 1 "check catches a wrong gradient" "$AGC" check "$T/wrong.graph"
 grep -q "FAILED" "$T/stdout" && ok || bad "check did not say FAILED"
+
+# Every line a failing agc prints on stderr is a message that starts with
+# "agc: " or FILE:LINE:COL:, or the source line and caret under one.
+printf 'input x[2]\ny = x +\n' > "$T/syntax.graph"
+printf '\223NUMPY\001\000' > "$T/short.npy"
+sweep() { # DESCRIPTION CMD...
+  what=$1; shift
+  "$@" > /dev/null 2> "$T/sweep.err" && { bad "$what: did not fail"; return; }
+  [ -s "$T/sweep.err" ] || { bad "$what: failed without a message"; return; }
+  grep -Ev '^(agc: |[^ :]+:[0-9]+:[0-9]+: |  )' "$T/sweep.err" > "$T/sweep.bad" &&
+    bad "$what: lines without agc: or FILE:LINE:COL: $(cat "$T/sweep.bad")" || ok
+}
+sweep "no arguments" "$AGC"
+sweep "unknown option" "$AGC" "$SRC/examples/mlp.graph" --frobnicate
+sweep "missing value" "$AGC" "$SRC/examples/mlp.graph" -o
+sweep "no output" "$AGC" "$SRC/examples/mlp.graph"
+sweep "missing graph" "$AGC" "$T/none.graph" -o "$T/x.c"
+sweep "missing graph (run)" "$AGC" run "$T/none.graph"
+sweep "missing graph (check)" "$AGC" check "$T/none.graph"
+sweep "syntax error" "$AGC" "$T/syntax.graph" --emit c
+sweep "syntax error (run)" "$AGC" run "$T/syntax.graph"
+sweep "bad --name" "$AGC" "$SRC/examples/mlp.graph" --name int --emit c
+sweep "missing input" "$AGC" run "$SRC/examples/mlp.graph" --out "$T/o"
+sweep "truncated npy" "$AGC" run "$T/ex3.graph" --dtype f64 x="$T/short.npy" grad_z="$T/grad_z.npy" --out "$T/o"
+npy_f64 "$T/three.npy" 1 2 3
+sweep "wrong shape" "$AGC" run "$T/ex3.graph" --dtype f64 x="$T/three.npy" grad_z="$T/grad_z.npy" --out "$T/o"
+sweep "int64 labels" "$AGC" run "$T/ce.graph" labels="$T/lab64.npy" --out "$T/o"
+sweep "label out of range" "$AGC" check "$T/ce.graph" labels="$T/lab_bad.npy"
+sweep "unknown input" "$AGC" run "$T/ex3.graph" q="$T/x.npy"
+printf 'input x[2]\ny = x * 2\noutput y\n' > "$T/fwd.graph"
+sweep "check without backward" "$AGC" check "$T/fwd.graph"
+sweep "--after unknown" "$AGC" "$SRC/examples/mlp.graph" --emit ir --after nope
+sweep "--out is a file" "$AGC" run "$T/ex3.graph" --dtype f64 x="$T/x.npy" grad_z="$T/grad_z.npy" --out "$T/x.npy"
 
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

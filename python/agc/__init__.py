@@ -18,7 +18,6 @@ directory `meson install` put it in, else the system's library path.
 
 import ctypes
 import ctypes.util
-import difflib
 import os
 import re
 
@@ -56,6 +55,33 @@ class _Options(ctypes.Structure):
                 ("no_grad", ctypes.c_int), ("backend", ctypes.c_int),
                 ("name", ctypes.c_char_p), ("expose_roots", ctypes.c_int),
                 ("O0", ctypes.c_int)]
+
+
+def _distance(a, b):
+    """Edit distance (insert, delete, substitute, swap neighbours),
+    ignoring case: the compiler's rule for "did you mean"."""
+    a, b = a.lower(), b.lower()
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)]
+         for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1,
+                          d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and \
+                    a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
+def _nearest(word, names):
+    """The name a likely typo of word (at most one edit per three
+    letters), else None."""
+    best, bestd = None, len(word) // 3 + 1
+    for n in names:
+        dist = _distance(word, n)
+        if n != word and dist < bestd:
+            best, bestd = n, dist
+    return best
 
 
 def _library_candidates():
@@ -211,9 +237,9 @@ class Graph:
         return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
     def _unknown(self, name):
-        near = difflib.get_close_matches(name, list(self._index), 1)
+        near = _nearest(name, list(self._index))
         return "'%s' is not an input of the graph%s (inputs: %s)" % (
-            name, "; did you mean '%s'?" % near[0] if near else "",
+            name, "; did you mean '%s'?" % near if near else "",
             ", ".join(self._index))
 
     def __call__(self, _inputs=None, out=None, **kwargs):

@@ -143,7 +143,13 @@ class TestMLP(unittest.TestCase):
                          "missing input 'b2' (float32, shape [1])")
         with self.assertRaises(TypeError) as e:
             g(**dict(ins, W=1))
-        self.assertIn("'W' is not an input of the graph", str(e.exception))
+        self.assertEqual(str(e.exception), "'W' is not an input of the "
+                         "graph (inputs: x, t, W1, b1, W2, b2)")
+        with self.assertRaises(TypeError) as e:
+            g(**dict(ins, w1=1))
+        self.assertEqual(str(e.exception), "'w1' is not an input of the "
+                         "graph; did you mean 'W1'? (inputs: x, t, W1, b1, "
+                         "W2, b2)")
 
 
 CE = """input logits[4, 3]
