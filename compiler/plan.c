@@ -217,36 +217,30 @@ const Plan *ctx_plan(Ctx *c) {
   return c->plan;
 }
 
-void plan_graph(Ctx *c, Plan *p) {
-  Graph *g = &c->g;
-  int n = g->n;
-  memset(p, 0, sizeof *p);
-  p->live = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
-  p->uses = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
-  p->inl = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
-  p->store = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
-  p->off = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
-  p->alias = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
-  p->host = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
-  p->fnext = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
-  p->local = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
-  p->acc_off = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
-  int *consumer = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
-  int *depth = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
-  int64_t *last = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
-  int64_t *first = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
-  int64_t *rootpos = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
-  const int64_t END = (int64_t)n + 1;
+/* The working state of one planning run, beside the Plan it fills. */
+typedef struct {
+  Ctx *c;
+  Graph *g;
+  Plan *p;
+  int n;
+  int64_t END;      /* position after the last node: read by the caller */
+  int *consumer;    /* the single reader of a node; -2 an output */
+  int *depth;       /* nesting depth of an expression-fused node */
+  int *outcount;    /* outputs a node is */
+  char *needbuf;    /* read from memory by a matmul or special op */
+  char *viewed;     /* another node (reshape) views its memory */
+  int64_t *first, *last; /* positions of its first and last readers */
+  int64_t *rootpos; /* where a node is read: its loop's position */
+  int64_t top;      /* workspace bytes placed so far */
+} PS;
 
-  for (int i = 0; i < n; i++) {
-    p->store[i] = -1;
-    p->off[i] = -1;
-    p->alias[i] = i;
-    consumer[i] = -1;
-    last[i] = -1;
-    first[i] = -1;
-  }
-  /* live + uses, walking down from the outputs (ids are topological) */
+/* live and uses, walking down from the outputs (ids are topological) */
+static void plan_liveness(PS *s) {
+  Ctx *c = s->c;
+  Graph *g = s->g;
+  Plan *p = s->p;
+  int *consumer = s->consumer;
+  int n = s->n;
   for (int o = 0; o < g->nouts; o++) {
     int v = plan_resolve(c, g->outs[o].node);
     p->live[v] = 1;
@@ -266,8 +260,17 @@ void plan_graph(Ctx *c, Plan *p) {
       consumer[a] = i;
     }
   }
+}
+
+/* which nodes are computed inside their consumer's expression */
+static void plan_inline(PS *s) {
+  Ctx *c = s->c;
+  Graph *g = s->g;
+  Plan *p = s->p;
+  int *consumer = s->consumer, *depth = s->depth;
+  char *needbuf = s->needbuf;
+  int n = s->n;
   /* operands that matrix products and the special ops read from memory */
-  char *needbuf = arena_alloc(&c->arena, (size_t)n + 1);
   for (int i = 0; i < n; i++) {
     Node *x = &g->nodes[i];
     OpKind k = op_kind(x->op);
@@ -307,21 +310,36 @@ void plan_graph(Ctx *c, Plan *p) {
       depth[i] = d + 1;
     }
   }
-  /* aliases: a reshape reads its operand's memory */
-  for (int i = 0; i < n; i++)
+}
+
+/* aliases: a reshape reads its operand's memory */
+static void plan_views(PS *s) {
+  Ctx *c = s->c;
+  Graph *g = s->g;
+  Plan *p = s->p;
+  for (int i = 0; i < s->n; i++)
     if (p->live[i] && g->nodes[i].op == OP_RESHAPE) {
       int a = plan_resolve(c, g->nodes[i].in[0]);
       if (p->inl[a])
         p->inl[a] = 0; /* must exist in memory to be viewed */
       p->alias[i] = p->alias[a];
     }
-  fuse_loops(c, p);
-  /* homes: outputs computed in place in the caller's buffer */
-  int *outcount = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+}
+
+/* loop fusion (fuse_loops, above) */
+static void plan_fuse(PS *s) { fuse_loops(s->c, s->p); }
+
+/* homes: outputs computed in place in the caller's buffer */
+static void plan_homes(PS *s) {
+  Ctx *c = s->c;
+  Graph *g = s->g;
+  Plan *p = s->p;
+  int *outcount = s->outcount;
+  char *viewed = s->viewed;
+  int n = s->n;
   for (int o = 0; o < g->nouts; o++)
     outcount[plan_resolve(c, g->outs[o].node)]++;
   /* a node another node views as its memory stays in the workspace */
-  char *viewed = arena_alloc(&c->arena, (size_t)n + 1);
   for (int i = 0; i < n; i++)
     if (p->live[i] && p->alias[i] != i)
       viewed[p->alias[i]] = 1;
@@ -334,7 +352,18 @@ void plan_graph(Ctx *c, Plan *p) {
     if (!viewed[v])
       p->store[v] = o;
   }
-  /* where each node is read: the position of the loop it is fused into */
+}
+
+/* where each node is read: the position of the loop it is fused into; the
+ * first and last reader of every stored value */
+static void plan_lifetimes(PS *s) {
+  Ctx *c = s->c;
+  Graph *g = s->g;
+  Plan *p = s->p;
+  int *consumer = s->consumer;
+  int64_t *rootpos = s->rootpos, *first = s->first, *last = s->last;
+  const int64_t END = s->END;
+  int n = s->n;
   for (int i = n - 1; i >= 0; i--) {
     if (!p->live[i])
       continue;
@@ -359,8 +388,17 @@ void plan_graph(Ctx *c, Plan *p) {
         first[b] = rootpos[i];
     }
   }
-  /* A value of a fused loop read only in that loop (and not an output)
-   * is a local variable of the loop body: it takes no memory. */
+}
+
+/* A value of a fused loop read only in that loop (and not an output) is a
+ * local variable of the loop body: it takes no memory. */
+static void plan_locals(PS *s) {
+  Graph *g = s->g;
+  Plan *p = s->p;
+  int64_t *first = s->first, *last = s->last;
+  int *outcount = s->outcount;
+  char *viewed = s->viewed;
+  int n = s->n;
   for (int i = 0; i < n; i++) {
     Node *x = &g->nodes[i];
     int h = p->host[i] >= 0 ? p->host[i] : i;
@@ -369,20 +407,27 @@ void plan_graph(Ctx *c, Plan *p) {
         first[i] == h && last[i] == h)
       p->local[i] = 1;
   }
+}
+
+/* Allocation in schedule order. A buffer is released after its last
+ * reader; a new buffer takes a released one of exactly its size if there
+ * is one (most intermediates share a few sizes), else fresh space at the
+ * top. Every step is O(1) amortized, so planning stays linear. */
+static void plan_allocate(PS *s) {
+  Ctx *c = s->c;
+  Graph *g = s->g;
+  Plan *p = s->p;
+  int64_t *last = s->last;
+  int n = s->n;
+  /* outputs are read by the caller, after the last node */
   for (int o = 0; o < g->nouts; o++) {
     int v = plan_resolve(c, g->outs[o].node);
     if (!p->inl[v])
-      last[p->alias[v]] = END;
+      last[p->alias[v]] = s->END;
   }
-  /* Allocation in schedule order. A buffer is released after its last
-   * reader; a new buffer takes a released one of exactly its size if there
-   * is one (most intermediates share a few sizes), else fresh space at the
-   * top. Every step is O(1) amortized, so planning stays linear. */
   int *relhead = malloc(sizeof(int) * (size_t)(n + 2));
   int *relnext = malloc(sizeof(int) * (size_t)(n + 1));
-  int64_t *size = arena_alloc(&c->arena, sizeof(int64_t) * ((size_t)n + 1));
-  p->size = size;
-  p->last = last;
+  int64_t *size = p->size;
   SizePool pool = {0};
   for (int i = 0; i <= n + 1; i++)
     relhead[i] = -1;
@@ -424,8 +469,22 @@ void plan_graph(Ctx *c, Plan *p) {
   pool_free(&pool);
   free(relhead);
   free(relnext);
-  /* one packing scratch for whichever matmul or conv runs: they run one
-     by one; a conv also keeps its im2col matrix there */
+  s->top = top;
+}
+
+/* Scratch the plan owns beside the values: one packing buffer for
+ * whichever matmul or conv runs (they run one by one; a conv also keeps its
+ * im2col matrix there), then the rows of double partial sums of the
+ * whole-tensor sums in fused loops: in the sum's own workspace buffer
+ * (sized for them by plan_allocate), else, for a sum stored straight into
+ * an output, in scratch of their own (never in the caller's buffer), laid
+ * out per loop: loops run one at a time, so they all share it. */
+static void plan_scratch(PS *s) {
+  Ctx *c = s->c;
+  Graph *g = s->g;
+  Plan *p = s->p;
+  int n = s->n;
+  int64_t top = s->top;
   int64_t pack = 0;
   int64_t es = c->opt.f64 ? 8 : 4;
   for (int i = 0; i < n; i++) {
@@ -451,11 +510,6 @@ void plan_graph(Ctx *c, Plan *p) {
   }
   p->pack_off = pack ? top : -1;
   top += (pack + ALIGN - 1) / ALIGN * ALIGN;
-  /* rows of double partial sums of the whole-tensor sums in fused loops:
-     in the sum's own workspace buffer (sized for them above), else, for a
-     sum stored straight into an output, in scratch of their own (never in
-     the caller's buffer), laid out per loop: loops run one at a time, so
-     they all share it */
   int64_t accmax = 0;
   for (int h = 0; h < n; h++) {
     if (p->host[h] >= 0 || p->fnext[h] < 0)
@@ -474,6 +528,57 @@ void plan_graph(Ctx *c, Plan *p) {
       accmax = at;
   }
   p->work_bytes = top + (accmax + ALIGN - 1) / ALIGN * ALIGN;
+}
+
+/* The planner: named steps in order, each reading what the ones before it
+ * decided. */
+static const struct {
+  const char *name;
+  void (*run)(PS *);
+} plan_steps[] = {
+    {"liveness", plan_liveness}, {"inline", plan_inline},
+    {"views", plan_views},       {"fuse", plan_fuse},
+    {"homes", plan_homes},       {"lifetimes", plan_lifetimes},
+    {"locals", plan_locals},     {"allocate", plan_allocate},
+    {"scratch", plan_scratch},
+};
+
+void plan_graph(Ctx *c, Plan *p) {
+  Graph *g = &c->g;
+  int n = g->n;
+  memset(p, 0, sizeof *p);
+  p->live = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->uses = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->inl = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->store = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->off = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
+  p->alias = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->host = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->fnext = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->local = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->acc_off = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
+  p->size = arena_alloc(&c->arena, sizeof(int64_t) * ((size_t)n + 1));
+  PS s = {c, g, p, n, (int64_t)n + 1, NULL, NULL, NULL, NULL, NULL,
+          NULL, NULL, NULL, 0};
+  s.consumer = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  s.depth = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  s.outcount = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  s.needbuf = arena_alloc(&c->arena, (size_t)n + 1);
+  s.viewed = arena_alloc(&c->arena, (size_t)n + 1);
+  s.first = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
+  s.last = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
+  s.rootpos = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
+  p->last = s.last;
+  for (int i = 0; i < n; i++) {
+    p->store[i] = -1;
+    p->off[i] = -1;
+    p->alias[i] = i;
+    s.consumer[i] = -1;
+    s.last[i] = -1;
+    s.first[i] = -1;
+  }
+  for (size_t k = 0; k < sizeof plan_steps / sizeof plan_steps[0]; k++)
+    plan_steps[k].run(&s);
 }
 
 /* The shapes and the per-image matrix product of a conv node (see
