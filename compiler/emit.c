@@ -570,6 +570,55 @@ static void fused_loop(E *e, int h) {
   em_sums_close(e, h);
 }
 
+/* The kernels the code calls: the runtime's ahead-of-time copies declared
+ * (JIT), or their text from runtime/kernels/ (a self-contained file). */
+static void kernels(E *e, StrBuf *o) {
+  Ctx *c = e->c;
+  const Target *t = e->t;
+  if (e->uses_gemm && t->aot_kernels) {
+    sb_printf(o, "void %s(long M, long N, long K, const %s *A, long sai, "
+              "long sak, const %s *B, long sbk, long sbj, %s *C, int acc, "
+              "%s *pack);\n\n",
+              em_gemm_name(e), e->real, e->real, e->real, e->real);
+  } else if (e->uses_gemm) {
+    emit_gemm(o, em_gemm_name(e), c->opt.f64, 1);
+    sb_puts(o, "\n");
+  }
+  if (e->uses_tanh && t->aot_kernels)
+    sb_puts(o, "float agc_tanhf(float x);\n\n");
+  else if (e->uses_tanh)
+    emit_tanhf(o, em_fmt(e, "%s_tanhf", c->name), 1);
+  if (e->uses_exp && t->aot_kernels)
+    sb_puts(o, "float agc_expf(float x);\n\n");
+  else if (e->uses_exp)
+    emit_expf(o, em_fmt(e, "%s_expf", c->name), 1);
+  if (e->uses_row)
+    sb_puts(o, "void agc_row_f32(int op, long T, long n, const float *a, "
+               "long ars, long sa, const float *b, long brs, long sb, "
+               "float *o, long ors);\n"
+               "double agc_row_sum_f32(long T, long n, const float *a, "
+               "long ars, long sa);\n"
+               "void agc_row_accd_f32(long T, long n, const float *a, "
+               "long ars, long sa, double *o);\n\n");
+  const char *T = e->real, *sfx = c->opt.f64 ? "f64" : "f32";
+  if (e->uses_im2col && t->aot_kernels)
+    sb_printf(o, "void agc_im2col_%s(const %s *x, long C, long H, long W, "
+              "long KH, long KW, long st, long pad, long OH, long OW, "
+              "%s *col, int back);\n\n", sfx, T, T);
+  else if (e->uses_im2col)
+    emit_im2col(o, em_fmt(e, "%s_im2col", c->name), c->opt.f64);
+  if (e->uses_pool && t->aot_kernels)
+    sb_printf(o, "void agc_pool_%s(int op, const %s *x, const %s *g, "
+              "long NC, long H, long W, long k, long st, long OH, long OW, "
+              "%s *d);\n\n", sfx, T, T, T);
+  else if (e->uses_pool)
+    emit_pool(o, em_fmt(e, "%s_pool", c->name), c->opt.f64);
+  if (e->uses_mm)
+    sb_printf(o, "void agc_matmul_%s(long M, long N, long K, const %s *A, "
+              "long sai, long sak, const %s *B, long sbk, long sbj, %s *C);"
+              "\n\n", c->opt.f64 ? "f64" : "f32", e->real, e->real, e->real);
+}
+
 void emit_c(Ctx *c, const Plan *p, const Target *t, StrBuf *o) {
   E e;
   memset(&e, 0, sizeof e);
@@ -614,48 +663,7 @@ void emit_c(Ctx *c, const Plan *p, const Target *t, StrBuf *o) {
   sb_puts(o, "#include <stddef.h>\n#include <stdint.h>\n\n");
   em_macros(c, o, p);
   sb_puts(o, "\n");
-  if (e.uses_gemm && t->aot_kernels) {
-    sb_printf(o, "void %s(long M, long N, long K, const %s *A, long sai, "
-              "long sak, const %s *B, long sbk, long sbj, %s *C, int acc, "
-              "%s *pack);\n\n",
-              em_gemm_name(&e), e.real, e.real, e.real, e.real);
-  } else if (e.uses_gemm) {
-    emit_gemm(o, em_gemm_name(&e), c->opt.f64, 1);
-    sb_puts(o, "\n");
-  }
-  if (e.uses_tanh && t->aot_kernels)
-    sb_puts(o, "float agc_tanhf(float x);\n\n");
-  else if (e.uses_tanh)
-    emit_tanhf(o, em_fmt(&e, "%s_tanhf", c->name), 1);
-  if (e.uses_exp && t->aot_kernels)
-    sb_puts(o, "float agc_expf(float x);\n\n");
-  else if (e.uses_exp)
-    emit_expf(o, em_fmt(&e, "%s_expf", c->name), 1);
-  if (e.uses_row)
-    sb_puts(o, "void agc_row_f32(int op, long T, long n, const float *a, "
-               "long ars, long sa, const float *b, long brs, long sb, "
-               "float *o, long ors);\n"
-               "double agc_row_sum_f32(long T, long n, const float *a, "
-               "long ars, long sa);\n"
-               "void agc_row_accd_f32(long T, long n, const float *a, "
-               "long ars, long sa, double *o);\n\n");
-  const char *T = e.real, *sfx = c->opt.f64 ? "f64" : "f32";
-  if (e.uses_im2col && t->aot_kernels)
-    sb_printf(o, "void agc_im2col_%s(const %s *x, long C, long H, long W, "
-              "long KH, long KW, long st, long pad, long OH, long OW, "
-              "%s *col, int back);\n\n", sfx, T, T);
-  else if (e.uses_im2col)
-    emit_im2col(o, em_fmt(&e, "%s_im2col", c->name), c->opt.f64);
-  if (e.uses_pool && t->aot_kernels)
-    sb_printf(o, "void agc_pool_%s(int op, const %s *x, const %s *g, "
-              "long NC, long H, long W, long k, long st, long OH, long OW, "
-              "%s *d);\n\n", sfx, T, T, T);
-  else if (e.uses_pool)
-    emit_pool(o, em_fmt(&e, "%s_pool", c->name), c->opt.f64);
-  if (e.uses_mm)
-    sb_printf(o, "void agc_matmul_%s(long M, long N, long K, const %s *A, "
-              "long sai, long sak, const %s *B, long sbk, long sbj, %s *C);"
-              "\n\n", c->opt.f64 ? "f64" : "f32", e.real, e.real, e.real);
+  kernels(&e, o);
   em_signature(c, o, e.real);
   sb_puts(o, "\n{\n");
   if (e.uses_gemm)
