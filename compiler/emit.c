@@ -51,6 +51,11 @@ char *em_fmt(E *e, const char *f, ...) {
 /* A float literal that reads back exactly in the target type. */
 char *em_lit(E *e, double v) {
   char buf[64];
+  /* the front end keeps constants finite in the element type (literals,
+     folding); C has no portable literal for an infinity or a NaN */
+  if (!isfinite(e->c->opt.f64 ? v : (double)(float)v))
+    error_plain(e->c, "a constant of the program (%g) is beyond the range "
+                "of %s", v, e->real);
   if (e->c->opt.f64)
     snprintf(buf, sizeof buf, "%.17g", v);
   else

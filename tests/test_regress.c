@@ -233,11 +233,34 @@ START_TEST(test_case_all_configs) {
 }
 END_TEST
 
+/* f32 constants beyond FLT_MAX were written as `inff`: C that does not
+ * compile. Such a graph is now refused with a message, or runs. */
+START_TEST(test_no_infinite_literal) {
+  static const char *const srcs[] = {
+      "input x[2]\ny = x * 1e39\noutput y\n",
+      "param p[2]\nloss = sum(p / 1e-45)\noutput loss\nbackward loss\n"};
+  for (int i = 0; i < 2; i++)
+    for (int k = 0; k < 2; k++) {
+      agc_graph_options opt = {0};
+      opt.backend = k ? AGC_BACKEND_CC : AGC_BACKEND_TCC;
+      char err[4096] = "";
+      agc_graph *g = agc_graph_load_source("t.graph", srcs[i],
+                                           strlen(srcs[i]), &opt, err,
+                                           sizeof err);
+      ck_assert_msg(!strstr(err, "failed to compile"), "%s", err);
+      ck_assert_msg(g || strstr(err, "range"), "no reason given: %s", err);
+      if (g)
+        agc_graph_free(g);
+    }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("regress");
   TCase *tc = tcase_create("cases");
   tcase_set_timeout(tc, 120);
   tcase_add_loop_test(tc, test_case_all_configs, 0, NCASES);
+  tcase_add_test(tc, test_no_infinite_literal);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
