@@ -232,6 +232,7 @@ typedef struct {
   int64_t *first, *last; /* positions of its first and last readers */
   int64_t *rootpos; /* where a node is read: its loop's position */
   int64_t top;      /* workspace bytes placed so far */
+  int64_t acc_base; /* where the scratch of partial sums starts */
 } PS;
 
 /* live and uses, walking down from the outputs (ids are topological) */
@@ -510,6 +511,7 @@ static void plan_scratch(PS *s) {
   }
   p->pack_off = pack ? top : -1;
   top += (pack + ALIGN - 1) / ALIGN * ALIGN;
+  s->acc_base = top;
   int64_t accmax = 0;
   for (int h = 0; h < n; h++) {
     if (p->host[h] >= 0 || p->fnext[h] < 0)
@@ -530,6 +532,86 @@ static void plan_scratch(PS *s) {
   p->work_bytes = top + (accmax + ALIGN - 1) / ALIGN * ALIGN;
 }
 
+/* The plan checked against the facts it must respect, independently of
+ * how the steps above computed it, as the IR checker checks the passes: an
+ * error here is a bug of agc, reported instead of generating code that
+ * would touch memory it does not own.
+ *   - every workspace buffer holds its value (and its partial sums), lies
+ *     below the packing scratch, and is free while it is live: no two
+ *     buffers live at the same time share a byte;
+ *   - the partial sums of a fused sum lie in the sum's own buffer or in
+ *     the scratch after the packing buffer, inside the workspace: never in
+ *     a caller's buffer. */
+static void plan_check(PS *s) {
+  Ctx *c = s->c;
+  Graph *g = s->g;
+  Plan *p = s->p;
+  int n = s->n;
+  int64_t below = p->pack_off >= 0 ? p->pack_off : s->top;
+  /* one owner per ALIGN block of the workspace, at most 4M blocks */
+  int64_t gran = ALIGN;
+  while (below / gran > (4 << 20))
+    gran *= 2;
+  int64_t nblk = below / gran + 1;
+  int *owner = malloc(sizeof(int) * (size_t)nblk);
+  int *at = malloc(sizeof(int) * (size_t)(n + 2));   /* allocated at pos */
+  int *end = malloc(sizeof(int) * (size_t)(n + 2));  /* released after pos */
+  int *nexta = malloc(sizeof(int) * (size_t)(n + 1));
+  int *nexte = malloc(sizeof(int) * (size_t)(n + 1));
+  const char *bad = NULL;
+  int who = -1;
+  for (int64_t k = 0; k < nblk; k++)
+    owner[k] = -1;
+  for (int i = 0; i <= n + 1; i++)
+    at[i] = end[i] = -1;
+  for (int i = 0; i < n && !bad; i++) {
+    if (p->off[i] < 0)
+      continue;
+    const Node *x = &g->nodes[i];
+    int64_t need = x->numel * elem_size(c, x), rows = plan_acc_row(c, p, i);
+    if (p->acc_off[i] == p->off[i] && rows * 8 > need)
+      need = rows * 8;
+    if (p->size[i] < need || p->off[i] % ALIGN || p->off[i] + p->size[i] > below)
+      bad = "a buffer too small, misaligned or over the scratch", who = i;
+    int a = p->host[i] >= 0 ? p->host[i] : i;
+    int64_t l = p->last[i] < a ? a : p->last[i];
+    nexta[i] = at[a], at[a] = i;
+    if (l < n)
+      nexte[i] = end[l], end[l] = i;
+  }
+  for (int t = 0; t < n && !bad; t++) {
+    if (t > 0) /* buffers last read at t - 1 are free again */
+      for (int i = end[t - 1]; i >= 0; i = nexte[i])
+        for (int64_t k = p->off[i] / gran;
+             k * gran < p->off[i] + p->size[i]; k++)
+          owner[k] = -1;
+    for (int i = at[t]; i >= 0 && !bad; i = nexta[i])
+      for (int64_t k = p->off[i] / gran;
+           k * gran < p->off[i] + p->size[i] && !bad; k++) {
+        if (owner[k] >= 0 && owner[k] != i)
+          bad = "two live buffers share memory", who = i;
+        owner[k] = i;
+      }
+  }
+  for (int m = 0; m < n && !bad; m++) {
+    int64_t rows = plan_acc_row(c, p, m);
+    if (!rows || p->host[m] < 0 || !p->live[m] || p->inl[m])
+      continue;
+    int64_t a = p->acc_off[m];
+    if (a < 0 || a + rows * 8 > p->work_bytes ||
+        (a != p->off[m] && a < s->acc_base))
+      bad = "partial sums outside the scratch the plan owns", who = m;
+  }
+  free(owner);
+  free(at);
+  free(end);
+  free(nexta);
+  free(nexte);
+  if (bad)
+    error_plain(c, "internal error (please report): plan check: %s (node "
+                "%d, %s)", bad, who, op_name(g->nodes[who].op));
+}
+
 /* The planner: named steps in order, each reading what the ones before it
  * decided. */
 static const struct {
@@ -540,7 +622,7 @@ static const struct {
     {"views", plan_views},       {"fuse", plan_fuse},
     {"homes", plan_homes},       {"lifetimes", plan_lifetimes},
     {"locals", plan_locals},     {"allocate", plan_allocate},
-    {"scratch", plan_scratch},
+    {"scratch", plan_scratch},   {"check", plan_check},
 };
 
 void plan_graph(Ctx *c, Plan *p) {
@@ -559,7 +641,7 @@ void plan_graph(Ctx *c, Plan *p) {
   p->acc_off = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
   p->size = arena_alloc(&c->arena, sizeof(int64_t) * ((size_t)n + 1));
   PS s = {c, g, p, n, (int64_t)n + 1, NULL, NULL, NULL, NULL, NULL,
-          NULL, NULL, NULL, 0};
+          NULL, NULL, NULL, 0, 0};
   s.consumer = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   s.depth = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   s.outcount = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
