@@ -222,6 +222,8 @@ typedef struct Plan {
                      output, read by the caller) */
   int64_t work_bytes;
   int64_t naive_bytes; /* all intermediates without reuse */
+  int64_t live_bytes;  /* the most bytes of buffers live at one time: no
+                          layout of these buffers needs less workspace */
   int64_t pack_off;    /* matmul packing scratch, -1 if no kernel call */
   int64_t *acc_off;    /* a fused whole-tensor sum's row of double partial
                           sums (plan_acc_row): workspace byte offset */

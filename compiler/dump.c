@@ -115,6 +115,8 @@ void dump_plan(Ctx *c, const Plan *p, StrBuf *o) {
   sb_printf(o, "# plan of %s: workspace %lld bytes (all intermediates "
             "without reuse: %lld)\n", c->name, (long long)p->work_bytes,
             (long long)p->naive_bytes);
+  sb_printf(o, "# values live at once: at most %lld bytes (the bound for "
+            "any layout of these buffers)\n", (long long)p->live_bytes);
   if (p->pack_off >= 0)
     sb_printf(o, "# matmul packing scratch at %lld\n",
               (long long)p->pack_off);

@@ -579,12 +579,19 @@ static void plan_check(PS *s) {
     if (l < n)
       nexte[i] = end[l], end[l] = i;
   }
+  int64_t live = 0; /* bytes of the buffers live at t */
   for (int t = 0; t < n && !bad; t++) {
     if (t > 0) /* buffers last read at t - 1 are free again */
-      for (int i = end[t - 1]; i >= 0; i = nexte[i])
+      for (int i = end[t - 1]; i >= 0; i = nexte[i]) {
+        live -= p->size[i];
         for (int64_t k = p->off[i] / gran;
              k * gran < p->off[i] + p->size[i]; k++)
           owner[k] = -1;
+      }
+    for (int i = at[t]; i >= 0; i = nexta[i])
+      live += p->size[i];
+    if (live > p->live_bytes)
+      p->live_bytes = live;
     for (int i = at[t]; i >= 0 && !bad; i = nexta[i])
       for (int64_t k = p->off[i] / gran;
            k * gran < p->off[i] + p->size[i] && !bad; k++) {
