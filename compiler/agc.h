@@ -21,7 +21,13 @@
 /* Elements of one tensor: indices are C `long`, which is 32 bits on many
  * microcontrollers, so a tensor must stay addressable by that. */
 #define MAX_ELEMS 2147483647LL
-#define MAX_NODES 50000000
+/* IR nodes of one compilation (the program and its derivatives, before
+ * optimization): about 200,000 statements with backward; a graph beyond is
+ * a located error, so memory stays bounded (~300 bytes a node). */
+#define MAX_NODES 2000000
+/* Differentiation levels: grad() of grad() ... (and backward on top). Each
+ * level multiplies the graph (~3x with sin inside), so this bounds it. */
+#define MAX_GRAD_ORDER 8
 
 /* ---- util.c ----------------------------------------------------------- */
 
@@ -31,6 +37,12 @@ typedef struct {
 } Arena;
 
 void *arena_alloc(Arena *a, size_t n);      /* zeroed; NULL never returned */
+/* A copy of old (oldn bytes, from arena_alloc or arena_grow of a) in n
+ * zeroed bytes; old's memory goes back to the system when it was large,
+ * so an array doubled this way costs its final size, not the sum. */
+void *arena_grow(Arena *a, void *old, size_t oldn, size_t n);
+/* Gives back a large allocation early (a no-op for a small one). */
+void arena_release(Arena *a, void *old, size_t oldn);
 char *arena_strndup(Arena *a, const char *s, size_t n);
 void arena_free(Arena *a);
 
@@ -72,7 +84,9 @@ typedef struct {
 } Token;
 
 typedef struct Ctx Ctx;
-Token *lex(Ctx *c, int *ntok);
+/* The tokens live in c->arena; *bytes gets their allocation's size, for
+ * arena_release once parsed. */
+Token *lex(Ctx *c, int *ntok, size_t *bytes);
 
 /* ---- ir.c ------------------------------------------------------------- */
 
@@ -116,6 +130,7 @@ typedef struct {
   int ext;        /* INPUT/PARAM: index into Graph.args */
   Loc loc;        /* where the user wrote it */
   const char *name; /* user's name, if the node was named */
+  int order;      /* 0, or k for a node built by a k-th order derivative */
 } Node;
 
 typedef struct {
@@ -142,6 +157,7 @@ typedef struct {
   int nargs, argcap;
   Out *outs;
   int nouts, outcap;
+  Arena ins;      /* the nodes' operand lists (Node.in) */
 } Graph;
 
 const char *op_name(Op op);
@@ -278,6 +294,8 @@ struct Ctx {
   StrBuf diag;          /* warnings and the error, formatted */
   int failed;
   Graph g;
+  Graph prev;           /* the graph a pass is rebuilding from (freed by
+                           agc_free if an error ends the pass) */
   const char *name;     /* function name */
   int nwarn;
   /* backward roots */

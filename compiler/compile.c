@@ -67,8 +67,10 @@ Ctx *agc_compile(const char *path, const char *src, size_t len,
   if (opt->name)
     c->name = opt->name;
   int ntok;
-  Token *toks = lex(c, &ntok);
+  size_t tokbytes;
+  Token *toks = lex(c, &ntok, &tokbytes);
   parse_program(c, toks, ntok);
+  arena_release(&c->arena, toks, tokbytes); /* nothing points into them */
   if (!c->name)
     c->name = stem_name(c, path);
   check_fn_name(c, c->name);
@@ -123,6 +125,10 @@ void agc_free(Ctx *c) {
   arena_free(&c->arena);
   free(c->g.nodes);
   free(c->g.hash);
+  arena_free(&c->g.ins);
+  free(c->prev.nodes);
+  free(c->prev.hash);
+  arena_free(&c->prev.ins);
   sb_free(&c->diag);
   free(c);
 }

@@ -12,6 +12,7 @@
  * A rewrite that only drops a no-op (a reshape to the same shape, a
  * reduction over size-1 axes) is always applied.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,14 @@ void shape_str(const Shape *s, char *buf, size_t n) {
 
 static Node *N(Ctx *c, int id) { return &c->g.nodes[id]; }
 
+/* Can v be a constant of the graph's float type? The generated C has no
+ * literal for an infinity or a NaN, and an f32 constant beyond FLT_MAX
+ * would be one: such a fold is not done (the operation runs at run time,
+ * where it gives the same infinity). */
+static int fits(const Ctx *c, double v) {
+  return isfinite(v) && (c->opt.f64 || fabs(v) <= FLT_MAX);
+}
+
 /* ---- interning ---------------------------------------------------------- */
 
 static uint64_t mix(uint64_t h, uint64_t v) {
@@ -89,6 +98,14 @@ static uint64_t node_hash(const Node *n) {
   h = mix(h, (uint64_t)n->flags);
   for (int i = 0; i < MAX_RANK; i++)
     h = mix(h, (uint64_t)(int64_t)n->perm[i]);
+  /* the table index takes the low bits, which mix() leaves nearly a sum of
+   * the operand ids: without this finalizer (MurmurHash3's) the nodes of a
+   * long chain land in one cluster and every probe walks it (quadratic) */
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
   return h;
 }
 
@@ -134,8 +151,13 @@ static void hash_grow(Graph *g) {
 
 static int append(Ctx *c, const Node *tmpl, const int *in) {
   Graph *g = &c->g;
-  if (g->n >= MAX_NODES)
-    error_plain(c, "graph too large (more than %d nodes)", MAX_NODES);
+  if (g->n >= MAX_NODES) {
+    if (tmpl->loc.line > 0)
+      error_at(c, tmpl->loc, "graph too large: more than %d IR nodes (with "
+               "its derivatives)", MAX_NODES);
+    error_plain(c, "graph too large: more than %d IR nodes (with its "
+                "derivatives)", MAX_NODES);
+  }
   if (g->n == g->cap) {
     int ncap = g->cap ? g->cap * 2 : 256;
     Node *nn = realloc(g->nodes, sizeof *nn * (size_t)ncap);
@@ -147,7 +169,9 @@ static int append(Ctx *c, const Node *tmpl, const int *in) {
   int id = g->n++;
   Node *n = &g->nodes[id];
   *n = *tmpl;
-  n->in = arena_alloc(&c->arena, sizeof(int) * (size_t)(tmpl->nin + 1));
+  /* operand lists live with this graph: a pass that rebuilds the graph
+     frees the old one's (passes.c) */
+  n->in = arena_alloc(&g->ins, sizeof(int) * (size_t)(tmpl->nin + 1));
   for (int i = 0; i < tmpl->nin; i++)
     n->in[i] = in[i];
   n->numel = shape_numel(&n->shape);
@@ -295,7 +319,7 @@ int ir_unary(Ctx *c, Op op, int a, Loc loc) {
     /* Constants fold only to finite values, so the generated C never
        needs an infinity literal. */
     double v = fold1(op, na->val);
-    if (isfinite(v))
+    if (fits(c, v))
       return ir_const(c, v, na->shape);
   }
   if (c->rules & R_SIMPLIFY) {
@@ -317,7 +341,7 @@ int ir_binary(Ctx *c, Op op, int a, int b, Loc loc) {
   int ca = ir_is_const(c, a, &va), cb = ir_is_const(c, b, &vb);
   if (ca && cb && (c->rules & R_FOLD || s.rank == 0)) {
     double v = fold2(op, va, vb);
-    if (isfinite(v))
+    if (fits(c, v))
       return ir_const(c, v, s);
   }
   int same_a = shape_eq(&N(c, a)->shape, &s);
@@ -345,7 +369,7 @@ int ir_binary(Ctx *c, Op op, int a, int b, Loc loc) {
         x = N(c, m)->in[0], k2 = N(c, m)->in[1];
       else if (ir_is_const(c, N(c, m)->in[0], &v2))
         x = N(c, m)->in[1], k2 = N(c, m)->in[0];
-      if (x >= 0 && isfinite(k * v2)) {
+      if (x >= 0 && fits(c, k * v2)) {
         Shape ks = broadcast_shapes(c, N(c, k1)->shape, N(c, k2)->shape, loc);
         return ir_binary(c, OP_MUL, x, ir_const(c, k * v2, ks), loc);
       }
@@ -446,10 +470,9 @@ int ir_reduce(Ctx *c, Op op, int a, unsigned mask, Loc loc) {
     ;
   else if (ir_is_const(c, a, &v) && (op == OP_MAX || op == OP_MIN))
     return ir_const(c, v, s);
-  else if (ir_is_const(c, a, &v) && op == OP_SUM) {
-    double cnt = (double)(na->numel / shape_numel(&s));
-    return ir_const(c, v * cnt, s);
-  }
+  else if (ir_is_const(c, a, &v) && op == OP_SUM &&
+           fits(c, v * (double)(na->numel / shape_numel(&s))))
+    return ir_const(c, v * (double)(na->numel / shape_numel(&s)), s);
   Node t = tmpl_of(op, DT_F, s, loc);
   t.mask = real;
   t.nin = 1;

@@ -75,6 +75,12 @@ static const char *tok_desc(P *p, const Token *t) {
     return names[0];
   if (t->kind == T_NEWLINE)
     return names[1];
+  /* operators are described often (every binary operation): no copy */
+  static const char *const ops[] = {"**", "<=", ">=", "==", "!=", "+", "-",
+                                    "*",  "/",  "@",  "<",  ">",  NULL};
+  for (const char *const *o = ops; *o; o++)
+    if (is_punct(t, *o))
+      return *o;
   return arena_strndup(&p->c->arena, t->text, (size_t)t->len);
 }
 static void expect(P *p, const char *s) {
@@ -136,16 +142,16 @@ static void define(P *p, const char *name, int node, Loc loc) {
              old->loc.line);
   if (p->nsyms == p->symcap) {
     int ncap = p->symcap ? p->symcap * 2 : 64;
-    Sym *ns = arena_alloc(&p->c->arena, sizeof *ns * (size_t)ncap);
-    if (p->nsyms)
-      memcpy(ns, p->syms, sizeof *ns * (size_t)p->nsyms);
-    p->syms = ns;
+    p->syms = arena_grow(&p->c->arena, p->syms, sizeof *p->syms *
+                         (size_t)p->symcap, sizeof *p->syms * (size_t)ncap);
     p->symcap = ncap;
   }
   p->syms[p->nsyms++] = (Sym){name, node, loc};
   if (p->nsyms * 2 > p->icap) { /* rebuild at twice the size */
+    int ocap = p->icap;
     p->icap = p->icap ? p->icap * 2 : 128;
-    p->index = arena_alloc(&p->c->arena, sizeof(int) * (size_t)p->icap);
+    p->index = arena_grow(&p->c->arena, p->index, sizeof(int) * (size_t)ocap,
+                          sizeof(int) * (size_t)p->icap);
     for (int i = 0; i < p->icap; i++)
       p->index[i] = -1;
     for (int i = 0; i < p->nsyms; i++)
@@ -572,10 +578,13 @@ static Val args_and_call(P *p, const char *fn, Loc loc) {
   memset(&k, 0, sizeof k);
   k.fn = fn;
   k.loc = loc;
-  int cap = 16;
-  k.pos = arena_alloc(&p->c->arena, sizeof(Val) * (size_t)cap);
-  k.named = arena_alloc(&p->c->arena, sizeof(Val) * (size_t)cap);
-  k.used = arena_alloc(&p->c->arena, sizeof(int) * (size_t)cap);
+  enum { cap = 16 };
+  Val pos[cap], named[cap]; /* on the stack: a long program makes many calls */
+  int used[cap];
+  memset(used, 0, sizeof used);
+  k.pos = pos;
+  k.named = named;
+  k.used = used;
   while (!is_punct(peek(p), ")")) {
     if (k.npos + k.nnamed >= cap)
       error_at(p->c, tloc(peek(p)), "%s(): too many arguments", fn);

@@ -65,6 +65,7 @@ static int rebuild(Ctx *c, const Node *n, const int *in) {
  * operand; live_only: dead nodes are not rebuilt. */
 static void rebuild_graph(Ctx *c, int strip, int live_only) {
   Graph old = c->g;
+  c->prev = old;
   char *live = live_only ? ir_live_nodes(c) : NULL;
   int *map = malloc(sizeof(int) * (size_t)(old.n + 1));
   if (!map)
@@ -123,6 +124,8 @@ static void rebuild_graph(Ctx *c, int strip, int live_only) {
   free(map);
   free(old.nodes);
   free(old.hash);
+  arena_free(&old.ins);
+  memset(&c->prev, 0, sizeof c->prev);
 }
 
 /* The IR checker: operands come first, arities and shapes agree. A
@@ -177,7 +180,20 @@ int pass_known(const char *name) {
   return 0;
 }
 
+/* The node array trimmed to its nodes (it grew by doubling): the planner
+ * and the emitter allocate next, on top of it. */
+static void trim_nodes(Ctx *c) {
+  if (c->g.n == 0 || c->g.cap <= c->g.n)
+    return;
+  Node *nn = realloc(c->g.nodes, sizeof *nn * (size_t)c->g.n);
+  if (nn) {
+    c->g.nodes = nn;
+    c->g.cap = c->g.n;
+  }
+}
+
 void run_passes(Ctx *c, const char *stop_after) {
+  trim_nodes(c);
   check_ir(c, "parse");
   if (stop_after && strcmp(stop_after, "parse") == 0)
     return;
@@ -186,6 +202,7 @@ void run_passes(Ctx *c, const char *stop_after) {
   for (size_t i = 0; i < sizeof passes / sizeof passes[0]; i++) {
     c->rules |= passes[i].rules;
     rebuild_graph(c, passes[i].strip, passes[i].live_only);
+    trim_nodes(c);
     check_ir(c, passes[i].name);
     if (stop_after && strcmp(stop_after, passes[i].name) == 0)
       return;

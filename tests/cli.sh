@@ -143,5 +143,19 @@ printf 'param x[3]\nloss = sum(x * detach(x))\noutput loss\nbackward loss\n' > "
 expect_rc 1 "check catches a wrong gradient" "$AGC" check "$T/wrong.graph"
 grep -q "FAILED" "$T/stdout" && ok || bad "check did not say FAILED"
 
+# f32 constants: a fold that would overflow f32 is left to run time (the C
+# has no literal for an infinity), a literal beyond f32 is a located error
+for e in "x * 1e30 * 1e30" "x * exp(100)" "x * (3e38 * 10)"; do
+  printf 'param x[2]\ny = %s\nl = sum(y)\noutput y\nbackward l\n' "$e" > "$T/big.graph"
+  expect_rc 0 "f32 overflow fold: $e" "$AGC" "$T/big.graph" -o "$T/big.c"
+  ${CC:-cc} -std=c99 -Wall -Wextra -pedantic -Werror -c "$T/big.c" -o "$T/big.o" 2>"$T/cc.err" && ok ||
+    bad "f32 overflow fold: C for '$e' does not compile: $(head -2 "$T/cc.err")"
+done
+printf 'input x[2]\ny = x * 1e39\noutput y\n' > "$T/big.graph"
+expect_rc 1 "f32 literal beyond FLT_MAX" "$AGC" "$T/big.graph" -o "$T/big.c"
+grep -q "big.graph:2:9: error: number '1e39' is out of range for f32" "$T/stderr" && ok ||
+  bad "f32 literal message: $(head -1 "$T/stderr")"
+expect_rc 0 "the same literal in f64" "$AGC" "$T/big.graph" --dtype f64 -o "$T/big.c"
+
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

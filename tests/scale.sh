@@ -1,0 +1,64 @@
+#!/bin/sh
+# Linear time and bounded memory on large graphs (issue 9): hash-consing
+# is O(1) per node, nested grad() and the IR have documented limits that
+# are located errors. Time limits are generous (a loaded CI machine); the
+# quadratic and exponential versions took minutes or never finished.
+# usage: scale.sh AGC
+set -u
+AGC=$1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+# within SECONDS, exit status WANT
+timed() { # SECONDS WANT WHAT CMD...
+  lim=$1 want=$2 what=$3; shift 3
+  timeout "$lim" "$@" >"$T/out" 2>"$T/err"
+  rc=$?
+  [ $rc -eq 124 ] && { bad "$what: more than $lim s"; return; }
+  [ $rc -eq "$want" ] && ok || bad "$what: exit $rc, wanted $want ($(head -c 300 "$T/err"))"
+}
+
+# 200,000 '+' terms with backward (CSE probing was quadratic: 25,000 took 10 s)
+awk 'BEGIN { printf "param x[4]\ny = x * 1"; for (i = 2; i <= 200000; i++) printf " + x * %d", i;
+             printf "\nl = sum(y)\noutput l\nbackward l\n" }' > "$T/sum.graph"
+timed 60 0 "200,000 terms with backward" "$AGC" "$T/sum.graph" -o "$T/sum.c"
+grep -q "^int sum(" "$T/sum.c" && ok || bad "200,000 terms: no function in the output"
+
+# 100,000 statements with backward
+awk 'BEGIN { print "param x[4]\nv0 = x"; for (i = 1; i <= 100000; i++) printf "v%d = v%d * x\n", i, i - 1;
+             print "l = sum(v100000)\noutput l\nbackward l" }' > "$T/chain.graph"
+timed 60 0 "100,000 statements with backward" "$AGC" "$T/chain.graph" -o "$T/chain.c"
+
+# 20 nested grad(sin): a located error at the 9th level, at once
+e="sum(sin(x))"
+for i in $(seq 20); do e="sum(grad($e, x) * x)"; done
+printf 'param x[4]\nl = %s\noutput l\n' "$e" > "$T/ng.graph"
+timed 10 1 "20 nested grad()" "$AGC" "$T/ng.graph" -o "$T/ng.c"
+grep -q "ng.graph:2:[0-9]*: error: derivative of order 9: at most 8 nested grad()" "$T/err" && ok ||
+  bad "nested grad message: $(head -1 "$T/err")"
+# ... also when the levels go through names instead of nesting
+{ echo "param x[4]"; echo "l0 = sum(sin(x))"
+  for i in $(seq 12); do echo "l$i = sum(grad(l$((i - 1)), x) * x)"; done; echo "output l12"; } > "$T/ng2.graph"
+timed 10 1 "12 levels of grad() through names" "$AGC" "$T/ng2.graph" -o "$T/ng2.c"
+grep -q "ng2.graph:11:[0-9]*: error: derivative of order 9" "$T/err" && ok ||
+  bad "named nested grad message: $(head -1 "$T/err")"
+# 8 levels compile
+e="sum(sin(x))"
+for i in $(seq 8); do e="sum(grad($e, x) * x)"; done
+printf 'param x[4]\nl = %s\noutput l\n' "$e" > "$T/ng8.graph"
+timed 30 0 "8 nested grad()" "$AGC" "$T/ng8.graph" -o "$T/ng8.c"
+
+# the cap on IR nodes: a located error, not a machine's worth of memory
+# (5 nodes a term: sin, +, and in the backward cos, *, the sum into grad_x)
+awk 'BEGIN { printf "param x[4]\ny = sin(x)"; for (i = 2; i <= 450000; i++) printf " + sin(x)";
+             printf "\nl = sum(y)\noutput l\nbackward l\n" }' > "$T/big.graph"
+timed 60 1 "more than MAX_NODES" "$AGC" "$T/big.graph" -o "$T/big.c"
+grep -q "big.graph:[0-9]*:[0-9]*: error: graph too large: more than 2000000 IR nodes" "$T/err" && ok ||
+  bad "node cap message: $(head -1 "$T/err")"
+[ -e "$T/big.c" ] && bad "a failed compile wrote big.c" || ok
+
+echo "scale: $pass passed, $fail failed"
+[ $fail -eq 0 ]
