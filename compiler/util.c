@@ -44,7 +44,9 @@ void *arena_alloc(Arena *a, size_t n) {
     return own->data;
   }
   if (!b || b->cap - b->used < n) {
-    size_t cap = n > (1 << 20) ? n : (1 << 20);
+    /* small graphs (most compilations) stay in one small first block */
+    size_t blk = b ? (size_t)1 << 20 : (size_t)32 << 10;
+    size_t cap = n > blk ? n : blk;
     b = xmalloc(sizeof *b + cap);
     b->next = a->head;
     b->used = 0;
