@@ -25,8 +25,12 @@ static void check_fn_name(Ctx *c, const char *name) {
   for (const char *p = name; *p; p++)
     if (!(isalnum((unsigned char)*p) || *p == '_'))
       error_plain(c, "'%s' is not a valid C function name", name);
-  if (name[0] == '_' && (name[1] == '_' || isupper((unsigned char)name[1])))
+  /* C reserves every file-scope name that starts with an underscore */
+  if (name[0] == '_')
     error_plain(c, "'%s' is reserved in C (leading underscore)", name);
+  if (strncmp(name, "agc_", 4) == 0)
+    error_plain(c, "'%s': names starting with 'agc_' are reserved for the "
+                "agc runtime's symbols", name);
   for (const char *const *r = reserved; *r; r++)
     if (strcmp(*r, name) == 0)
       error_plain(c, "'%s' cannot name the generated function: it is a C "
@@ -41,11 +45,12 @@ static const char *stem_name(Ctx *c, const char *path) {
   const char *base = strrchr(path, '/');
   base = base ? base + 1 : path;
   size_t n = strcspn(base, ".");
-  if (n == 0)
-    n = strlen(base);
+  if (n == 0) /* ".graph": no stem */
+    return "graph";
   char *s = arena_alloc(&c->arena, n + 3);
   size_t k = 0;
-  if (n == 0 || isdigit((unsigned char)base[0]))
+  /* a digit cannot start a C name; an underscore would be reserved */
+  if (isdigit((unsigned char)base[0]) || !isalpha((unsigned char)base[0]))
     s[k++] = 'g', s[k++] = '_';
   for (size_t i = 0; i < n; i++)
     s[k++] = isalnum((unsigned char)base[i]) ? base[i] : '_';

@@ -50,6 +50,11 @@ int agc_npy_read_shaped(const char *path, agc_array *out, int rank,
  * gets mode 0666 & ~umask; on failure an existing file is left untouched.
  * a->count must equal the product of a->dims. */
 int agc_npy_write(const char *path, const agc_array *a, char *err, size_t errlen);
+/* Writes the same bytes to an open file descriptor (then fsync), for a
+ * caller that stages several files and renames them together; path only
+ * names the file in messages. Returns 0, or -1 with a message in err. */
+int agc_npy_write_fd(int fd, const char *path, const agc_array *a, char *err,
+                     size_t errlen);
 
 /* Converts a's data to dtype t in place (f32 <-> f64; i32 -> float).
  * Converting to the same dtype is a no-op; converting to i32 fails.

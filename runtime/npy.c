@@ -589,7 +589,8 @@ static bool write_all(int fd, const void *buf, size_t n) {
   return true;
 }
 
-/* Creates "<path>.tmp-<pid>-<k>" exclusively. open() with mode 0666 lets
+/* Creates "<path>.agc-tmp-<pid>-<k>" exclusively (a name that says whose
+ * it is, should a SIGKILL leave it behind). open() with mode 0666 lets
  * the umask decide the final permissions, as for a plain fopen(). */
 static int open_temp(const char *path, char **tmp) {
   size_t cap = strlen(path) + 48;
@@ -597,7 +598,7 @@ static int open_temp(const char *path, char **tmp) {
   if (!name)
     return -1;
   for (unsigned k = 0; k < 1000; k++) {
-    snprintf(name, cap, "%s.tmp-%ld-%u", path, (long)getpid(), k);
+    snprintf(name, cap, "%s.agc-tmp-%ld-%u", path, (long)getpid(), k);
     int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd >= 0) {
       *tmp = name;
@@ -631,6 +632,34 @@ static const char *validate_for_write(const agc_array *a) {
   return NULL;
 }
 
+/* The header and data of a to fd, then fsync; errno says why on false. */
+static bool write_npy_fd(int fd, const agc_array *a, const char *header,
+                         size_t hsize) {
+  size_t bytes = (size_t)a->count * agc_dtype_size(a->dtype);
+  /* fsync before rename: otherwise a crash can leave the new name pointing
+   * at an empty file on some filesystems. */
+  return write_all(fd, header, hsize) && write_all(fd, a->data, bytes) &&
+         fsync(fd) == 0;
+}
+
+int agc_npy_write_fd(int fd, const char *path, const agc_array *a, char *err,
+                     size_t errlen) {
+  if (!path)
+    path = "(unnamed)";
+  const char *bad = validate_for_write(a);
+  char header[1024];
+  size_t hsize = bad ? 0 : build_header(a, header, sizeof header);
+  if (bad || hsize == 0) {
+    set_err(err, errlen, "%s: cannot write: %s", path, bad ? bad : "header too large");
+    return -1;
+  }
+  if (!write_npy_fd(fd, a, header, hsize)) {
+    set_err(err, errlen, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
+    return -1;
+  }
+  return 0;
+}
+
 int agc_npy_write(const char *path, const agc_array *a, char *err, size_t errlen) {
   if (!path) {
     set_err(err, errlen, "(null): no path given");
@@ -650,11 +679,7 @@ int agc_npy_write(const char *path, const agc_array *a, char *err, size_t errlen
             strerror(errno));
     return -1;
   }
-  size_t bytes = (size_t)a->count * agc_dtype_size(a->dtype);
-  /* fsync before rename: otherwise a crash can leave the new name pointing
-   * at an empty file on some filesystems. */
-  bool ok = write_all(fd, header, hsize) && write_all(fd, a->data, bytes) &&
-            fsync(fd) == 0;
+  bool ok = write_npy_fd(fd, a, header, hsize);
   int e = ok ? 0 : errno;
   if (close(fd) != 0 && ok) {
     ok = false;
