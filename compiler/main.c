@@ -88,8 +88,9 @@ typedef struct {
  * temporaries before agc dies (SIGKILL cannot be caught: the names say
  * whose they are). */
 
-#define MAX_STAGED 64
-static char *staged_tmp[2 * MAX_STAGED]; /* unlinked by the signal handler */
+/* the names the signal handler unlinks; changed with signals blocked */
+static char **staged_tmp;
+static int staged_cap;
 static volatile sig_atomic_t nstaged_tmp;
 
 static void on_fatal_signal(int sig) {
@@ -114,8 +115,19 @@ static void track_tmp(char *path) {
   sigset_t all, old;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, &old);
-  if (nstaged_tmp < 2 * MAX_STAGED)
-    staged_tmp[nstaged_tmp++] = path;
+  int n = nstaged_tmp;
+  while (n > 0 && !staged_tmp[n - 1]) /* slots of removed names are reused */
+    n--;
+  if (n == staged_cap) {
+    int ncap = staged_cap ? 2 * staged_cap : 16;
+    char **nt = realloc(staged_tmp, sizeof *nt * (size_t)ncap);
+    if (!nt)
+      abort();
+    staged_tmp = nt;
+    staged_cap = ncap;
+  }
+  staged_tmp[n] = path;
+  nstaged_tmp = n + 1;
   sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -629,11 +641,6 @@ static int write_results(const char *outdir, agc_graph *g, agc_array *outs,
   if (!st || !fds || !paths)
     abort();
   int rc = 0;
-  if (nout > MAX_STAGED) {
-    fprintf(stderr, "agc: %d outputs: at most %d can be written together\n",
-            nout, MAX_STAGED);
-    rc = -1;
-  }
   for (int i = 0; i < nout && !rc; i++) {
     size_t len = strlen(outdir) + strlen(agc_graph_name(g, 1, i)) + 8;
     paths[i] = malloc(len);
