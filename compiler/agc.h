@@ -116,21 +116,23 @@ typedef struct {
 enum { MM_TA = 1, MM_TB = 2 }; /* MATMUL flags: transpose a / b */
 
 typedef struct {
+  /* the 4-byte fields first, together, so the struct has no padding holes
+     (a graph holds up to MAX_NODES of these) */
   Op op;
   DType dt;
+  int nin;
+  int ext;        /* INPUT/PARAM: index into Graph.args */
+  int order;      /* 0, or k for a node built by a k-th order derivative */
+  Loc loc;        /* where the user wrote it */
   Shape shape;
   int64_t numel;
-  int nin;
   int *in;        /* nin operand ids (arena) */
   double val;     /* CONST: the value; ONEHOT: class count */
   unsigned mask;  /* RED/PRODEXCL: axis bit mask; FIRSTMAX: axis bit */
   int flags;      /* MATMUL: MM_TA|MM_TB */
   int perm[MAX_RANK]; /* TRANSPOSE: out dim d = in dim perm[d];
                          SLICE/PAD: start per dim; CONV/POOL: params */
-  int ext;        /* INPUT/PARAM: index into Graph.args */
-  Loc loc;        /* where the user wrote it */
   const char *name; /* user's name, if the node was named */
-  int order;      /* 0, or k for a node built by a k-th order derivative */
 } Node;
 
 typedef struct {
