@@ -60,5 +60,29 @@ grep -q "big.graph:[0-9]*:[0-9]*: error: graph too large: more than 2000000 IR n
   bad "node cap message: $(head -1 "$T/err")"
 [ -e "$T/big.c" ] && bad "a failed compile wrote big.c" || ok
 
+# SIGTERM while a large -o is being written: the temporary goes too. The
+# signal is sent as soon as a temporary appears next to the target.
+awk 'BEGIN { print "param x[4]\nv0 = x"; for (i = 1; i <= 30000; i++) printf "v%d = sin(v%d) * 0.5 + x\n", i, i - 1;
+             print "l = sum(v30000)\noutput l\nbackward l" }' > "$T/big30k.graph"
+mkdir "$T/sig"
+seen=0
+for try in 1 2 3; do
+  "$AGC" "$T/big30k.graph" -o "$T/sig/out.c" --header "$T/sig/out.h" 2>/dev/null &
+  pid=$!
+  while kill -0 $pid 2>/dev/null; do
+    if ls "$T/sig" | grep -q "tmp"; then kill -TERM $pid; seen=1; break; fi
+    sleep 0.01
+  done
+  wait $pid 2>/dev/null
+  [ $seen = 1 ] && break
+  rm -f "$T/sig/out.c" "$T/sig/out.h"
+done
+if [ $seen = 1 ]; then
+  sleep 0.2
+  ls "$T/sig" | grep -q "tmp" && bad "SIGTERM during -o left $(ls "$T/sig")" || ok
+else
+  echo "note: the temporaries never showed before agc finished; SIGTERM cleanup not exercised"
+fi
+
 echo "scale: $pass passed, $fail failed"
 [ $fail -eq 0 ]
