@@ -153,7 +153,9 @@ typedef struct {
 typedef struct {
   Node *nodes;
   int n, cap;
-  int *hash;      /* hash-consing table of node ids, -1 empty */
+  /* hash-consing table: per slot a node id (-1 empty) and the low 32 bits
+     of its hash, so a probe rarely has to look at a node that differs */
+  struct HashSlot { int id; uint32_t h; } *hash;
   int hcap;
   Arg *args;
   int nargs, argcap;
@@ -185,6 +187,8 @@ int ir_slice(Ctx *c, Op op, int a, const int64_t *start, Shape out, Loc loc);
 int ir_concat(Ctx *c, const int *parts, int nparts, int axis, Loc loc);
 int ir_onehot(Ctx *c, int idx, int64_t classes, Loc loc);
 int ir_node(Ctx *c, const Node *tmpl, const int *in); /* generic, interned */
+/* Sizes the hash-consing table for n nodes at once (no regrowth). */
+void ir_hash_reserve(Ctx *c, int n);
 /* conv2d, pooling, embedding and their gradients: attrs go to perm[]
  * (conv: stride, padding; pool: kernel, stride). */
 int ir_special(Ctx *c, Op op, const int *in, int nin, Shape s,

@@ -127,26 +127,48 @@ static int interned(Op op) {
   return op != OP_INPUT && op != OP_PARAM && op != OP_ID;
 }
 
-static void hash_insert(Graph *g, int id) {
-  uint64_t h = node_hash(&g->nodes[id]);
+static void hash_insert(Graph *g, int id, uint64_t h) {
   int i = (int)(h & (uint64_t)(g->hcap - 1));
-  while (g->hash[i] >= 0)
+  while (g->hash[i].id >= 0)
     i = (i + 1) & (g->hcap - 1);
-  g->hash[i] = id;
+  g->hash[i].id = id;
+  g->hash[i].h = (uint32_t)h;
 }
 
-static void hash_grow(Graph *g) {
-  int ncap = g->hcap ? g->hcap * 2 : 1024;
-  free(g->hash);
+static void hash_resize(Graph *g, int ncap) {
+  struct HashSlot *old = g->hash;
+  int ocap = g->hcap;
   g->hash = malloc(sizeof *g->hash * (size_t)ncap);
   if (!g->hash)
     abort();
   for (int i = 0; i < ncap; i++)
-    g->hash[i] = -1;
+    g->hash[i].id = -1;
   g->hcap = ncap;
-  for (int id = 0; id < g->n; id++)
-    if (interned(g->nodes[id].op))
-      hash_insert(g, id);
+  for (int i = 0; i < ocap; i++) /* the stored hashes' low bits suffice */
+    if (old[i].id >= 0) {
+      int j = (int)(old[i].h & (uint32_t)(ncap - 1));
+      while (g->hash[j].id >= 0)
+        j = (j + 1) & (ncap - 1);
+      g->hash[j] = old[i];
+    }
+  free(old);
+  /* nodes appended while interning was off are not in the table yet */
+  if (!ocap)
+    for (int id = 0; id < g->n; id++)
+      if (interned(g->nodes[id].op))
+        hash_insert(g, id, node_hash(&g->nodes[id]));
+}
+
+static void hash_grow(Graph *g) {
+  hash_resize(g, g->hcap ? g->hcap * 2 : 1024);
+}
+
+void ir_hash_reserve(Ctx *c, int n) {
+  int cap = 1024;
+  while (cap < 2 * (n + 1) && cap < (1 << 30))
+    cap *= 2;
+  if (cap > c->g.hcap)
+    hash_resize(&c->g, cap);
 }
 
 static int append(Ctx *c, const Node *tmpl, const int *in) {
@@ -188,13 +210,15 @@ int ir_node(Ctx *c, const Node *tmpl, const int *in) {
     hash_grow(g);
   uint64_t h = node_hash(&key);
   int i = (int)(h & (uint64_t)(g->hcap - 1));
-  while (g->hash[i] >= 0) {
-    if (node_same(&g->nodes[g->hash[i]], &key))
-      return g->hash[i];
+  while (g->hash[i].id >= 0) {
+    if (g->hash[i].h == (uint32_t)h &&
+        node_same(&g->nodes[g->hash[i].id], &key))
+      return g->hash[i].id;
     i = (i + 1) & (g->hcap - 1);
   }
   int id = append(c, &key, in);
-  g->hash[i] = id;
+  g->hash[i].id = id;
+  g->hash[i].h = (uint32_t)h;
   return id;
 }
 

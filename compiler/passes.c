@@ -77,6 +77,8 @@ static void rebuild_graph(Ctx *c, int strip, int live_only) {
   c->g.outs = old.outs;
   c->g.nouts = old.nouts;
   c->g.outcap = old.outcap;
+  if (c->rules & R_CSE)
+    ir_hash_reserve(c, old.n); /* a rebuild has at most about old.n nodes */
   int *tmp = malloc(sizeof(int) * 8);
   int tcap = 8;
   if (!tmp)
