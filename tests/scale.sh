@@ -31,6 +31,21 @@ grep -q "^int sum(" "$T/sum.c" && ok || bad "200,000 terms: no function in the o
 awk 'BEGIN { print "param x[4]\nv0 = x"; for (i = 1; i <= 100000; i++) printf "v%d = v%d * x\n", i, i - 1;
              print "l = sum(v100000)\noutput l\nbackward l" }' > "$T/chain.graph"
 timed 60 0 "100,000 statements with backward" "$AGC" "$T/chain.graph" -o "$T/chain.c"
+# ... in bounded memory (was 317 MB; now ~225 MB; 176-byte nodes, ~450,000
+# of them, old and new graph side by side while a pass rebuilds)
+if [ -x /usr/bin/time ]; then
+  /usr/bin/time -f "%M" -o "$T/rss" "$AGC" "$T/chain.graph" -o "$T/chain.c" 2>/dev/null
+  kb=$(tail -1 "$T/rss")
+  [ "$kb" -lt 270000 ] && ok || bad "100,000 statements: max RSS $kb KB (limit 270000)"
+  # four operations a statement: was 860 MB
+  awk 'BEGIN { print "param x[4]\nv0 = x"; for (i = 1; i <= 100000; i++) printf "v%d = sin(v%d) * 0.5 + x\n", i, i - 1;
+               print "l = sum(v100000)\noutput l\nbackward l" }' > "$T/chain4.graph"
+  /usr/bin/time -f "%M" -o "$T/rss" "$AGC" "$T/chain4.graph" -o "$T/chain4.c" 2>/dev/null
+  kb=$(tail -1 "$T/rss")
+  [ "$kb" -lt 520000 ] && ok || bad "100,000 statements of 4 operations: max RSS $kb KB (limit 520000)"
+else
+  echo "note: no /usr/bin/time (Debian package 'time'): memory not measured"
+fi
 
 # 20 nested grad(sin): a located error at the 9th level, at once
 e="sum(sin(x))"
