@@ -67,9 +67,10 @@ static void rebuild_graph(Ctx *c, int strip, int live_only) {
   Graph old = c->g;
   c->prev = old;
   char *live = live_only ? ir_live_nodes(c) : NULL;
-  int *map = malloc(sizeof(int) * (size_t)(old.n + 1));
-  if (!map)
-    abort();
+  /* in the arena, so an error during the pass leaks nothing; given back
+     at the end (a large allocation is a block of its own) */
+  size_t mapsz = sizeof(int) * (size_t)(old.n + 1);
+  int *map = arena_alloc(&c->arena, mapsz);
   memset(&c->g, 0, sizeof c->g);
   c->g.args = old.args;
   c->g.nargs = old.nargs;
@@ -79,10 +80,8 @@ static void rebuild_graph(Ctx *c, int strip, int live_only) {
   c->g.outcap = old.outcap;
   if (c->rules & R_CSE)
     ir_hash_reserve(c, old.n); /* a rebuild has at most about old.n nodes */
-  int *tmp = malloc(sizeof(int) * 8);
   int tcap = 8;
-  if (!tmp)
-    abort();
+  int *tmp = arena_alloc(&c->arena, sizeof(int) * (size_t)tcap);
   for (int i = 0; i < old.n; i++) {
     const Node *n = &old.nodes[i];
     map[i] = -1;
@@ -97,11 +96,9 @@ static void rebuild_graph(Ctx *c, int strip, int live_only) {
       map[i] = map[n->in[0]];
     } else {
       if (n->nin > tcap) {
+        tmp = arena_grow(&c->arena, tmp, sizeof(int) * (size_t)tcap,
+                         sizeof(int) * (size_t)n->nin);
         tcap = n->nin;
-        int *nt = realloc(tmp, sizeof(int) * (size_t)tcap);
-        if (!nt)
-          abort();
-        tmp = nt;
       }
       for (int k = 0; k < n->nin; k++)
         tmp[k] = map[n->in[k]];
@@ -122,8 +119,10 @@ static void rebuild_graph(Ctx *c, int strip, int live_only) {
     if (c->bseeds[r] >= 0)
       c->bseeds[r] = map[c->bseeds[r]];
   }
-  free(tmp);
-  free(map);
+  arena_release(&c->arena, tmp, sizeof(int) * (size_t)tcap);
+  arena_release(&c->arena, map, mapsz);
+  if (live)
+    arena_release(&c->arena, live, (size_t)old.n + 1);
   free(old.nodes);
   free(old.hash);
   arena_free(&old.ins);
