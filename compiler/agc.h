@@ -28,6 +28,10 @@
 /* Differentiation levels: grad() of grad() ... (and backward on top). Each
  * level multiplies the graph (~3x with sin inside), so this bounds it. */
 #define MAX_GRAD_ORDER 8
+/* IR nodes walked by all the differentiations of one compilation together
+ * (each grad() or backward walks the graph built before it): bounds the
+ * time of many grad() calls over one long graph (a few seconds). */
+#define MAX_AD_WORK 100000000LL
 
 /* ---- util.c ----------------------------------------------------------- */
 
@@ -298,6 +302,8 @@ struct Ctx {
   size_t srclen;
   jmp_buf jmp;          /* error exit */
   StrBuf diag;          /* warnings and the error, formatted */
+  const char **lines;   /* start of each source line, once a message needs it */
+  int nlines;
   int failed;
   Graph g;
   Graph prev;           /* the graph a pass is rebuilding from (freed by
@@ -307,6 +313,9 @@ struct Ctx {
   /* backward roots */
   int *broots, *bseeds;
   int nbroots;
+  int64_t ad_work;      /* nodes walked by autodiff so far (MAX_AD_WORK) */
+  int *outidx;          /* hash index of Graph.outs by name (parse.c) */
+  int outicap;
   /* Which rewrites the IR constructors apply (R_*). The parser builds with
    * none of them, so the graph it hands over is what the program says;
    * the passes of passes.c turn them on one at a time. */

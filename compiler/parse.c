@@ -1159,15 +1159,31 @@ static void add_arg(Ctx *c, const char *name, int node, int is_param,
 
 static void add_out(Ctx *c, const char *name, int node, int is_grad, Loc loc) {
   Graph *g = &c->g;
-  for (int i = 0; i < g->nouts; i++)
-    if (strcmp(g->outs[i].name, name) == 0)
+  /* duplicates through a hash index of the names (a list of 100,000
+     outputs must not cost 100,000^2 comparisons) */
+  if ((g->nouts + 1) * 2 > c->outicap) {
+    int ocap = c->outicap, ncap = ocap ? ocap * 2 : 64;
+    arena_release(&c->arena, c->outidx, sizeof(int) * (size_t)ocap);
+    c->outidx = arena_alloc(&c->arena, sizeof(int) * (size_t)ncap);
+    c->outicap = ncap;
+    for (int i = 0; i < ncap; i++)
+      c->outidx[i] = -1;
+    for (int o = 0; o < g->nouts; o++) {
+      unsigned k = name_hash(g->outs[o].name) & (unsigned)(ncap - 1);
+      while (c->outidx[k] >= 0)
+        k = (k + 1) & (unsigned)(ncap - 1);
+      c->outidx[k] = o;
+    }
+  }
+  unsigned k = name_hash(name) & (unsigned)(c->outicap - 1);
+  for (; c->outidx[k] >= 0; k = (k + 1) & (unsigned)(c->outicap - 1))
+    if (strcmp(g->outs[c->outidx[k]].name, name) == 0)
       error_at(c, loc, "'%s' is already an output", name);
+  c->outidx[k] = g->nouts;
   if (g->nouts == g->outcap) {
     int ncap = g->outcap ? g->outcap * 2 : 16;
-    Out *no = arena_alloc(&c->arena, sizeof *no * (size_t)ncap);
-    if (g->nouts)
-      memcpy(no, g->outs, sizeof *no * (size_t)g->nouts);
-    g->outs = no;
+    g->outs = arena_grow(&c->arena, g->outs, sizeof *g->outs *
+                         (size_t)g->outcap, sizeof *g->outs * (size_t)ncap);
     g->outcap = ncap;
   }
   g->outs[g->nouts++] = (Out){name, node, is_grad, loc};

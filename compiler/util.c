@@ -189,9 +189,19 @@ static void diag(Ctx *c, Loc loc, const char *kind, const char *fmt,
   if (loc.line <= 0 || !c->src)
     return;
   const char *p = c->src, *end = c->src + c->srclen;
-  for (int l = 1; l < loc.line && p < end; p++)
-    if (*p == '\n')
-      l++;
+  if (!c->lines) { /* where each line starts, found once: a graph with
+                      50,000 warnings must not rescan the source for each */
+    int n = 1;
+    for (const char *q = p; q < end; q++)
+      n += *q == '\n';
+    c->lines = arena_alloc(&c->arena, sizeof *c->lines * (size_t)(n + 1));
+    c->nlines = 0;
+    c->lines[c->nlines++] = p;
+    for (const char *q = p; q < end; q++)
+      if (*q == '\n')
+        c->lines[c->nlines++] = q + 1;
+  }
+  p = loc.line <= c->nlines ? c->lines[loc.line - 1] : end;
   /* the line ends at a newline; a carriage return is only part of that
      newline (CRLF) or of the end: elsewhere the lexer saw a blank */
   const char *e = p;

@@ -75,6 +75,20 @@ grep -q "big.graph:[0-9]*:[0-9]*: error: graph too large: more than 2000000 IR n
   bad "node cap message: $(head -1 "$T/err")"
 [ -e "$T/big.c" ] && bad "a failed compile wrote big.c" || ok
 
+# 100,000 outputs (duplicates were checked pairwise: 22 s)
+awk 'BEGIN { print "input x[1]"; for (i = 0; i < 100000; i++) printf "v%d = x * %d\n", i, i + 1;
+             printf "output v0"; for (i = 1; i < 100000; i++) printf ", v%d", i; print "" }' > "$T/outs.graph"
+timed 60 0 "100,000 outputs" "$AGC" "$T/outs.graph" --emit h -o "$T/outs.h"
+# 50,000 warnings (each rescanned the source for its line: 15 s)
+awk 'BEGIN { for (i = 0; i < 50000; i++) printf "param p%d[1]\n", i; print "l = sum(p0)\nbackward l" }' > "$T/warn.graph"
+timed 60 0 "50,000 warnings" "$AGC" "$T/warn.graph" --emit h -o "$T/warn.h"
+[ "$(grep -c "warning:" "$T/err")" = 49999 ] && ok || bad "50,000 warnings: $(grep -c "warning:" "$T/err") shown"
+# 20,000 grad() calls, each over the whole graph so far: bounded work
+awk 'BEGIN { print "param y[1]\nparam x[1]\nv0 = x"; for (i = 1; i <= 20000; i++) printf "v%d = v%d * 2\ng%d = grad(sum(v%d), y)\n", i, i - 1, i, i;
+             print "output g20000" }' > "$T/gq.graph"
+timed 60 1 "20,000 grad() over a long graph" "$AGC" "$T/gq.graph" -o "$T/gq.c"
+grep -q "gq.graph:[0-9]*:[0-9]*: error: too much differentiation" "$T/err" && ok || bad "grad() work limit: $(grep error "$T/err" | head -1)"
+
 # SIGTERM while a large -o is being written: the temporary goes too. The
 # signal is sent as soon as a temporary appears next to the target.
 awk 'BEGIN { print "param x[4]\nv0 = x"; for (i = 1; i <= 30000; i++) printf "v%d = sin(v%d) * 0.5 + x\n", i, i - 1;
