@@ -1269,11 +1269,14 @@ static void do_backward(P *p, Root *roots, int nroots) {
   Ctx *c = p->c;
   int *rn = arena_alloc(&c->arena, sizeof(int) * (size_t)(nroots + 1));
   int *seeds = arena_alloc(&c->arena, sizeof(int) * (size_t)(nroots + 1));
+  /* a name is one node, so a repeated root is a repeated node (marked,
+     not compared pairwise: backward may list 100,000 names) */
+  size_t seensz = (size_t)c->g.n + 1;
+  char *seen = arena_alloc(&c->arena, seensz);
   for (int i = 0; i < nroots; i++) {
-    for (int j = 0; j < i; j++)
-      if (strcmp(roots[j].name, roots[i].name) == 0)
-        error_at(c, roots[i].loc, "'%s' is already a backward root",
-                 roots[i].name);
+    if (seen[roots[i].node]++)
+      error_at(c, roots[i].loc, "'%s' is already a backward root",
+               roots[i].name);
     Node *n = &c->g.nodes[roots[i].node];
     if (n->dt == DT_I32)
       error_at(c, roots[i].loc, "backward of '%s': an i32 value has no "

@@ -79,6 +79,10 @@ grep -q "big.graph:[0-9]*:[0-9]*: error: graph too large: more than 2000000 IR n
 awk 'BEGIN { print "input x[1]"; for (i = 0; i < 100000; i++) printf "v%d = x * %d\n", i, i + 1;
              printf "output v0"; for (i = 1; i < 100000; i++) printf ", v%d", i; print "" }' > "$T/outs.graph"
 timed 60 0 "100,000 outputs" "$AGC" "$T/outs.graph" --emit h -o "$T/outs.h"
+# 50,000 backward roots (checked pairwise for repeats: quadratic)
+awk 'BEGIN { print "param x[2]"; for (i = 0; i < 50000; i++) printf "v%d = x * %d\n", i, i + 1;
+             printf "backward v0"; for (i = 1; i < 50000; i++) printf ", v%d", i; print "" }' > "$T/roots.graph"
+timed 60 0 "50,000 backward roots" "$AGC" "$T/roots.graph" --emit h -o "$T/roots.h"
 # 50,000 warnings (each rescanned the source for its line: 15 s)
 awk 'BEGIN { for (i = 0; i < 50000; i++) printf "param p%d[1]\n", i; print "l = sum(p0)\nbackward l" }' > "$T/warn.graph"
 timed 60 0 "50,000 warnings" "$AGC" "$T/warn.graph" --emit h -o "$T/warn.h"

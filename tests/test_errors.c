@@ -303,6 +303,8 @@ static const ErrCase cases[] = {
       2, 9, "too small"),
     E("f32 subnormal literal", "param p[2]\nl = sum(p / 1e-45)\nbackward l\n",
       2, 13, "too small for f32"),
+    E("backward root twice", "param x[2]\na = x * 2\nbackward a, a\n", 3, 13,
+      "'a' is already a backward root"),
     /* ---- limits ---- */
     E("grad() nested beyond the limit",
       "param x[2]\nl = sum(grad(sum(grad(sum(grad(sum(grad(sum(grad(sum(grad("
