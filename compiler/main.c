@@ -861,7 +861,13 @@ static int cmd_check(Cli *o) {
   int nroots = 0;
   int *rootout = calloc((size_t)nout + 1, sizeof(int));
   int *rootseed = calloc((size_t)nout + 1, sizeof(int));
+  /* the roots are the outputs the compiler exposed after the gradients
+     (a user's own output may be called agc_root_* too) */
+  int after_grads = 0;
   for (int i = 0; i < nout; i++)
+    if (agc_graph_is_grad(g, i))
+      after_grads = i + 1;
+  for (int i = after_grads; i < nout; i++)
     if (strncmp(agc_graph_name(g, 1, i), "agc_root_", 9) == 0) {
       const char *rn = agc_graph_name(g, 1, i) + 9;
       rootseed[nroots] = -1;

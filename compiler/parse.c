@@ -136,9 +136,6 @@ static void index_put(P *p, int pos) {
 }
 
 static void define(P *p, const char *name, int node, Loc loc) {
-  if (strncmp(name, "agc_", 4) == 0) /* agc_root_*, agc_gemm_f32, ... */
-    error_at(p->c, loc, "'%s': names starting with 'agc_' are reserved for "
-             "agc's own symbols", name);
   Sym *old = lookup(p, name);
   if (old)
     error_at(p->c, loc, "'%s' is already defined (at line %d)", name,
