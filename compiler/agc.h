@@ -21,7 +21,17 @@
 /* Elements of one tensor: indices are C `long`, which is 32 bits on many
  * microcontrollers, so a tensor must stay addressable by that. */
 #define MAX_ELEMS 2147483647LL
-#define MAX_NODES 50000000
+/* IR nodes of one compilation (the program and its derivatives, before
+ * optimization): about 200,000 statements with backward; a graph beyond is
+ * a located error, so memory stays bounded (~300 bytes a node). */
+#define MAX_NODES 2000000
+/* Differentiation levels: grad() of grad() ... (and backward on top). Each
+ * level multiplies the graph (~3x with sin inside), so this bounds it. */
+#define MAX_GRAD_ORDER 8
+/* IR nodes walked by all the differentiations of one compilation together
+ * (each grad() or backward walks the graph built before it): bounds the
+ * time of many grad() calls over one long graph (a few seconds). */
+#define MAX_AD_WORK 100000000LL
 
 /* ---- util.c ----------------------------------------------------------- */
 
@@ -31,6 +41,12 @@ typedef struct {
 } Arena;
 
 void *arena_alloc(Arena *a, size_t n);      /* zeroed; NULL never returned */
+/* A copy of old (oldn bytes, from arena_alloc or arena_grow of a) in n
+ * zeroed bytes; old's memory goes back to the system when it was large,
+ * so an array doubled this way costs its final size, not the sum. */
+void *arena_grow(Arena *a, void *old, size_t oldn, size_t n);
+/* Gives back a large allocation early (a no-op for a small one). */
+void arena_release(Arena *a, void *old, size_t oldn);
 char *arena_strndup(Arena *a, const char *s, size_t n);
 void arena_free(Arena *a);
 
@@ -78,7 +94,9 @@ typedef struct {
 } Token;
 
 typedef struct Ctx Ctx;
-Token *lex(Ctx *c, int *ntok);
+/* The tokens live in c->arena; *bytes gets their allocation's size, for
+ * arena_release once parsed. */
+Token *lex(Ctx *c, int *ntok, size_t *bytes);
 
 /* ---- ir.c ------------------------------------------------------------- */
 
@@ -108,19 +126,22 @@ typedef struct {
 enum { MM_TA = 1, MM_TB = 2 }; /* MATMUL flags: transpose a / b */
 
 typedef struct {
+  /* the 4-byte fields first, together, so the struct has no padding holes
+     (a graph holds up to MAX_NODES of these) */
   Op op;
   DType dt;
+  int nin;
+  int ext;        /* INPUT/PARAM: index into Graph.args */
+  int order;      /* 0, or k for a node built by a k-th order derivative */
+  Loc loc;        /* where the user wrote it */
   Shape shape;
   int64_t numel;
-  int nin;
   int *in;        /* nin operand ids (arena) */
   double val;     /* CONST: the value; ONEHOT: class count */
   unsigned mask;  /* RED/PRODEXCL: axis bit mask; FIRSTMAX: axis bit */
   int flags;      /* MATMUL: MM_TA|MM_TB */
   int perm[MAX_RANK]; /* TRANSPOSE: out dim d = in dim perm[d];
                          SLICE/PAD: start per dim; CONV/POOL: params */
-  int ext;        /* INPUT/PARAM: index into Graph.args */
-  Loc loc;        /* where the user wrote it */
   const char *name; /* user's name, if the node was named */
 } Node;
 
@@ -142,12 +163,15 @@ typedef struct {
 typedef struct {
   Node *nodes;
   int n, cap;
-  int *hash;      /* hash-consing table of node ids, -1 empty */
+  /* hash-consing table: per slot a node id (-1 empty) and the low 32 bits
+     of its hash, so a probe rarely has to look at a node that differs */
+  struct HashSlot { int id; uint32_t h; } *hash;
   int hcap;
   Arg *args;
   int nargs, argcap;
   Out *outs;
   int nouts, outcap;
+  Arena ins;      /* the nodes' operand lists (Node.in) */
 } Graph;
 
 /* ---- ops.c: the columns of ops.def ------------------------------------- */
@@ -183,6 +207,8 @@ int ir_prodexcl(Ctx *c, int a, unsigned mask, Loc loc);
 int ir_slice(Ctx *c, Op op, int a, const int64_t *start, Shape out, Loc loc);
 int ir_onehot(Ctx *c, int idx, int64_t classes, Loc loc);
 int ir_node(Ctx *c, const Node *tmpl, const int *in); /* generic, interned */
+/* Sizes the hash-consing table for n nodes at once (no regrowth). */
+void ir_hash_reserve(Ctx *c, int n);
 /* conv2d, pooling, embedding and their gradients: attrs go to perm[]
  * (conv: stride, padding; pool: kernel, stride). */
 int ir_special(Ctx *c, Op op, const int *in, int nin, Shape s,
@@ -335,13 +361,20 @@ struct Ctx {
   size_t srclen;
   jmp_buf jmp;          /* error exit */
   StrBuf diag;          /* warnings and the error, formatted */
+  const char **lines;   /* start of each source line, once a message needs it */
+  int nlines;
   int failed;
   Graph g;
+  Graph prev;           /* the graph a pass is rebuilding from (freed by
+                           agc_free if an error ends the pass) */
   const char *name;     /* function name */
   int nwarn;
   /* backward roots */
   int *broots, *bseeds;
   int nbroots;
+  int64_t ad_work;      /* nodes walked by autodiff so far (MAX_AD_WORK) */
+  int *outidx;          /* hash index of Graph.outs by name (parse.c) */
+  int outicap;
   /* Which rewrites the IR constructors apply (R_*). The parser builds with
    * none of them, so the graph it hands over is what the program says;
    * the passes of passes.c turn them on one at a time. */

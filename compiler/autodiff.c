@@ -306,7 +306,35 @@ void autodiff(Ctx *c, const int *roots, const int *seeds, int nroots,
     for (int k = 0; k < nd->nin && !d.dep[i]; k++)
       d.dep[i] = d.dep[nd->in[k]];
   }
+  /* Each differentiation walks the graph between its lowest wrt and its
+     highest root: many grad() calls over one long graph add up to a
+     quadratic amount of work, so the total is bounded. */
+  c->ad_work += (int64_t)n + (hi >= lo ? hi - lo + 1 : 0);
+  if (c->ad_work > MAX_AD_WORK) {
+    free(d.adj);
+    free(d.dep);
+    error_at(c, loc, "too much differentiation: the grad() and backward "
+             "statements so far walk more than %lld IR nodes in total "
+             "(each walks the graph built before it)",
+             (long long)MAX_AD_WORK);
+  }
+  int order = 0; /* how many differentiations the roots already hold */
+  for (int i = lo; i <= hi; i++)
+    if (d.dep[i] && c->g.nodes[i].order > order)
+      order = c->g.nodes[i].order;
+  for (int i = 0; i < nroots; i++)
+    if (c->g.nodes[roots[i]].order > order)
+      order = c->g.nodes[roots[i]].order;
+  if (order + 1 > MAX_GRAD_ORDER) {
+    free(d.adj);
+    free(d.dep);
+    error_at(c, loc, "derivative of order %d: at most %d nested grad() (and "
+             "backward) are supported, as each level multiplies the size of "
+             "the graph", order + 1, MAX_GRAD_ORDER);
+  }
   guarded(&d, roots, seeds, nroots, wrt, nwrt, grads, unused, lo, hi);
+  for (int i = n; i < c->g.n; i++)
+    c->g.nodes[i].order = order + 1;
   free(d.adj);
   free(d.dep);
 }

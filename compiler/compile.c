@@ -23,8 +23,12 @@ static void check_fn_name(Ctx *c, const char *name) {
   for (const char *p = name; *p; p++)
     if (!(isalnum((unsigned char)*p) || *p == '_'))
       error_plain(c, "'%s' is not a valid C function name", name);
-  if (name[0] == '_' && (name[1] == '_' || isupper((unsigned char)name[1])))
+  /* C reserves every file-scope name that starts with an underscore */
+  if (name[0] == '_')
     error_plain(c, "'%s' is reserved in C (leading underscore)", name);
+  if (strncmp(name, "agc_", 4) == 0)
+    error_plain(c, "'%s': names starting with 'agc_' are reserved for the "
+                "agc runtime's symbols", name);
   int clash = op_is_libm_name(name); /* the math functions of ops.def */
   for (const char *const *r = reserved; *r && !clash; r++)
     clash = strcmp(*r, name) == 0;
@@ -41,11 +45,12 @@ static const char *stem_name(Ctx *c, const char *path) {
   const char *base = strrchr(path, '/');
   base = base ? base + 1 : path;
   size_t n = strcspn(base, ".");
-  if (n == 0)
-    n = strlen(base);
+  if (n == 0) /* ".graph": no stem */
+    return "graph";
   char *s = arena_alloc(&c->arena, n + 3);
   size_t k = 0;
-  if (n == 0 || isdigit((unsigned char)base[0]))
+  /* a digit cannot start a C name; an underscore would be reserved */
+  if (isdigit((unsigned char)base[0]) || !isalpha((unsigned char)base[0]))
     s[k++] = 'g', s[k++] = '_';
   for (size_t i = 0; i < n; i++)
     s[k++] = isalnum((unsigned char)base[i]) ? base[i] : '_';
@@ -67,8 +72,10 @@ Ctx *agc_compile(const char *path, const char *src, size_t len,
   if (opt->name)
     c->name = opt->name;
   int ntok;
-  Token *toks = lex(c, &ntok);
+  size_t tokbytes;
+  Token *toks = lex(c, &ntok, &tokbytes);
   parse_program(c, toks, ntok);
+  arena_release(&c->arena, toks, tokbytes); /* nothing points into them */
   if (!c->name)
     c->name = stem_name(c, path);
   check_fn_name(c, c->name);
@@ -124,6 +131,10 @@ void agc_free(Ctx *c) {
   arena_free(&c->arena);
   free(c->g.nodes);
   free(c->g.hash);
+  arena_free(&c->g.ins);
+  free(c->prev.nodes);
+  free(c->prev.hash);
+  arena_free(&c->prev.ins);
   sb_free(&c->diag);
   free(c);
 }

@@ -12,6 +12,7 @@
  * A rewrite that only drops a no-op (a reshape to the same shape, a
  * reduction over size-1 axes) is always applied.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,14 @@ void shape_str(const Shape *s, char *buf, size_t n) {
 
 static Node *N(Ctx *c, int id) { return &c->g.nodes[id]; }
 
+/* Can v be a constant of the graph's float type? The generated C has no
+ * literal for an infinity or a NaN, and an f32 constant beyond FLT_MAX
+ * would be one: such a fold is not done (the operation runs at run time,
+ * where it gives the same infinity). */
+static int fits(const Ctx *c, double v) {
+  return isfinite(v) && (c->opt.f64 || fabs(v) <= FLT_MAX);
+}
+
 /* ---- interning ---------------------------------------------------------- */
 
 static uint64_t mix(uint64_t h, uint64_t v) {
@@ -76,6 +85,14 @@ static uint64_t node_hash(const Node *n) {
   h = mix(h, (uint64_t)n->flags);
   for (int i = 0; i < MAX_RANK; i++)
     h = mix(h, (uint64_t)(int64_t)n->perm[i]);
+  /* the table index takes the low bits, which mix() leaves nearly a sum of
+   * the operand ids: without this finalizer (MurmurHash3's) the nodes of a
+   * long chain land in one cluster and every probe walks it (quadratic) */
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
   return h;
 }
 
@@ -97,32 +114,59 @@ static int interned(Op op) {
   return op != OP_INPUT && op != OP_PARAM && op != OP_ID;
 }
 
-static void hash_insert(Graph *g, int id) {
-  uint64_t h = node_hash(&g->nodes[id]);
+static void hash_insert(Graph *g, int id, uint64_t h) {
   int i = (int)(h & (uint64_t)(g->hcap - 1));
-  while (g->hash[i] >= 0)
+  while (g->hash[i].id >= 0)
     i = (i + 1) & (g->hcap - 1);
-  g->hash[i] = id;
+  g->hash[i].id = id;
+  g->hash[i].h = (uint32_t)h;
 }
 
-static void hash_grow(Graph *g) {
-  int ncap = g->hcap ? g->hcap * 2 : 1024;
-  free(g->hash);
+static void hash_resize(Graph *g, int ncap) {
+  struct HashSlot *old = g->hash;
+  int ocap = g->hcap;
   g->hash = malloc(sizeof *g->hash * (size_t)ncap);
   if (!g->hash)
     abort();
   for (int i = 0; i < ncap; i++)
-    g->hash[i] = -1;
+    g->hash[i].id = -1;
   g->hcap = ncap;
-  for (int id = 0; id < g->n; id++)
-    if (interned(g->nodes[id].op))
-      hash_insert(g, id);
+  for (int i = 0; i < ocap; i++) /* the stored hashes' low bits suffice */
+    if (old[i].id >= 0) {
+      int j = (int)(old[i].h & (uint32_t)(ncap - 1));
+      while (g->hash[j].id >= 0)
+        j = (j + 1) & (ncap - 1);
+      g->hash[j] = old[i];
+    }
+  free(old);
+  /* nodes appended while interning was off are not in the table yet */
+  if (!ocap)
+    for (int id = 0; id < g->n; id++)
+      if (interned(g->nodes[id].op))
+        hash_insert(g, id, node_hash(&g->nodes[id]));
+}
+
+static void hash_grow(Graph *g) {
+  hash_resize(g, g->hcap ? g->hcap * 2 : 1024);
+}
+
+void ir_hash_reserve(Ctx *c, int n) {
+  int cap = 1024;
+  while (cap < 2 * (n + 1) && cap < (1 << 30))
+    cap *= 2;
+  if (cap > c->g.hcap)
+    hash_resize(&c->g, cap);
 }
 
 static int append(Ctx *c, const Node *tmpl, const int *in) {
   Graph *g = &c->g;
-  if (g->n >= MAX_NODES)
-    error_plain(c, "graph too large (more than %d nodes)", MAX_NODES);
+  if (g->n >= MAX_NODES) {
+    if (tmpl->loc.line > 0)
+      error_at(c, tmpl->loc, "graph too large: more than %d IR nodes (with "
+               "its derivatives)", MAX_NODES);
+    error_plain(c, "graph too large: more than %d IR nodes (with its "
+                "derivatives)", MAX_NODES);
+  }
   if (g->n == g->cap) {
     int ncap = g->cap ? g->cap * 2 : 256;
     Node *nn = realloc(g->nodes, sizeof *nn * (size_t)ncap);
@@ -134,7 +178,9 @@ static int append(Ctx *c, const Node *tmpl, const int *in) {
   int id = g->n++;
   Node *n = &g->nodes[id];
   *n = *tmpl;
-  n->in = arena_alloc(&c->arena, sizeof(int) * (size_t)(tmpl->nin + 1));
+  /* operand lists live with this graph: a pass that rebuilds the graph
+     frees the old one's (passes.c) */
+  n->in = arena_alloc(&g->ins, sizeof(int) * (size_t)(tmpl->nin + 1));
   for (int i = 0; i < tmpl->nin; i++)
     n->in[i] = in[i];
   n->numel = shape_numel(&n->shape);
@@ -151,13 +197,15 @@ int ir_node(Ctx *c, const Node *tmpl, const int *in) {
     hash_grow(g);
   uint64_t h = node_hash(&key);
   int i = (int)(h & (uint64_t)(g->hcap - 1));
-  while (g->hash[i] >= 0) {
-    if (node_same(&g->nodes[g->hash[i]], &key))
-      return g->hash[i];
+  while (g->hash[i].id >= 0) {
+    if (g->hash[i].h == (uint32_t)h &&
+        node_same(&g->nodes[g->hash[i].id], &key))
+      return g->hash[i].id;
     i = (i + 1) & (g->hcap - 1);
   }
   int id = append(c, &key, in);
-  g->hash[i] = id;
+  g->hash[i].id = id;
+  g->hash[i].h = (uint32_t)h;
   return id;
 }
 
@@ -239,7 +287,7 @@ int ir_unary(Ctx *c, Op op, int a, Loc loc) {
     /* Constants fold only to finite values, so the generated C never
        needs an infinity literal. */
     double v = op_fold1(op, na->val);
-    if (isfinite(v))
+    if (fits(c, v))
       return ir_const(c, v, na->shape);
   }
   if (c->rules & R_SIMPLIFY) {
@@ -261,7 +309,7 @@ int ir_binary(Ctx *c, Op op, int a, int b, Loc loc) {
   int ca = ir_is_const(c, a, &va), cb = ir_is_const(c, b, &vb);
   if (ca && cb && (c->rules & R_FOLD || s.rank == 0)) {
     double v = op_fold2(op, va, vb);
-    if (isfinite(v))
+    if (fits(c, v))
       return ir_const(c, v, s);
   }
   int same_a = shape_eq(&N(c, a)->shape, &s);
@@ -289,7 +337,7 @@ int ir_binary(Ctx *c, Op op, int a, int b, Loc loc) {
         x = N(c, m)->in[0], k2 = N(c, m)->in[1];
       else if (ir_is_const(c, N(c, m)->in[0], &v2))
         x = N(c, m)->in[1], k2 = N(c, m)->in[0];
-      if (x >= 0 && isfinite(k * v2)) {
+      if (x >= 0 && fits(c, k * v2)) {
         Shape ks = broadcast_shapes(c, N(c, k1)->shape, N(c, k2)->shape, loc);
         return ir_binary(c, OP_MUL, x, ir_const(c, k * v2, ks), loc);
       }
@@ -390,10 +438,9 @@ int ir_reduce(Ctx *c, Op op, int a, unsigned mask, Loc loc) {
     ;
   else if (ir_is_const(c, a, &v) && (op == OP_MAX || op == OP_MIN))
     return ir_const(c, v, s);
-  else if (ir_is_const(c, a, &v) && op == OP_SUM) {
-    double cnt = (double)(na->numel / shape_numel(&s));
-    return ir_const(c, v * cnt, s);
-  }
+  else if (ir_is_const(c, a, &v) && op == OP_SUM &&
+           fits(c, v * (double)(na->numel / shape_numel(&s))))
+    return ir_const(c, v * (double)(na->numel / shape_numel(&s)), s);
   Node t = tmpl_of(op, DT_F, s, loc);
   t.mask = real;
   t.nin = 1;

@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,7 @@ static const char *puncts[] = {"**", "<=", ">=", "==", "!=", "(", ")", "[",
                                "]",  ",",  "=",  "+",  "-",  "*", "/", "@",
                                "<",  ">",  ".",  ":",  NULL};
 
-Token *lex(Ctx *c, int *ntok) {
+Token *lex(Ctx *c, int *ntok, size_t *bytes) {
   check_utf8(c);
   int cap = 256, n = 0, depth = 0;
   /* Tokens live in the arena so that an error (a longjmp) leaks nothing. */
@@ -73,10 +74,9 @@ Token *lex(Ctx *c, int *ntok) {
 #define PUSH(tok)                                                              \
   do {                                                                         \
     if (n == cap) {                                                            \
-      Token *nt = arena_alloc(&c->arena, sizeof *t * (size_t)cap * 2);         \
-      memcpy(nt, t, sizeof *t * (size_t)cap);                                  \
+      t = arena_grow(&c->arena, t, sizeof *t * (size_t)cap,                    \
+                     sizeof *t * (size_t)cap * 2);                             \
       cap *= 2;                                                                \
-      t = nt;                                                                  \
     }                                                                          \
     t[n++] = (tok);                                                            \
   } while (0)
@@ -146,8 +146,19 @@ Token *lex(Ctx *c, int *ntok) {
       buf[len] = 0;
       errno = 0;
       double v = strtod(buf, NULL);
-      if (!isfinite(v) || (errno == ERANGE && v != 0))
-        error_at(c, loc, "number '%s' is out of range", buf);
+      /* one rule for both ends: a literal is 0 or a normal number of the
+         graph's float type (f64: 2.2e-308 to 1.8e308; f32: 1.2e-38 to
+         3.4e38); subnormal and underflowing literals are errors, like
+         overflowing ones, never silently 0 */
+      int nonzero = strcspn(buf, "123456789") < strcspn(buf, "eE");
+      double lo = c->opt.f64 ? DBL_MIN : FLT_MIN;
+      double hi = c->opt.f64 ? DBL_MAX : FLT_MAX;
+      if (!isfinite(v) || v > hi)
+        error_at(c, loc, "number '%s' is out of range for %s (largest %g)",
+                 buf, c->opt.f64 ? "f64" : "f32", hi);
+      if (nonzero && v < lo)
+        error_at(c, loc, "number '%s' is too small for %s (smallest %g; "
+                 "write 0 for zero)", buf, c->opt.f64 ? "f64" : "f32", lo);
       PUSH(((Token){T_NUM, s, (int)len, loc.line, loc.col, v, is_int}));
       continue;
     }
@@ -178,5 +189,6 @@ Token *lex(Ctx *c, int *ntok) {
   PUSH(((Token){T_EOF, p, 0, loc.line, loc.col, 0, 0}));
 #undef PUSH
   *ntok = n;
+  *bytes = sizeof *t * (size_t)cap;
   return t;
 }

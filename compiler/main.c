@@ -1,5 +1,6 @@
 /* main.c — the agc command: compile, run, check. The only file that exits. */
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +115,9 @@ static void print_diagnostics(const char *text) {
   }
 }
 
+/* --repeat keeps one timing per call (8 bytes each) for the median */
+#define MAX_REPEAT 1000000
+
 typedef struct {
   const char *graph, *out, *header, *emit, *name, *inputs, *outdir;
   const char *backend;
@@ -124,41 +128,323 @@ typedef struct {
   int npairs;
 } Cli;
 
-/* Writes all files or none: temporaries first, then renames. */
-static int write_files(int n, const char **paths, StrBuf **data) {
-  char tmp[8][4096];
+/* ---- output files: staged, then committed together ----------------------
+ *
+ * Every output (the .c and .h of a compile, the .npy files of a run) is
+ * first written in full to a temporary "<target>.agc-tmp-XXXXXX" next to
+ * its target; only when all are written are they renamed over their
+ * targets, each existing target kept as a hard link until all renames
+ * succeed, so that a failure puts the old files back: all or nothing.
+ * A target must be a regular file or not exist; a symbolic link is
+ * followed to the file it names; a directory, device, FIFO or socket is
+ * refused. The new file keeps the old file's permission bits, or gets
+ * 0666 & ~umask when new. SIGINT, SIGTERM and SIGHUP remove the
+ * temporaries before agc dies (SIGKILL cannot be caught: the names say
+ * whose they are). */
+
+/* the names the signal handler unlinks; changed with signals blocked */
+static char **staged_tmp;
+static int staged_cap;
+static volatile sig_atomic_t nstaged_tmp;
+
+static void on_fatal_signal(int sig) {
+  for (int i = 0; i < nstaged_tmp; i++)
+    if (staged_tmp[i])
+      unlink(staged_tmp[i]);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void catch_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_fatal_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+}
+
+static void track_tmp(char *path) {
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old);
+  int n = nstaged_tmp;
+  while (n > 0 && !staged_tmp[n - 1]) /* slots of removed names are reused */
+    n--;
+  if (n == staged_cap) {
+    int ncap = staged_cap ? 2 * staged_cap : 16;
+    char **nt = realloc(staged_tmp, sizeof *nt * (size_t)ncap);
+    if (!nt)
+      abort();
+    staged_tmp = nt;
+    staged_cap = ncap;
+  }
+  staged_tmp[n] = path;
+  nstaged_tmp = n + 1;
+  sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+static void untrack_tmp(const char *path) {
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old);
+  for (int i = 0; i < nstaged_tmp; i++)
+    if (staged_tmp[i] == path)
+      staged_tmp[i] = NULL;
+  sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+typedef struct {
+  const char *path;  /* as the user wrote it */
+  char *target;      /* symbolic links followed */
+  char *tmp;         /* the staged file */
+  char *backup;      /* a hard link to the old target while committing */
+  int existed;
+  mode_t mode;
+  dev_t dev;
+  ino_t ino;
+} Staged;
+
+static const char *kind_of(mode_t m) {
+  return S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device"
+       : S_ISBLK(m) ? "a block device" : S_ISFIFO(m) ? "a FIFO"
+       : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+/* Follows symbolic links from s->path to the file they name. */
+static int resolve_target(Staged *s) {
+  char cur[4096], link[4096];
+  if (strlen(s->path) >= sizeof cur) {
+    fprintf(stderr, "agc: cannot write '%s': name too long\n", s->path);
+    return -1;
+  }
+  strcpy(cur, s->path);
+  struct stat st;
+  for (int hops = 0;; hops++) {
+    if (lstat(cur, &st) != 0) {
+      if (errno != ENOENT) {
+        fprintf(stderr, "agc: cannot write '%s': %s\n", s->path,
+                strerror(errno));
+        return -1;
+      }
+      s->existed = 0;
+      mode_t um = umask(0);
+      umask(um);
+      s->mode = 0666 & ~um;
+      break;
+    }
+    if (!S_ISLNK(st.st_mode)) {
+      if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "agc: cannot write '%s': it is %s, not a regular "
+                "file\n", s->path, kind_of(st.st_mode));
+        return -1;
+      }
+      s->existed = 1;
+      s->mode = st.st_mode & 07777;
+      s->dev = st.st_dev;
+      s->ino = st.st_ino;
+      break;
+    }
+    ssize_t n = hops < 40 ? readlink(cur, link, sizeof link - 1) : -1;
+    if (n < 0) {
+      fprintf(stderr, "agc: cannot write '%s': %s\n", s->path,
+              hops < 40 ? strerror(errno) : "too many levels of symbolic links");
+      return -1;
+    }
+    link[n] = 0;
+    if (link[0] != '/') { /* relative to the link's directory */
+      char *slash = strrchr(cur, '/');
+      size_t dl = slash ? (size_t)(slash - cur) + 1 : 0;
+      if (dl + (size_t)n >= sizeof cur) {
+        fprintf(stderr, "agc: cannot write '%s': name too long\n", s->path);
+        return -1;
+      }
+      memmove(cur + dl, link, (size_t)n + 1);
+    } else {
+      memcpy(cur, link, (size_t)n + 1);
+    }
+  }
+  s->target = strdup(cur);
+  if (!s->target)
+    abort();
+  return 0;
+}
+
+/* Resolves every target (the same file twice is an error) and opens a
+ * temporary for each. Returns 0, or -1 after a message (nothing created). */
+static int stage_begin(int n, Staged *st, int *fds);
+static void stage_abort(int n, Staged *st);
+
+static int stage_begin(int n, Staged *st, int *fds) {
+  for (int i = 0; i < n; i++)
+    fds[i] = -1;
+  for (int i = 0; i < n; i++)
+    if (resolve_target(&st[i]) != 0) {
+      stage_abort(n, st);
+      return -1;
+    }
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < i; j++)
+      if (strcmp(st[i].target, st[j].target) == 0 ||
+          (st[i].existed && st[j].existed && st[i].dev == st[j].dev &&
+           st[i].ino == st[j].ino)) {
+        fprintf(stderr, "agc: '%s' and '%s' are the same file: each output "
+                "needs its own\n", st[j].path, st[i].path);
+        stage_abort(n, st);
+        return -1;
+      }
   for (int i = 0; i < n; i++) {
-    if (strcmp(paths[i], "-") == 0)
-      continue;
-    snprintf(tmp[i], sizeof tmp[i], "%s.tmpXXXXXX", paths[i]);
-    int fd = mkstemp(tmp[i]);
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    int ok = f && fwrite(data[i]->s ? data[i]->s : "", 1, data[i]->len, f) ==
-                      data[i]->len;
-    if (f && fclose(f) != 0)
-      ok = 0;
-    if (!ok) {
-      fprintf(stderr, "agc: cannot write '%s': %s\n", paths[i],
-              strerror(errno));
+    size_t len = strlen(st[i].target) + 24;
+    st[i].tmp = malloc(len);
+    if (!st[i].tmp)
+      abort();
+    snprintf(st[i].tmp, len, "%s.agc-tmp-XXXXXX", st[i].target);
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old); /* created and tracked together */
+    fds[i] = mkstemp(st[i].tmp);
+    int e = errno;
+    if (fds[i] >= 0)
+      track_tmp(st[i].tmp);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (fds[i] < 0 || fchmod(fds[i], st[i].mode) != 0) {
+      if (fds[i] >= 0)
+        e = errno;
+      fprintf(stderr, "agc: cannot write '%s': %s\n", st[i].path, strerror(e));
+      if (fds[i] < 0) {
+        free(st[i].tmp);
+        st[i].tmp = NULL;
+      }
       for (int j = 0; j <= i; j++)
-        if (strcmp(paths[j], "-") != 0)
-          unlink(tmp[j]);
+        if (fds[j] >= 0)
+          close(fds[j]);
+      stage_abort(n, st);
       return -1;
     }
   }
+  return 0;
+}
+
+/* Removes the temporaries, frees everything. */
+static void stage_abort(int n, Staged *st) {
   for (int i = 0; i < n; i++) {
-    if (strcmp(paths[i], "-") == 0) {
-      fwrite(data[i]->s ? data[i]->s : "", 1, data[i]->len, stdout);
-      continue;
+    if (st[i].tmp) {
+      unlink(st[i].tmp);
+      untrack_tmp(st[i].tmp);
+      free(st[i].tmp);
     }
-    chmod(tmp[i], 0644);
-    if (rename(tmp[i], paths[i]) != 0) {
-      fprintf(stderr, "agc: cannot write '%s': %s\n", paths[i],
+    free(st[i].target);
+    st[i].tmp = st[i].target = NULL;
+  }
+}
+
+/* Renames every staged file over its target, or none. */
+static int stage_commit(int n, Staged *st) {
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old); /* no signal between two renames */
+  int done = 0, rc = 0;
+  for (int i = 0; i < n && rc == 0; i++) {
+    if (!st[i].existed)
+      continue;
+    /* a hard link to the old file, to put it back should a later rename
+       fail; where links are impossible the old file is simply replaced */
+    size_t len = strlen(st[i].target) + 24;
+    st[i].backup = malloc(len);
+    if (!st[i].backup)
+      abort();
+    for (int k = 0; k < 100; k++) {
+      snprintf(st[i].backup, len, "%s.agc-old-%ld-%d", st[i].target,
+               (long)getpid(), k);
+      if (link(st[i].target, st[i].backup) == 0) {
+        track_tmp(st[i].backup);
+        break;
+      }
+      if (errno != EEXIST) {
+        free(st[i].backup);
+        st[i].backup = NULL;
+        break;
+      }
+    }
+  }
+  for (; done < n; done++)
+    if (rename(st[done].tmp, st[done].target) != 0) {
+      fprintf(stderr, "agc: cannot write '%s': %s\n", st[done].path,
               strerror(errno));
-      unlink(tmp[i]);
+      rc = -1;
+      break;
+    }
+  for (int i = 0; i < n; i++) {
+    if (rc != 0 && i < done) { /* undo: the old file back, or none */
+      if (st[i].backup)
+        rename(st[i].backup, st[i].target);
+      else if (!st[i].existed)
+        unlink(st[i].target);
+    }
+    if (st[i].backup) {
+      unlink(st[i].backup);
+      untrack_tmp(st[i].backup);
+      free(st[i].backup);
+      st[i].backup = NULL;
+    }
+    if (i < done && rc == 0) {
+      untrack_tmp(st[i].tmp);
+      free(st[i].tmp);
+      st[i].tmp = NULL;
+    }
+  }
+  stage_abort(n, st); /* frees the names (and removes what is left) */
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  return rc;
+}
+
+static int write_fd_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Writes all files or none; "-" is standard output, written last. */
+static int write_files(int n, const char **paths, StrBuf **data) {
+  Staged st[8];
+  int fds[8], idx[8], k = 0;
+  memset(st, 0, sizeof st);
+  for (int i = 0; i < n; i++)
+    if (strcmp(paths[i], "-") != 0) {
+      st[k].path = paths[i];
+      idx[k++] = i;
+    }
+  if (stage_begin(k, st, fds) != 0)
+    return -1;
+  for (int j = 0; j < k; j++) {
+    StrBuf *d = data[idx[j]];
+    int bad = write_fd_all(fds[j], d->s ? d->s : "", d->len) != 0 ||
+              fsync(fds[j]) != 0;
+    int e = errno;
+    if (close(fds[j]) != 0 && !bad)
+      bad = 1, e = errno;
+    fds[j] = -1;
+    if (bad) {
+      fprintf(stderr, "agc: cannot write '%s': %s\n", st[j].path, strerror(e));
+      for (int m = j + 1; m < k; m++)
+        close(fds[m]);
+      stage_abort(k, st);
       return -1;
     }
   }
+  if (stage_commit(k, st) != 0)
+    return -1;
+  for (int i = 0; i < n; i++)
+    if (strcmp(paths[i], "-") == 0)
+      fwrite(data[i]->s ? data[i]->s : "", 1, data[i]->len, stdout);
   return 0;
 }
 
@@ -204,8 +490,9 @@ static int parse_cli(int argc, char **argv, int start, Cli *o, int mode) {
       if (!v) return 2;
       char *end;
       long r = strtol(v, &end, 10);
-      if (*end || r < 1 || r > 100000000)
-        return die2("--repeat takes a count from 1 to 100000000, not '%s'", v);
+      if (*end || r < 1 || r > MAX_REPEAT)
+        return die2("--repeat takes a count from 1 to 1000000 (MAX_REPEAT), "
+                    "not '%s'", v);
       o->repeat = (int)r;
     } else if (strcmp(a, "--tol") == 0 && mode == 2) {
       const char *v = NEXT();
@@ -217,6 +504,10 @@ static int parse_cli(int argc, char **argv, int start, Cli *o, int mode) {
     } else if (a[0] == '-' && a[1]) {
       return unknown_option(a);
     } else if (mode && strchr(a, '=')) {
+      size_t k = (size_t)(strchr(a, '=') - a);
+      for (int j = 0; j < o->npairs; j++)
+        if (strncmp(o->pairs[j], a, k + 1) == 0)
+          return die2("input given twice: '%s' (each NAME=FILE once)", a);
       o->pairs[o->npairs++] = a;
     } else if (!o->graph) {
       o->graph = a;
@@ -352,7 +643,10 @@ static int load_input(Cli *o, agc_graph *g, int i, agc_array *a,
   }
   char err[1024];
   agc_dtype want = agc_graph_dtype(g, 0, i);
-  if (agc_npy_read(path, a, err, sizeof err) != 0) {
+  /* the graph's shape is checked against the header before the data is
+     read: it bounds what a file can make us allocate */
+  if (agc_npy_read_shaped(path, a, agc_graph_rank(g, 0, i),
+                          agc_graph_dims(g, 0, i), err, sizeof err) != 0) {
     /* npy.c: "PATH: dtype '<i8' not supported (expected ...)" */
     const char *d = strstr(err, ": dtype '");
     const char *e = d ? strstr(d + 9, "' not supported") : NULL;
@@ -456,11 +750,64 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static void *work_alloc(size_t n) {
-  void *w = malloc(n ? n : 1);
-  if (!w)
-    abort();
+/* Memory for a run: NULL after a message when there is none. */
+static void *try_alloc(size_t count, size_t size, const char *what) {
+  void *w = count && size <= SIZE_MAX / count ? calloc(count, size)
+                                              : calloc(1, 1);
+  if (!w || (count && size > SIZE_MAX / count)) {
+    free(w);
+    fprintf(stderr, "agc: out of memory (%.0f bytes for %s)\n",
+            (double)count * (double)size, what);
+    return NULL;
+  }
   return w;
+}
+
+/* Writes OUT/NAME.npy for every output: all of them or none. */
+static int write_results(const char *outdir, agc_graph *g, agc_array *outs,
+                         int nout) {
+  Staged *st = calloc((size_t)nout + 1, sizeof *st);
+  int *fds = calloc((size_t)nout + 1, sizeof *fds);
+  char **paths = calloc((size_t)nout + 1, sizeof *paths);
+  if (!st || !fds || !paths)
+    abort();
+  int rc = 0;
+  for (int i = 0; i < nout && !rc; i++) {
+    size_t len = strlen(outdir) + strlen(agc_graph_name(g, 1, i)) + 8;
+    paths[i] = malloc(len);
+    if (!paths[i])
+      abort();
+    snprintf(paths[i], len, "%s/%s.npy", outdir, agc_graph_name(g, 1, i));
+    st[i].path = paths[i];
+  }
+  if (!rc && stage_begin(nout, st, fds) != 0)
+    rc = -1;
+  char err[1024];
+  for (int i = 0; i < nout && !rc; i++) {
+    if (agc_npy_write_fd(fds[i], paths[i], &outs[i], err, sizeof err) != 0) {
+      fprintf(stderr, "agc: %s\n", err);
+      rc = -1;
+    }
+    if (close(fds[i]) != 0 && !rc) {
+      fprintf(stderr, "agc: cannot write '%s': %s\n", paths[i],
+              strerror(errno));
+      rc = -1;
+    }
+    fds[i] = -1;
+    if (rc) {
+      for (int m = i + 1; m < nout; m++)
+        close(fds[m]);
+      stage_abort(nout, st);
+    }
+  }
+  if (!rc && stage_commit(nout, st) != 0)
+    rc = -1;
+  for (int i = 0; i < nout; i++)
+    free(paths[i]);
+  free(paths);
+  free(fds);
+  free(st);
+  return rc;
 }
 
 /* ---- agc run ------------------------------------------------------------------ */
@@ -483,9 +830,9 @@ static int cmd_run(Cli *o) {
   agc_array *outs = calloc((size_t)nout + 1, sizeof *outs);
   const void **inp = calloc((size_t)nin + 1, sizeof *inp);
   void **outp = calloc((size_t)nout + 1, sizeof *outp);
-  void *work = work_alloc(agc_graph_work_bytes(g));
+  void *work = try_alloc(agc_graph_work_bytes(g), 1, "the workspace");
   const char *outdir = o->outdir ? o->outdir : ".";
-  int rc = check_pairs(o, g) ? 1 : 0;
+  int rc = check_pairs(o, g) || !work ? 1 : 0;
   for (int i = 0; i < nin && !rc; i++) {
     if (load_input(o, g, i, &ins[i], 0, 0) != 0)
       rc = 1;
@@ -503,9 +850,12 @@ static int cmd_run(Cli *o) {
     for (int d = 0; d < a->rank; d++)
       a->dims[d] = agc_graph_dims(g, 1, i)[d];
     a->count = agc_graph_count(g, 1, i);
-    a->data = calloc((size_t)a->count, agc_dtype_size(a->dtype));
-    if (!a->data)
-      abort();
+    a->data = try_alloc((size_t)a->count, agc_dtype_size(a->dtype),
+                        agc_graph_name(g, 1, i));
+    if (!a->data) {
+      rc = 1;
+      break;
+    }
     outp[i] = a->data;
     snprintf(path, sizeof path, "%s/%s.npy", outdir, agc_graph_name(g, 1, i));
     if (o->accumulate && agc_graph_is_grad(g, i) && access(path, F_OK) == 0) {
@@ -531,8 +881,8 @@ static int cmd_run(Cli *o) {
   }
   if (!rc) {
     int reps = o->repeat > 0 ? o->repeat : 1;
-    double *t = calloc((size_t)reps, sizeof *t);
-    int status = 0;
+    double *t = try_alloc((size_t)reps, sizeof *t, "--repeat timings");
+    int status = t ? 0 : -1;
     for (int r = 0; r < reps && !status; r++) {
       if (reps > 1)
         progress("calls", r, reps);
@@ -542,7 +892,9 @@ static int cmd_run(Cli *o) {
     }
     if (reps > 1)
       progress("calls", reps, reps);
-    if (status) {
+    if (status < 0) {
+      rc = 1;
+    } else if (status) {
       agc_graph_index_error(g, inp, err, sizeof err);
       fprintf(stderr, "agc: %s: %s\n", o->graph, err);
       rc = 1;
@@ -553,13 +905,8 @@ static int cmd_run(Cli *o) {
     }
     free(t);
   }
-  for (int i = 0; i < nout && !rc; i++) {
-    snprintf(path, sizeof path, "%s/%s.npy", outdir, agc_graph_name(g, 1, i));
-    if (agc_npy_write(path, &outs[i], err, sizeof err) != 0) {
-      fprintf(stderr, "agc: %s\n", err);
-      rc = 1;
-    }
-  }
+  if (!rc && write_results(outdir, g, outs, nout) != 0)
+    rc = 1;
   for (int i = 0; i < nin; i++)
     agc_array_free(&ins[i]);
   for (int i = 0; i < nout; i++)
@@ -599,11 +946,14 @@ static int cmd_check(Cli *o) {
   agc_array *ins = calloc((size_t)nin + 1, sizeof *ins);
   const void **inp = calloc((size_t)nin + 1, sizeof *inp);
   void **outp = calloc((size_t)nout + 1, sizeof *outp);
-  void *work = work_alloc(agc_graph_work_bytes(g));
-  int rc = check_pairs(o, g) ? 1 : 0;
+  void *work = try_alloc(agc_graph_work_bytes(g), 1, "the workspace");
+  int rc = check_pairs(o, g) || !work ? 1 : 0;
   int ngrad = 0;
-  for (int i = 0; i < nout; i++) {
-    outp[i] = calloc((size_t)agc_graph_count(g, 1, i), sizeof(double));
+  for (int i = 0; i < nout && !rc; i++) {
+    outp[i] = try_alloc((size_t)agc_graph_count(g, 1, i), sizeof(double),
+                        agc_graph_name(g, 1, i));
+    if (!outp[i])
+      rc = 1;
     ngrad += agc_graph_is_grad(g, i);
   }
   if (!ngrad && !rc) {
@@ -629,7 +979,12 @@ static int cmd_check(Cli *o) {
       for (int d = 0; d < a->rank; d++)
         a->dims[d] = agc_graph_dims(g, 0, i)[d];
       a->count = agc_graph_count(g, 0, i);
-      a->data = malloc((size_t)a->count * sizeof(double));
+      a->data = try_alloc((size_t)a->count, sizeof(double),
+                          agc_graph_name(g, 0, i));
+      if (!a->data) {
+        rc = 1;
+        break;
+      }
       for (int64_t k = 0; k < a->count; k++)
         ((double *)a->data)[k] = uniform();
       fprintf(stderr, "agc: note: input '%s' not given; using random values "
@@ -641,7 +996,13 @@ static int cmd_check(Cli *o) {
   int nroots = 0;
   int *rootout = calloc((size_t)nout + 1, sizeof(int));
   int *rootseed = calloc((size_t)nout + 1, sizeof(int));
+  /* the roots are the outputs the compiler exposed after the gradients
+     (a user's own output may be called agc_root_* too) */
+  int after_grads = 0;
   for (int i = 0; i < nout; i++)
+    if (agc_graph_is_grad(g, i))
+      after_grads = i + 1;
+  for (int i = after_grads; i < nout; i++)
     if (strncmp(agc_graph_name(g, 1, i), "agc_root_", 9) == 0) {
       const char *rn = agc_graph_name(g, 1, i) + 9;
       rootseed[nroots] = -1;
@@ -662,7 +1023,11 @@ static int cmd_check(Cli *o) {
   double **ad = calloc((size_t)nout + 1, sizeof *ad);
   for (int i = 0; i < nout && !rc; i++) {
     size_t n = (size_t)agc_graph_count(g, 1, i);
-    ad[i] = malloc(n * sizeof(double));
+    ad[i] = try_alloc(n, sizeof(double), agc_graph_name(g, 1, i));
+    if (!ad[i]) {
+      rc = 1;
+      break;
+    }
     memcpy(ad[i], outp[i], n * sizeof(double));
   }
   double tol = o->tol > 0 ? o->tol : 1e-4;
@@ -754,6 +1119,7 @@ int main(int argc, char **argv) {
     printf("agc %s\n", AGC_VERSION);
     return 0;
   }
+  catch_signals();
   Cli o;
   memset(&o, 0, sizeof o);
   o.pairs = calloc((size_t)argc, sizeof *o.pairs);

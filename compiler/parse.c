@@ -75,6 +75,12 @@ static const char *tok_desc(P *p, const Token *t) {
     return names[0];
   if (t->kind == T_NEWLINE)
     return names[1];
+  /* operators are described often (every binary operation): no copy */
+  static const char *const ops[] = {"**", "<=", ">=", "==", "!=", "+", "-",
+                                    "*",  "/",  "@",  "<",  ">",  NULL};
+  for (const char *const *o = ops; *o; o++)
+    if (is_punct(t, *o))
+      return *o;
   return arena_strndup(&p->c->arena, t->text, (size_t)t->len);
 }
 static void expect(P *p, const char *s) {
@@ -136,16 +142,16 @@ static void define(P *p, const char *name, int node, Loc loc) {
              old->loc.line);
   if (p->nsyms == p->symcap) {
     int ncap = p->symcap ? p->symcap * 2 : 64;
-    Sym *ns = arena_alloc(&p->c->arena, sizeof *ns * (size_t)ncap);
-    if (p->nsyms)
-      memcpy(ns, p->syms, sizeof *ns * (size_t)p->nsyms);
-    p->syms = ns;
+    p->syms = arena_grow(&p->c->arena, p->syms, sizeof *p->syms *
+                         (size_t)p->symcap, sizeof *p->syms * (size_t)ncap);
     p->symcap = ncap;
   }
   p->syms[p->nsyms++] = (Sym){name, node, loc};
   if (p->nsyms * 2 > p->icap) { /* rebuild at twice the size */
+    int ocap = p->icap;
     p->icap = p->icap ? p->icap * 2 : 128;
-    p->index = arena_alloc(&p->c->arena, sizeof(int) * (size_t)p->icap);
+    p->index = arena_grow(&p->c->arena, p->index, sizeof(int) * (size_t)ocap,
+                          sizeof(int) * (size_t)p->icap);
     for (int i = 0; i < p->icap; i++)
       p->index[i] = -1;
     for (int i = 0; i < p->nsyms; i++)
@@ -699,10 +705,13 @@ static Val args_and_call(P *p, const char *fn, Loc loc) {
   memset(&k, 0, sizeof k);
   k.fn = fn;
   k.loc = loc;
-  int cap = 16;
-  k.pos = arena_alloc(&p->c->arena, sizeof(Val) * (size_t)cap);
-  k.named = arena_alloc(&p->c->arena, sizeof(Val) * (size_t)cap);
-  k.used = arena_alloc(&p->c->arena, sizeof(int) * (size_t)cap);
+  enum { cap = 16 };
+  Val pos[cap], named[cap]; /* on the stack: a long program makes many calls */
+  int used[cap];
+  memset(used, 0, sizeof used);
+  k.pos = pos;
+  k.named = named;
+  k.used = used;
   while (!is_punct(peek(p), ")")) {
     if (k.npos + k.nnamed >= cap)
       error_at(p->c, tloc(peek(p)), "%s(): too many arguments", fn);
@@ -1355,15 +1364,31 @@ static void add_arg(Ctx *c, const char *name, int node, int is_param,
 
 static void add_out(Ctx *c, const char *name, int node, int is_grad, Loc loc) {
   Graph *g = &c->g;
-  for (int i = 0; i < g->nouts; i++)
-    if (strcmp(g->outs[i].name, name) == 0)
+  /* duplicates through a hash index of the names (a list of 100,000
+     outputs must not cost 100,000^2 comparisons) */
+  if ((g->nouts + 1) * 2 > c->outicap) {
+    int ocap = c->outicap, ncap = ocap ? ocap * 2 : 64;
+    arena_release(&c->arena, c->outidx, sizeof(int) * (size_t)ocap);
+    c->outidx = arena_alloc(&c->arena, sizeof(int) * (size_t)ncap);
+    c->outicap = ncap;
+    for (int i = 0; i < ncap; i++)
+      c->outidx[i] = -1;
+    for (int o = 0; o < g->nouts; o++) {
+      unsigned k = name_hash(g->outs[o].name) & (unsigned)(ncap - 1);
+      while (c->outidx[k] >= 0)
+        k = (k + 1) & (unsigned)(ncap - 1);
+      c->outidx[k] = o;
+    }
+  }
+  unsigned k = name_hash(name) & (unsigned)(c->outicap - 1);
+  for (; c->outidx[k] >= 0; k = (k + 1) & (unsigned)(c->outicap - 1))
+    if (strcmp(g->outs[c->outidx[k]].name, name) == 0)
       error_at(c, loc, "'%s' is already an output", name);
+  c->outidx[k] = g->nouts;
   if (g->nouts == g->outcap) {
     int ncap = g->outcap ? g->outcap * 2 : 16;
-    Out *no = arena_alloc(&c->arena, sizeof *no * (size_t)ncap);
-    if (g->nouts)
-      memcpy(no, g->outs, sizeof *no * (size_t)g->nouts);
-    g->outs = no;
+    g->outs = arena_grow(&c->arena, g->outs, sizeof *g->outs *
+                         (size_t)g->outcap, sizeof *g->outs * (size_t)ncap);
     g->outcap = ncap;
   }
   g->outs[g->nouts++] = (Out){name, node, is_grad, loc};
@@ -1449,11 +1474,14 @@ static void do_backward(P *p, Root *roots, int nroots) {
   Ctx *c = p->c;
   int *rn = arena_alloc(&c->arena, sizeof(int) * (size_t)(nroots + 1));
   int *seeds = arena_alloc(&c->arena, sizeof(int) * (size_t)(nroots + 1));
+  /* a name is one node, so a repeated root is a repeated node (marked,
+     not compared pairwise: backward may list 100,000 names) */
+  size_t seensz = (size_t)c->g.n + 1;
+  char *seen = arena_alloc(&c->arena, seensz);
   for (int i = 0; i < nroots; i++) {
-    for (int j = 0; j < i; j++)
-      if (strcmp(roots[j].name, roots[i].name) == 0)
-        error_at(c, roots[i].loc, "'%s' is already a backward root",
-                 roots[i].name);
+    if (seen[roots[i].node]++)
+      error_at(c, roots[i].loc, "'%s' is already a backward root",
+               roots[i].name);
     Node *n = &c->g.nodes[roots[i].node];
     if (n->dt == DT_I32)
       error_at(c, roots[i].loc, "backward of '%s': an i32 value has no "

@@ -65,10 +65,12 @@ static int rebuild(Ctx *c, const Node *n, const int *in) {
  * operand; live_only: dead nodes are not rebuilt. */
 static void rebuild_graph(Ctx *c, int strip, int live_only) {
   Graph old = c->g;
+  c->prev = old;
   char *live = live_only ? ir_live_nodes(c) : NULL;
-  int *map = malloc(sizeof(int) * (size_t)(old.n + 1));
-  if (!map)
-    abort();
+  /* in the arena, so an error during the pass leaks nothing; given back
+     at the end (a large allocation is a block of its own) */
+  size_t mapsz = sizeof(int) * (size_t)(old.n + 1);
+  int *map = arena_alloc(&c->arena, mapsz);
   memset(&c->g, 0, sizeof c->g);
   c->g.args = old.args;
   c->g.nargs = old.nargs;
@@ -76,10 +78,10 @@ static void rebuild_graph(Ctx *c, int strip, int live_only) {
   c->g.outs = old.outs;
   c->g.nouts = old.nouts;
   c->g.outcap = old.outcap;
-  int *tmp = malloc(sizeof(int) * 8);
+  if (c->rules & R_CSE)
+    ir_hash_reserve(c, old.n); /* a rebuild has at most about old.n nodes */
   int tcap = 8;
-  if (!tmp)
-    abort();
+  int *tmp = arena_alloc(&c->arena, sizeof(int) * (size_t)tcap);
   for (int i = 0; i < old.n; i++) {
     const Node *n = &old.nodes[i];
     map[i] = -1;
@@ -94,11 +96,9 @@ static void rebuild_graph(Ctx *c, int strip, int live_only) {
       map[i] = map[n->in[0]];
     } else {
       if (n->nin > tcap) {
+        tmp = arena_grow(&c->arena, tmp, sizeof(int) * (size_t)tcap,
+                         sizeof(int) * (size_t)n->nin);
         tcap = n->nin;
-        int *nt = realloc(tmp, sizeof(int) * (size_t)tcap);
-        if (!nt)
-          abort();
-        tmp = nt;
       }
       for (int k = 0; k < n->nin; k++)
         tmp[k] = map[n->in[k]];
@@ -119,10 +119,14 @@ static void rebuild_graph(Ctx *c, int strip, int live_only) {
     if (c->bseeds[r] >= 0)
       c->bseeds[r] = map[c->bseeds[r]];
   }
-  free(tmp);
-  free(map);
+  arena_release(&c->arena, tmp, sizeof(int) * (size_t)tcap);
+  arena_release(&c->arena, map, mapsz);
+  if (live)
+    arena_release(&c->arena, live, (size_t)old.n + 1);
   free(old.nodes);
   free(old.hash);
+  arena_free(&old.ins);
+  memset(&c->prev, 0, sizeof c->prev);
 }
 
 /* The IR checker: operands come first, arities and shapes agree. A
@@ -177,7 +181,20 @@ int pass_known(const char *name) {
   return 0;
 }
 
+/* The node array trimmed to its nodes (it grew by doubling): the planner
+ * and the emitter allocate next, on top of it. */
+static void trim_nodes(Ctx *c) {
+  if (c->g.n == 0 || c->g.cap <= c->g.n)
+    return;
+  Node *nn = realloc(c->g.nodes, sizeof *nn * (size_t)c->g.n);
+  if (nn) {
+    c->g.nodes = nn;
+    c->g.cap = c->g.n;
+  }
+}
+
 void run_passes(Ctx *c, const char *stop_after) {
+  trim_nodes(c);
   check_ir(c, "parse");
   if (stop_after && strcmp(stop_after, "parse") == 0)
     return;
@@ -186,6 +203,7 @@ void run_passes(Ctx *c, const char *stop_after) {
   for (size_t i = 0; i < sizeof passes / sizeof passes[0]; i++) {
     c->rules |= passes[i].rules;
     rebuild_graph(c, passes[i].strip, passes[i].live_only);
+    trim_nodes(c);
     check_ir(c, passes[i].name);
     if (stop_after && strcmp(stop_after, passes[i].name) == 0)
       return;

@@ -23,11 +23,30 @@ static void *xmalloc(size_t n) {
   return p;
 }
 
+/* A large allocation gets a block of its own, behind the current one, so
+ * that arena_grow can give it back when it is replaced. */
+#define ARENA_OWN_BLOCK (64u << 10)
+
 void *arena_alloc(Arena *a, size_t n) {
   n = (n + 15) & ~(size_t)15;
   ArenaBlock *b = a->head;
+  if (n >= ARENA_OWN_BLOCK) {
+    ArenaBlock *own = xmalloc(sizeof *own + n);
+    own->used = own->cap = n; /* full: later small allocations go elsewhere */
+    if (b) {
+      own->next = b->next;
+      b->next = own;
+    } else {
+      own->next = NULL;
+      a->head = own;
+    }
+    memset(own->data, 0, n);
+    return own->data;
+  }
   if (!b || b->cap - b->used < n) {
-    size_t cap = n > (1 << 20) ? n : (1 << 20);
+    /* small graphs (most compilations) stay in one small first block */
+    size_t blk = b ? (size_t)1 << 20 : (size_t)32 << 10;
+    size_t cap = n > blk ? n : blk;
     b = xmalloc(sizeof *b + cap);
     b->next = a->head;
     b->used = 0;
@@ -37,6 +56,25 @@ void *arena_alloc(Arena *a, size_t n) {
   void *p = (char *)b->data + b->used;
   b->used += n;
   memset(p, 0, n);
+  return p;
+}
+
+void arena_release(Arena *a, void *old, size_t oldn) {
+  if (old && oldn >= ARENA_OWN_BLOCK)
+    for (ArenaBlock **bp = &a->head; *bp; bp = &(*bp)->next)
+      if ((void *)(*bp)->data == old) {
+        ArenaBlock *dead = *bp;
+        *bp = dead->next;
+        free(dead);
+        return;
+      }
+}
+
+void *arena_grow(Arena *a, void *old, size_t oldn, size_t n) {
+  void *p = arena_alloc(a, n);
+  if (old && oldn)
+    memcpy(p, old, oldn < n ? oldn : n);
+  arena_release(a, old, oldn);
   return p;
 }
 
@@ -191,18 +229,46 @@ static void diag(Ctx *c, Loc loc, const char *kind, const char *fmt,
   if (loc.line <= 0 || !c->src)
     return;
   const char *p = c->src, *end = c->src + c->srclen;
-  for (int l = 1; l < loc.line && p < end; p++)
-    if (*p == '\n')
-      l++;
+  if (!c->lines) { /* where each line starts, found once: a graph with
+                      50,000 warnings must not rescan the source for each */
+    int n = 1;
+    for (const char *q = p; q < end; q++)
+      n += *q == '\n';
+    c->lines = arena_alloc(&c->arena, sizeof *c->lines * (size_t)(n + 1));
+    c->nlines = 0;
+    c->lines[c->nlines++] = p;
+    for (const char *q = p; q < end; q++)
+      if (*q == '\n')
+        c->lines[c->nlines++] = q + 1;
+  }
+  p = loc.line <= c->nlines ? c->lines[loc.line - 1] : end;
+  /* the line ends at a newline; a carriage return is only part of that
+     newline (CRLF) or of the end: elsewhere the lexer saw a blank */
   const char *e = p;
-  while (e < end && *e != '\n' && *e != '\r')
+  while (e < end && *e != '\n' &&
+         !(*e == '\r' && (e + 1 == end || e[1] == '\n')))
     e++;
-  sb_puts(&c->diag, "  ");
-  for (const char *q = p; q < e; q++)
+  /* a long line is shown as a window around the column, so the caret
+     always sits under the excerpt it belongs to */
+  const char *from = p, *to = e;
+  const char *at = p + (loc.col > 0 ? loc.col - 1 : 0);
+  if (at > e)
+    at = e;
+  enum { WIDE = 200, SIDE = 90 };
+  if (e - p > WIDE) {
+    if (at - p > SIDE)
+      from = at - SIDE;
+    if (e - at > SIDE)
+      to = at + SIDE;
+  }
+  sb_puts(&c->diag, from > p ? "  ..." : "  ");
+  for (const char *q = from; q < to; q++)
     sb_putc(&c->diag, (*q == '\t' || (unsigned char)*q >= 32) ? *q : ' ');
-  sb_puts(&c->diag, "\n  ");
-  for (int i = 1; i < loc.col && p + i - 1 < e; i++)
-    sb_putc(&c->diag, p[i - 1] == '\t' ? '\t' : ' ');
+  sb_puts(&c->diag, to < e ? "...\n  " : "\n  ");
+  if (from > p)
+    sb_puts(&c->diag, "   ");
+  for (const char *q = from; q < at; q++)
+    sb_putc(&c->diag, *q == '\t' ? '\t' : ' ');
   sb_puts(&c->diag, "^\n");
 }
 

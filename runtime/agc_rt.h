@@ -38,6 +38,11 @@ const char *agc_dtype_name(agc_dtype t); /* "f32", "f64", "i32" */
  * agc_array_free() after a failure. A dimension may be 0: count is then 0
  * and data is a valid (non-NULL) empty block. */
 int agc_npy_read(const char *path, agc_array *out, char *err, size_t errlen);
+/* The same, for a file that must have this shape: a header with another
+ * shape is an error ("<path>: shape [..], expected [..]") before any data
+ * is read or allocated, so the shape bounds the memory a file can take. */
+int agc_npy_read_shaped(const char *path, agc_array *out, int rank,
+                        const int64_t *dims, char *err, size_t errlen);
 
 /* Writes a .npy file (format 1.0) atomically: a temporary file in the same
  * directory, then rename. Returns 0, or -1 with a message in err.
@@ -45,6 +50,11 @@ int agc_npy_read(const char *path, agc_array *out, char *err, size_t errlen);
  * gets mode 0666 & ~umask; on failure an existing file is left untouched.
  * a->count must equal the product of a->dims. */
 int agc_npy_write(const char *path, const agc_array *a, char *err, size_t errlen);
+/* Writes the same bytes to an open file descriptor (then fsync), for a
+ * caller that stages several files and renames them together; path only
+ * names the file in messages. Returns 0, or -1 with a message in err. */
+int agc_npy_write_fd(int fd, const char *path, const agc_array *a, char *err,
+                     size_t errlen);
 
 /* Converts a's data to dtype t in place (f32 <-> f64; i32 -> float).
  * Converting to the same dtype is a no-op; converting to i32 fails.

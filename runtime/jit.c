@@ -10,6 +10,7 @@
  *    resulting shared object and deletes the files again.
  * All libtcc calls live in this file.
  */
+#define _GNU_SOURCE /* execvpe */
 #include "agc_rt.h"
 #include "agc_kernels.h"
 
@@ -24,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -225,11 +228,41 @@ static int split_cc(char **store, char **argv, int max) {
   return n > 0 ? n : -1;
 }
 
-/* Reads everything from fd into out (truncated to cap-1 bytes). */
-static void drain(int fd, char *out, size_t cap) {
+/* The signals that end a program (^C, kill, a closed terminal). While the
+ * system compiler runs they are held (blocked), so that the compiler's
+ * process group can be killed and the temporary directory removed first;
+ * then they are delivered as usual. */
+static void stop_signals(sigset_t *set) {
+  sigemptyset(set);
+  sigaddset(set, SIGINT);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGHUP);
+}
+
+static bool stop_pending(void) {
+  sigset_t pend;
+  if (sigpending(&pend) != 0)
+    return false;
+  return sigismember(&pend, SIGINT) == 1 || sigismember(&pend, SIGTERM) == 1 ||
+         sigismember(&pend, SIGHUP) == 1;
+}
+
+/* Reads everything from fd into out (truncated to cap-1 bytes). If a held
+ * stop signal arrives meanwhile, kills process group pgid (the compiler
+ * and the cc1, as, ld it started) and returns true. */
+static bool drain(int fd, char *out, size_t cap, pid_t pgid) {
   size_t n = 0;
   char buf[4096];
+  bool stopped = false;
   for (;;) {
+    if (!stopped && stop_pending()) {
+      kill(-pgid, SIGKILL);
+      stopped = true;
+    }
+    struct pollfd p = {fd, POLLIN, 0};
+    int pr = poll(&p, 1, 100);
+    if (pr == 0 || (pr < 0 && errno == EINTR))
+      continue;
     ssize_t r = read(fd, buf, sizeof buf);
     if (r < 0 && errno == EINTR)
       continue;
@@ -240,6 +273,7 @@ static void drain(int fd, char *out, size_t cap) {
     n += k;
   }
   out[n] = '\0';
+  return stopped;
 }
 
 static void write_str(int fd, const char *s) {
@@ -248,8 +282,11 @@ static void write_str(int fd, const char *s) {
 }
 
 /* Runs argv (no shell), collecting stdout+stderr into out. Returns the exit
- * status, or -1 if the process could not be started or died of a signal. */
-static int run_capture(char *const argv[], char *out, size_t cap) {
+ * status, or -1 if the process could not be started or died of a signal.
+ * The child runs in a process group of its own with the signal mask the
+ * caller had (child_mask). */
+static int run_capture(char *const argv[], char *const envp[], char *out,
+                       size_t cap, const sigset_t *child_mask) {
   int pfd[2];
   out[0] = '\0';
   if (pipe(pfd) != 0)
@@ -261,12 +298,14 @@ static int run_capture(char *const argv[], char *out, size_t cap) {
     return -1;
   }
   if (pid == 0) {
+    setpgid(0, 0);
+    sigprocmask(SIG_SETMASK, child_mask, NULL);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0)
       dup2(devnull, 0);
     dup2(pfd[1], 1);
     dup2(pfd[1], 2);
-    execvp(argv[0], argv);
+    execvpe(argv[0], argv, envp);
     /* Only write() between fork and _exit: the parent may have threads. */
     const char *why = strerror(errno);
     write_str(2, "cannot run '");
@@ -276,9 +315,12 @@ static int run_capture(char *const argv[], char *out, size_t cap) {
     write_str(2, "\n");
     _exit(127);
   }
+  setpgid(pid, pid); /* also here: whichever runs first */
   close(pfd[1]);
-  drain(pfd[0], out, cap);
+  bool stopped = drain(pfd[0], out, cap, pid);
   close(pfd[0]);
+  if (stopped)
+    kill(-pid, SIGKILL); /* what the group started after the first kill */
   int status;
   while (waitpid(pid, &status, 0) < 0)
     if (errno != EINTR)
@@ -397,7 +439,8 @@ static int cc_args(char **argv, int n, const bool *use, size_t bytes,
 /* Runs the compiler, retrying without optional flags it rejected. Returns
  * the exit status (0 = success); the compiler's output is left in out. */
 static int cc_compile(const char *src, const char *so, size_t bytes,
-                      char *out, size_t cap) {
+                      char *out, size_t cap, const sigset_t *child_mask,
+                      char *const envp[]) {
   bool big = bytes > CC_O3_MAX_BYTES;
   char *store;
   char *argv[64];
@@ -413,7 +456,9 @@ static int cc_compile(const char *src, const char *so, size_t bytes,
   int rc;
   for (;;) {
     cc_args(argv, base, use, bytes, src, so);
-    rc = run_capture(argv, out, cap);
+    rc = run_capture(argv, envp, out, cap, child_mask);
+    if (stop_pending())
+      break; /* no retry: the program is being stopped */
     bool retry = false;
     for (size_t k = 0; rc != 0 && k < N_OPTIONAL; k++)
       if (use[k] && strstr(out, optional_flags[k].needle)) {
@@ -471,7 +516,11 @@ static agc_module *compile_cc(const char *source, char *err, size_t errlen) {
   const char *tmpdir = getenv("TMPDIR");
   char dir[4096], src[4200], so[4200];
   snprintf(dir, sizeof dir, "%s/agc-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+  sigset_t stop, old;
+  stop_signals(&stop);
+  sigprocmask(SIG_BLOCK, &stop, &old); /* held until the directory is gone */
   if (!mkdtemp(dir)) {
+    sigprocmask(SIG_SETMASK, &old, NULL);
     set_err(err, errlen, "cc: cannot create a temporary directory in %s: %s",
             tmpdir && *tmpdir ? tmpdir : "/tmp", strerror(errno));
     return NULL;
@@ -485,7 +534,29 @@ static agc_module *compile_cc(const char *source, char *err, size_t errlen) {
   } else if (!write_file(src, source)) {
     set_err(err, errlen, "cc: cannot write %s: %s", src, strerror(errno));
   } else {
-    int rc = cc_compile(src, so, strlen(source), out, 8192);
+    /* the compiler's own temporaries (cc1's .s, as's .o) go into our
+       directory too, so that nothing outlives it, even a killed compile */
+    extern char **environ;
+    size_t nenv = 0;
+    while (environ[nenv])
+      nenv++;
+    char **envp = calloc(nenv + 2, sizeof *envp);
+    char *tmpvar = malloc(strlen(dir) + 8);
+    int rc = -1;
+    if (envp && tmpvar) {
+      size_t k = 0;
+      for (size_t i = 0; i < nenv; i++)
+        if (strncmp(environ[i], "TMPDIR=", 7) != 0)
+          envp[k++] = environ[i];
+      sprintf(tmpvar, "TMPDIR=%s", dir);
+      envp[k++] = tmpvar;
+      envp[k] = NULL;
+      rc = cc_compile(src, so, strlen(source), out, 8192, &old, envp);
+    } else {
+      snprintf(out, 8192, "out of memory");
+    }
+    free(envp);
+    free(tmpvar);
     char line[DIAG_MAX];
     summarize(out, dir, line, sizeof line);
     if (rc != 0) {
@@ -497,6 +568,12 @@ static agc_module *compile_cc(const char *source, char *err, size_t errlen) {
   free(out);
   /* The mapping stays valid after the files are gone. */
   remove_tree(dir);
+  if (m && stop_pending()) {
+    agc_module_free(m);
+    m = NULL;
+    set_err(err, errlen, "cc: interrupted");
+  }
+  sigprocmask(SIG_SETMASK, &old, NULL); /* a held signal is delivered now */
   return m;
 }
 

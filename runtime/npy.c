@@ -450,8 +450,17 @@ static int read_data(FILE *f, const char *path, uint64_t offset, uint64_t bytes,
   return -1;
 }
 
-static int read_stream(FILE *f, const char *path, agc_array *out, char *err,
-                       size_t errlen) {
+static void dims_text(int rank, const int64_t *dims, char *buf, size_t n) {
+  size_t k = (size_t)snprintf(buf, n, "[");
+  for (int i = 0; i < rank && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "",
+                          (long long)dims[i]);
+  if (k < n)
+    snprintf(buf + k, n - k, "]");
+}
+
+static int read_stream(FILE *f, const char *path, agc_array *out, int want_rank,
+                       const int64_t *want_dims, char *err, size_t errlen) {
   uint32_t hlen;
   size_t prefix;
   header_info h = {0};
@@ -460,6 +469,18 @@ static int read_stream(FILE *f, const char *path, agc_array *out, char *err,
   if (read_preamble(f, path, &hlen, &prefix, err, errlen) < 0 ||
       read_header(f, path, hlen, &h, &t, &count, err, errlen) < 0)
     return -1;
+  /* the expected shape is checked before any data is read: a header (on a
+     pipe, say) promising 2^34 elements costs nothing */
+  int same = want_rank < 0 || h.rank == want_rank;
+  for (int i = 0; same && want_rank > 0 && i < want_rank; i++)
+    same = h.dims[i] == want_dims[i];
+  if (!same) {
+    char got[256], want[256];
+    dims_text(h.rank, h.dims, got, sizeof got);
+    dims_text(want_rank, want_dims, want, sizeof want);
+    set_err(err, errlen, "%s: shape %s, expected %s", path, got, want);
+    return -1;
+  }
   /* The whole file must stay addressable by off_t. */
   uint64_t esize = agc_dtype_size(t), offset = prefix + hlen;
   if ((uint64_t)count > ((uint64_t)INT64_MAX - offset) / esize) {
@@ -477,7 +498,8 @@ static int read_stream(FILE *f, const char *path, agc_array *out, char *err,
   return 0;
 }
 
-int agc_npy_read(const char *path, agc_array *out, char *err, size_t errlen) {
+static int npy_read(const char *path, agc_array *out, int want_rank,
+                    const int64_t *want_dims, char *err, size_t errlen) {
   if (!out) {
     set_err(err, errlen, "%s: no output array given", path ? path : "(null)");
     return -1;
@@ -498,9 +520,24 @@ int agc_npy_read(const char *path, agc_array *out, char *err, size_t errlen) {
     fclose(f);
     return -1;
   }
-  int rc = read_stream(f, path, out, err, errlen);
+  int rc = read_stream(f, path, out, want_rank, want_dims, err, errlen);
   fclose(f);
   return rc;
+}
+
+int agc_npy_read(const char *path, agc_array *out, char *err, size_t errlen) {
+  return npy_read(path, out, -1, NULL, err, errlen);
+}
+
+int agc_npy_read_shaped(const char *path, agc_array *out, int rank,
+                        const int64_t *dims, char *err, size_t errlen) {
+  if (rank < 0 || rank > AGC_MAX_RANK || (rank > 0 && !dims)) {
+    if (out)
+      memset(out, 0, sizeof *out);
+    set_err(err, errlen, "%s: invalid expected shape", path ? path : "(null)");
+    return -1;
+  }
+  return npy_read(path, out, rank, dims, err, errlen);
 }
 
 /* ---- writing ---------------------------------------------------------- */
@@ -552,7 +589,8 @@ static bool write_all(int fd, const void *buf, size_t n) {
   return true;
 }
 
-/* Creates "<path>.tmp-<pid>-<k>" exclusively. open() with mode 0666 lets
+/* Creates "<path>.agc-tmp-<pid>-<k>" exclusively (a name that says whose
+ * it is, should a SIGKILL leave it behind). open() with mode 0666 lets
  * the umask decide the final permissions, as for a plain fopen(). */
 static int open_temp(const char *path, char **tmp) {
   size_t cap = strlen(path) + 48;
@@ -560,7 +598,7 @@ static int open_temp(const char *path, char **tmp) {
   if (!name)
     return -1;
   for (unsigned k = 0; k < 1000; k++) {
-    snprintf(name, cap, "%s.tmp-%ld-%u", path, (long)getpid(), k);
+    snprintf(name, cap, "%s.agc-tmp-%ld-%u", path, (long)getpid(), k);
     int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd >= 0) {
       *tmp = name;
@@ -594,6 +632,34 @@ static const char *validate_for_write(const agc_array *a) {
   return NULL;
 }
 
+/* The header and data of a to fd, then fsync; errno says why on false. */
+static bool write_npy_fd(int fd, const agc_array *a, const char *header,
+                         size_t hsize) {
+  size_t bytes = (size_t)a->count * agc_dtype_size(a->dtype);
+  /* fsync before rename: otherwise a crash can leave the new name pointing
+   * at an empty file on some filesystems. */
+  return write_all(fd, header, hsize) && write_all(fd, a->data, bytes) &&
+         fsync(fd) == 0;
+}
+
+int agc_npy_write_fd(int fd, const char *path, const agc_array *a, char *err,
+                     size_t errlen) {
+  if (!path)
+    path = "(unnamed)";
+  const char *bad = validate_for_write(a);
+  char header[1024];
+  size_t hsize = bad ? 0 : build_header(a, header, sizeof header);
+  if (bad || hsize == 0) {
+    set_err(err, errlen, "%s: cannot write: %s", path, bad ? bad : "header too large");
+    return -1;
+  }
+  if (!write_npy_fd(fd, a, header, hsize)) {
+    set_err(err, errlen, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
+    return -1;
+  }
+  return 0;
+}
+
 int agc_npy_write(const char *path, const agc_array *a, char *err, size_t errlen) {
   if (!path) {
     set_err(err, errlen, "(null): no path given");
@@ -613,11 +679,7 @@ int agc_npy_write(const char *path, const agc_array *a, char *err, size_t errlen
             strerror(errno));
     return -1;
   }
-  size_t bytes = (size_t)a->count * agc_dtype_size(a->dtype);
-  /* fsync before rename: otherwise a crash can leave the new name pointing
-   * at an empty file on some filesystems. */
-  bool ok = write_all(fd, header, hsize) && write_all(fd, a->data, bytes) &&
-            fsync(fd) == 0;
+  bool ok = write_npy_fd(fd, a, header, hsize);
   int e = ok ? 0 : errno;
   if (close(fd) != 0 && ok) {
     ok = false;

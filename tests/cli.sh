@@ -190,6 +190,88 @@ else
   echo "SKIP: no 'script' (util-linux): progress on a terminal not tested"
 fi
 
+# ---- output files: where they go, their mode, all or nothing ----
+G="$SRC/examples/mlp.graph"
+mkdir "$T/w"
+# a symbolic link is followed: the link stays, its target gets the code
+echo old > "$T/w/real.c"; chmod 0600 "$T/w/real.c"; ln -s real.c "$T/w/link.c"
+expect_rc 0 "-o through a symlink" "$AGC" "$G" -o "$T/w/link.c"
+[ -L "$T/w/link.c" ] && grep -q "^int mlp(" "$T/w/real.c" && ok || bad "-o replaced the symlink instead of writing its target"
+[ "$(stat -c %a "$T/w/real.c")" = 600 ] && ok || bad "-o changed the mode of an existing file: $(stat -c %a "$T/w/real.c")"
+# a new file: 0666 & ~umask
+(umask 027; "$AGC" "$G" -o "$T/w/new.c") 2>/dev/null
+[ "$(stat -c %a "$T/w/new.c")" = 640 ] && ok || bad "new output file ignores the umask: $(stat -c %a "$T/w/new.c")"
+# a FIFO, a directory: refused, left as they are
+mkfifo "$T/w/fifo.c"; mkdir "$T/w/dir.c"
+expect_rc 1 "-o names a FIFO" "$AGC" "$G" -o "$T/w/fifo.c"
+grep -q "fifo.c': it is a FIFO, not a regular file" "$T/stderr" && [ -p "$T/w/fifo.c" ] && ok || bad "FIFO: $(cat "$T/stderr")"
+expect_rc 1 "-o names a directory" "$AGC" "$G" -o "$T/w/dir.c"
+grep -q "dir.c': it is a directory" "$T/stderr" && [ -d "$T/w/dir.c" ] && ok || bad "directory: $(cat "$T/stderr")"
+# the header cannot be written: the .c is not replaced either
+echo keep > "$T/w/keep.c"
+expect_rc 1 "--header in a missing directory" "$AGC" "$G" -o "$T/w/keep.c" --header "$T/w/nodir/keep.h"
+[ "$(cat "$T/w/keep.c")" = keep ] && ok || bad "a failed header write replaced the .c"
+expect_rc 1 "--header names a directory" "$AGC" "$G" -o "$T/w/keep.c" --header "$T/w/dir.c"
+[ "$(cat "$T/w/keep.c")" = keep ] && ok || bad "a refused header replaced the .c"
+# -o X --header X: one file cannot be both
+expect_rc 1 "-o X --header X" "$AGC" "$G" -o "$T/w/keep.c" --header "$T/w/keep.c"
+grep -q "are the same file" "$T/stderr" && [ "$(cat "$T/w/keep.c")" = keep ] && ok || bad "-o X --header X: $(cat "$T/stderr")"
+expect_rc 1 "-o LINK --header TARGET" "$AGC" "$G" -o "$T/w/link.c" --header "$T/w/real.c"
+ls "$T/w" | grep -q "agc-tmp\|agc-old" && bad "temporaries left in $T/w: $(ls "$T/w")" || ok
+# agc run --out: all outputs or none (grad_x.npy is a directory here)
+mkdir -p "$T/ro/grad_x.npy"; echo old > "$T/ro/z.npy"
+expect_rc 1 "run: an output name taken by a directory" "$AGC" run "$T/ex3.graph" --dtype f64 \
+  x="$T/x.npy" grad_z="$T/grad_z.npy" --out "$T/ro"
+[ "$(cat "$T/ro/z.npy")" = old ] && ok || bad "run replaced z.npy although grad_x.npy could not be written"
+ls "$T/ro" | grep -q "agc-tmp" && bad "run left temporaries: $(ls "$T/ro")" || ok
+# SIGTERM during --backend cc: no temporary directory, no compiler left
+awk 'BEGIN { print "param x[4]\nv0 = x"; for (i = 1; i <= 3000; i++) printf "v%d = sin(v%d) * 0.5 + x\n", i, i - 1;
+             print "l = sum(v3000)\noutput l\nbackward l" }' > "$T/slow.graph"
+mkdir "$T/tmpdir"
+TMPDIR="$T/tmpdir" "$AGC" run "$T/slow.graph" --backend cc --out "$T/so" 2>/dev/null &
+pid=$!
+sleep 1.5
+kill -TERM $pid
+wait $pid 2>/dev/null
+rc=$?
+sleep 0.5
+[ $rc -eq 143 ] && ok || bad "SIGTERM during --backend cc: exit $rc, wanted 143 (killed by SIGTERM)"
+[ -z "$(ls -A "$T/tmpdir")" ] && ok || bad "SIGTERM during --backend cc left $(ls -AR "$T/tmpdir" | tr '\n' ' ')"
+
+# ---- the command line and inputs ----
+expect_rc 2 "the same input twice" "$AGC" run "$T/ex3.graph" x="$T/x.npy" x="$T/grad_z.npy"
+grep -q "input given twice: 'x=" "$T/stderr" && ok || bad "input twice: $(head -1 "$T/stderr")"
+expect_rc 2 "--repeat beyond MAX_REPEAT" "$AGC" run "$T/ex3.graph" --repeat 1000001
+# a FIFO whose header claims 2^34 elements: refused by its shape, unread
+mkfifo "$T/huge.npy"
+hdr="{'descr': '<f8', 'fortran_order': False, 'shape': (17179869184,), }"
+( printf '\223NUMPY\001\000'; printf "$(printf '\\%03o\\%03o' $(( (${#hdr} + 1) % 256 )) $(( (${#hdr} + 1) / 256 )))";
+  printf '%s\n' "$hdr"; head -c 400000000 /dev/zero ) > "$T/huge.npy" 2>/dev/null &
+fpid=$!
+/usr/bin/env time -f "%M" -o "$T/rss" "$AGC" run "$T/ex3.graph" --dtype f64 x="$T/huge.npy" grad_z="$T/grad_z.npy" --out "$T/o" 2>"$T/stderr" ||
+  rc=$?
+{ kill $fpid; wait $fpid; } 2>/dev/null
+grep -q "input 'x': .*huge.npy: shape \[17179869184\], expected \[2\]" "$T/stderr" && ok || bad "huge FIFO: $(cat "$T/stderr")"
+[ -s "$T/rss" ] && [ "$(tail -1 "$T/rss")" -lt 200000 ] && ok || bad "huge FIFO: max RSS $(tail -1 "$T/rss") KB"
+# agc check: its allocations are checked (1e9 f64 elements under a 2 GB limit)
+if ! ldd "$AGC" 2>/dev/null | grep -q libasan; then  # ASan needs its address space
+  printf 'param x[1000000000]\nl = sum(x * x)\noutput l\nbackward l\n' > "$T/huge.graph"
+  (ulimit -v 2000000; exec "$AGC" check "$T/huge.graph") >"$T/stdout" 2>"$T/stderr"
+  rc=$?
+  [ $rc -eq 1 ] && grep -q "out of memory" "$T/stderr" && ok || bad "check under a memory limit: exit $rc ($(tail -1 "$T/stderr"))"
+fi
+# names: a function name agc_* is the runtime's, a leading underscore C's;
+# a value may be called agc_root_* (agc check tells its own roots apart)
+printf 'param x[2]\nagc_root_l = sum(x * x)\noutput agc_root_l\nbackward agc_root_l\n' > "$T/root.graph"
+expect_rc 0 "a value named agc_root_* is checked like any other" "$AGC" check "$T/root.graph"
+grep -q "grad_x .* ok" "$T/stdout" && ok || bad "agc_root_ output: $(cat "$T/stdout")"
+expect_rc 1 "--name agc_gemm_f32" "$AGC" run "$T/ex3.graph" --name agc_gemm_f32
+grep -q "names starting with 'agc_' are reserved" "$T/stderr" && ok || bad "--name agc_gemm_f32: $(head -1 "$T/stderr")"
+expect_rc 1 "--name _graph" "$AGC" "$G" --name _graph --emit c
+cp "$T/ex3.graph" "$T/.graph"
+expect_rc 0 "a file named .graph" "$AGC" "$T/.graph" --emit c
+grep -q "^int graph(" "$T/stdout" && ok || bad "a file named .graph: $(grep -m1 '^int ' "$T/stdout")"
+
 # check: passes on the examples, catches a gradient that is deliberately
 # not the derivative (detach makes AD and finite differences disagree)
 expect_rc 0 "check mlp" "$AGC" check "$SRC/examples/mlp.graph" --inputs "$SRC/examples/data"
@@ -230,6 +312,19 @@ printf 'input x[2]\ny = x * 2\noutput y\n' > "$T/fwd.graph"
 sweep "check without backward" "$AGC" check "$T/fwd.graph"
 sweep "--after unknown" "$AGC" "$SRC/examples/mlp.graph" --emit ir --after nope
 sweep "--out is a file" "$AGC" run "$T/ex3.graph" --dtype f64 x="$T/x.npy" grad_z="$T/grad_z.npy" --out "$T/x.npy"
+# f32 constants: a fold that would overflow f32 is left to run time (the C
+# has no literal for an infinity), a literal beyond f32 is a located error
+for e in "x * 1e30 * 1e30" "x * exp(100)" "x * (3e38 * 10)"; do
+  printf 'param x[2]\ny = %s\nl = sum(y)\noutput y\nbackward l\n' "$e" > "$T/big.graph"
+  expect_rc 0 "f32 overflow fold: $e" "$AGC" "$T/big.graph" -o "$T/big.c"
+  ${CC:-cc} -std=c99 -Wall -Wextra -pedantic -Werror -c "$T/big.c" -o "$T/big.o" 2>"$T/cc.err" && ok ||
+    bad "f32 overflow fold: C for '$e' does not compile: $(head -2 "$T/cc.err")"
+done
+printf 'input x[2]\ny = x * 1e39\noutput y\n' > "$T/big.graph"
+expect_rc 1 "f32 literal beyond FLT_MAX" "$AGC" "$T/big.graph" -o "$T/big.c"
+grep -q "big.graph:2:9: error: number '1e39' is out of range for f32" "$T/stderr" && ok ||
+  bad "f32 literal message: $(head -1 "$T/stderr")"
+expect_rc 0 "the same literal in f64" "$AGC" "$T/big.graph" --dtype f64 -o "$T/big.c"
 
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

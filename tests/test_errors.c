@@ -295,6 +295,23 @@ static const ErrCase cases[] = {
       "input x[3]\ny = x + x + x + x + x + x + x + x + x + x + x + x + x + x"
       " + x + x + x + x + x + x + x + x + x + x + x + x + x + q\noutput y\n",
       2, 113, "unknown name 'q'"),
+    /* ---- number literals: 0 or a normal number of the float type ---- */
+    E("f32 literal beyond FLT_MAX", "input x[2]\ny = x * 1e39\noutput y\n", 2,
+      9, "out of range for f32"),
+    E("subnormal literal", "input x[2]\ny = x * 1e-310\noutput y\n", 2, 9,
+      "too small"),
+    E("literal underflowing to 0", "input x[2]\ny = x * 1e-400\noutput y\n",
+      2, 9, "too small"),
+    E("f32 subnormal literal", "param p[2]\nl = sum(p / 1e-45)\nbackward l\n",
+      2, 13, "too small for f32"),
+    E("backward root twice", "param x[2]\na = x * 2\nbackward a, a\n", 3, 13,
+      "'a' is already a backward root"),
+    /* ---- limits ---- */
+    E("grad() nested beyond the limit",
+      "param x[2]\nl = sum(grad(sum(grad(sum(grad(sum(grad(sum(grad(sum(grad("
+      "sum(grad(sum(grad(sum(grad(sum(sin(x)), x) * x), x) * x), x) * x), x) "
+      "* x), x) * x), x) * x), x) * x), x) * x), x) * x)\noutput l\n",
+      2, 9, "at most 8 nested grad()"),
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 
@@ -484,6 +501,47 @@ START_TEST(test_embedding_index_out_of_range) {
   ck_assert_str_eq(err, "input 'idx': idx[1, 1] = -1 is out of range: the "
                    "embedding table has 5 rows, so idx must be in 0..4");
   run_free(&r);
+}
+END_TEST
+
+/* A carriage return inside a line is a blank to the lexer; the excerpt
+ * must not end there, or the caret lands after it (under nothing). */
+START_TEST(test_caret_after_lone_cr) {
+  Options opt = {0};
+  const char *src = "input x\ny = x +\r q\noutput y\n";
+  Ctx *c = agc_compile("t.graph", src, strlen(src), &opt);
+  ck_assert_str_eq(agc_messages(c), "t.graph:2:10: error: unknown name 'q'\n"
+                                    "  y = x +  q\n"
+                                    "           ^\n");
+  agc_free(c);
+}
+END_TEST
+
+/* A long line is shown as a window around the column: the caret is under
+ * the shown text, at the column's character. */
+START_TEST(test_caret_in_long_line_window) {
+  enum { DEPTH = 10000 };
+  char *src = malloc(64 + 2 * DEPTH);
+  char *p = src;
+  p += sprintf(p, "input x\ny = ");
+  for (int i = 0; i < DEPTH; i++)
+    *p++ = '(';
+  *p++ = 'q';
+  for (int i = 0; i < DEPTH; i++)
+    *p++ = ')';
+  p += sprintf(p, "\noutput y\n");
+  Options opt = {0};
+  Ctx *c = agc_compile("t.graph", src, (size_t)(p - src), &opt);
+  const char *m = agc_messages(c);
+  ck_assert_msg(strstr(m, "t.graph:2:") == m && strstr(m, "nested too deeply"),
+                "%s", m);
+  const char *l2 = strchr(m, '\n') + 1, *l3 = strchr(l2, '\n') + 1;
+  size_t shown = (size_t)(l3 - l2 - 1), caret = strcspn(l3, "^");
+  ck_assert_msg(shown < 200, "excerpt of %zu characters", shown);
+  ck_assert_msg(caret < shown && l2[caret] == '(' && l3[caret + 1] == '\n',
+                "caret at %zu of %zu:\n%s", caret, shown, m);
+  agc_free(c);
+  free(src);
 }
 END_TEST
 
@@ -783,6 +841,8 @@ static Suite *errors_suite(void) {
   tcase_add_test(tc, test_warning_unused_param);
   tcase_add_test(tc, test_api_error);
   tcase_add_test(tc, test_nesting_moderate);
+  tcase_add_test(tc, test_caret_after_lone_cr);
+  tcase_add_test(tc, test_caret_in_long_line_window);
   tcase_add_test(tc, test_label_out_of_range);
   tcase_add_test(tc, test_embedding_index_out_of_range);
   tcase_add_loop_test(tc, test_teaching_message, 0, NTEACH);

@@ -704,6 +704,36 @@ START_TEST(test_convert) {
 }
 END_TEST
 
+/* agc_npy_read_shaped: the expected shape is checked against the header
+ * before any data is read (a pipe promising 2^34 elements costs nothing);
+ * a file of the right shape reads as with agc_npy_read. */
+START_TEST(test_read_shaped) {
+  static unsigned char buf[4096];
+  const char *p = tpath("s.npy");
+  int64_t want[2] = {3, 2};
+  float six[6] = {1, 2, 3, 4, 5, 6};
+  put_file(p, buf, make_npy(buf, 1, "{'descr': '<f4', 'fortran_order': False, "
+                            "'shape': (3, 2), }", six, sizeof six));
+  agc_array a;
+  ck_assert_int_eq(agc_npy_read_shaped(p, &a, 2, want, err, sizeof err), 0);
+  ck_assert_int_eq(a.count, 6);
+  ck_assert(((float *)a.data)[5] == 6.0f);
+  agc_array_free(&a);
+  int64_t other[1] = {6};
+  ck_assert_int_eq(agc_npy_read_shaped(p, &a, 1, other, err, sizeof err), -1);
+  ck_assert_ptr_null(a.data);
+  ck_assert_msg(strstr(err, "shape [3, 2], expected [6]") != NULL, "%s", err);
+  /* a header claiming 2^34 elements, then a few bytes: refused by shape */
+  put_file(p, buf, make_npy(buf, 1, "{'descr': '<f8', 'fortran_order': False, "
+                            "'shape': (17179869184,), }", six, sizeof six));
+  int64_t two[1] = {2};
+  ck_assert_int_eq(agc_npy_read_shaped(p, &a, 1, two, err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "shape [17179869184], expected [2]") != NULL, "%s",
+                err);
+  ck_assert_int_eq(agc_npy_read_shaped(p, &a, -1, NULL, err, sizeof err), -1);
+}
+END_TEST
+
 static Suite *npy_suite(void) {
   Suite *s = suite_create("npy");
   TCase *tc = tcase_create("npy");
@@ -720,6 +750,7 @@ static Suite *npy_suite(void) {
   tcase_add_test(tc, test_bad_header_text);
   tcase_add_test(tc, test_bad_shapes);
   tcase_add_test(tc, test_bad_sizes);
+  tcase_add_test(tc, test_read_shaped);
   tcase_add_test(tc, test_unreadable);
   tcase_add_test(tc, test_truncations);
   tcase_add_test(tc, test_header_byte_flips);

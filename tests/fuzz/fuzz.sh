@@ -1,0 +1,61 @@
+#!/bin/sh
+# Builds the fuzz targets with libFuzzer (clang -fsanitize=fuzzer,address,
+# undefined) and runs each of them.
+#   tests/fuzz/fuzz.sh [SECONDS] [TARGET...]     (default: 60 s each, all)
+# Targets: compile (the compiler: .graph text -> C), npy (the .npy reader),
+# run (`agc run` end to end on a small graph with a fuzzed x.npy).
+# Builds in $FUZZ_BUILD (default build-fuzz/ at the top of the tree). New
+# corpus entries go to build-fuzz/corpus-TARGET (the committed corpus in
+# tests/fuzz/corpus/TARGET is read, not written); a crash or hang leaves
+# crash-*/timeout-* files in build-fuzz/ and makes this script fail: commit
+# it to tests/fuzz/corpus/TARGET, where the replay test keeps it fixed.
+# Needs clang with libFuzzer and the Debian libtcc-dev/tcc packages.
+set -eu
+SECS=${1:-60}
+[ $# -gt 0 ] && shift
+TARGETS=${*:-compile npy run}
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+B=${FUZZ_BUILD:-$SRC/build-fuzz}
+CC=${FUZZ_CC:-clang}
+TCC_LIBDIR=${TCC_LIBDIR:-/usr/lib/x86_64-linux-gnu/tcc}
+mkdir -p "$B"
+FLAGS="-g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
+COMP="$SRC/compiler/util.c $SRC/compiler/lex.c $SRC/compiler/ir.c $SRC/compiler/parse.c
+  $SRC/compiler/autodiff.c $SRC/compiler/plan.c $SRC/compiler/emit.c $SRC/compiler/dump.c
+  $SRC/compiler/compile.c $SRC/compiler/kernels.c $SRC/compiler/passes.c"
+INC="-I$SRC/compiler -I$SRC/runtime"
+need() { # TARGET: rebuild when a source is newer
+  [ ! -x "$B/fuzz_$1" ] || [ -n "$(find "$SRC/compiler" "$SRC/runtime" "$SRC/tests/fuzz" -newer "$B/fuzz_$1" -name '*.[ch]' | head -1)" ]
+}
+for t in $TARGETS; do
+  need "$t" || continue
+  echo "== building fuzz_$t"
+  case $t in
+  compile)
+    $CC $FLAGS $INC "$SRC/tests/fuzz/fuzz_compile.c" $COMP -lm -o "$B/fuzz_compile" ;;
+  npy)
+    $CC $FLAGS $INC "$SRC/tests/fuzz/fuzz_npy.c" "$SRC/runtime/npy.c" -o "$B/fuzz_npy" ;;
+  run)
+    # the kernels the JIT links against, generated as the meson build does
+    cc -std=c11 -O1 $INC "$SRC/compiler/gen_kernels.c" $COMP -lm -o "$B/gen_kernels"
+    "$B/gen_kernels" > "$B/agc_kernels.c"
+    $CC $FLAGS $INC -DAGC_TCC_LIBDIR="\"$TCC_LIBDIR\"" -Dmain=agc_main \
+      "$SRC/tests/fuzz/fuzz_run.c" "$SRC/compiler/main.c" "$SRC/runtime/agc_graph.c" \
+      "$SRC/runtime/npy.c" "$SRC/runtime/jit.c" "$B/agc_kernels.c" $COMP \
+      /usr/lib/x86_64-linux-gnu/libtcc.a -ldl -lm -o "$B/fuzz_run" ;;
+  *) echo "fuzz.sh: no target '$t' (compile, npy, run)" >&2; exit 2 ;;
+  esac
+done
+rc=0
+for t in $TARGETS; do
+  mkdir -p "$B/corpus-$t"
+  echo "== fuzz_$t for $SECS s"
+  # stderr of the target (agc's own error lines) is closed: -close_fd_mask=2
+  (cd "$B" && ./"fuzz_$t" -max_total_time="$SECS" -max_len=4096 -timeout=10 \
+     -rss_limit_mb=2560 -close_fd_mask=2 -print_final_stats=1 \
+     -dict="$SRC/tests/fuzz/$t.dict" "corpus-$t" "$SRC/tests/fuzz/corpus/$t") \
+     > "$B/fuzz_$t.log" 2>&1 || rc=1
+  grep -E "stat::number_of_executed_units|stat::peak_rss_mb|^==.*ERROR|SUMMARY" "$B/fuzz_$t.log" || true
+  echo "corpus-$t: $(ls "$B/corpus-$t" | wc -l) new entries"
+done
+exit $rc
