@@ -1,6 +1,6 @@
 /* asan_driver.c — calls a generated graph with buffers of exactly the sizes
  * its macros give, so AddressSanitizer flags any byte used past them.
- * Compiled by tests/generated_c.sh with the graph generated as `agc_case`. */
+ * Compiled by tests/generated_c.sh with the graph generated as `test_case`. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,14 +9,14 @@
 #include "gen.h"
 
 int main(void) {
-  const void *in[AGC_CASE_NUM_INPUTS + 1];
-  void *out[AGC_CASE_NUM_OUTPUTS + 1];
-  size_t el = sizeof(AGC_CASE_REAL);
-  for (int i = 0; i < AGC_CASE_NUM_INPUTS; i++) {
+  const void *in[TEST_CASE_NUM_INPUTS + 1];
+  void *out[TEST_CASE_NUM_OUTPUTS + 1];
+  size_t el = sizeof(TEST_CASE_REAL);
+  for (int i = 0; i < TEST_CASE_NUM_INPUTS; i++) {
     int64_t n = 1;
-    for (int d = 0; d < agc_case_input_ranks[i]; d++)
-      n *= agc_case_input_dims[i][d];
-    int is_int = agc_case_input_dtypes[i] == 2;
+    for (int d = 0; d < test_case_input_ranks[i]; d++)
+      n *= test_case_input_dims[i][d];
+    int is_int = test_case_input_dtypes[i] == 2;
     void *p = malloc((size_t)n * (is_int ? 4 : el));
     for (int64_t k = 0; k < n; k++) {
       if (is_int)
@@ -28,19 +28,19 @@ int main(void) {
     }
     in[i] = p;
   }
-  for (int i = 0; i < AGC_CASE_NUM_OUTPUTS; i++) {
+  for (int i = 0; i < TEST_CASE_NUM_OUTPUTS; i++) {
     int64_t n = 1;
-    for (int d = 0; d < agc_case_output_ranks[i]; d++)
-      n *= agc_case_output_dims[i][d];
+    for (int d = 0; d < test_case_output_ranks[i]; d++)
+      n *= test_case_output_dims[i][d];
     out[i] = calloc((size_t)n, el);
   }
   /* exactly the advertised workspace, poisoned so stale reads show */
-  void *work = malloc(AGC_CASE_WORK_BYTES ? AGC_CASE_WORK_BYTES : 1);
-  memset(work, 0xff, AGC_CASE_WORK_BYTES ? AGC_CASE_WORK_BYTES : 1);
-  int rc = agc_case_generic(in, out, work);
-  for (int i = 0; i < AGC_CASE_NUM_INPUTS; i++)
+  void *work = malloc(TEST_CASE_WORK_BYTES ? TEST_CASE_WORK_BYTES : 1);
+  memset(work, 0xff, TEST_CASE_WORK_BYTES ? TEST_CASE_WORK_BYTES : 1);
+  int rc = test_case_generic(in, out, work);
+  for (int i = 0; i < TEST_CASE_NUM_INPUTS; i++)
     free((void *)in[i]);
-  for (int i = 0; i < AGC_CASE_NUM_OUTPUTS; i++)
+  for (int i = 0; i < TEST_CASE_NUM_OUTPUTS; i++)
     free(out[i]);
   free(work);
   if (rc != 0) {

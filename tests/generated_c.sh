@@ -23,9 +23,9 @@ for c in $(awk '{print $1}' "$SRC/tests/pytorch/MANIFEST"); do
 done
 for g in $graphs; do
   for dt in f32 f64; do
-    "$AGC" "$g" --dtype $dt --name agc_case -o "$T/gen.c" --header "$T/gen.h" 2>"$T/err" ||
+    "$AGC" "$g" --dtype $dt --name test_case -o "$T/gen.c" --header "$T/gen.h" 2>"$T/err" ||
       { bad "$g ($dt): agc failed: $(head -1 "$T/err")"; continue; }
-    "$AGC" "$g" --dtype $dt --name agc_case -o "$T/gen2.c" 2>/dev/null
+    "$AGC" "$g" --dtype $dt --name test_case -o "$T/gen2.c" 2>/dev/null
     cmp -s "$T/gen.c" "$T/gen2.c" || bad "$g ($dt): output differs between two runs"
     grep -q 'malloc' "$T/gen.c" && bad "$g ($dt): generated C mentions malloc"
     for cc in gcc clang tcc; do
@@ -38,7 +38,7 @@ for g in $graphs; do
     real=float
     [ $dt = f64 ] && real=double
     gcc -std=c99 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
-      -DAGC_CASE_REAL=$real -I"$T" "$SRC/tests/asan_driver.c" "$T/gen.c" \
+      -DTEST_CASE_REAL=$real -I"$T" "$SRC/tests/asan_driver.c" "$T/gen.c" \
       -o "$T/run" -lm 2>"$T/err" || { bad "$g ($dt): driver build: $(head -3 "$T/err")"; continue; }
     ASAN_OPTIONS=detect_leaks=1 "$T/run" >"$T/out" 2>&1 ||
       bad "$g ($dt): ASan run: $(grep -m2 -E 'ERROR|SUMMARY|error' "$T/out")"
