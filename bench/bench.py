@@ -172,7 +172,9 @@ def make_cases(work):
         cases.append(dict(name=name, label=label, kind="mlp", dir=d,
                           graph=mlp_graph(name, B, IN, H, OUT),
                           shape=(B, IN, H, OUT),
-                          flops=4 * B * (IN * H + H * OUT)))
+                          # x@W1, h@W2 forward; grad_W2 = h^T dy,
+                          # dh = dy W2^T, grad_W1 = x^T dz; no grad for x
+                          flops=4 * B * IN * H + 6 * B * H * OUT))
     c = CNN
     d = os.path.join(work, "cases", "cnn")
     os.makedirs(d, exist_ok=True)
@@ -968,10 +970,10 @@ def main():
     mlps = [c for c in cases if c["kind"] == "mlp" and c["name"] != "mlp_s"]
     if mlps:
         P("### Matmul throughput\n")
-        P("Matrix work the step does: 4·B·(IN·H + H·OUT) flops (two products "
-          "forward, grad_W1, grad_W2 and the product that carries the gradient "
-          "back to h; no gradient for x), per median step time; bias, tanh and "
-          "loss work not counted. Ceiling: " + (
+        P("Matrix work the step does: 4·B·IN·H + 6·B·H·OUT flops (x·W1 and "
+          "h·W2 forward; grad_W2 = hᵀ·dy, dh = dy·W2ᵀ, grad_W1 = xᵀ·dz; no "
+          "gradient for x), per median step time; bias, tanh and loss work "
+          "not counted. Ceiling: " + (
               f"**{peak:.1f} GFLOP/s**, OpenBLAS cblas_sgemm "
               f"{o['peak-n']}×{o['peak-n']}×{o['peak-n']}, 1 thread, best of "
               f"{o['peak-reps']}, measured in this run (kernel "

@@ -1,4 +1,4 @@
-/* openblas_mlp.c — the MLP step of baseline_mlp.c with its four matrix
+/* openblas_mlp.c — the MLP step of baseline_mlp.c with its five matrix
  * products done by OpenBLAS's cblas_sgemm: a hand-written C step of the kind
  * a person would write with a tuned BLAS at hand.
  *
@@ -10,8 +10,8 @@
  *   grad_W1 = x^T @ dz          sgemm  x^T      @ dz[B,H]
  *   grad_b1, grad_b2: column sums
  *
- * No gradient for x (as agc and the baseline): 4·B·(IN·H + H·OUT) flops of
- * matrix work. Biases are broadcast into the output first and the products
+ * No gradient for x (as agc and the baseline): 4·B·IN·H + 6·B·H·OUT flops
+ * of matrix work. Biases are broadcast into the output first and the products
  * accumulate onto them (beta = 1).
  *
  * Build (bench.py does it; link OpenBLAS itself, not whatever libblas.so.3
