@@ -20,6 +20,8 @@ Options (run.sh passes the first four):
   --fmnist-epochs N epochs of the Fashion-MNIST case (default 5; 0 skips it)
   --fmnist-threads L PyTorch thread counts for it, "1" or "1,all"
                     (default 1,all)
+  --fmnist-timeout S  stop a trainer after S seconds (default 1200); its row
+                    then says so
   --quick           short runs to check the bench works: --min-time 0.1,
                     JIT sizes 1000 (tcc only), --peak-n 1024 --peak-reps 3,
                     --fmnist-epochs 1 --fmnist-threads 1 (options given
@@ -56,7 +58,7 @@ def parse_args(argv):
          "jit-sizes": "1000,10000,100000", "jit-cc-sizes": "1000,10000",
          "only": "", "cc": os.environ.get("CC_BENCH", "gcc"),
          "peak-n": 2048, "peak-reps": 5, "fmnist-epochs": 5,
-         "fmnist-threads": "1,all"}
+         "fmnist-threads": "1,all", "fmnist-timeout": 1200.0}
     i = 0
     while i < len(argv):
         k = argv[i].lstrip("-")
@@ -76,6 +78,7 @@ def parse_args(argv):
             raise SystemExit(f"bench.py: --{k} is required")
     o["min-time"] = float(o["min-time"])
     o["jit-timeout"] = float(o["jit-timeout"])
+    o["fmnist-timeout"] = float(o["fmnist-timeout"])
     for k in ("peak-n", "peak-reps", "fmnist-epochs"):
         o[k] = int(o[k])
     o.setdefault("quick", False)
@@ -325,7 +328,7 @@ def fmnist_run(o, work, have_torch, ncpu):
         os.makedirs(out_dir, exist_ok=True)
         log(f"[bench] fmnist: agc, {epochs} epoch(s)")
         rows.append(fmnist_one(who, [exe, d, str(epochs), str(FM["lr"]), out_dir],
-                               None, out_dir, tx, ty))
+                               None, out_dir, tx, ty, o["fmnist-timeout"]))
     if have_torch:
         torch_py = os.path.join(o["repo"], "bench", "torch_fmnist.py")
         for t in o["fmnist-threads"].split(","):
@@ -335,15 +338,21 @@ def fmnist_run(o, work, have_torch, ncpu):
             rows.append(fmnist_one(
                 f"PyTorch eager, {th} thread{'s' if th > 1 else ''}",
                 [o["python"], torch_py, d, str(epochs), str(FM["lr"]), out_dir,
-                 "--threads", str(th)], blas_env(th), out_dir, tx, ty))
+                 "--threads", str(th)], blas_env(th), out_dir, tx, ty,
+                o["fmnist-timeout"]))
     else:
         rows.append(dict(who="PyTorch eager", error="skipped (torch not importable)"))
     return rows, None
 
 
-def fmnist_one(who, cmd, env, out_dir, tx, ty):
-    rc, out, err = run(cmd, env=env, timeout=3600)
+def fmnist_one(who, cmd, env, out_dir, tx, ty, timeout):
+    rc, out, err = run(cmd, env=env, timeout=timeout)
     eps = [(float(s), float(l)) for _, s, l in EPOCH_RE.findall(out or "")]
+    if rc is None:
+        done = ", ".join(f"{s:.1f}" for s, _ in eps)
+        return dict(who=who, error=f"stopped after {timeout:.0f} s"
+                    + (f" (epochs done: {done} s)" if eps else
+                       " before the first epoch ended"))
     if rc != 0 or not eps:
         return dict(who=who, error=first_line(err) or f"exit status {rc}")
     return dict(who=who, epochs=eps, accuracy=fmnist_accuracy(out_dir, tx, ty))
