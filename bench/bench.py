@@ -840,8 +840,7 @@ def main():
                                        norm, elem))
         # the BLAS users against the plain C step: a forced OPENBLAS_CORETYPE
         # can compute wrong results on some processors
-        if cs["kind"] == "mlp" and cs["name"] != "mlp_s" and isinstance(
-                r.get("base"), tuple):
+        if cs["kind"] == "mlp" and isinstance(r.get("base"), tuple):
             for who, key in (("OpenBLAS C", "blas"), ("PyTorch 1 thread", "torch"),
                              (f"PyTorch {ncpu} threads", "torchN")):
                 if isinstance(r.get(key), tuple):
