@@ -14,6 +14,23 @@ Options (run.sh passes the first four):
                     "" for none)
   --only LIST       comma-separated case names (default: all)
   --cc CC           compiler for the baseline (default $CC_BENCH or gcc)
+  --peak-n N        size of the square sgemm that measures the ceiling
+                    (default 2048)
+  --peak-reps N     best of N calls of it (default 5)
+  --fmnist-epochs N epochs of the Fashion-MNIST case (default 5; 0 skips it)
+  --fmnist-threads L PyTorch thread counts for it, "1" or "1,all"
+                    (default 1,all)
+  --fmnist-timeout S  stop a trainer after S seconds (default 1200); its row
+                    then says so
+  --quick           short runs to check the bench works: --min-time 0.1,
+                    JIT sizes 1000 (tcc only), --peak-n 1024 --peak-reps 3,
+                    --fmnist-epochs 1 --fmnist-threads 1 (options given
+                    after --quick still apply)
+
+Environment: OPENBLAS_LIB_DIR, OPENBLAS_INC_DIR (default: Debian's
+/usr/lib/<multiarch>/openblas-pthread and /usr/include/<multiarch>/openblas-pthread,
+else -openmp, -serial); OPENBLAS_CORETYPE if set is used as it is;
+FMNIST_DIR (default /usr/share/datasets/fashion-mnist).
 """
 import datetime
 import math
@@ -39,10 +56,19 @@ def parse_args(argv):
     o = {"repo": None, "work": None, "bin": None, "python": sys.executable,
          "min-time": 0.5, "jit-timeout": 60.0,
          "jit-sizes": "1000,10000,100000", "jit-cc-sizes": "1000,10000",
-         "only": "", "cc": os.environ.get("CC_BENCH", "gcc")}
+         "only": "", "cc": os.environ.get("CC_BENCH", "gcc"),
+         "peak-n": 2048, "peak-reps": 5, "fmnist-epochs": 5,
+         "fmnist-threads": "1,all", "fmnist-timeout": 1200.0}
     i = 0
     while i < len(argv):
         k = argv[i].lstrip("-")
+        if k == "quick":
+            o.update({"min-time": 0.1, "jit-sizes": "1000", "jit-cc-sizes": "",
+                      "peak-n": 1024, "peak-reps": 3, "fmnist-epochs": 1,
+                      "fmnist-threads": "1"})
+            o["quick"] = True
+            i += 1
+            continue
         if k not in o or i + 1 >= len(argv):
             raise SystemExit(f"bench.py: bad option {argv[i]}\n{__doc__}")
         o[k] = argv[i + 1]
@@ -52,6 +78,10 @@ def parse_args(argv):
             raise SystemExit(f"bench.py: --{k} is required")
     o["min-time"] = float(o["min-time"])
     o["jit-timeout"] = float(o["jit-timeout"])
+    o["fmnist-timeout"] = float(o["fmnist-timeout"])
+    for k in ("peak-n", "peak-reps", "fmnist-epochs"):
+        o[k] = int(o[k])
+    o.setdefault("quick", False)
     return o
 
 
@@ -145,7 +175,9 @@ def make_cases(work):
         cases.append(dict(name=name, label=label, kind="mlp", dir=d,
                           graph=mlp_graph(name, B, IN, H, OUT),
                           shape=(B, IN, H, OUT),
-                          flops=6 * B * (IN * H + H * OUT)))
+                          # x@W1, h@W2 forward; grad_W2 = h^T dy,
+                          # dh = dy W2^T, grad_W1 = x^T dz; no grad for x
+                          flops=4 * B * IN * H + 6 * B * H * OUT))
     c = CNN
     d = os.path.join(work, "cases", "cnn")
     os.makedirs(d, exist_ok=True)
@@ -173,6 +205,157 @@ def make_cases(work):
         with open(cs["graph_path"], "w") as f:
             f.write(cs["graph"])
     return cases
+
+
+# --------------------------------------------------------------------------
+# Fashion-MNIST: one real-data case, whole epochs of SGD
+
+FM = dict(B=64, IN=784, H=256, OUT=10, lr=0.1, seed=20241130)
+FM_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def fmnist_graph():
+    return f"""graph fmnist
+# Fashion-MNIST: 784 -> 256 relu -> 10, cross entropy (mean over the batch)
+input x[{FM['B']}, {FM['IN']}]
+input labels: i32[{FM['B']}]
+param W1[{FM['IN']}, {FM['H']}]
+param b1[{FM['H']}]
+param W2[{FM['H']}, {FM['OUT']}]
+param b2[{FM['OUT']}]
+h = relu(x @ W1 + b1)
+z = h @ W2 + b2
+loss = cross_entropy(z, labels)
+output loss
+backward loss
+"""
+
+
+def idx_read(path):
+    """An IDX file of unsigned bytes (gzipped or not) as a NumPy array."""
+    import gzip
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if raw[:3] != b"\0\0\x08":
+        raise ValueError(f"{path}: not an IDX ubyte file")
+    rank = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * d:8 + 4 * d], "big") for d in range(rank)]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * rank).reshape(dims)
+
+
+def fmnist_prepare(work, epochs):
+    """Writes the data both trainers read into work/fmnist/data: the IDX
+    files, unzipped; initial params as PyTorch's nn.Linear draws them
+    (uniform in ±1/sqrt(fan_in)), raw float32; the order of the examples in
+    every epoch (perm.i32). Returns (data dir, test images, test labels) or
+    an error text."""
+    src = os.environ.get("FMNIST_DIR", "/usr/share/datasets/fashion-mnist")
+    d = os.path.join(work, "fmnist", "data")
+    os.makedirs(d, exist_ok=True)
+    arrays = {}
+    for name in FM_FILES:
+        path = next((p for p in (os.path.join(src, name + ".gz"),
+                                 os.path.join(src, name)) if os.path.exists(p)), None)
+        if path is None:
+            return (f"no {name}[.gz] in {src} (Debian: apt-get install "
+                    f"dataset-fashion-mnist, or set FMNIST_DIR)")
+        arrays[name] = a = idx_read(path)
+        with open(os.path.join(d, name), "wb") as f:   # the IDX file, unzipped
+            f.write(bytes([0, 0, 8, a.ndim]))
+            for n in a.shape:
+                f.write(int(n).to_bytes(4, "big"))
+            f.write(a.tobytes())
+    rng = np.random.default_rng(FM["seed"])
+    for name, shape, fan_in in (("W1", (FM["IN"], FM["H"]), FM["IN"]),
+                                ("b1", (FM["H"],), FM["IN"]),
+                                ("W2", (FM["H"], FM["OUT"]), FM["H"]),
+                                ("b2", (FM["OUT"],), FM["H"])):
+        k = 1 / math.sqrt(fan_in)
+        rng.uniform(-k, k, shape).astype("<f4").tofile(os.path.join(d, name + ".f32"))
+    n = arrays["train-labels-idx1-ubyte"].shape[0]
+    np.concatenate([rng.permutation(n) for _ in range(max(epochs, 1))]).astype(
+        "<i4").tofile(os.path.join(d, "perm.i32"))
+    tx = arrays["t10k-images-idx3-ubyte"].reshape(-1, FM["IN"]).astype(np.float32) / 255
+    return d, tx, arrays["t10k-labels-idx1-ubyte"].astype(np.int64)
+
+
+def fmnist_accuracy(pdir, tx, ty):
+    """Test accuracy of the params in pdir (the same NumPy forward for both
+    trainers)."""
+    p = {}
+    for name, shape in (("W1", (FM["IN"], FM["H"])), ("b1", (FM["H"],)),
+                        ("W2", (FM["H"], FM["OUT"])), ("b2", (FM["OUT"],))):
+        p[name] = np.fromfile(os.path.join(pdir, name + ".f32"), "<f4").reshape(shape)
+    h = np.maximum(tx @ p["W1"] + p["b1"], 0)
+    z = h @ p["W2"] + p["b2"]
+    return float(np.mean(np.argmax(z, axis=1) == ty))
+
+
+EPOCH_RE = re.compile(r"epoch=(\d+) seconds=([0-9.eE+-]+) mean_loss=([0-9.eE+-]+|nan|inf)")
+
+
+def fmnist_run(o, work, have_torch, ncpu):
+    """Trains with the agc-built step and with PyTorch; returns rows of dicts
+    (who, epochs [(seconds, mean_loss)], accuracy or error) and a note."""
+    epochs = o["fmnist-epochs"]
+    prep = fmnist_prepare(work, epochs)
+    if isinstance(prep, str):
+        return [], prep
+    d, tx, ty = prep
+    rows = []
+    # agc: the graph compiled to C, built with gcc -O3 -march=native
+    gdir = os.path.join(work, "fmnist", "agc")
+    os.makedirs(gdir, exist_ok=True)
+    gpath = os.path.join(gdir, "fmnist.graph")
+    with open(gpath, "w") as f:
+        f.write(fmnist_graph())
+    agc = os.path.join(o["repo"], "build", "agc")
+    exe = os.path.join(o["bin"], "fmnist_train")
+    rc, _, err = run([agc, gpath, "-o", os.path.join(gdir, "fmnist.c"),
+                      "--header", os.path.join(gdir, "fmnist.h")])
+    if rc == 0:
+        rc, _, err = run([o["cc"], "-O3", "-march=native", "-std=c11", "-Wall",
+                          "-Wextra", "-I", gdir,
+                          os.path.join(o["repo"], "bench", "fmnist_train.c"),
+                          os.path.join(gdir, "fmnist.c"), "-o", exe, "-lm"])
+    who = "agc-generated C (gcc -O3 -march=native), 1 thread"
+    if rc != 0:
+        rows.append(dict(who=who, error=first_line(err)))
+    else:
+        out_dir = os.path.join(work, "fmnist", "out_agc")
+        os.makedirs(out_dir, exist_ok=True)
+        log(f"[bench] fmnist: agc, {epochs} epoch(s)")
+        rows.append(fmnist_one(who, [exe, d, str(epochs), str(FM["lr"]), out_dir],
+                               None, out_dir, tx, ty, o["fmnist-timeout"]))
+    if have_torch:
+        torch_py = os.path.join(o["repo"], "bench", "torch_fmnist.py")
+        for t in o["fmnist-threads"].split(","):
+            th = ncpu if t.strip() == "all" else int(t)
+            out_dir = os.path.join(work, "fmnist", f"out_torch{th}")
+            log(f"[bench] fmnist: PyTorch, {th} thread(s), {epochs} epoch(s)")
+            rows.append(fmnist_one(
+                f"PyTorch eager, {th} thread{'s' if th > 1 else ''}",
+                [o["python"], torch_py, d, str(epochs), str(FM["lr"]), out_dir,
+                 "--threads", str(th)], blas_env(th), out_dir, tx, ty,
+                o["fmnist-timeout"]))
+    else:
+        rows.append(dict(who="PyTorch eager", error="skipped (torch not importable)"))
+    return rows, None
+
+
+def fmnist_one(who, cmd, env, out_dir, tx, ty, timeout):
+    rc, out, err = run(cmd, env=env, timeout=timeout)
+    eps = [(float(s), float(l)) for _, s, l in EPOCH_RE.findall(out or "")]
+    if rc is None:
+        done = ", ".join(f"{s:.1f}" for s, _ in eps)
+        return dict(who=who, error=f"stopped after {timeout:.0f} s"
+                    + (f" (epochs done: {done} s)" if eps else
+                       " before the first epoch ended"))
+    if rc != 0 or not eps:
+        return dict(who=who, error=first_line(err) or f"exit status {rc}")
+    return dict(who=who, epochs=eps, accuracy=fmnist_accuracy(out_dir, tx, ty))
 
 
 # --------------------------------------------------------------------------
@@ -244,11 +427,135 @@ def time_tool(cmd, env=None):
     return r
 
 
-def torch_env():
+# OpenBLAS: where it is, which kernel it picks, which one the CPU supports.
+# Set by setup_openblas(); used by blas_env() for OpenBLAS and PyTorch runs.
+OPENBLAS = {"lib": None, "inc": None, "coretype": None}
+
+
+def blas_env(threads=1):
+    """Environment of a run of OpenBLAS or PyTorch on `threads` threads: the
+    thread counts, OPENBLAS_CORETYPE when forced, and OpenBLAS's directory
+    first on LD_LIBRARY_PATH, so that PyTorch's libblas.so.3 is OpenBLAS's
+    whatever BLAS the system selects (Debian's reference BLAS otherwise)."""
     env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               OPENBLAS_NUM_THREADS="1")
+    n = str(threads)
+    env.update(OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n)
+    if OPENBLAS["coretype"]:
+        env["OPENBLAS_CORETYPE"] = OPENBLAS["coretype"]
+    if OPENBLAS["lib"]:
+        env["LD_LIBRARY_PATH"] = OPENBLAS["lib"] + (
+            ":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
     return env
+
+
+def torch_env():
+    return blas_env(1)
+
+
+# OpenBLAS kernel names by the widest vector ISA they use: 4 AVX-512,
+# 3 AVX2+FMA, 2 AVX, anything else (Prescott, Core2, Nehalem, Barcelona...) 1.
+CORE_LEVEL = {"skylakex": 4, "cooperlake": 4, "sapphirerapids": 4,
+              "haswell": 3, "zen": 3, "excavator": 3,
+              "sandybridge": 2, "bulldozer": 2, "piledriver": 2,
+              "steamroller": 2}
+LEVEL_CORE = {4: "SkylakeX", 3: "Haswell", 2: "Sandybridge"}
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def flags_level(flags):
+    if "avx512f" in flags:
+        return 4
+    if "avx2" in flags and "fma" in flags:
+        return 3
+    if "avx" in flags:
+        return 2
+    return 1
+
+
+def openblas_dirs(cc):
+    lib, inc = os.environ.get("OPENBLAS_LIB_DIR"), os.environ.get("OPENBLAS_INC_DIR")
+    if lib and inc:
+        return lib, inc
+    rc, out, _ = run([cc, "-print-multiarch"])
+    multi = first_line(out) or "x86_64-linux-gnu"
+    for v in ("openblas-pthread", "openblas-openmp", "openblas-serial"):
+        lib, inc = f"/usr/lib/{multi}/{v}", f"/usr/include/{multi}/{v}"
+        if (os.path.exists(os.path.join(lib, "libopenblas.so"))
+                and os.path.exists(os.path.join(inc, "cblas.h"))):
+            return lib, inc
+    return None, None
+
+
+def setup_openblas(o, info, notes):
+    """Builds openblas_mlp and sgemm_peak against OpenBLAS itself (explicit
+    -L/-rpath/-lopenblas, checked with ldd), asks OpenBLAS which kernel it
+    detects, and forces OPENBLAS_CORETYPE when that is weaker than the CPU's
+    flags say. Fills info["openblas"]; returns the two programs or Nones."""
+    ob = info["openblas"] = {"flags_level": flags_level(cpu_flags())}
+    lib, inc = openblas_dirs(o["cc"])
+    if not lib:
+        notes.append("OpenBLAS not found (Debian: apt-get install libopenblas-dev): "
+                     "OpenBLAS rows skipped, no measured ceiling, PyTorch uses "
+                     "the system BLAS.")
+        return None, None
+    OPENBLAS["lib"], OPENBLAS["inc"] = lib, inc
+    ob["lib"] = lib
+    link = [f"-I{inc}", "-L" + lib, f"-Wl,-rpath,{lib}", "-lopenblas", "-lm"]
+    progs = {}
+    for name, opt in (("openblas_mlp", "-O3"), ("sgemm_peak", "-O2")):
+        exe = os.path.join(o["bin"], name)
+        rc, _, err = run([o["cc"], opt, "-march=native", "-std=c11", "-Wall",
+                          "-Wextra", os.path.join(o["repo"], "bench", name + ".c"),
+                          "-o", exe, *link])
+        progs[name] = exe if rc == 0 else None
+        if rc != 0:
+            notes.append(f"{name}.c did not build: {first_line(err)}")
+    if progs["sgemm_peak"]:
+        rc, out, _ = run(["ldd", progs["sgemm_peak"]])
+        ob["ldd"] = " ".join(l.split("=>")[-1].split("(")[0].strip()
+                             for l in (out or "").splitlines() if "blas" in l)
+        env = dict(os.environ)
+        user = env.pop("OPENBLAS_CORETYPE", None)
+        rc, out, _ = run([progs["sgemm_peak"], "--corename"], env=env)
+        ob["detected"] = first_line(out) if rc == 0 else "?"
+        level = CORE_LEVEL.get(ob["detected"].lower(), 1)
+        if user:
+            OPENBLAS["coretype"] = user
+            ob["forced"] = f"{user} (OPENBLAS_CORETYPE set by the caller)"
+        elif level < ob["flags_level"]:
+            OPENBLAS["coretype"] = LEVEL_CORE[ob["flags_level"]]
+            ob["forced"] = (f"{OPENBLAS['coretype']} (OPENBLAS_CORETYPE: "
+                            f"{ob['detected']} is weaker than the CPU flags)")
+        else:
+            ob["forced"] = None
+        if OPENBLAS["coretype"]:
+            rc, out, _ = run([progs["sgemm_peak"], "--corename"], env=blas_env(1))
+            ob["running"] = first_line(out)
+        else:
+            ob["running"] = ob["detected"]
+    return progs["openblas_mlp"], progs["sgemm_peak"]
+
+
+def measure_peak(o, sgemm_peak):
+    """The single-thread sgemm ceiling: best of peak-reps square sgemms."""
+    if not sgemm_peak:
+        return None
+    rc, out, err = run([sgemm_peak, str(o["peak-n"]), str(o["peak-reps"])],
+                       env=blas_env(1), timeout=600)
+    kv = dict(re.findall(r"(\w+)=(\S+)", out or ""))
+    if rc != 0 or "gflops" not in kv:
+        return None
+    return float(kv["gflops"])
 
 
 # --------------------------------------------------------------------------
@@ -359,13 +666,11 @@ def machine_info(o):
                        env=torch_env())
     info["torch"] = out.split()[0] if rc == 0 and out.split() else None
     info["numpy"] = np.__version__
-    rc, out, err = run([o["python"], "-c",
-                        "import torch\n"
-                        "x = torch.ones(8, 8); x @ x\n"
-                        "libs = sorted({l.split()[-1] for l in open('/proc/self/maps')\n"
-                        "  if 'blas' in l.lower() or 'mkl' in l.lower()})\n"
-                        "print(' '.join(libs) or 'none')"], env=torch_env())
-    info["blas"] = first_line(out) if rc == 0 else None
+    fl = cpu_flags()
+    info["flags"] = " ".join(f for f in ("sse3", "ssse3", "sse4_2", "avx", "avx2",
+                                         "fma", "avx512f", "avx512bw", "avx512vl",
+                                         "avx512_vnni", "avx512_bf16")
+                             if f in fl) or "?"
     rc, out, _ = run([os.path.join(o["repo"], "build", "agc"), "--version"])
     info["agc"] = first_line(out) or "?"
     rc, out, _ = run(["git", "-C", o["repo"], "rev-parse", "--short", "HEAD"])
@@ -379,6 +684,33 @@ def machine_info(o):
     return info
 
 
+TORCH_BLAS_PROBE = """
+import ctypes, torch
+x = torch.ones(64, 64); x @ x
+libs = sorted({l.split()[-1] for l in open('/proc/self/maps')
+               if 'blas' in l.lower() or 'mkl' in l.lower()})
+core = '-'
+for l in libs:
+    if 'openblas' in l.lower() and 'libopenblas' in l.lower():
+        f = ctypes.CDLL(l).openblas_get_corename
+        f.restype = ctypes.c_char_p
+        core = f().decode()
+print(core, ' '.join(libs) or 'none')
+"""
+
+
+def torch_blas(o, info):
+    """Which BLAS PyTorch loads under blas_env() and, if it is OpenBLAS, the
+    kernel it runs."""
+    rc, out, _ = run([o["python"], "-c", TORCH_BLAS_PROBE], env=torch_env())
+    if rc == 0 and out.split():
+        core, _, libs = first_line(out).partition(" ")
+        info["blas"] = libs
+        info["torch_core"] = None if core == "-" else core
+    else:
+        info["blas"] = info["torch_core"] = None
+
+
 # --------------------------------------------------------------------------
 # main
 
@@ -390,6 +722,8 @@ def main():
     agc = os.path.join(o["repo"], "build", "agc")
     info = machine_info(o)
     notes = []
+    blas_mlp, sgemm_peak = setup_openblas(o, info, notes)
+    torch_blas(o, info)
     have_torch = info["torch"] is not None
     cases = make_cases(work)
     if o["only"]:
@@ -408,6 +742,7 @@ def main():
         if rc != 0:
             notes.append(f"{cs['label']}: baseline did not build: {first_line(err)}")
     torch_py = os.path.join(o["repo"], "bench", "torch_bench.py")
+    ncpu = os.cpu_count() or 1
     mt = str(o["min-time"])
 
     # 1. which graphs does agc compile?
@@ -442,6 +777,12 @@ def main():
         run([small["baseline"], small["dir"], *map(str, small["shape"]),
              "--min-time", "0", "--min-reps", "1", "--out", d])
         others.append(("baseline C", d))
+        if blas_mlp:
+            d = os.path.join(work, "check", "openblas")
+            os.makedirs(d, exist_ok=True)
+            run([blas_mlp, small["dir"], *map(str, small["shape"]),
+                 "--min-time", "0", "--min-reps", "1", "--out", d], env=blas_env(1))
+            others.append(("OpenBLAS C", d))
         if have_torch:
             d = os.path.join(work, "check", "torch")
             run([o["python"], torch_py, "mlp", small["dir"], "--min-time", "0",
@@ -459,13 +800,18 @@ def main():
     for cs in cases:
         r = results.setdefault(cs["name"], {})
         outs = {k: os.path.join(work, "out", cs["name"], k)
-                for k in ("base", "cc", "tcc", "torch")}
+                for k in ("base", "blas", "cc", "tcc", "torch", "torchN")}
         for d in outs.values():
             os.makedirs(d, exist_ok=True)
         if cs["kind"] == "mlp" and cs["baseline"]:
             log(f"[bench] {cs['name']}: baseline C")
             r["base"] = time_tool([cs["baseline"], cs["dir"], *map(str, cs["shape"]),
                                    "--min-time", mt, "--out", outs["base"]])
+        if cs["kind"] == "mlp" and blas_mlp:
+            log(f"[bench] {cs['name']}: OpenBLAS C")
+            r["blas"] = time_tool([blas_mlp, cs["dir"], *map(str, cs["shape"]),
+                                   "--min-time", mt, "--out", outs["blas"]],
+                                  env=blas_env(1))
         for bk in ("cc", "tcc"):
             if not cs["supported"]:
                 r[bk] = "n/a (not supported)"
@@ -473,26 +819,53 @@ def main():
             log(f"[bench] {cs['name']}: agc --backend {bk}")
             r[bk] = time_agc(o, cs, bk, outs[bk])
         if have_torch:
-            log(f"[bench] {cs['name']}: PyTorch")
-            r["torch"] = time_tool([o["python"], torch_py, cs["kind"], cs["dir"],
-                                    "--min-time", mt, "--out", outs["torch"]],
-                                   env=torch_env())
+            for key, th in (("torch", 1), ("torchN", ncpu)):
+                log(f"[bench] {cs['name']}: PyTorch, {th} thread(s)")
+                r[key] = time_tool([o["python"], torch_py, cs["kind"], cs["dir"],
+                                    "--min-time", mt, "--out", outs[key],
+                                    "--threads", str(th)], env=blas_env(th))
         else:
-            r["torch"] = "skipped (torch not importable)"
+            r["torch"] = r["torchN"] = "skipped (torch not importable)"
         # every pair that ran: cross-check against agc cc (else baseline)
         ref = ("agc cc", outs["cc"]) if isinstance(r.get("cc"), tuple) else (
             ("baseline C", outs["base"]) if isinstance(r.get("base"), tuple) else None)
         if ref and cs["name"] != "mlp_s":
-            for who, key in (("baseline C", "base"), ("agc tcc", "tcc"),
-                             ("PyTorch", "torch")):
+            for who, key in (("baseline C", "base"), ("OpenBLAS C", "blas"),
+                             ("agc tcc", "tcc"), ("PyTorch 1 thread", "torch"),
+                             (f"PyTorch {ncpu} threads", "torchN")):
                 if isinstance(r.get(key), tuple) and outs[key] != ref[1]:
                     for n, norm, elem in compare(outs[key], ref[1],
                                                  OUT_NAMES[cs["kind"]]):
                         checks.append((cs["label"], f"{who} vs {ref[0]}", n,
                                        norm, elem))
+        # the BLAS users against the plain C step: a forced OPENBLAS_CORETYPE
+        # can compute wrong results on some processors
+        if cs["kind"] == "mlp" and isinstance(r.get("base"), tuple):
+            for who, key in (("OpenBLAS C", "blas"), ("PyTorch 1 thread", "torch"),
+                             (f"PyTorch {ncpu} threads", "torchN")):
+                if isinstance(r.get(key), tuple):
+                    for n, norm, elem in compare(outs[key], outs["base"],
+                                                 OUT_NAMES["mlp"]):
+                        checks.append((cs["label"], f"{who} vs baseline C", n,
+                                       norm, elem))
         for k, v in r.items():
             if isinstance(v, str) and not v.startswith(("n/a", "skipped")):
                 notes.append(f"{cs['label']}, {k}: {v}")
+
+    # the ceiling: a large square sgemm, one thread, best of several
+    peak = None
+    if sgemm_peak and any(c["kind"] == "mlp" for c in cases):
+        log(f"[bench] sgemm ceiling: {o['peak-n']}^3, best of {o['peak-reps']}")
+        peak = measure_peak(o, sgemm_peak)
+        if peak is None:
+            notes.append("the sgemm ceiling could not be measured")
+
+    # Fashion-MNIST
+    fm_rows, fm_note = [], None
+    if o["fmnist-epochs"] > 0 and (not o["only"] or "fmnist" in o["only"].split(",")):
+        fm_rows, fm_note = fmnist_run(o, work, have_torch, ncpu)
+        if fm_note:
+            notes.append(f"Fashion-MNIST skipped: {fm_note}")
 
     # 4. JIT latency
     jit_rows = []
@@ -553,55 +926,110 @@ def main():
     P = print
     P("## agc benchmark\n")
     P(f"- date: {info['date']}")
-    P(f"- machine: {info['cpu']}, {info['cpus']} CPUs, Linux {info['kernel']}")
+    P(f"- machine: {info['cpu']}, {info['cpus']} CPUs, Linux {info['kernel']}; "
+      f"vector flags: {info['flags']}")
     P(f"- compilers: {info['gcc']}; {info['tcc']}")
     P(f"- agc: {info['agc']}, commit {info['commit']}"
       f"{' + uncommitted changes in compiler/ or runtime/' if info['dirty'] else ''}")
+    ob = info.get("openblas", {})
+    if ob.get("lib"):
+        P(f"- OpenBLAS: {ob['lib']} (linked with -lopenblas; ldd: "
+          f"{ob.get('ldd') or '?'}); kernel detected by OpenBLAS: "
+          f"{ob.get('detected', '?')}; "
+          + (f"forced: {ob['forced']}, running {ob.get('running', '?')}"
+             if ob.get("forced") else
+             "not forced (as strong as the CPU flags: "
+             f"{LEVEL_CORE.get(ob['flags_level'], 'SSE only')} level)"))
     P(f"- PyTorch: {info['torch'] or 'not importable (rows skipped)'}, "
       f"NumPy {info['numpy']}"
       + (f"; BLAS loaded by torch: {info['blas']}" if info.get("blas") else "")
+      + (f", OpenBLAS kernel {info['torch_core']}" if info.get("torch_core") else "")
       + (" (a reference BLAS, not OpenBLAS/MKL/BLIS: PyTorch's matmuls are "
          "unoptimised on this machine)" if info.get("blas") and not re.search(
              r"openblas|mkl|blis", info["blas"], re.I) else ""))
     P(f"- load average (1/5/15 min) at start: {info['load_start']}, "
       f"at end: {loadavg()}")
     P(f"- timing: median wall time of one training step (forward + every "
-      f"gradient), single thread, each case timed for >= {o['min-time']} s "
-      f"and >= 3 calls after warm-up")
+      f"gradient), single thread (PyTorch also on all {ncpu} CPUs), each case "
+      f"timed for >= {o['min-time']} s and >= 3 calls after warm-up"
+      + (" (--quick: short runs, to check the bench, not to quote)"
+         if o["quick"] else ""))
     P()
     P("### Training step, median time per call\n")
-    P("| case | baseline C (gcc -O3) | agc --backend cc | agc --backend tcc "
-      "| PyTorch eager | agc-cc / baseline | agc-tcc / agc-cc | torch / agc-cc |")
-    P("|---|---:|---:|---:|---:|---:|---:|---:|")
+    P("| case | baseline C (gcc -O3) | OpenBLAS C (1 thread) | agc --backend cc "
+      f"| agc --backend tcc | PyTorch eager, 1 thread | PyTorch eager, {ncpu} threads "
+      "| agc-cc / baseline | agc-cc / OpenBLAS | agc-tcc / agc-cc | torch-1 / agc-cc |")
+    P("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for cs in cases:
         r = results[cs["name"]]
         base = cell(r["base"]) if "base" in r else "—"
-        P(f"| {cs['label']} | {base} | {cell(r['cc'])} | {cell(r['tcc'])} | "
-          f"{cell(r['torch'])} | {ratio(r['cc'], r.get('base'))} | "
+        blas = cell(r["blas"]) if "blas" in r else "—"
+        P(f"| {cs['label']} | {base} | {blas} | {cell(r['cc'])} | {cell(r['tcc'])} | "
+          f"{cell(r['torch'])} | {cell(r['torchN'])} | "
+          f"{ratio(r['cc'], r.get('base'))} | {ratio(r['cc'], r.get('blas'))} | "
           f"{ratio(r['tcc'], r['cc'])} | {ratio(r['torch'], r['cc'])} |")
     P()
-    P("Calls timed per cell (baseline / cc / tcc / torch): " + "; ".join(
+    keys = ("base", "blas", "cc", "tcc", "torch", "torchN")
+    P(f"Calls timed per cell ({' / '.join(keys)}): " + "; ".join(
         f"{cs['name']} " + "/".join(
             str(results[cs['name']][k][1]) if isinstance(results[cs['name']].get(k), tuple)
-            else "-" for k in ("base", "cc", "tcc", "torch")) for cs in cases))
+            else "-" for k in keys) for cs in cases))
     P()
-    big = next((c for c in cases if c["name"] == "mlp_l"), None)
-    if big:
-        r = results["mlp_l"]
-        P(f"### Matmul throughput, {big['label']}\n")
-        P(f"{big['flops'] / 1e9:.3f} GFLOP of matmul work per step "
-          f"(6·B·(IN·H + H·OUT)); reference ceiling from the issue: "
-          f"~105 GFLOP/s single-thread sgemm.\n")
-        P("| implementation | GFLOP/s | % of 105 |")
-        P("|---|---:|---:|")
-        for k, who in (("base", "baseline C"), ("cc", "agc --backend cc"),
-                       ("tcc", "agc --backend tcc"), ("torch", "PyTorch eager")):
-            v = r.get(k)
-            if isinstance(v, tuple):
-                g = big["flops"] / (v[0] * 1e3)
-                P(f"| {who} | {g:.2f} | {100 * g / 105:.1f}% |")
-            else:
-                P(f"| {who} | {short(v)} | — |")
+    mlps = [c for c in cases if c["kind"] == "mlp" and c["name"] != "mlp_s"]
+    if mlps:
+        P("### Matmul throughput\n")
+        P("Matrix work the step does: 4·B·IN·H + 6·B·H·OUT flops (x·W1 and "
+          "h·W2 forward; grad_W2 = hᵀ·dy, dh = dy·W2ᵀ, grad_W1 = xᵀ·dz; no "
+          "gradient for x), per median step time; bias, tanh and loss work "
+          "not counted. Ceiling: " + (
+              f"**{peak:.1f} GFLOP/s**, OpenBLAS cblas_sgemm "
+              f"{o['peak-n']}×{o['peak-n']}×{o['peak-n']}, 1 thread, best of "
+              f"{o['peak-reps']}, measured in this run (kernel "
+              f"{ob.get('running', '?')})." if peak else
+              "not measured (no OpenBLAS): no percentages.") + "\n")
+        P("| case | GFLOP per step | implementation | GFLOP/s | % of ceiling |")
+        P("|---|---:|---|---:|---:|")
+        for cs in mlps:
+            r = results[cs["name"]]
+            for k, who in (("base", "baseline C"), ("blas", "OpenBLAS C, 1 thread"),
+                           ("cc", "agc --backend cc"), ("tcc", "agc --backend tcc"),
+                           ("torch", "PyTorch eager, 1 thread"),
+                           ("torchN", f"PyTorch eager, {ncpu} threads")):
+                v = r.get(k)
+                if isinstance(v, tuple):
+                    g = cs["flops"] / (v[0] * 1e3)
+                    pc = f"{100 * g / peak:.0f}%" if peak else "—"
+                    P(f"| {cs['label']} | {cs['flops'] / 1e9:.4f} | {who} | "
+                      f"{g:.2f} | {pc} |")
+                else:
+                    P(f"| {cs['label']} | {cs['flops'] / 1e9:.4f} | {who} | "
+                      f"{short(v)} | — |")
+        P()
+    if fm_rows:
+        P(f"### Fashion-MNIST, {o['fmnist-epochs']} epoch(s) of SGD\n")
+        P(f"784→{FM['H']}→10 MLP (relu, cross entropy), batch {FM['B']}, plain SGD "
+          f"lr={FM['lr']}, 60,000 training images in {60000 // FM['B']} steps "
+          "per epoch (the last partial batch dropped), the same initial params "
+          "(nn.Linear's uniform ±1/√fan_in, fixed seed) and the same example "
+          "order for every trainer. agc: the graph compiled with `agc GRAPH -o "
+          "fmnist.c`, built with the driver bench/fmnist_train.c (batch copy, "
+          "the generated step, P -= lr·grad_P); PyTorch: bench/torch_fmnist.py "
+          "(indexing, zero_grad, forward, backward, torch.optim.SGD). Time per "
+          "epoch: wall time, data copies included, no evaluation. Test "
+          "accuracy: the 10,000 test images, one NumPy forward of the final "
+          "params for every trainer.\n")
+        P("| trainer | epoch times | median epoch | mean loss, last epoch | test accuracy |")
+        P("|---|---|---:|---:|---:|")
+        for row in fm_rows:
+            if "error" in row:
+                P(f"| {row['who']} | {short(row['error'])}: {row['error']} | | | |")
+                continue
+            secs = [e[0] for e in row["epochs"]]
+            med = sorted(secs)[len(secs) // 2] if len(secs) % 2 else \
+                sum(sorted(secs)[len(secs) // 2 - 1:len(secs) // 2 + 1]) / 2
+            P(f"| {row['who']} | {', '.join(f'{x:.2f}' for x in secs)} s | "
+              f"{med:.2f} s | {row['epochs'][-1][1]:.4f} | "
+              f"{100 * row['accuracy']:.2f}% |")
         P()
     if jit_rows:
         P("### JIT latency: graph text -> callable function\n")

@@ -1,10 +1,11 @@
 """torch_bench.py - the PyTorch rows of bench/run.sh.
 
 Usage: python3 torch_bench.py KIND DIR [--min-time S] [--min-reps N] [--out OUTDIR]
+                              [--threads T]
 
 KIND is mlp, cnn or ew (the graphs bench.py writes); DIR holds the case's
 .npy inputs (the same files agc reads). One training step is, in eager mode
-on one thread: zero the gradients (as optimizer.zero_grad() does in 1.13),
+on T threads (default 1; torch.set_num_threads): zero the gradients (as optimizer.zero_grad() does in 1.13),
 forward, loss.backward(). After warm-up steps the script times every step
 until at least S seconds and N steps have passed and prints
 "median_us=FLOAT calls=N" on stderr (the format of `agc run --repeat`).
@@ -68,7 +69,7 @@ def main():
     if len(args) < 2:
         raise SystemExit(__doc__)
     kind, d = args[0], args[1]
-    min_time, min_reps, out = 0.5, 3, None
+    min_time, min_reps, out, threads = 0.5, 3, None, 1
     i = 2
     while i < len(args):
         if args[i] == "--min-time":
@@ -77,10 +78,12 @@ def main():
             min_reps = int(args[i + 1])
         elif args[i] == "--out":
             out = args[i + 1]
+        elif args[i] == "--threads":
+            threads = int(args[i + 1])
         else:
             raise SystemExit(f"unknown option {args[i]}")
         i += 2
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
     params, fwd = build(kind, d)
 
