@@ -57,7 +57,7 @@ static struct {
 static struct {
   long graphs, failed_graphs, mismatches, sanitizer, rejected, fd_fail;
   long skip_nonfinite, skip_unstable, skip_fd_graph, fd_checked, fd_skipped;
-  long cc_graphs, asan_graphs;
+  long cc_graphs, asan_graphs, xfailed, xpass;
   double t_inproc, t_cc, t_asan;
 } st;
 
@@ -459,7 +459,7 @@ static int stage1(Case *c) {
       for (int64_t k = 0; k < c->ref[i].n; k++) {
         double d = fabs(outs[i][k] - c->ref[i].v[k]);
         d = isnan(d) ? INFINITY : d;
-        if (t < 2)
+        if (t < 4)
           c->sens[i] = fmax(c->sens[i], d);
         else
           tiny[i] = fmax(tiny[i], d);
@@ -475,6 +475,9 @@ static int stage1(Case *c) {
     if (tiny[i] > 1e-2 * c->sens[i] + 1e-7 * scale + 1e-12) {
       c->unstable[i] = 1;
       st.skip_unstable++;
+      if (opt.verbose > 0)
+        fprintf(stderr, "%s: output %s unstable (moves %.3g under 1e-9, %.3g under 1e-5)\n",
+                c->label, c->ref[i].name, tiny[i], c->sens[i]);
     }
   }
   free(tiny);
@@ -1275,8 +1278,48 @@ static void progress(long done, double t0, int final) {
           dt > 0 ? done * 60 / dt : 0, st.mismatches, st.sanitizer, final ? "\n" : "   ");
 }
 
+/* --xfail FILE: labels of graphs that fail because of known compiler bugs
+ * (one per line, then a comment). They are still checked and reported,
+ * but do not fail the run; one of them passing is reported too. */
+static char **xfail;
+static int nxfail;
+
+static void read_xfail(const char *path) {
+  char *t = slurp(path, NULL);
+  if (!t) {
+    fprintf(stderr, "agc_random: cannot read %s\n", path);
+    exit(2);
+  }
+  for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
+    char lab[64];
+    if (line[0] == '#' || sscanf(line, "%63s", lab) != 1)
+      continue;
+    xfail = realloc(xfail, (size_t)(nxfail + 1) * sizeof *xfail);
+    xfail[nxfail++] = strdup(lab);
+  }
+  free(t);
+}
+
+static int is_xfail(const char *label) {
+  for (int i = 0; i < nxfail; i++)
+    if (!strcmp(xfail[i], label))
+      return 1;
+  return 0;
+}
+
 static void finish_case(Case *c) {
   st.graphs++;
+  int xf = is_xfail(c->label);
+  if (xf && !c->nfail) {
+    st.xpass++;
+    fprintf(stderr, "XPASS %s: listed as failing by a known bug, now passes "
+            "(remove it from the --xfail list)\n", c->label);
+  }
+  if (xf && c->nfail) {
+    st.xfailed++;
+    fprintf(stderr, "XFAIL %s (known bug): %s\n", c->label, c->fail[0]);
+    return;
+  }
   if (c->nfail) {
     st.failed_graphs++;
     if (c->rejected)
@@ -1335,7 +1378,11 @@ static int run_campaign(void) {
          "%ld graphs without FD, %ld of %ld FD elements (kinks)\n", st.mismatches,
          st.sanitizer, st.rejected, st.fd_fail, st.skip_nonfinite, st.skip_unstable,
          st.skip_fd_graph, st.fd_skipped, st.fd_skipped + st.fd_checked);
-  printf("%ld passed, %ld failed\n", st.graphs - st.failed_graphs, st.failed_graphs);
+  if (nxfail)
+    printf("agc_random: %ld expected failures (known bugs, --xfail), %ld of the listed "
+           "graphs pass now\n", st.xfailed, st.xpass);
+  printf("%ld passed, %ld failed\n", st.graphs - st.failed_graphs - st.xfailed,
+         st.failed_graphs);
   return st.failed_graphs ? 1 : 0;
 }
 
@@ -1407,7 +1454,7 @@ static void usage(FILE *f) {
           "usage: agc_random [--n N] [--seed S] [--repro DIR] [--no-asan] [--no-cc]\n"
           "                  [--max-dim D] [--max-stmts K] [--batch B] [--asan-every K]\n"
           "                  [--cc-every K] [--time-limit SEC] [--no-shrink] [--no-fd]\n"
-          "                  [--print] [--check-dir DIR]\n"
+          "                  [--print] [--check-dir DIR] [--xfail FILE]\n"
           "Generates N random graphs from seed S and checks each: tcc/cc/-O0 in f32\n"
           "and f64 against an f64 -O0 reference, gradients against finite\n"
           "differences, the generated C under ASan/UBSan with exact-size buffers.\n"
@@ -1441,6 +1488,8 @@ int main(int argc, char **argv) {
       opt.time_limit = atof(v);
     else if (ARG("--check-dir"))
       opt.check_dir = v;
+    else if (ARG("--xfail"))
+      read_xfail(v);
     else if (!strcmp(a, "--no-asan"))
       opt.asan = 0;
     else if (!strcmp(a, "--no-cc"))
@@ -1451,6 +1500,8 @@ int main(int argc, char **argv) {
       opt.fd = 0;
     else if (!strcmp(a, "--print"))
       opt.verbose = 2;
+    else if (!strcmp(a, "-v"))
+      opt.verbose = 1;
     else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       usage(stdout);
       return 0;
