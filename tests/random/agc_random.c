@@ -43,7 +43,7 @@ static struct {
   long n;
   uint64_t seed;
   const char *repro;
-  int asan, cc, shrink, fd;
+  int asan, cc, shrink, fd, shrink_max;
   int asan_every, cc_every;
   int batch;
   double time_limit;
@@ -51,7 +51,7 @@ static struct {
   RGenOpts gen;
   const char *check_dir;
   const char *tmp;
-} opt = {2000, 1, "random-failures", 1, 1, 1, 1, 1, 1, 40, 0, 0,
+} opt = {2000, 1, "random-failures", 1, 1, 1, 1, 3, 1, 1, 40, 0, 0,
          {64, 4096, 12}, NULL, NULL};
 
 static struct {
@@ -1220,14 +1220,80 @@ static void shrink(const Case *c, RGraph *g, const char *cat) {
   }
 }
 
+/* A failure's signature: the configurations that failed and how
+ * ("tcc-f32 mismatch, O0-f32 mismatch"), for the summary of distinct
+ * failures and to shrink only the first few of each. */
+static void signature(const Case *c, char *sig, size_t n) {
+  char parts[8][96];
+  int np = 0;
+  for (int i = 0; i < c->nfail; i++) {
+    char cat[64], p[96];
+    category(c->fail[i], cat, sizeof cat);
+    const char *m = c->fail[i];
+    const char *kind = strstr(m, "wrote outside") ? "overrun"
+                       : strstr(m, "crashed") ? "crash"
+                       : strstr(m, "heap-buffer-overflow") ? "heap-buffer-overflow"
+                       : strstr(m, "stack-buffer-overflow") ? "stack-buffer-overflow"
+                       : strstr(m, "runtime error") ? "ubsan"
+                       : strstr(m, "sanitizer") ? "sanitizer"
+                       : strstr(m, "max err") ? "mismatch"
+                       : strstr(m, "failed to compile") ? "C does not compile"
+                       : strstr(m, "central difference") ? "wrong gradient" : "error";
+    if (!strcmp(cat, "reject")) { /* the compiler's message, without places */
+      const char *e = strstr(m, "error: ");
+      snprintf(p, sizeof p, "reject: %.60s", e ? e + 7 : m);
+      for (char *q = p; *q; q++)
+        if ((*q >= '0' && *q <= '9') || *q == '\'')
+          *q = '#';
+    } else {
+      snprintf(p, sizeof p, "%s %s", cat, kind);
+    }
+    int dup = 0;
+    for (int k = 0; k < np; k++)
+      dup |= !strcmp(parts[k], p);
+    if (!dup && np < 8)
+      snprintf(parts[np++], sizeof parts[0], "%s", p);
+  }
+  size_t k = 0;
+  sig[0] = 0;
+  for (int i = 0; i < np && k < n; i++)
+    k += (size_t)snprintf(sig + k, n - k, "%s%s", i ? ", " : "", parts[i]);
+}
+
+static struct {
+  char sig[400];
+  long count;
+  char first[3][64];
+  char path[1100];
+} sigs[256];
+static int nsigs;
+
+static int note_sig(const Case *c, const char *sig) {
+  for (int i = 0; i < nsigs; i++)
+    if (!strcmp(sigs[i].sig, sig)) {
+      if (sigs[i].count < 3)
+        snprintf(sigs[i].first[sigs[i].count], 64, "%s", c->label);
+      return (int)++sigs[i].count;
+    }
+  if (nsigs == 256)
+    return 1000;
+  snprintf(sigs[nsigs].sig, sizeof sigs[0].sig, "%s", sig);
+  snprintf(sigs[nsigs].first[0], 64, "%s", c->label);
+  sigs[nsigs].count = 1;
+  nsigs++;
+  return 1;
+}
+
 static void write_repro(Case *c) {
   mkdir(opt.repro, 0755);
-  char cat[64];
+  char cat[64], sig[400];
   category(c->fail[0], cat, sizeof cat);
+  signature(c, sig, sizeof sig);
+  int nth = note_sig(c, sig);
   RGraph g;
   rg_copy(&g, &c->g);
   int shrunk = 0;
-  if (opt.shrink && !c->rejected && c->g.n && c->g.l[0].rank >= 0) {
+  if (opt.shrink && nth <= opt.shrink_max && !c->rejected && c->g.n && c->g.l[0].rank >= 0) {
     int before = 0, after = 0;
     for (int i = 0; i < g.n; i++)
       before += !g.l[i].dead;
@@ -1263,6 +1329,9 @@ static void write_repro(Case *c) {
   }
   free(text);
   rg_free(&g);
+  for (int i = 0; i < nsigs; i++)
+    if (!strcmp(sigs[i].sig, sig) && !sigs[i].path[0])
+      snprintf(sigs[i].path, sizeof sigs[i].path, "%s", path);
   fprintf(stderr, "FAIL %s: %s\n  repro: %s\n", c->label, c->fail[0], path);
   for (int i = 1; i < c->nfail; i++)
     fprintf(stderr, "  also: %s\n", c->fail[i]);
@@ -1378,6 +1447,11 @@ static int run_campaign(void) {
          "%ld graphs without FD, %ld of %ld FD elements (kinks)\n", st.mismatches,
          st.sanitizer, st.rejected, st.fd_fail, st.skip_nonfinite, st.skip_unstable,
          st.skip_fd_graph, st.fd_skipped, st.fd_skipped + st.fd_checked);
+  for (int i = 0; i < nsigs; i++)
+    printf("agc_random: failure %d: %ld graph%s: %s (%s%s%s%s%s; first repro %s)\n", i + 1,
+           sigs[i].count, sigs[i].count == 1 ? "" : "s", sigs[i].sig, sigs[i].first[0],
+           sigs[i].count > 1 ? ", " : "", sigs[i].first[1], sigs[i].count > 2 ? ", " : "",
+           sigs[i].first[2], sigs[i].path);
   if (nxfail)
     printf("agc_random: %ld expected failures (known bugs, --xfail), %ld of the listed "
            "graphs pass now\n", st.xfailed, st.xpass);
@@ -1454,7 +1528,7 @@ static void usage(FILE *f) {
           "usage: agc_random [--n N] [--seed S] [--repro DIR] [--no-asan] [--no-cc]\n"
           "                  [--max-dim D] [--max-stmts K] [--batch B] [--asan-every K]\n"
           "                  [--cc-every K] [--time-limit SEC] [--no-shrink] [--no-fd]\n"
-          "                  [--print] [--check-dir DIR] [--xfail FILE]\n"
+          "                  [--print] [--check-dir DIR] [--xfail FILE] [--shrink-max K]\n"
           "Generates N random graphs from seed S and checks each: tcc/cc/-O0 in f32\n"
           "and f64 against an f64 -O0 reference, gradients against finite\n"
           "differences, the generated C under ASan/UBSan with exact-size buffers.\n"
@@ -1478,6 +1552,8 @@ int main(int argc, char **argv) {
       opt.gen.max_dim = atoi(v);
     else if (ARG("--max-stmts"))
       opt.gen.max_stmts = atoi(v);
+    else if (ARG("--shrink-max"))
+      opt.shrink_max = atoi(v);
     else if (ARG("--batch"))
       opt.batch = atoi(v);
     else if (ARG("--asan-every"))
