@@ -1523,6 +1523,22 @@ static int run_dir(const char *dir) {
   return st.failed_graphs ? 1 : 0;
 }
 
+static void cleanup(void) {
+  static const char *const files[] = {"asan.c", "asan", "asan.in", "asan.out", "asan.err"};
+  char path[1200];
+  for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+    snprintf(path, sizeof path, "%s/%s", opt.tmp, files[k]);
+    remove(path);
+  }
+  rmdir(opt.tmp);
+}
+
+static void on_term(int sig) {
+  cleanup();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 static void usage(FILE *f) {
   fprintf(f,
           "usage: agc_random [--n N] [--seed S] [--repro DIR] [--no-asan] [--no-cc]\n"
@@ -1610,13 +1626,9 @@ int main(int argc, char **argv) {
     perror("agc_random: mkdtemp");
     return 2;
   }
+  signal(SIGTERM, on_term);
+  signal(SIGINT, on_term);
   int rc = opt.check_dir ? run_dir(opt.check_dir) : run_campaign();
-  char cmd[1200];
-  const char *files[] = {"asan.c", "asan", "asan.in", "asan.out", "asan.err"};
-  for (size_t k = 0; k < 5; k++) {
-    snprintf(cmd, sizeof cmd, "%s/%s", opt.tmp, files[k]);
-    remove(cmd);
-  }
-  rmdir(opt.tmp);
+  cleanup();
   return rc;
 }
