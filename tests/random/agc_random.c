@@ -233,6 +233,7 @@ static void on_crash(int sig) {
  * values of the float inputs); outputs converted to f64 into outs[i].
  * Returns 0, or -1 with a message in why (overrun, crash, changed input). */
 typedef int (*entry_fn)(const void *const *, void *const *, void *);
+static double **init_outs; /* if set: initial output values (accumulate) */
 static int run_fn(entry_fn fn, size_t wb, int f64, const Case *c, double **in64,
                   double **outs, char *why, size_t whylen) {
   const void *in[256];
@@ -261,6 +262,12 @@ static int run_fn(entry_fn fn, size_t wb, int f64, const Case *c, double **in64,
     size_t sz = (size_t)c->ref[i].n * (f64 ? 8 : 4);
     out[i] = pad_alloc(sz);
     memset(out[i], 0, sz);
+    for (int64_t k = 0; init_outs && k < c->ref[i].n; k++) {
+      if (f64)
+        ((double *)out[i])[k] = init_outs[i][k];
+      else
+        ((float *)out[i])[k] = (float)init_outs[i][k];
+    }
   }
   void *work = pad_alloc(wb);
   memset(work, 0xff, wb);
@@ -385,6 +392,119 @@ static agc_graph *load(Case *c, int f64, int O0, agc_backend be, char *err, size
 }
 
 static void fd_check(Case *c, agc_graph *ref);
+
+/* f64 values got against want, with the f64 tolerance of compare() */
+static int cmp_f64(Case *c, const char *cfg, int oi, const double *got, const double *want) {
+  const Arr *r = &c->ref[oi];
+  double scale = 0, err = 0, G = 0;
+  int64_t worst = 0;
+  for (int i = 0; i < c->nout; i++)
+    for (int64_t k = 0; k < c->ref[i].n; k++)
+      G = fmax(G, fabs(c->ref[i].v[k]));
+  for (int64_t k = 0; k < r->n; k++)
+    scale = fmax(scale, fabs(want[k]));
+  for (int64_t k = 0; k < r->n; k++) {
+    double e = fabs(got[k] - want[k]);
+    if (isnan(e))
+      e = INFINITY;
+    if (e > err)
+      err = e, worst = k;
+  }
+  double tol = 1e-9 * scale + 1e-6 * c->sens[oi] + 1e-12 * (1 + G);
+  if (err <= tol || c->unstable[oi])
+    return 0;
+  case_fail(c, "%s: output %s[%lld] = %.12g, expected %.12g; max err %.3g > tol %.3g", cfg,
+            r->name, (long long)worst, got[worst], want[worst], err, tol);
+  st.mismatches++;
+  return 1;
+}
+
+/* --accumulate (gradients add to what the buffers hold) and --no-grad
+ * (the outputs alone), f64 tcc, against the reference. */
+static void option_checks(Case *c) {
+  char err[4096], why[256];
+  agc_graph_options o = {0};
+  o.f64 = 1;
+  o.accumulate = 1;
+  o.name = "rg";
+  agc_graph *g = agc_graph_load_source(c->label, c->src, strlen(c->src), &o, err, sizeof err);
+  if (!g) {
+    case_fail(c, "accumulate-f64: compile failed: %s", err);
+    return;
+  }
+  double **outs = alloc_outs(c), **init = alloc_outs(c), **want = alloc_outs(c);
+  for (int i = 0; i < c->nout; i++)
+    for (int64_t k = 0; k < c->ref[i].n; k++) {
+      init[i][k] = agc_graph_is_grad(g, i) ? 0.25 * (double)(k % 7) - 0.75 : 0;
+      want[i][k] = c->ref[i].v[k] + init[i][k];
+    }
+  init_outs = init;
+  if (agc_graph_num_outputs(g) != c->nout) {
+    case_fail(c, "accumulate-f64: %d outputs, the reference has %d", agc_graph_num_outputs(g),
+              c->nout);
+  } else if (run_graph(g, 1, c, NULL, outs, why, sizeof why)) {
+    case_fail(c, "accumulate-f64: %s", why);
+    st.sanitizer++;
+  } else {
+    for (int i = 0; i < c->nout; i++)
+      cmp_f64(c, "accumulate-f64", i, outs[i], want[i]);
+  }
+  init_outs = NULL;
+  agc_graph_free(g);
+  free_outs(c, init);
+  free_outs(c, want);
+  /* --no-grad: inputs without the seeds, outputs without the gradients */
+  o.accumulate = 0;
+  o.no_grad = 1;
+  g = agc_graph_load_source(c->label, c->src, strlen(c->src), &o, err, sizeof err);
+  if (!g) {
+    case_fail(c, "no-grad-f64: compile failed: %s", err);
+    free_outs(c, outs);
+    return;
+  }
+  int ni = agc_graph_num_inputs(g), no = agc_graph_num_outputs(g);
+  const void *in[256];
+  void *out[256];
+  int map[256], ok = ni <= 256 && no <= 256;
+  for (int i = 0; ok && i < ni; i++) {
+    int j = 0;
+    while (j < c->nin && strcmp(c->in[j].name, agc_graph_name(g, 0, i)))
+      j++;
+    if (j == c->nin || agc_graph_count(g, 0, i) != c->in[j].n) {
+      case_fail(c, "no-grad-f64: input %s is not an input of the graph with gradients",
+                agc_graph_name(g, 0, i));
+      ok = 0;
+      break;
+    }
+    in[i] = c->in[j].is_int ? (void *)c->in[j].vi : (void *)c->in[j].v;
+  }
+  for (int i = 0; ok && i < no; i++) {
+    int j = 0;
+    while (j < c->nout && strcmp(c->ref[j].name, agc_graph_name(g, 1, i)))
+      j++;
+    if (j == c->nout || agc_graph_count(g, 1, i) != c->ref[j].n) {
+      case_fail(c, "no-grad-f64: output %s is not an output of the graph with gradients",
+                agc_graph_name(g, 1, i));
+      ok = 0;
+      break;
+    }
+    map[i] = j;
+    out[i] = calloc((size_t)c->ref[j].n + 1, sizeof(double));
+  }
+  if (ok) {
+    size_t wb = agc_graph_work_bytes(g);
+    void *work = malloc(wb + 1);
+    memset(work, 0xff, wb + 1);
+    agc_graph_call(g, in, out, work);
+    free(work);
+    for (int i = 0; i < no; i++) {
+      cmp_f64(c, "no-grad-f64", map[i], out[i], c->ref[map[i]].v);
+      free(out[i]);
+    }
+  }
+  agc_graph_free(g);
+  free_outs(c, outs);
+}
 
 /* Compiles the reference, makes the data, runs ref and the in-process
  * configurations. Returns 0 if the case can go on to cc/ASan. */
@@ -520,6 +640,8 @@ static int stage1(Case *c) {
     agc_graph_free(g);
   }
   free_outs(c, outs);
+  if (!c->skip)
+    option_checks(c);
   if (opt.fd && !c->skip)
     fd_check(c, ref);
   agc_graph_free(ref);
