@@ -465,7 +465,8 @@ static void option_checks(Case *c) {
   int ni = agc_graph_num_inputs(g), no = agc_graph_num_outputs(g);
   const void *in[256];
   void *out[256];
-  int map[256], ok = ni <= 256 && no <= 256;
+  int map[256], ok = ni <= 256 && no <= 256, nin_ok = 0, nout_ok = 0;
+  size_t insz[256];
   for (int i = 0; ok && i < ni; i++) {
     int j = 0;
     while (j < c->nin && strcmp(c->in[j].name, agc_graph_name(g, 0, i)))
@@ -476,7 +477,12 @@ static void option_checks(Case *c) {
       ok = 0;
       break;
     }
-    in[i] = c->in[j].is_int ? (void *)c->in[j].vi : (void *)c->in[j].v;
+    size_t sz = (size_t)c->in[j].n * (c->in[j].is_int ? 4 : 8);
+    void *b = pad_alloc(sz);
+    memcpy(b, c->in[j].is_int ? (void *)c->in[j].vi : (void *)c->in[j].v, sz);
+    in[i] = b;
+    insz[i] = sz;
+    nin_ok = i + 1;
   }
   for (int i = 0; ok && i < no; i++) {
     int j = 0;
@@ -489,19 +495,38 @@ static void option_checks(Case *c) {
       break;
     }
     map[i] = j;
-    out[i] = calloc((size_t)c->ref[j].n + 1, sizeof(double));
+    out[i] = pad_alloc((size_t)c->ref[j].n * 8);
+    memset(out[i], 0, (size_t)c->ref[j].n * 8);
+    nout_ok = i + 1;
   }
   if (ok) {
     size_t wb = agc_graph_work_bytes(g);
-    void *work = malloc(wb + 1);
-    memset(work, 0xff, wb + 1);
-    agc_graph_call(g, in, out, work);
-    free(work);
-    for (int i = 0; i < no; i++) {
+    void *work = pad_alloc(wb);
+    memset(work, 0xff, wb);
+    volatile int bad = 0;
+    in_call = 1;
+    int sig = sigsetjmp(crash_jmp, 1);
+    if (sig == 0)
+      agc_graph_call(g, in, out, work);
+    else
+      bad = 1, case_fail(c, "no-grad-f64: crashed with signal %d", sig);
+    in_call = 0;
+    if (pad_bad(work, wb) && !bad)
+      bad = 1, case_fail(c, "no-grad-f64: wrote outside the workspace of %zu bytes", wb);
+    pad_free(work);
+    for (int i = 0; i < no; i++)
+      if (pad_bad(out[i], (size_t)c->ref[map[i]].n * 8) && !bad)
+        bad = 1, case_fail(c, "no-grad-f64: wrote outside output %s", c->ref[map[i]].name);
+    if (bad)
+      st.sanitizer++;
+    for (int i = 0; i < no && !bad; i++)
       cmp_f64(c, "no-grad-f64", map[i], out[i], c->ref[map[i]].v);
-      free(out[i]);
-    }
   }
+  for (int i = 0; i < nout_ok; i++)
+    pad_free(out[i]);
+  for (int i = 0; i < nin_ok; i++)
+    pad_free((void *)in[i]);
+  (void)insz;
   agc_graph_free(g);
   free_outs(c, outs);
 }
