@@ -43,7 +43,7 @@ static struct {
   long n;
   uint64_t seed;
   const char *repro;
-  int asan, cc, shrink, fd;
+  int asan, cc, shrink, fd, shrink_max;
   int asan_every, cc_every;
   int batch;
   double time_limit;
@@ -51,13 +51,13 @@ static struct {
   RGenOpts gen;
   const char *check_dir;
   const char *tmp;
-} opt = {2000, 1, "random-failures", 1, 1, 1, 1, 1, 1, 40, 0, 0,
+} opt = {2000, 1, "random-failures", 1, 1, 1, 1, 3, 1, 1, 40, 0, 0,
          {64, 4096, 12}, NULL, NULL};
 
 static struct {
   long graphs, failed_graphs, mismatches, sanitizer, rejected, fd_fail;
   long skip_nonfinite, skip_unstable, skip_fd_graph, fd_checked, fd_skipped;
-  long cc_graphs, asan_graphs;
+  long cc_graphs, asan_graphs, xfailed, xpass;
   double t_inproc, t_cc, t_asan;
 } st;
 
@@ -233,6 +233,7 @@ static void on_crash(int sig) {
  * values of the float inputs); outputs converted to f64 into outs[i].
  * Returns 0, or -1 with a message in why (overrun, crash, changed input). */
 typedef int (*entry_fn)(const void *const *, void *const *, void *);
+static double **init_outs; /* if set: initial output values (accumulate) */
 static int run_fn(entry_fn fn, size_t wb, int f64, const Case *c, double **in64,
                   double **outs, char *why, size_t whylen) {
   const void *in[256];
@@ -261,6 +262,12 @@ static int run_fn(entry_fn fn, size_t wb, int f64, const Case *c, double **in64,
     size_t sz = (size_t)c->ref[i].n * (f64 ? 8 : 4);
     out[i] = pad_alloc(sz);
     memset(out[i], 0, sz);
+    for (int64_t k = 0; init_outs && k < c->ref[i].n; k++) {
+      if (f64)
+        ((double *)out[i])[k] = init_outs[i][k];
+      else
+        ((float *)out[i])[k] = (float)init_outs[i][k];
+    }
   }
   void *work = pad_alloc(wb);
   memset(work, 0xff, wb);
@@ -386,6 +393,144 @@ static agc_graph *load(Case *c, int f64, int O0, agc_backend be, char *err, size
 
 static void fd_check(Case *c, agc_graph *ref);
 
+/* f64 values got against want, with the f64 tolerance of compare() */
+static int cmp_f64(Case *c, const char *cfg, int oi, const double *got, const double *want) {
+  const Arr *r = &c->ref[oi];
+  double scale = 0, err = 0, G = 0;
+  int64_t worst = 0;
+  for (int i = 0; i < c->nout; i++)
+    for (int64_t k = 0; k < c->ref[i].n; k++)
+      G = fmax(G, fabs(c->ref[i].v[k]));
+  for (int64_t k = 0; k < r->n; k++)
+    scale = fmax(scale, fabs(want[k]));
+  for (int64_t k = 0; k < r->n; k++) {
+    double e = fabs(got[k] - want[k]);
+    if (isnan(e))
+      e = INFINITY;
+    if (e > err)
+      err = e, worst = k;
+  }
+  double tol = 1e-9 * scale + 1e-6 * c->sens[oi] + 1e-12 * (1 + G);
+  if (err <= tol || c->unstable[oi])
+    return 0;
+  case_fail(c, "%s: output %s[%lld] = %.12g, expected %.12g; max err %.3g > tol %.3g", cfg,
+            r->name, (long long)worst, got[worst], want[worst], err, tol);
+  st.mismatches++;
+  return 1;
+}
+
+/* --accumulate (gradients add to what the buffers hold) and --no-grad
+ * (the outputs alone), f64 tcc, against the reference. */
+static void option_checks(Case *c) {
+  char err[4096], why[256];
+  agc_graph_options o = {0};
+  o.f64 = 1;
+  o.accumulate = 1;
+  o.name = "rg";
+  agc_graph *g = agc_graph_load_source(c->label, c->src, strlen(c->src), &o, err, sizeof err);
+  if (!g) {
+    case_fail(c, "accumulate-f64: compile failed: %s", err);
+    return;
+  }
+  double **outs = alloc_outs(c), **init = alloc_outs(c), **want = alloc_outs(c);
+  for (int i = 0; i < c->nout; i++)
+    for (int64_t k = 0; k < c->ref[i].n; k++) {
+      init[i][k] = agc_graph_is_grad(g, i) ? 0.25 * (double)(k % 7) - 0.75 : 0;
+      want[i][k] = c->ref[i].v[k] + init[i][k];
+    }
+  init_outs = init;
+  if (agc_graph_num_outputs(g) != c->nout) {
+    case_fail(c, "accumulate-f64: %d outputs, the reference has %d", agc_graph_num_outputs(g),
+              c->nout);
+  } else if (run_graph(g, 1, c, NULL, outs, why, sizeof why)) {
+    case_fail(c, "accumulate-f64: %s", why);
+    st.sanitizer++;
+  } else {
+    for (int i = 0; i < c->nout; i++)
+      cmp_f64(c, "accumulate-f64", i, outs[i], want[i]);
+  }
+  init_outs = NULL;
+  agc_graph_free(g);
+  free_outs(c, init);
+  free_outs(c, want);
+  /* --no-grad: inputs without the seeds, outputs without the gradients */
+  o.accumulate = 0;
+  o.no_grad = 1;
+  g = agc_graph_load_source(c->label, c->src, strlen(c->src), &o, err, sizeof err);
+  if (!g) {
+    case_fail(c, "no-grad-f64: compile failed: %s", err);
+    free_outs(c, outs);
+    return;
+  }
+  int ni = agc_graph_num_inputs(g), no = agc_graph_num_outputs(g);
+  const void *in[256];
+  void *out[256];
+  int map[256], ok = ni <= 256 && no <= 256, nin_ok = 0, nout_ok = 0;
+  size_t insz[256];
+  for (int i = 0; ok && i < ni; i++) {
+    int j = 0;
+    while (j < c->nin && strcmp(c->in[j].name, agc_graph_name(g, 0, i)))
+      j++;
+    if (j == c->nin || agc_graph_count(g, 0, i) != c->in[j].n) {
+      case_fail(c, "no-grad-f64: input %s is not an input of the graph with gradients",
+                agc_graph_name(g, 0, i));
+      ok = 0;
+      break;
+    }
+    size_t sz = (size_t)c->in[j].n * (c->in[j].is_int ? 4 : 8);
+    void *b = pad_alloc(sz);
+    memcpy(b, c->in[j].is_int ? (void *)c->in[j].vi : (void *)c->in[j].v, sz);
+    in[i] = b;
+    insz[i] = sz;
+    nin_ok = i + 1;
+  }
+  for (int i = 0; ok && i < no; i++) {
+    int j = 0;
+    while (j < c->nout && strcmp(c->ref[j].name, agc_graph_name(g, 1, i)))
+      j++;
+    if (j == c->nout || agc_graph_count(g, 1, i) != c->ref[j].n) {
+      case_fail(c, "no-grad-f64: output %s is not an output of the graph with gradients",
+                agc_graph_name(g, 1, i));
+      ok = 0;
+      break;
+    }
+    map[i] = j;
+    out[i] = pad_alloc((size_t)c->ref[j].n * 8);
+    memset(out[i], 0, (size_t)c->ref[j].n * 8);
+    nout_ok = i + 1;
+  }
+  if (ok) {
+    size_t wb = agc_graph_work_bytes(g);
+    void *work = pad_alloc(wb);
+    memset(work, 0xff, wb);
+    volatile int bad = 0;
+    in_call = 1;
+    int sig = sigsetjmp(crash_jmp, 1);
+    if (sig == 0)
+      agc_graph_call(g, in, out, work);
+    else
+      bad = 1, case_fail(c, "no-grad-f64: crashed with signal %d", sig);
+    in_call = 0;
+    if (pad_bad(work, wb) && !bad)
+      bad = 1, case_fail(c, "no-grad-f64: wrote outside the workspace of %zu bytes", wb);
+    pad_free(work);
+    for (int i = 0; i < no; i++)
+      if (pad_bad(out[i], (size_t)c->ref[map[i]].n * 8) && !bad)
+        bad = 1, case_fail(c, "no-grad-f64: wrote outside output %s", c->ref[map[i]].name);
+    if (bad)
+      st.sanitizer++;
+    for (int i = 0; i < no && !bad; i++)
+      cmp_f64(c, "no-grad-f64", map[i], out[i], c->ref[map[i]].v);
+  }
+  for (int i = 0; i < nout_ok; i++)
+    pad_free(out[i]);
+  for (int i = 0; i < nin_ok; i++)
+    pad_free((void *)in[i]);
+  (void)insz;
+  agc_graph_free(g);
+  free_outs(c, outs);
+}
+
 /* Compiles the reference, makes the data, runs ref and the in-process
  * configurations. Returns 0 if the case can go on to cc/ASan. */
 static int stage1(Case *c) {
@@ -459,7 +604,7 @@ static int stage1(Case *c) {
       for (int64_t k = 0; k < c->ref[i].n; k++) {
         double d = fabs(outs[i][k] - c->ref[i].v[k]);
         d = isnan(d) ? INFINITY : d;
-        if (t < 2)
+        if (t < 4)
           c->sens[i] = fmax(c->sens[i], d);
         else
           tiny[i] = fmax(tiny[i], d);
@@ -475,6 +620,9 @@ static int stage1(Case *c) {
     if (tiny[i] > 1e-2 * c->sens[i] + 1e-7 * scale + 1e-12) {
       c->unstable[i] = 1;
       st.skip_unstable++;
+      if (opt.verbose > 0)
+        fprintf(stderr, "%s: output %s unstable (moves %.3g under 1e-9, %.3g under 1e-5)\n",
+                c->label, c->ref[i].name, tiny[i], c->sens[i]);
     }
   }
   free(tiny);
@@ -517,6 +665,8 @@ static int stage1(Case *c) {
     agc_graph_free(g);
   }
   free_outs(c, outs);
+  if (!c->skip)
+    option_checks(c);
   if (opt.fd && !c->skip)
     fd_check(c, ref);
   agc_graph_free(ref);
@@ -1217,14 +1367,80 @@ static void shrink(const Case *c, RGraph *g, const char *cat) {
   }
 }
 
+/* A failure's signature: the configurations that failed and how
+ * ("tcc-f32 mismatch, O0-f32 mismatch"), for the summary of distinct
+ * failures and to shrink only the first few of each. */
+static void signature(const Case *c, char *sig, size_t n) {
+  char parts[8][96];
+  int np = 0;
+  for (int i = 0; i < c->nfail; i++) {
+    char cat[64], p[96];
+    category(c->fail[i], cat, sizeof cat);
+    const char *m = c->fail[i];
+    const char *kind = strstr(m, "wrote outside") ? "overrun"
+                       : strstr(m, "crashed") ? "crash"
+                       : strstr(m, "heap-buffer-overflow") ? "heap-buffer-overflow"
+                       : strstr(m, "stack-buffer-overflow") ? "stack-buffer-overflow"
+                       : strstr(m, "runtime error") ? "ubsan"
+                       : strstr(m, "sanitizer") ? "sanitizer"
+                       : strstr(m, "max err") ? "mismatch"
+                       : strstr(m, "failed to compile") ? "C does not compile"
+                       : strstr(m, "central difference") ? "wrong gradient" : "error";
+    if (!strcmp(cat, "reject")) { /* the compiler's message, without places */
+      const char *e = strstr(m, "error: ");
+      snprintf(p, sizeof p, "reject: %.60s", e ? e + 7 : m);
+      for (char *q = p; *q; q++)
+        if ((*q >= '0' && *q <= '9') || *q == '\'')
+          *q = '#';
+    } else {
+      snprintf(p, sizeof p, "%s %s", cat, kind);
+    }
+    int dup = 0;
+    for (int k = 0; k < np; k++)
+      dup |= !strcmp(parts[k], p);
+    if (!dup && np < 8)
+      snprintf(parts[np++], sizeof parts[0], "%s", p);
+  }
+  size_t k = 0;
+  sig[0] = 0;
+  for (int i = 0; i < np && k < n; i++)
+    k += (size_t)snprintf(sig + k, n - k, "%s%s", i ? ", " : "", parts[i]);
+}
+
+static struct {
+  char sig[400];
+  long count;
+  char first[3][64];
+  char path[1100];
+} sigs[256];
+static int nsigs;
+
+static int note_sig(const Case *c, const char *sig) {
+  for (int i = 0; i < nsigs; i++)
+    if (!strcmp(sigs[i].sig, sig)) {
+      if (sigs[i].count < 3)
+        snprintf(sigs[i].first[sigs[i].count], 64, "%s", c->label);
+      return (int)++sigs[i].count;
+    }
+  if (nsigs == 256)
+    return 1000;
+  snprintf(sigs[nsigs].sig, sizeof sigs[0].sig, "%s", sig);
+  snprintf(sigs[nsigs].first[0], 64, "%s", c->label);
+  sigs[nsigs].count = 1;
+  nsigs++;
+  return 1;
+}
+
 static void write_repro(Case *c) {
   mkdir(opt.repro, 0755);
-  char cat[64];
+  char cat[64], sig[400];
   category(c->fail[0], cat, sizeof cat);
+  signature(c, sig, sizeof sig);
+  int nth = note_sig(c, sig);
   RGraph g;
   rg_copy(&g, &c->g);
   int shrunk = 0;
-  if (opt.shrink && !c->rejected && c->g.n && c->g.l[0].rank >= 0) {
+  if (opt.shrink && nth <= opt.shrink_max && !c->rejected && c->g.n && c->g.l[0].rank >= 0) {
     int before = 0, after = 0;
     for (int i = 0; i < g.n; i++)
       before += !g.l[i].dead;
@@ -1260,6 +1476,9 @@ static void write_repro(Case *c) {
   }
   free(text);
   rg_free(&g);
+  for (int i = 0; i < nsigs; i++)
+    if (!strcmp(sigs[i].sig, sig) && !sigs[i].path[0])
+      snprintf(sigs[i].path, sizeof sigs[i].path, "%s", path);
   fprintf(stderr, "FAIL %s: %s\n  repro: %s\n", c->label, c->fail[0], path);
   for (int i = 1; i < c->nfail; i++)
     fprintf(stderr, "  also: %s\n", c->fail[i]);
@@ -1275,8 +1494,48 @@ static void progress(long done, double t0, int final) {
           dt > 0 ? done * 60 / dt : 0, st.mismatches, st.sanitizer, final ? "\n" : "   ");
 }
 
+/* --xfail FILE: labels of graphs that fail because of known compiler bugs
+ * (one per line, then a comment). They are still checked and reported,
+ * but do not fail the run; one of them passing is reported too. */
+static char **xfail;
+static int nxfail;
+
+static void read_xfail(const char *path) {
+  char *t = slurp(path, NULL);
+  if (!t) {
+    fprintf(stderr, "agc_random: cannot read %s\n", path);
+    exit(2);
+  }
+  for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
+    char lab[64];
+    if (line[0] == '#' || sscanf(line, "%63s", lab) != 1)
+      continue;
+    xfail = realloc(xfail, (size_t)(nxfail + 1) * sizeof *xfail);
+    xfail[nxfail++] = strdup(lab);
+  }
+  free(t);
+}
+
+static int is_xfail(const char *label) {
+  for (int i = 0; i < nxfail; i++)
+    if (!strcmp(xfail[i], label))
+      return 1;
+  return 0;
+}
+
 static void finish_case(Case *c) {
   st.graphs++;
+  int xf = is_xfail(c->label);
+  if (xf && !c->nfail) {
+    st.xpass++;
+    fprintf(stderr, "XPASS %s: listed as failing by a known bug, now passes "
+            "(remove it from the --xfail list)\n", c->label);
+  }
+  if (xf && c->nfail) {
+    st.xfailed++;
+    fprintf(stderr, "XFAIL %s (known bug): %s\n", c->label, c->fail[0]);
+    return;
+  }
   if (c->nfail) {
     st.failed_graphs++;
     if (c->rejected)
@@ -1335,7 +1594,16 @@ static int run_campaign(void) {
          "%ld graphs without FD, %ld of %ld FD elements (kinks)\n", st.mismatches,
          st.sanitizer, st.rejected, st.fd_fail, st.skip_nonfinite, st.skip_unstable,
          st.skip_fd_graph, st.fd_skipped, st.fd_skipped + st.fd_checked);
-  printf("%ld passed, %ld failed\n", st.graphs - st.failed_graphs, st.failed_graphs);
+  for (int i = 0; i < nsigs; i++)
+    printf("agc_random: failure %d: %ld graph%s: %s (%s%s%s%s%s; first repro %s)\n", i + 1,
+           sigs[i].count, sigs[i].count == 1 ? "" : "s", sigs[i].sig, sigs[i].first[0],
+           sigs[i].count > 1 ? ", " : "", sigs[i].first[1], sigs[i].count > 2 ? ", " : "",
+           sigs[i].first[2], sigs[i].path);
+  if (nxfail)
+    printf("agc_random: %ld expected failures (known bugs, --xfail), %ld of the listed "
+           "graphs pass now\n", st.xfailed, st.xpass);
+  printf("%ld passed, %ld failed\n", st.graphs - st.failed_graphs - st.xfailed,
+         st.failed_graphs);
   return st.failed_graphs ? 1 : 0;
 }
 
@@ -1402,12 +1670,28 @@ static int run_dir(const char *dir) {
   return st.failed_graphs ? 1 : 0;
 }
 
+static void cleanup(void) {
+  static const char *const files[] = {"asan.c", "asan", "asan.in", "asan.out", "asan.err"};
+  char path[1200];
+  for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+    snprintf(path, sizeof path, "%s/%s", opt.tmp, files[k]);
+    remove(path);
+  }
+  rmdir(opt.tmp);
+}
+
+static void on_term(int sig) {
+  cleanup();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 static void usage(FILE *f) {
   fprintf(f,
           "usage: agc_random [--n N] [--seed S] [--repro DIR] [--no-asan] [--no-cc]\n"
           "                  [--max-dim D] [--max-stmts K] [--batch B] [--asan-every K]\n"
           "                  [--cc-every K] [--time-limit SEC] [--no-shrink] [--no-fd]\n"
-          "                  [--print] [--check-dir DIR]\n"
+          "                  [--print] [--check-dir DIR] [--xfail FILE] [--shrink-max K]\n"
           "Generates N random graphs from seed S and checks each: tcc/cc/-O0 in f32\n"
           "and f64 against an f64 -O0 reference, gradients against finite\n"
           "differences, the generated C under ASan/UBSan with exact-size buffers.\n"
@@ -1431,6 +1715,8 @@ int main(int argc, char **argv) {
       opt.gen.max_dim = atoi(v);
     else if (ARG("--max-stmts"))
       opt.gen.max_stmts = atoi(v);
+    else if (ARG("--shrink-max"))
+      opt.shrink_max = atoi(v);
     else if (ARG("--batch"))
       opt.batch = atoi(v);
     else if (ARG("--asan-every"))
@@ -1441,6 +1727,8 @@ int main(int argc, char **argv) {
       opt.time_limit = atof(v);
     else if (ARG("--check-dir"))
       opt.check_dir = v;
+    else if (ARG("--xfail"))
+      read_xfail(v);
     else if (!strcmp(a, "--no-asan"))
       opt.asan = 0;
     else if (!strcmp(a, "--no-cc"))
@@ -1451,6 +1739,8 @@ int main(int argc, char **argv) {
       opt.fd = 0;
     else if (!strcmp(a, "--print"))
       opt.verbose = 2;
+    else if (!strcmp(a, "-v"))
+      opt.verbose = 1;
     else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       usage(stdout);
       return 0;
@@ -1483,13 +1773,9 @@ int main(int argc, char **argv) {
     perror("agc_random: mkdtemp");
     return 2;
   }
+  signal(SIGTERM, on_term);
+  signal(SIGINT, on_term);
   int rc = opt.check_dir ? run_dir(opt.check_dir) : run_campaign();
-  char cmd[1200];
-  const char *files[] = {"asan.c", "asan", "asan.in", "asan.out", "asan.err"};
-  for (size_t k = 0; k < 5; k++) {
-    snprintf(cmd, sizeof cmd, "%s/%s", opt.tmp, files[k]);
-    remove(cmd);
-  }
-  rmdir(opt.tmp);
+  cleanup();
   return rc;
 }

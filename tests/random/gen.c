@@ -286,6 +286,7 @@ typedef struct {
   int nuse;
   int grad_ok;       /* named float value: may be grad()'s x */
   int lim;           /* derivatives it still allows (max_pool2d 1, prod 2) */
+  int hasgrad;       /* a grad() result is behind it: may be 0 up to rounding */
   uint8_t anc[MAXV / 8];
 } Val;
 
@@ -333,6 +334,7 @@ static Val tmp(char *e, int rank, const int64_t *d, double lo, double hi,
       v.pdep |= ops[k]->pdep;
       if (ops[k]->lim < v.lim)
         v.lim = ops[k]->lim;
+      v.hasgrad |= ops[k]->hasgrad;
       for (int i = 0; i < MAXV / 8; i++)
         v.anc[i] |= ops[k]->anc[i];
     }
@@ -624,6 +626,10 @@ static Val unary(Gen *G, Val a) {
       "gelu", "neg", "detach"};
   int k = rng_int(&G->r, (int)(sizeof fns / sizeof fns[0]));
   const char *f = fns[k];
+  /* A gradient is often exactly 0 in exact arithmetic (by symmetry) and
+     +-1e-17 in f64: its sign is rounding noise. */
+  if (!strcmp(f, "sign") && a.hasgrad)
+    f = "tanh";
   double lo, hi;
   if (!strcmp(f, "exp") || !strcmp(f, "expm1")) {
     a = bounded(G, a, 4);
@@ -764,6 +770,8 @@ static const char *const cmps[] = {"<", "<=", ">", ">=", "==", "!="};
 
 static Val select_op(Gen *G, Val a) {
   int k = rng_int(&G->r, 5);
+  if ((k == 2 || k == 3) && a.hasgrad) /* no comparisons of rounding noise */
+    k = rng_int(&G->r, 2);
   if (k == 0 || k == 1) { /* maximum, minimum */
     Val b = partner(G, a.rank, a.d);
     if (rng_chance(&G->r, 0.4)) {
@@ -1333,6 +1341,7 @@ static Val gradient(Gen *G, Val a) {
       e = fmt("grad(%s, %s)", yy.e, xx.e);
     }
     Val g = tmp(e, x->rank, x->d, -1e3, 1e3, &yy, &xx, has_seed ? &seed : NULL);
+    g.hasgrad = 1;
     if (y->lim - 1 < g.lim)
       g.lim = y->lim - 1;
     free(yy.e), free(xx.e);
@@ -1358,6 +1367,7 @@ static Val gradient(Gen *G, Val a) {
     Val xx2 = use(x2);
     e = fmt("grad(sum(%s * %s), %s)", gg.e, w.e, xx2.e);
     Val h = tmp(e, x2->rank, x2->d, -1e3, 1e3, &gg, &w, &xx2);
+    h.hasgrad = 1;
     if (gn->lim - 1 < h.lim)
       h.lim = gn->lim - 1;
     free(gg.e), free(w.e), free(xx2.e);
