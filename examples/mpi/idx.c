@@ -22,6 +22,18 @@ static void find_file(const char *dir, const char *name, char *path,
   snprintf(path, len, "%s/%s.gz", dir, name);
 }
 
+/* zlib's message for f, without the "PATH: " zlib puts before it */
+static const char *gz_message(gzFile f, const char *path) {
+  int code;
+  const char *msg = gzerror(f, &code);
+  size_t n = strlen(path);
+  if (code == Z_ERRNO)
+    return strerror(errno);
+  if (!strncmp(msg, path, n) && !strncmp(msg + n, ": ", 2))
+    msg += n + 2;
+  return msg;
+}
+
 /* Reads exactly len bytes; 0, or -1 with the reason in err. */
 static int read_exact(gzFile f, const char *path, void *buf, size_t len,
                       const char *what, char *err, size_t errlen) {
@@ -30,16 +42,14 @@ static int read_exact(gzFile f, const char *path, void *buf, size_t len,
     unsigned chunk = len - got > (1u << 30) ? 1u << 30 : (unsigned)(len - got);
     int r = gzread(f, (char *)buf + got, chunk);
     if (r < 0) {
-      int code;
-      const char *msg = gzerror(f, &code);
       snprintf(err, errlen, "%s: cannot read %s: %s", path, what,
-               code == Z_ERRNO ? strerror(errno) : msg);
+               gz_message(f, path));
       return -1;
     }
     if (r == 0) {
       snprintf(err, errlen,
-               "%s: file is truncated: %s needs %zu bytes, found %zu", path,
-               what, len, got);
+               "%s: file is truncated: expected %zu bytes of %s, found %zu",
+               path, len, what, got);
       return -1;
     }
     got += (size_t)r;
@@ -65,8 +75,7 @@ static int read_idx(const char *path, int ndim, long *dims, uint8_t **data,
     return -1;
   }
   unsigned char head[4 + 4 * 3];
-  size_t headlen = 4 + 4 * (size_t)ndim;
-  if (read_exact(f, path, head, headlen, "the header", err, errlen))
+  if (read_exact(f, path, head, 4, "the magic number", err, errlen))
     goto fail;
   uint32_t magic = be32(head);
   if (magic != (uint32_t)(IDX_UBYTE << 8 | ndim)) {
@@ -77,6 +86,9 @@ static int read_idx(const char *path, int ndim, long *dims, uint8_t **data,
              (unsigned)(IDX_UBYTE << 8 | ndim));
     goto fail;
   }
+  if (read_exact(f, path, head + 4, 4 * (size_t)ndim, "the dimensions", err,
+                 errlen))
+    goto fail;
   size_t total = 1;
   for (int k = 0; k < ndim; k++) {
     uint32_t d = be32(head + 4 + 4 * k);
@@ -103,8 +115,6 @@ static int read_idx(const char *path, int ndim, long *dims, uint8_t **data,
   char extra;
   int r = gzread(f, &extra, 1);
   if (r != 0) {
-    int code;
-    const char *msg = gzerror(f, &code);
     if (r > 0)
       snprintf(err, errlen,
                "%s: trailing bytes after the %zu data bytes the header "
@@ -112,7 +122,7 @@ static int read_idx(const char *path, int ndim, long *dims, uint8_t **data,
                path, total);
     else
       snprintf(err, errlen, "%s: cannot read: %s", path,
-               code == Z_ERRNO ? strerror(errno) : msg);
+               gz_message(f, path));
     goto fail;
   }
   gzclose(f);
