@@ -307,9 +307,13 @@ int main(int argc, char **argv) {
     ok = 0;
   }
   if (any_failed(ok)) {
+    const char *hint = !ok && !strcmp(o.data, DEFAULT_DATA) &&
+                               strstr(err, "cannot open: No such file")
+                           ? " (apt-get install dataset-fashion-mnist)"
+                           : "";
     if (rank == 0)
-      fprintf(stderr, PROG ": %s\n",
-              ok ? "another process could not read the data" : err);
+      fprintf(stderr, PROG ": %s%s\n",
+              ok ? "another process could not read the data" : err, hint);
     MPI_Finalize();
     return 1;
   }
