@@ -22,7 +22,15 @@ for np in 1 2; do
   mpirun -np $np --oversubscribe --allow-run-as-root "$EXE" $ARGS --dump "$T/p$np.bin" \
     > "$T/run$np.txt" 2> "$T/run$np.err" || { cat "$T/run$np.err"; fail "mpirun -np $np fashion_mpi"; }
   grep -v '^step' "$T/run$np.txt"
+  # progress goes to a terminal only: nothing on stderr into a file
+  [ -s "$T/run$np.err" ] && fail "np $np wrote to stderr (not a terminal): $(head -c 300 "$T/run$np.err")"
 done
+# on a terminal: a progress line with the step, the loss and the time
+if command -v script > /dev/null; then
+  script -qec "'$EXE' --data '$DATA' --limit 1024 --test-limit 100 --epochs 1" /dev/null > "$T/tty.txt" 2>&1
+  grep -q "fashion_mpi: epoch 1 step [0-9]*/16 loss [0-9.]* [0-9.]* s" "$T/tty.txt" ||
+    fail "no progress line on a terminal: $(head -c 300 "$T/tty.txt")"
+fi
 
 # The params, 203,530 floats each. The two runs add the same 64 per-image
 # gradients in a different order (64 at once, or 32 + 32 then the

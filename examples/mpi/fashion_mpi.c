@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fashion16.h"
 #include "fashion32.h"
@@ -349,6 +350,10 @@ int main(int argc, char **argv) {
            size, size == 1 ? "" : "es", GLOBAL_BATCH, B, ntrain,
            steps_per_epoch, ntest, (double)o.lr);
 
+  /* progress on a terminal only: step, loss, elapsed, redrawn at most
+     every 0.2 s and erased before the epoch's line; never into a file */
+  const int tty = rank == 0 && isatty(STDERR_FILENO);
+  double drawn = 0;
   double total_time = 0;
   for (int epoch = 0; epoch < o.epochs; epoch++) {
     shuffle(perm, ntrain, o.seed, epoch);
@@ -374,7 +379,15 @@ int main(int argc, char **argv) {
       if (o.step_loss && rank == 0)
         printf("step %ld loss %.9g\n", epoch * steps_per_epoch + step,
                (double)(g[NPARAM] * inv));
+      if (tty && MPI_Wtime() - drawn > 0.2) {
+        drawn = MPI_Wtime();
+        fprintf(stderr, "\r" PROG ": epoch %d step %ld/%ld loss %.4f "
+                "%.1f s ", epoch + 1, step + 1, steps_per_epoch,
+                loss_sum / (double)(step + 1), total_time + drawn - t0);
+      }
     }
+    if (tty)
+      fprintf(stderr, "\r\033[K");
     MPI_Barrier(MPI_COMM_WORLD);
     double dt = MPI_Wtime() - t0;
     /* CPU time outside the allreduce: the largest, the sum */
