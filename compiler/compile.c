@@ -19,6 +19,13 @@ static const char *const reserved[] = {
     "log1pf", "expm1f", "erff", "powf", "malloc", "free", "memcpy", "memset",
     "abs", "exit", "abort", "printf", NULL};
 
+/* The functions the JIT links generated code against (runtime/jit.c): a
+ * generated function of the same name would clash with one of them. */
+static const char *const runtime_names[] = {
+    "agc_gemm_f32", "agc_gemm_f64", "agc_tanhf", "agc_expf",
+    "agc_matmul_f32", "agc_matmul_f64", "agc_row_f32", "agc_im2col_f32",
+    "agc_pool_f32", "agc_row_sum_f32", "agc_row_accd_f32", NULL};
+
 static void check_fn_name(Ctx *c, const char *name) {
   if (!name[0] || !(isalpha((unsigned char)name[0]) || name[0] == '_'))
     error_plain(c, "'%s' is not a valid C function name", name);
@@ -28,9 +35,11 @@ static void check_fn_name(Ctx *c, const char *name) {
   /* C reserves every file-scope name that starts with an underscore */
   if (name[0] == '_')
     error_plain(c, "'%s' is reserved in C (leading underscore)", name);
-  if (strncmp(name, "agc_", 4) == 0)
-    error_plain(c, "'%s': names starting with 'agc_' are reserved for the "
-                "agc runtime's symbols", name);
+  for (const char *const *r = runtime_names; *r; r++)
+    if (strcmp(*r, name) == 0)
+      error_plain(c, "'%s' cannot name the generated function: it is a "
+                  "function of the agc runtime (use 'graph NAME' or --name)",
+                  name);
   for (const char *const *r = reserved; *r; r++)
     if (strcmp(*r, name) == 0)
       error_plain(c, "'%s' cannot name the generated function: it is a C "
