@@ -17,6 +17,7 @@ static const char *const reserved[] = {
     "unsigned", "void", "volatile", "while", "main", "malloc", "free",
     "memcpy", "memset", "abs", "exit", "abort", "printf", NULL};
 
+
 static void check_fn_name(Ctx *c, const char *name) {
   if (!name[0] || !(isalpha((unsigned char)name[0]) || name[0] == '_'))
     error_plain(c, "'%s' is not a valid C function name", name);
@@ -26,9 +27,13 @@ static void check_fn_name(Ctx *c, const char *name) {
   /* C reserves every file-scope name that starts with an underscore */
   if (name[0] == '_')
     error_plain(c, "'%s' is reserved in C (leading underscore)", name);
+  /* agc_gemm_f32, agc_row_f32, ...: the JIT links generated code against
+     the runtime's agc_* functions (runtime/jit.c), so the whole prefix is
+     theirs */
   if (strncmp(name, "agc_", 4) == 0)
-    error_plain(c, "'%s': names starting with 'agc_' are reserved for the "
-                "agc runtime's symbols", name);
+    error_plain(c, "'%s' cannot name the generated function: it is a "
+                "function of the agc runtime, or a name kept for one (use "
+                "'graph NAME' or --name)", name);
   int clash = op_is_libm_name(name); /* the math functions of ops.def */
   for (const char *const *r = reserved; *r && !clash; r++)
     clash = strcmp(*r, name) == 0;

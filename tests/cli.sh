@@ -260,13 +260,13 @@ if ! ldd "$AGC" 2>/dev/null | grep -q libasan; then  # ASan needs its address sp
   rc=$?
   [ $rc -eq 1 ] && grep -q "out of memory" "$T/stderr" && ok || bad "check under a memory limit: exit $rc ($(tail -1 "$T/stderr"))"
 fi
-# names: a function name agc_* is the runtime's, a leading underscore C's;
+# names: agc_gemm_f32 and co. are the runtime's, a leading underscore C's;
 # a value may be called agc_root_* (agc check tells its own roots apart)
 printf 'param x[2]\nagc_root_l = sum(x * x)\noutput agc_root_l\nbackward agc_root_l\n' > "$T/root.graph"
 expect_rc 0 "a value named agc_root_* is checked like any other" "$AGC" check "$T/root.graph"
 grep -q "grad_x .* ok" "$T/stdout" && ok || bad "agc_root_ output: $(cat "$T/stdout")"
 expect_rc 1 "--name agc_gemm_f32" "$AGC" run "$T/ex3.graph" --name agc_gemm_f32
-grep -q "names starting with 'agc_' are reserved" "$T/stderr" && ok || bad "--name agc_gemm_f32: $(head -1 "$T/stderr")"
+grep -q "'agc_gemm_f32' cannot name the generated function: it is a function of the agc runtime" "$T/stderr" && ok || bad "--name agc_gemm_f32: $(head -1 "$T/stderr")"
 expect_rc 1 "--name _graph" "$AGC" "$G" --name _graph --emit c
 cp "$T/ex3.graph" "$T/.graph"
 expect_rc 0 "a file named .graph" "$AGC" "$T/.graph" --emit c
