@@ -67,20 +67,7 @@ static double now(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static char *xfmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *xfmt(const char *f, ...) {
-  va_list ap;
-  va_start(ap, f);
-  int n = vsnprintf(NULL, 0, f, ap);
-  va_end(ap);
-  char *s = malloc((size_t)n + 1);
-  if (!s)
-    abort();
-  va_start(ap, f);
-  vsnprintf(s, (size_t)n + 1, f, ap);
-  va_end(ap);
-  return s;
-}
+#define xfmt rg_fmt /* gen.c */
 
 /* ---- a case: one graph, its data and reference ---------------------------- */
 
@@ -344,6 +331,29 @@ static void free_outs(const Case *c, double **o) {
  *   the f32 reference against the f64 one, for faults every f32 path has:
  *        rtol 1e-2, s = 10, atol 1e-4 (f32 loses digits in ill-conditioned
  *        graphs; this only catches gross errors). */
+/* The largest error of got against want (n values; NaN counts as
+ * infinite) and where it is, the largest |want| (scale) and the largest
+ * reference value of any output (G), for the tolerances of the checks. */
+static int64_t max_err(const Case *c, int64_t n, const double *got,
+                       const double *want, double *scale, double *err,
+                       double *G) {
+  int64_t worst = 0;
+  *scale = *err = *G = 0;
+  for (int i = 0; i < c->nout; i++)
+    for (int64_t k = 0; k < c->ref[i].n; k++)
+      *G = fmax(*G, fabs(c->ref[i].v[k]));
+  for (int64_t k = 0; k < n; k++)
+    *scale = fmax(*scale, fabs(want[k]));
+  for (int64_t k = 0; k < n; k++) {
+    double e = fabs(got[k] - want[k]);
+    if (isnan(e))
+      e = INFINITY;
+    if (e > *err)
+      *err = e, worst = k;
+  }
+  return worst;
+}
+
 static int compare(Case *c, int cfg, int oi, const double *got) {
   const Arr *r = &c->ref[oi];
   int f32 = cfg == CFG_TCC32 || cfg == CFG_O0_32 || cfg == CFG_CC32 || cfg == CFG_ASAN32;
@@ -357,20 +367,8 @@ static int compare(Case *c, int cfg, int oi, const double *got) {
   } else if (f32) {
     rtol = 1e-2, s = 10, atol = 1e-4;
   }
-  double scale = 0, err = 0, G = 0;
-  int64_t worst = 0;
-  for (int i = 0; i < c->nout; i++)
-    for (int64_t k = 0; k < c->ref[i].n; k++)
-      G = fmax(G, fabs(c->ref[i].v[k]));
-  for (int64_t k = 0; k < r->n; k++)
-    scale = fmax(scale, fabs(rv[k]));
-  for (int64_t k = 0; k < r->n; k++) {
-    double e = fabs(got[k] - rv[k]);
-    if (isnan(e))
-      e = INFINITY;
-    if (e > err)
-      err = e, worst = k;
-  }
+  double scale, err, G;
+  int64_t worst = max_err(c, r->n, got, rv, &scale, &err, &G);
   double tol = rtol * scale + s * c->sens[oi] + atol * (1 + G);
   if (err <= tol || c->unstable[oi])
     return 0;
@@ -396,20 +394,8 @@ static void fd_check(Case *c, agc_graph *ref);
 /* f64 values got against want, with the f64 tolerance of compare() */
 static int cmp_f64(Case *c, const char *cfg, int oi, const double *got, const double *want) {
   const Arr *r = &c->ref[oi];
-  double scale = 0, err = 0, G = 0;
-  int64_t worst = 0;
-  for (int i = 0; i < c->nout; i++)
-    for (int64_t k = 0; k < c->ref[i].n; k++)
-      G = fmax(G, fabs(c->ref[i].v[k]));
-  for (int64_t k = 0; k < r->n; k++)
-    scale = fmax(scale, fabs(want[k]));
-  for (int64_t k = 0; k < r->n; k++) {
-    double e = fabs(got[k] - want[k]);
-    if (isnan(e))
-      e = INFINITY;
-    if (e > err)
-      err = e, worst = k;
-  }
+  double scale, err, G;
+  int64_t worst = max_err(c, r->n, got, want, &scale, &err, &G);
   double tol = 1e-9 * scale + 1e-6 * c->sens[oi] + 1e-12 * (1 + G);
   if (err <= tol || c->unstable[oi])
     return 0;

@@ -30,8 +30,7 @@ int rng_int(Rng *r, int n) { return n <= 1 ? 0 : (int)(rng_next(r) % (uint64_t)n
 
 /* ---- text helpers ------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...) {
+char *rg_fmt(const char *f, ...) {
   va_list ap;
   va_start(ap, f);
   int n = vsnprintf(NULL, 0, f, ap);
@@ -481,13 +480,13 @@ static Val bounded(Gen *G, Val v, double B) {
   if (m < 1e4 && rng_chance(&G->r, 0.5)) {
     s = B / m;
     s = floor(s * 1000 / pow(10, floor(log10(s)))) / 1000 * pow(10, floor(log10(s)));
-    e = fmt("(%s * %s)", v.e, num(s, b));
+    e = rg_fmt("(%s * %s)", v.e, num(s, b));
     Val r = same(&v, e, v.lo * s, v.hi * s);
     free(v.e);
     return r;
   }
   s = B >= 1 ? 1 : B;
-  e = s == 1 ? fmt("tanh(%s)", v.e) : fmt("(tanh(%s) * %s)", v.e, num(s, b));
+  e = s == 1 ? rg_fmt("tanh(%s)", v.e) : rg_fmt("(tanh(%s) * %s)", v.e, num(s, b));
   Val r = same(&v, e, tanh(fmax(v.lo, -20)) * s, tanh(fmin(v.hi, 20)) * s);
   free(v.e);
   return r;
@@ -502,7 +501,7 @@ static Val positive(Gen *G, Val v) {
   switch (rng_int(&G->r, 5)) {
   case 0:
     v = bounded(G, v, 30);
-    e = fmt("(%s * %s + 0.5)", v.e, v.e);
+    e = rg_fmt("(%s * %s + 0.5)", v.e, v.e);
     {
       double m = mag(&v);
       double lo = (v.lo <= 0 && v.hi >= 0) ? 0 : fmin(v.lo * v.lo, v.hi * v.hi);
@@ -511,20 +510,20 @@ static Val positive(Gen *G, Val v) {
     break;
   case 1:
     v = bounded(G, v, 1000);
-    e = fmt("(abs(%s) + 0.25)", v.e);
+    e = rg_fmt("(abs(%s) + 0.25)", v.e);
     r = same(&v, e, 0.25, mag(&v) + 0.25);
     break;
   case 2:
-    e = fmt("(sigmoid(%s) + 0.2)", v.e);
+    e = rg_fmt("(sigmoid(%s) + 0.2)", v.e);
     r = same(&v, e, 0.2, 1.2);
     break;
   case 3:
     v = bounded(G, v, 1000);
-    e = fmt("(softplus(%s) + 0.1)", v.e);
+    e = rg_fmt("(softplus(%s) + 0.1)", v.e);
     r = same(&v, e, 0.1, log1p(exp(fmin(v.hi, 700))) + 0.1);
     break;
   default:
-    e = fmt("exp(tanh(%s))", v.e);
+    e = rg_fmt("exp(tanh(%s))", v.e);
     r = same(&v, e, exp(-1), exp(1));
     break;
   }
@@ -566,8 +565,8 @@ static Val partner(Gen *G, int rank, const int64_t *d) {
     dims_str(ds, sizeof ds, r, s);
     double c = 0.5 + rng_int(&G->r, 4) * 0.25;
     int k = rng_int(&G->r, 3);
-    char *e = k == 0 ? fmt("ones(%s)", ds)
-            : k == 1 ? fmt("zeros(%s)", ds) : fmt("full(%s, %s)", ds, num(c, b));
+    char *e = k == 0 ? rg_fmt("ones(%s)", ds)
+            : k == 1 ? rg_fmt("zeros(%s)", ds) : rg_fmt("full(%s, %s)", ds, num(c, b));
     double v = k == 0 ? 1 : k == 1 ? 0 : c;
     return tmp(e, r, s, v, v, NULL, NULL, NULL);
   }
@@ -611,8 +610,8 @@ static Val binop(Gen *G, Val a, Val b, const char *op, double lo, double hi) {
   if (!bcast(a.rank, a.d, b.rank, b.d, &rr, o))
     abort(); /* partner() guarantees it */
   int infix = !(op[0] >= 'a' && op[0] <= 'z');
-  char *e = infix ? fmt("(%s %s %s)", a.e, op, b.e)
-                            : fmt("%s(%s, %s)", op, a.e, b.e);
+  char *e = infix ? rg_fmt("(%s %s %s)", a.e, op, b.e)
+                            : rg_fmt("%s(%s, %s)", op, a.e, b.e);
   Val r = tmp(e, rr, o, lo, hi, &a, &b, NULL);
   free(a.e);
   free(b.e);
@@ -669,14 +668,14 @@ static Val unary(Gen *G, Val a) {
   } else if (!strcmp(f, "gelu")) {
     lo = -0.2, hi = fmax(a.hi, 0);
   } else if (!strcmp(f, "neg")) {
-    char *e = fmt("(-%s)", a.e);
+    char *e = rg_fmt("(-%s)", a.e);
     Val r = same(&a, e, -a.hi, -a.lo);
     free(a.e);
     return r;
   } else { /* detach: no gradient through it, so no FD check if a param is behind */
     if (a.pdep) {
       if (!rng_chance(&G->r, 0.15)) {
-        char *e = fmt("tanh(%s)", a.e);
+        char *e = rg_fmt("tanh(%s)", a.e);
         Val r = same(&a, e, tanh(fmax(a.lo, -20)), tanh(fmin(a.hi, 20)));
         free(a.e);
         return r;
@@ -685,7 +684,7 @@ static Val unary(Gen *G, Val a) {
     }
     lo = a.lo, hi = a.hi;
   }
-  char *e = fmt("%s(%s)", f, a.e);
+  char *e = rg_fmt("%s(%s)", f, a.e);
   Val r = same(&a, e, lo, hi);
   if (!strcmp(f, "detach"))
     r.pdep = 0, memset(r.anc, 0, sizeof r.anc);
@@ -723,7 +722,7 @@ static Val arith(Gen *G, Val a) {
     a = bounded(G, a, 100);
     b = positive(G, b);
     if (rng_chance(&G->r, 0.3)) {
-      char *e = fmt("(-%s)", b.e);
+      char *e = rg_fmt("(-%s)", b.e);
       double l = -b.hi, h = -b.lo;
       free(b.e);
       b.e = e, b.lo = l, b.hi = h;
@@ -740,7 +739,7 @@ static Val power(Gen *G, Val a) {
     int n = 2 + rng_int(&G->r, 2);
     a = bounded(G, a, 10);
     double m = pow(mag(&a), n);
-    char *e = fmt("(%s ** %d)", a.e, n);
+    char *e = rg_fmt("(%s ** %d)", a.e, n);
     Val r = same(&a, e, n == 2 ? 0 : -m, m);
     free(a.e);
     return r;
@@ -750,8 +749,8 @@ static Val power(Gen *G, Val a) {
   if (rng_chance(&G->r, 0.6)) {
     static const double ex[] = {0.5, 1.5, -1, -0.5, 2, 2.5, 0};
     double c = ex[rng_int(&G->r, 7)];
-    char *e = rng_chance(&G->r, 0.5) ? fmt("(%s ** %s)", a.e, num(c, b))
-                                     : fmt("pow(%s, %s)", a.e, num(c, b));
+    char *e = rng_chance(&G->r, 0.5) ? rg_fmt("(%s ** %s)", a.e, num(c, b))
+                                     : rg_fmt("pow(%s, %s)", a.e, num(c, b));
     double x = pow(a.lo, c), y = pow(a.hi, c);
     Val r = same(&a, e, fmin(x, y), fmax(x, y));
     free(a.e);
@@ -797,8 +796,8 @@ static Val select_op(Gen *G, Val a) {
     if (!bcast(cond.rank, cond.d, b.rank, b.d, &rr, o) ||
         !bcast(rr, o, a.rank, a.d, &rr, o))
       abort();
-    char *e = rng_chance(&G->r, 0.5) ? fmt("where(%s, %s, %s)", cond.e, a.e, b.e)
-                                     : fmt("where(%s, %s, %s)", cond.e, b.e, a.e);
+    char *e = rng_chance(&G->r, 0.5) ? rg_fmt("where(%s, %s, %s)", cond.e, a.e, b.e)
+                                     : rg_fmt("where(%s, %s, %s)", cond.e, b.e, a.e);
     Val r = tmp(e, rr, o, fmin(a.lo, b.lo), fmax(a.hi, b.hi), &cond, &a, &b);
     free(a.e), free(b.e), free(cond.e);
     return r;
@@ -810,20 +809,20 @@ static Val select_op(Gen *G, Val a) {
     Val lo = partner(G, a.rank, a.d);
     lo = bounded(G, lo, 0.5);
     lo.lo -= 0.5, lo.hi -= 0.5;
-    char *le = fmt("(%s - 0.5)", lo.e);
+    char *le = rg_fmt("(%s - 0.5)", lo.e);
     free(lo.e);
     lo.e = le;
     int rr;
     int64_t o[RG_MAX_RANK + 8];
     bcast(a.rank, a.d, lo.rank, lo.d, &rr, o);
-    char *e = fmt("clamp(%s, %s, %s)", a.e, lo.e, num(h, b2));
+    char *e = rg_fmt("clamp(%s, %s, %s)", a.e, lo.e, num(h, b2));
     Val r = tmp(e, rr, o, fmax(fmin(a.lo, h), lo.lo), fmin(fmax(a.hi, lo.hi), h), &a, &lo, NULL);
     if (r.lo > r.hi)
       r.lo = lo.lo, r.hi = h;
     free(a.e), free(lo.e);
     return r;
   }
-  char *e = fmt("clamp(%s, %s, %s)", a.e, num(l, b1), num(h, b2));
+  char *e = rg_fmt("clamp(%s, %s, %s)", a.e, num(l, b1), num(h, b2));
   Val r = same(&a, e, fmin(fmax(a.lo, l), h), fmax(fmin(a.hi, h), l));
   free(a.e);
   return r;
@@ -867,7 +866,7 @@ static Val reduce(Gen *G, Val a) {
     if (cnt > 8) {
       f = "mean";
     } else {
-      char *e = fmt("(sigmoid(%s) + 0.5)", a.e);
+      char *e = rg_fmt("(sigmoid(%s) + 0.5)", a.e);
       free(a.e);
       a.e = e;
       lo = pow(0.5, (double)cnt), hi = pow(1.5, (double)cnt);
@@ -878,7 +877,7 @@ static Val reduce(Gen *G, Val a) {
     lo = a.lo * (double)cnt, hi = a.hi * (double)cnt;
   if (!strcmp(f, "logsumexp"))
     hi = a.hi + log((double)cnt);
-  char *e = ax[0] ? fmt("%s(%s%s)", f, a.e, ax) : fmt("%s(%s)", f, a.e);
+  char *e = ax[0] ? rg_fmt("%s(%s%s)", f, a.e, ax) : rg_fmt("%s(%s)", f, a.e);
   Val v = tmp(e, r, d, lo, hi, &a, NULL, NULL);
   if (lim < v.lim)
     v.lim = lim;
@@ -894,8 +893,8 @@ static Val normalize(Gen *G, Val a) {
   a = bounded(G, a, 1000);
   double width = a.hi - a.lo;
   char *e = rng_chance(&G->r, 0.3)
-                ? fmt("%s(%s)", lsm ? "log_softmax" : "softmax", a.e)
-                : fmt("%s(%s, axis=%d)", lsm ? "log_softmax" : "softmax", a.e,
+                ? rg_fmt("%s(%s)", lsm ? "log_softmax" : "softmax", a.e)
+                : rg_fmt("%s(%s, axis=%d)", lsm ? "log_softmax" : "softmax", a.e,
                       rng_chance(&G->r, 0.5) ? x : x - a.rank);
   Val v = same(&a, e, lsm ? -width - log(64.0) - 1 : 0, lsm ? 0 : 1);
   free(a.e);
@@ -947,7 +946,7 @@ static Val matmul(Gen *G, Val a) {
     if (trans)
       d[0] = K, d[1] = N; /* b.T's shape, for the bound */
     b = bounded(G, b, 3);
-    e = fmt("(%s @ %s%s)", a.e, b.e, trans ? ".T" : "");
+    e = rg_fmt("(%s @ %s%s)", a.e, b.e, trans ? ".T" : "");
     d[0] = M, d[1] = N;
     {
       Val r = tmp(e, 2, d, -(double)K * m * mag(&b), (double)K * m * mag(&b), &a, &b, NULL);
@@ -960,7 +959,7 @@ static Val matmul(Gen *G, Val a) {
     if (rng_chance(&G->r, 0.25)) {
       b = of_shape(G, 1, &K);
       b = bounded(G, b, 3);
-      e = fmt("(%s @ %s)", a.e, b.e);
+      e = rg_fmt("(%s @ %s)", a.e, b.e);
       Val r = tmp(e, 0, d, -(double)K * m * mag(&b), (double)K * m * mag(&b), &a, &b, NULL);
       free(a.e), free(b.e);
       return r;
@@ -972,7 +971,7 @@ static Val matmul(Gen *G, Val a) {
       d[0] = N, d[1] = K;
     b = of_shape(G, 2, d);
     b = bounded(G, b, 3);
-    e = form == 1 ? fmt("(%s @ %s)", a.e, b.e) : fmt("(%s @ %s)", b.e, a.e);
+    e = form == 1 ? rg_fmt("(%s @ %s)", a.e, b.e) : rg_fmt("(%s @ %s)", b.e, a.e);
     {
       Val r = tmp(e, 1, &N, -(double)K * m * mag(&b), (double)K * m * mag(&b), &a, &b, NULL);
       free(a.e), free(b.e);
@@ -1001,7 +1000,7 @@ static Val matmul(Gen *G, Val a) {
       bd[0] = k == 1 ? B : 1, bd[1] = K, bd[2] = N;
     b = of_shape(G, rb, bd);
     b = bounded(G, b, 3);
-    e = fmt("(%s @ %s)", a.e, b.e);
+    e = rg_fmt("(%s @ %s)", a.e, b.e);
     int ro = k == 3 ? 4 : 3;
     if (k == 3)
       d[0] = bd[0], d[1] = B, d[2] = M, d[3] = N;
@@ -1013,7 +1012,7 @@ static Val matmul(Gen *G, Val a) {
       bd[0] = K, bd[1] = N;
       b = of_shape(G, 2, bd);
       b = bounded(G, b, 3);
-      e = fmt("(%s @ %s)", a.e, b.e);
+      e = rg_fmt("(%s @ %s)", a.e, b.e);
       ro = 3, d[0] = B, d[1] = M, d[2] = N;
     }
     Val r = tmp(e, ro, d, -(double)K * m * mag(&b), (double)K * m * mag(&b), &a, &b, NULL);
@@ -1061,7 +1060,7 @@ static Val shape_op(Gen *G, Val a) {
       o += (size_t)snprintf(txt + o, sizeof txt - o, "%s%lld", i ? ", " : "",
                             i == neg ? -1LL : (long long)d[i]);
     snprintf(txt + o, sizeof txt - o, "]");
-    e = fmt("reshape(%s, %s)", a.e, txt);
+    e = rg_fmt("reshape(%s, %s)", a.e, txt);
     Val v = tmp(e, r, d, a.lo, a.hi, &a, NULL, NULL);
     free(a.e);
     return v;
@@ -1070,7 +1069,7 @@ static Val shape_op(Gen *G, Val a) {
     int i = rng_int(&G->r, a.rank), j = (i + 1 + rng_int(&G->r, a.rank - 1)) % a.rank;
     memcpy(d, a.d, sizeof a.d);
     d[i] = a.d[j], d[j] = a.d[i];
-    e = fmt("transpose(%s, %d, %d)", a.e, i, rng_chance(&G->r, 0.3) ? j - a.rank : j);
+    e = rg_fmt("transpose(%s, %d, %d)", a.e, i, rng_chance(&G->r, 0.3) ? j - a.rank : j);
     Val v = tmp(e, a.rank, d, a.lo, a.hi, &a, NULL, NULL);
     free(a.e);
     return v;
@@ -1078,7 +1077,7 @@ static Val shape_op(Gen *G, Val a) {
   case 2: /* .T */
     if (a.rank == 2) {
       d[0] = a.d[1], d[1] = a.d[0];
-      e = fmt("%s.T", a.e);
+      e = rg_fmt("%s.T", a.e);
       Val v = tmp(e, 2, d, a.lo, a.hi, &a, NULL, NULL);
       free(a.e);
       return v;
@@ -1114,7 +1113,7 @@ static Val shape_op(Gen *G, Val a) {
     }
     for (int i = nd; i < a.rank; i++)
       d[r++] = a.d[i];
-    e = fmt("%s[%s]", a.e, txt);
+    e = rg_fmt("%s[%s]", a.e, txt);
     Val v = tmp(e, r, d, a.lo, a.hi, &a, NULL, NULL);
     free(a.e);
     return v;
@@ -1142,7 +1141,7 @@ static Val shape_op(Gen *G, Val a) {
         break;
       }
       d[ax] += parts[i].d[ax];
-      char *t = fmt("%s, %s", txt, parts[i].e);
+      char *t = rg_fmt("%s, %s", txt, parts[i].e);
       free(txt);
       txt = t;
       lo = fmin(lo, parts[i].lo), hi = fmax(hi, parts[i].hi);
@@ -1152,8 +1151,8 @@ static Val shape_op(Gen *G, Val a) {
       return a;
     }
     e = ax == 0 && rng_chance(&G->r, 0.3)
-            ? fmt("concat([%s])", txt)
-            : fmt("concat([%s], axis=%d)", txt, rng_chance(&G->r, 0.3) ? ax - a.rank : ax);
+            ? rg_fmt("concat([%s])", txt)
+            : rg_fmt("concat([%s], axis=%d)", txt, rng_chance(&G->r, 0.3) ? ax - a.rank : ax);
     free(txt);
     Val v = tmp(e, a.rank, d, lo, hi, &a, np > 0 ? &parts[0] : NULL, np > 1 ? &parts[1] : NULL);
     free(a.e);
@@ -1167,7 +1166,7 @@ static Val shape_op(Gen *G, Val a) {
     int ax = rng_int(&G->r, a.rank + 1);
     for (int i = 0, j = 0; i <= a.rank; i++)
       d[i] = i == ax ? 1 : a.d[j++];
-    e = fmt("unsqueeze(%s, %d)", a.e, rng_chance(&G->r, 0.3) ? ax - a.rank - 1 : ax);
+    e = rg_fmt("unsqueeze(%s, %d)", a.e, rng_chance(&G->r, 0.3) ? ax - a.rank - 1 : ax);
     Val v = tmp(e, a.rank + 1, d, a.lo, a.hi, &a, NULL, NULL);
     free(a.e);
     return v;
@@ -1183,7 +1182,7 @@ static Val shape_op(Gen *G, Val a) {
     for (int i = 0; i < a.rank; i++)
       if (i != ax)
         d[r++] = a.d[i];
-    e = fmt("squeeze(%s, %d)", a.e, ax);
+    e = rg_fmt("squeeze(%s, %d)", a.e, ax);
     Val v = tmp(e, r, d, a.lo, a.hi, &a, NULL, NULL);
     free(a.e);
     return v;
@@ -1202,7 +1201,7 @@ static Val shape_op(Gen *G, Val a) {
     if (numel(r, d) > G->o->max_elems)
       return a;
     dims_str(ds, sizeof ds, r, d);
-    e = fmt("broadcast_to(%s, %s)", a.e, ds);
+    e = rg_fmt("broadcast_to(%s, %s)", a.e, ds);
     Val v = tmp(e, r, d, a.lo, a.hi, &a, NULL, NULL);
     free(a.e);
     return v;
@@ -1236,11 +1235,11 @@ static Val network(Gen *G, Val a) {
     Val w = of_shape(G, 4, wd);
     w = bounded(G, w, 3);
     if (st == 1 && pad == 0 && rng_chance(&G->r, 0.3))
-      e = fmt("conv2d(%s, %s)", a.e, w.e);
+      e = rg_fmt("conv2d(%s, %s)", a.e, w.e);
     else if (pad == 0 && rng_chance(&G->r, 0.3))
-      e = fmt("conv2d(%s, %s, stride=%d)", a.e, w.e, st);
+      e = rg_fmt("conv2d(%s, %s, stride=%d)", a.e, w.e, st);
     else
-      e = fmt("conv2d(%s, %s, stride=%d, padding=%d)", a.e, w.e, st, pad);
+      e = rg_fmt("conv2d(%s, %s, stride=%d, padding=%d)", a.e, w.e, st, pad);
     d[0] = N, d[1] = O, d[2] = OH, d[3] = OW;
     double K = (double)(C * KH * KW);
     Val r = tmp(e, 4, d, -K * mag(&a) * mag(&w), K * mag(&a) * mag(&w), &a, &w, NULL);
@@ -1252,8 +1251,8 @@ static Val network(Gen *G, Val a) {
   int st = rng_chance(&G->r, 0.5) ? k : 1 + rng_int(&G->r, 2);
   int mx = rng_chance(&G->r, 0.5);
   e = st == k && rng_chance(&G->r, 0.5)
-          ? fmt("%s(%s, %d)", mx ? "max_pool2d" : "avg_pool2d", a.e, k)
-          : fmt("%s(%s, %d, stride=%d)", mx ? "max_pool2d" : "avg_pool2d", a.e, k, st);
+          ? rg_fmt("%s(%s, %d)", mx ? "max_pool2d" : "avg_pool2d", a.e, k)
+          : rg_fmt("%s(%s, %d, stride=%d)", mx ? "max_pool2d" : "avg_pool2d", a.e, k, st);
   d[0] = N, d[1] = C, d[2] = (H - k) / st + 1, d[3] = (W - k) / st + 1;
   Val r = tmp(e, 4, d, a.lo, a.hi, &a, NULL, NULL);
   if (mx && r.lim > 1)
@@ -1274,7 +1273,7 @@ static Val loss_fn(Gen *G, Val a) {
     }
     a = bounded(G, a, 1000);
     Val y = int_leaf(G, 1, a.d, (int)a.d[1]);
-    e = fmt("cross_entropy(%s, %s)", a.e, y.e);
+    e = rg_fmt("cross_entropy(%s, %s)", a.e, y.e);
     Val r = tmp(e, 0, NULL, 0, a.hi - a.lo + log((double)a.d[1]) + 1, &a, NULL, NULL);
     free(a.e), free(y.e);
     return r;
@@ -1286,7 +1285,7 @@ static Val loss_fn(Gen *G, Val a) {
     int64_t id[3] = {1 + rng_int(&G->r, 8), 1 + rng_int(&G->r, 4), 0};
     int ir = 1 + rng_chance(&G->r, 0.4);
     Val ix = int_leaf(G, ir, id, (int)V);
-    e = fmt("embedding(%s, %s)", t.e, ix.e);
+    e = rg_fmt("embedding(%s, %s)", t.e, ix.e);
     id[ir] = D;
     Val r = tmp(e, ir + 1, id, t.lo, t.hi, &t, NULL, NULL);
     free(ix.e), free(t.e), free(a.e);
@@ -1303,7 +1302,7 @@ static Val loss_fn(Gen *G, Val a) {
   }
   t = bounded(G, t, 1);
   if (t.lo < 0) {
-    char *s = fmt("sigmoid(%s)", t.e);
+    char *s = rg_fmt("sigmoid(%s)", t.e);
     free(t.e);
     t.e = s, t.lo = 0, t.hi = 1;
   }
@@ -1336,9 +1335,9 @@ static Val gradient(Gen *G, Val a) {
       seed = of_shape(G, y->rank, y->d);
       seed = bounded(G, seed, 10);
       has_seed = 1;
-      e = fmt("grad(%s, %s, %s)", yy.e, xx.e, seed.e);
+      e = rg_fmt("grad(%s, %s, %s)", yy.e, xx.e, seed.e);
     } else {
-      e = fmt("grad(%s, %s)", yy.e, xx.e);
+      e = rg_fmt("grad(%s, %s)", yy.e, xx.e);
     }
     Val g = tmp(e, x->rank, x->d, -1e3, 1e3, &yy, &xx, has_seed ? &seed : NULL);
     g.hasgrad = 1;
@@ -1365,7 +1364,7 @@ static Val gradient(Gen *G, Val a) {
         cand[nc2++] = i;
     Val *x2 = nc2 ? &G->pool[cand[rng_int(&G->r, nc2)]] : x;
     Val xx2 = use(x2);
-    e = fmt("grad(sum(%s * %s), %s)", gg.e, w.e, xx2.e);
+    e = rg_fmt("grad(sum(%s * %s), %s)", gg.e, w.e, xx2.e);
     Val h = tmp(e, x2->rank, x2->d, -1e3, 1e3, &gg, &w, &xx2);
     h.hasgrad = 1;
     if (gn->lim - 1 < h.lim)
@@ -1411,19 +1410,19 @@ static char *term(Gen *G, Val *v) {
   char b[48];
   switch (rng_int(&G->r, 5)) {
   case 0:
-    e = fmt("sum(%s)", a.e);
+    e = rg_fmt("sum(%s)", a.e);
     break;
   case 1:
-    e = fmt("mean(%s)", a.e);
+    e = rg_fmt("mean(%s)", a.e);
     break;
   case 2:
-    e = fmt("sum(%s * %s)", a.e, a.e);
+    e = rg_fmt("sum(%s * %s)", a.e, a.e);
     break;
   case 3:
-    e = fmt("%s * mean(%s ** 2)", num(cs[rng_int(&G->r, 6)], b), a.e);
+    e = rg_fmt("%s * mean(%s ** 2)", num(cs[rng_int(&G->r, 6)], b), a.e);
     break;
   default:
-    e = fmt("%s * sum(%s)", num(cs[rng_int(&G->r, 6)], b), a.e);
+    e = rg_fmt("%s * sum(%s)", num(cs[rng_int(&G->r, 6)], b), a.e);
     break;
   }
   free(a.e);
@@ -1501,7 +1500,7 @@ void rg_generate(RGraph *g, uint64_t seed, const RGenOpts *o) {
     nt++;
     haveparam |= best->pdep;
     char *e = term(&G, best), *l;
-    l = loss ? fmt("%s + %s", loss, e) : e;
+    l = loss ? rg_fmt("%s + %s", loss, e) : e;
     if (loss)
       free(loss), free(e);
     loss = l;
@@ -1510,7 +1509,7 @@ void rg_generate(RGraph *g, uint64_t seed, const RGenOpts *o) {
   if (!haveparam) { /* the loss depends on a param */
     for (int i = 0; i < g->n; i++)
       if (g->l[i].kind == RL_PARAM) {
-        char *l = fmt("%s + 0.1 * sum(%s * %s)", loss, g->l[i].name, g->l[i].name);
+        char *l = rg_fmt("%s + 0.1 * sum(%s * %s)", loss, g->l[i].name, g->l[i].name);
         free(loss);
         loss = l;
         break;

@@ -66,6 +66,8 @@ typedef struct {
   uint64_t s;
 } Rng;
 uint64_t rng_next(Rng *r);
+/* printf into a new malloc'ed string (aborts when out of memory) */
+char *rg_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 double rng_unit(Rng *r);            /* [0, 1) */
 int rng_int(Rng *r, int n);         /* [0, n) */
 static inline int rng_chance(Rng *r, double p) { return rng_unit(r) < p; }
