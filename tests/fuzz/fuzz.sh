@@ -20,9 +20,14 @@ CC=${FUZZ_CC:-clang}
 TCC_LIBDIR=${TCC_LIBDIR:-/usr/lib/x86_64-linux-gnu/tcc}
 mkdir -p "$B"
 FLAGS="-g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
-COMP="$SRC/compiler/util.c $SRC/compiler/lex.c $SRC/compiler/ir.c $SRC/compiler/parse.c
-  $SRC/compiler/autodiff.c $SRC/compiler/plan.c $SRC/compiler/emit.c $SRC/compiler/dump.c
-  $SRC/compiler/compile.c $SRC/compiler/kernels.c $SRC/compiler/passes.c"
+# the compiler library as compiler/meson.build lists it, with the kernels'
+# text embedded as the build does (compiler/embed.c)
+K=$SRC/runtime/kernels
+COMP="$(sed -n "/static_library('agc_compiler'/,/dependencies/p" "$SRC/compiler/meson.build" |
+  grep -o "'[a-z_]*\.c'" | tr -d "'" | sed "s|^|$SRC/compiler/|" | tr '\n' ' ') $B/kernel_text.c"
+cc -std=c11 -O1 "$SRC/compiler/embed.c" -o "$B/embed"
+"$B/embed" agc_text_gemm "$K/gemm.c" agc_text_im2col "$K/im2col.c" agc_text_pool "$K/pool.c" \
+  agc_text_tanhf "$K/tanhf.c" agc_text_expf "$K/expf.c" > "$B/kernel_text.c"
 INC="-I$SRC/compiler -I$SRC/runtime"
 need() { # TARGET: rebuild when a source is newer
   [ ! -x "$B/fuzz_$1" ] || [ -n "$(find "$SRC/compiler" "$SRC/runtime" "$SRC/tests/fuzz" -newer "$B/fuzz_$1" -name '*.[ch]' | head -1)" ]
@@ -36,12 +41,12 @@ for t in $TARGETS; do
   npy)
     $CC $FLAGS $INC "$SRC/tests/fuzz/fuzz_npy.c" "$SRC/runtime/npy.c" -o "$B/fuzz_npy" ;;
   run)
-    # the kernels the JIT links against, generated as the meson build does
-    cc -std=c11 -O1 $INC "$SRC/compiler/gen_kernels.c" $COMP -lm -o "$B/gen_kernels"
-    "$B/gen_kernels" > "$B/agc_kernels.c"
+    # the kernels the JIT links against (runtime/kernels), as the meson
+    # build compiles them
     $CC $FLAGS $INC -DAGC_TCC_LIBDIR="\"$TCC_LIBDIR\"" -Dmain=agc_main \
       "$SRC/tests/fuzz/fuzz_run.c" "$SRC/compiler/main.c" "$SRC/runtime/agc_graph.c" \
-      "$SRC/runtime/npy.c" "$SRC/runtime/jit.c" "$B/agc_kernels.c" $COMP \
+      "$SRC/runtime/npy.c" "$SRC/runtime/jit.c" "$K/gemm.c" "$K/im2col.c" "$K/pool.c" \
+      "$K/tanhf.c" "$K/expf.c" "$K/row.c" "$K/matmul_small.c" "$K/f64.c" $COMP \
       /usr/lib/x86_64-linux-gnu/libtcc.a -ldl -lm -o "$B/fuzz_run" ;;
   *) echo "fuzz.sh: no target '$t' (compile, npy, run)" >&2; exit 2 ;;
   esac
