@@ -185,6 +185,9 @@ int op_folds(Op op);
 double op_fold1(Op op, double x);           /* NAN if it does not fold */
 double op_fold2(Op op, double a, double b);
 int op_is_libm_name(const char *name); /* a math function generated C calls */
+/* the next `NAME$f(...)` call of template t at or after from, or NULL */
+const char *op_math_call(const char *t, const char *from, size_t *len,
+                         int *nargs);
 
 /* ---- ir.c -------------------------------------------------------------- */
 int64_t shape_numel(const Shape *s);

@@ -140,7 +140,7 @@ void dump_plan(Ctx *c, const Plan *p, StrBuf *o) {
                 (long long)p->size[i]);
     if (p->host[i] >= 0)
       sb_printf(o, ", in loop t%d", p->host[i]);
-    if (p->acc_off[i] > 0 || (p->acc_off[i] == 0 && plan_acc_row(c, p, i)))
+    if (plan_acc_row(c, p, i))
       sb_printf(o, ", partial sums at work+%lld", (long long)p->acc_off[i]);
     if (p->off[i] >= 0 && n->op != OP_RESHAPE) {
       if (p->last[i] > g->n)

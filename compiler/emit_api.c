@@ -45,18 +45,11 @@ void em_prototypes(E *e, StrBuf *o) {
   }
   for (int op = 0; op < OP_COUNT; op++) {
     const char *t = op_ctext((Op)op);
-    for (const char *q = t ? strstr(t, "$f(") : NULL; q; q = strstr(q + 3, "$f(")) {
-      const char *b = q;
-      while (b > t && isalnum((unsigned char)b[-1]))
-        b--;
-      int depth = 0, args = 1;
-      for (const char *r = q + 3; *r && depth >= 0; r++) {
-        if (*r == '(') depth++;
-        else if (*r == ')') depth--;
-        else if (*r == ',' && depth == 0) args++;
-      }
-      math_proto(e, o, b, (size_t)(q - b), args, &seen);
-    }
+    size_t len;
+    int args;
+    for (const char *b = op_math_call(t, t, &len, &args); b;
+         b = op_math_call(t, b + len + 3, &len, &args))
+      math_proto(e, o, b, len, args, &seen);
   }
   sb_free(&seen);
 }

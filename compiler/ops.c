@@ -67,10 +67,36 @@ double op_fold2(Op op, double a, double b) {
   return ((double (*)(double, double))ops[op].fold)(a, b);
 }
 
-/* Is name a C math function the generated code may call: `name$f(` in an
+/* The next math call `NAME$f(...)` of template t at or after from: the
+ * start of NAME (its length and argument count in *len, *nargs), or NULL. */
+const char *op_math_call(const char *t, const char *from, size_t *len,
+                         int *nargs) {
+  const char *q = from ? strstr(from, "$f(") : NULL;
+  if (!q)
+    return NULL;
+  const char *b = q;
+  while (b > t && ((b[-1] >= 'a' && b[-1] <= 'z') ||
+                   (b[-1] >= '0' && b[-1] <= '9')))
+    b--;
+  int depth = 0;
+  *nargs = 1;
+  for (const char *r = q + 3; *r && depth >= 0; r++) {
+    if (*r == '(')
+      depth++;
+    else if (*r == ')')
+      depth--;
+    else if (*r == ',' && depth == 0)
+      ++*nargs;
+  }
+  *len = (size_t)(q - b);
+  return b;
+}
+
+/* Is name a C math function the generated code may call: a math call of an
  * op's template, exp or tanh ($E, $H), with or without the f suffix? */
 int op_is_libm_name(const char *name) {
-  size_t n = strlen(name);
+  size_t n = strlen(name), len;
+  int nargs;
   if (n && name[n - 1] == 'f')
     n--; /* expf as exp */
   if ((n == 3 && strncmp(name, "exp", 3) == 0) ||
@@ -78,15 +104,10 @@ int op_is_libm_name(const char *name) {
     return 1;
   for (int op = 0; op < OP_COUNT; op++) {
     const char *t = ops[op].ctext;
-    for (const char *q = t ? strstr(t, "$f(") : NULL; q;
-         q = strstr(q + 3, "$f(")) {
-      const char *b = q;
-      while (b > t && ((b[-1] >= 'a' && b[-1] <= 'z') ||
-                       (b[-1] >= '0' && b[-1] <= '9')))
-        b--;
-      if ((size_t)(q - b) == n && strncmp(b, name, n) == 0)
+    for (const char *b = op_math_call(t, t, &len, &nargs); b;
+         b = op_math_call(t, b + len + 3, &len, &nargs))
+      if (len == n && strncmp(b, name, n) == 0)
         return 1;
-    }
   }
   return 0;
 }
