@@ -265,6 +265,12 @@ fi
 printf 'param x[2]\nagc_root_l = sum(x * x)\noutput agc_root_l\nbackward agc_root_l\n' > "$T/root.graph"
 expect_rc 0 "a value named agc_root_* is checked like any other" "$AGC" check "$T/root.graph"
 grep -q "grad_x .* ok" "$T/stdout" && ok || bad "agc_root_ output: $(cat "$T/stdout")"
+# a graph file named after a math function of the op table (atan.graph)
+printf 'param p[2]\nl = sum(atan(p))\noutput l\nbackward l\n' > "$T/atan.graph"
+expect_rc 1 "a graph file named atan.graph" "$AGC" "$T/atan.graph" --emit c
+grep -q "'atan' cannot name the generated function: it is a C keyword or library name" "$T/stderr" && ok || bad "atan.graph: $(head -1 "$T/stderr")"
+expect_rc 0 "atan.graph with --name" "$AGC" "$T/atan.graph" --emit c --name arctan
+expect_rc 1 "--name expm1f" "$AGC" "$T/atan.graph" --emit c --name expm1f
 expect_rc 1 "--name agc_gemm_f32" "$AGC" run "$T/ex3.graph" --name agc_gemm_f32
 grep -q "'agc_gemm_f32' cannot name the generated function: it is a function of the agc runtime" "$T/stderr" && ok || bad "--name agc_gemm_f32: $(head -1 "$T/stderr")"
 expect_rc 1 "--name _graph" "$AGC" "$G" --name _graph --emit c
