@@ -1,0 +1,143 @@
+/* mlp_main.c — N Adam steps of the MLP of examples/mlp.graph from the
+ * weights and data of examples/data (embedded by npy2c.py as mlp_data.c),
+ * on the Cortex-M4F (board.c) or the build machine (board_host.c).
+ *
+ * Which step runs is chosen when building:
+ *   -DSTEP_TRAIN  the training step agc generates from mlp_adam.graph:
+ *                 mlp(x, t, W1, b1, W2, b2, &loss, state, work)
+ *   -DSTEP_GRAD   agc's gradient function of examples/mlp.graph followed by
+ *                 the hand-written Adam update (for agc without 'optimizer')
+ *   -DSTEP_HAND   the hand-written step of mlp_hand.c
+ * Output, one value a line, floats as exact bit patterns:
+ *   loss K 0xBITS        the loss computed by step K (1..N)
+ *   W1 I 0xBITS ...      every parameter after the last step
+ *   insn K COUNT         instructions of step K (measuring boards only)
+ *   stack_step BYTES     deepest stack below the caller's frame in any step
+ *   ... and the memory figures. */
+#include <stdint.h>
+#include <string.h>
+
+#include "board.h"
+#include "mlp_data.h"
+#include "mlp_hand.h"
+
+#ifndef STEPS
+#define STEPS 5
+#endif
+
+#if defined(STEP_TRAIN) || defined(STEP_GRAD)
+#include "step.h"
+#define WORK_BYTES MLP_WORK_BYTES
+#endif
+
+#if defined(STEP_TRAIN)
+#define STATE_BYTES MLP_STATE_BYTES
+#define KIND "agc-train"
+#elif defined(STEP_GRAD)
+#define STATE_BYTES HAND_STATE_BYTES
+#define KIND "agc-grad+hand-adam"
+#elif defined(STEP_HAND)
+#define WORK_BYTES HAND_WORK_BYTES
+#define STATE_BYTES HAND_STATE_BYTES
+#define KIND "hand"
+#else
+#error "build with -DSTEP_TRAIN, -DSTEP_GRAD or -DSTEP_HAND"
+#endif
+
+#define W1_SIZE W1_INIT_SIZE
+#define B1_SIZE B1_INIT_SIZE
+#define W2_SIZE W2_INIT_SIZE
+#define B2_SIZE B2_INIT_SIZE
+
+#define WORDS(bytes) ((bytes) / 8 + 1)     /* never a zero-sized array */
+
+/* parameters live in RAM; workspace and state aligned for 8 bytes */
+static float W1[W1_SIZE], b1[B1_SIZE], W2[W2_SIZE], b2[B2_SIZE];
+static uint64_t state[WORDS(STATE_BYTES)];
+static uint64_t work[WORDS(WORK_BYTES)];
+#if defined(STEP_GRAD)
+static float grads[HAND_NPARAM];
+#endif
+
+static int step(float *loss)
+{
+#if defined(STEP_TRAIN)
+  return mlp(x, t, W1, b1, W2, b2, loss, state, work);
+#elif defined(STEP_GRAD)
+  /* the Adam of mlp_hand.c on agc's gradients (state as hand_step's) */
+  float *m = (float *)(void *)state, *v = m + HAND_NPARAM;
+  float *b1t = v + HAND_NPARAM, *b2t = b1t + 1, *steps = b2t + 1;
+  float *g1 = grads, *g2 = g1 + W1_SIZE, *g3 = g2 + B1_SIZE, *g4 = g3 + W2_SIZE;
+  const int o1 = W1_SIZE, o2 = o1 + B1_SIZE, o3 = o2 + W2_SIZE;
+  int rc = mlp(x, t, W1, b1, W2, b2, loss, g1, g2, g3, g4, work);
+  if (*steps == 0)
+    *b1t = *b2t = 1;
+  *steps += 1;
+  *b1t *= 0.9f;
+  *b2t *= 0.999f;
+  hand_adam(W1, g1, m, v, W1_SIZE, 0.01f, 1 - *b1t, 1 - *b2t);
+  hand_adam(b1, g2, m + o1, v + o1, B1_SIZE, 0.01f, 1 - *b1t, 1 - *b2t);
+  hand_adam(W2, g3, m + o2, v + o2, W2_SIZE, 0.01f, 1 - *b1t, 1 - *b2t);
+  hand_adam(b2, g4, m + o3, v + o3, B2_SIZE, 0.01f, 1 - *b1t, 1 - *b2t);
+  return rc;
+#else
+  return hand_step(x, t, W1, b1, W2, b2, loss, state, work);
+#endif
+}
+
+static void put_param(const char *name, const float *p, int n)
+{
+  int i;
+  for (i = 0; i < n; i++)
+    board_put_f32(name, i, p[i]);
+}
+
+int main(void)
+{
+  uint32_t stack_step = 0, params, k;
+  board_start();
+  board_puts("kind " KIND "\n");
+  memcpy(W1, W1_init, sizeof W1);
+  memcpy(b1, b1_init, sizeof b1);
+  memcpy(W2, W2_init, sizeof W2);
+  memcpy(b2, b2_init, sizeof b2);
+
+  for (k = 1; k <= STEPS; k++) {
+    float loss = 0;
+    uint64_t i0, i1;
+    uintptr_t sp;
+    int rc;
+    board_stack_paint();
+    sp = board_sp();
+    i0 = board_instructions();
+    rc = step(&loss);
+    i1 = board_instructions();
+    if (rc != 0) {
+      board_puts("error: the step returned non-zero\n");
+      return 1;
+    }
+    if (board_stack_used(sp) > stack_step)
+      stack_step = board_stack_used(sp);
+    board_put_f32("loss", (int)k, loss);
+    if (board_measures())
+      board_put_kv("insn", (uint32_t)(i1 - i0));
+  }
+  put_param("W1", W1, W1_SIZE);
+  put_param("b1", b1, B1_SIZE);
+  put_param("W2", W2, W2_SIZE);
+  put_param("b2", b2, B2_SIZE);
+
+  params = (uint32_t)(sizeof W1 + sizeof b1 + sizeof W2 + sizeof b2);
+  board_put_kv("params_bytes", params);
+  board_put_kv("state_bytes", (uint32_t)(STATE_BYTES));
+  board_put_kv("work_bytes", (uint32_t)(WORK_BYTES));
+#if defined(STEP_GRAD)
+  board_put_kv("grad_bytes", (uint32_t)sizeof grads);
+#endif
+  if (board_measures()) {
+    board_put_kv("insn_per_tick", board_insn_per_tick());
+    board_put_kv("stack_step", stack_step);
+    board_put_kv("stack_peak", board_stack_peak());
+  }
+  return 0;
+}
