@@ -1,0 +1,228 @@
+/* digits_main.c — train the classifier of digits.graph from scratch on a
+ * Cortex-M4F, then measure its accuracy on the images it never saw.
+ *
+ * The 1,797 images stay in flash as bytes (digits_data.c); each batch of 16
+ * is converted to float in a 4 KiB buffer. Every fifth image (index % 5 == 0,
+ * 360 images) is the test set, the other 1,437 train: 89 batches an epoch,
+ * in a different order each epoch. Parameters start as PyTorch's nn.Linear
+ * does (uniform in +-1/sqrt(fan_in)) from a fixed seed.
+ *
+ * Built with -DSTEP_TRAIN: digits() is agc's training step (forward,
+ * backward and Adam in one call). -DSTEP_GRAD: agc's gradient function and
+ * the Adam update below (for agc without 'optimizer').
+ * -DEPOCHS=N (default 2). Output: one line per epoch, then the memory used. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "board.h"
+#include "digits_data.h"
+#include "digits_step.h"
+#include "digits_infer.h"
+
+#ifndef EPOCHS
+#define EPOCHS 2
+#endif
+
+#define BATCH DIGITS_x_DIM0            /* 16 */
+#define EVAL_BATCH DIGITS_INFER_x_DIM0 /* 8 */
+#define NTEST ((DIGITS_COUNT + 4) / 5) /* 360: index % 5 == 0 */
+#define NTRAIN (DIGITS_COUNT - NTEST)  /* 1437 */
+#define WORDS(bytes) ((bytes) / 8 + 1) /* 8-byte aligned, never empty */
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* RAM: parameters, optimizer state, one workspace for training and test */
+static float W1[DIGITS_W1_SIZE], b1[DIGITS_b1_SIZE];
+static float W2[DIGITS_W2_SIZE], b2[DIGITS_b2_SIZE];
+#if defined(STEP_TRAIN)
+#define STATE_BYTES DIGITS_STATE_BYTES
+#elif defined(STEP_GRAD)
+#define NPARAM (DIGITS_W1_SIZE + DIGITS_b1_SIZE + DIGITS_W2_SIZE + DIGITS_b2_SIZE)
+#define STATE_BYTES (4 * (2 * NPARAM + 3))
+static float grads[NPARAM];
+#else
+#error "build with -DSTEP_TRAIN or -DSTEP_GRAD"
+#endif
+static uint64_t state[WORDS(STATE_BYTES)];
+#define WORK_BYTES MAX(DIGITS_WORK_BYTES, DIGITS_INFER_WORK_BYTES)
+static uint64_t work[WORDS(WORK_BYTES)];
+static float x[DIGITS_x_SIZE];         /* the batch, as float */
+static int32_t y[DIGITS_y_SIZE];
+static float logits[DIGITS_INFER_logits_SIZE];
+
+static uint32_t rng = 12345;
+
+static float uniform(float bound)      /* in [-bound, bound) */
+{
+  rng = rng * 1664525u + 1013904223u;
+  return bound * ((float)(rng >> 8) * (2.0f / 16777216.0f) - 1.0f);
+}
+
+static void init(float *p, int n, int fan_in)
+{
+  float bound = 1.0f / sqrtf((float)fan_in);
+  int i;
+  for (i = 0; i < n; i++)
+    p[i] = uniform(bound);
+}
+
+static void load(float *dst, int image)
+{
+  int i;
+  for (i = 0; i < 64; i++)
+    dst[i] = (float)digits_pixels[image][i] * (1.0f / 16.0f);
+}
+
+static unsigned gcd(unsigned a, unsigned b)
+{
+  while (b) {
+    unsigned r = a % b;
+    a = b;
+    b = r;
+  }
+  return a;
+}
+
+#if defined(STEP_GRAD)
+/* torch.optim.Adam(lr=0.01), state: moments, beta1^t, beta2^t, step */
+static void adam(float *p, const float *g, float *m, float *v, int n,
+                 float bc1, float bc2)
+{
+  float step_size = 0.01f / bc1, bc2_sqrt = sqrtf(bc2);
+  int i;
+  for (i = 0; i < n; i++) {
+    m[i] = 0.9f * m[i] + 0.1f * g[i];
+    v[i] = 0.999f * v[i] + 0.001f * g[i] * g[i];
+    p[i] -= step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + 1e-8f);
+  }
+}
+#endif
+
+static int step(float *loss)
+{
+#if defined(STEP_TRAIN)
+  return digits(x, y, W1, b1, W2, b2, loss, state, work);
+#else
+  float *m = (float *)(void *)state, *v = m + NPARAM, *bt = v + NPARAM;
+  float *g1 = grads, *g2 = g1 + DIGITS_W1_SIZE, *g3 = g2 + DIGITS_b1_SIZE,
+        *g4 = g3 + DIGITS_W2_SIZE;
+  const int o1 = DIGITS_W1_SIZE, o2 = o1 + DIGITS_b1_SIZE,
+            o3 = o2 + DIGITS_W2_SIZE;
+  int rc = digits(x, y, W1, b1, W2, b2, loss, g1, g2, g3, g4, work);
+  if (bt[2] == 0)
+    bt[0] = bt[1] = 1;
+  bt[2] += 1;
+  bt[0] *= 0.9f;
+  bt[1] *= 0.999f;
+  adam(W1, g1, m, v, DIGITS_W1_SIZE, 1 - bt[0], 1 - bt[1]);
+  adam(b1, g2, m + o1, v + o1, DIGITS_b1_SIZE, 1 - bt[0], 1 - bt[1]);
+  adam(W2, g3, m + o2, v + o2, DIGITS_W2_SIZE, 1 - bt[0], 1 - bt[1]);
+  adam(b2, g4, m + o3, v + o3, DIGITS_b2_SIZE, 1 - bt[0], 1 - bt[1]);
+  return rc;
+#endif
+}
+
+/* correct answers on the test set */
+static uint32_t test(void)
+{
+  uint32_t correct = 0;
+  int first, i, c;
+  for (first = 0; first < NTEST; first += EVAL_BATCH) {
+    for (i = 0; i < EVAL_BATCH; i++)
+      load(x + 64 * i, 5 * (first + i));
+    if (digits_infer(x, W1, b1, W2, b2, logits, work) != 0)
+      return 0;
+    for (i = 0; i < EVAL_BATCH; i++) {
+      int best = 0;
+      for (c = 1; c < 10; c++)
+        if (logits[10 * i + c] > logits[10 * i + best])
+          best = c;
+      correct += best == digits_labels[5 * (first + i)];
+    }
+  }
+  return correct;
+}
+
+int main(void)
+{
+  uint32_t epoch, stack_step = 0, ram;
+  uint64_t train_insn = 0;
+  board_start();
+  init(W1, DIGITS_W1_SIZE, 64);
+  init(b1, DIGITS_b1_SIZE, 64);
+  init(W2, DIGITS_W2_SIZE, 16);
+  init(b2, DIGITS_b2_SIZE, 16);
+  board_put_kv("epochs", EPOCHS);
+  board_put_kv("test_initial", test());
+
+  for (epoch = 1; epoch <= EPOCHS; epoch++) {
+    /* this epoch's order: slot k -> (a k + b) mod NTRAIN, a coprime */
+    unsigned a = 1 + (epoch * 7919u) % (NTRAIN - 1), b = epoch * 104729u % NTRAIN;
+    unsigned k = 0;
+    uint32_t steps = 0, correct;
+    float sum = 0;
+    uint64_t i0, i1;
+    while (gcd(a, NTRAIN) != 1)
+      a++;
+    board_stack_paint();
+    i0 = board_instructions();
+    for (k = 0; k + BATCH <= NTRAIN; k += BATCH) {
+      float loss;
+      uintptr_t sp;
+      int i;
+      for (i = 0; i < BATCH; i++) {
+        unsigned s = (a * (k + i) + b) % NTRAIN;  /* train slot */
+        unsigned image = s + s / 4 + 1;           /* skip every fifth */
+        load(x + 64 * i, (int)image);
+        y[i] = digits_labels[image];
+      }
+      sp = board_sp();
+      if (step(&loss) != 0) {
+        board_puts("error: the step returned non-zero\n");
+        return 1;
+      }
+      if (board_stack_used(sp) > stack_step)
+        stack_step = board_stack_used(sp);
+      sum += loss;
+      steps++;
+    }
+    i1 = board_instructions();
+    train_insn += i1 - i0;
+    correct = test();
+    board_puts("epoch ");
+    board_put_u32(epoch);
+    board_puts(" loss_x10000 ");
+    board_put_u32((uint32_t)(sum / (float)steps * 10000.0f + 0.5f));
+    board_puts(" steps ");
+    board_put_u32(steps);
+    board_puts(" insn ");
+    board_put_u32((uint32_t)(i1 - i0));
+    board_puts(" test_correct ");
+    board_put_u32(correct);
+    board_puts("/");
+    board_put_u32(NTEST);
+    board_puts("\n");
+  }
+
+  board_put_kv("test_correct", test());
+  board_put_kv("test_count", NTEST);
+  board_put_kv("params_bytes", (uint32_t)(sizeof W1 + sizeof b1 + sizeof W2 + sizeof b2));
+  board_put_kv("state_bytes", (uint32_t)STATE_BYTES);
+  board_put_kv("work_bytes", (uint32_t)WORK_BYTES);
+  board_put_kv("batch_bytes", (uint32_t)(sizeof x + sizeof y + sizeof logits));
+#if defined(STEP_GRAD)
+  board_put_kv("grad_bytes", (uint32_t)sizeof grads);
+#endif
+  if (board_measures()) {
+    board_put_kv("insn_per_epoch", (uint32_t)(train_insn / EPOCHS));
+    board_put_kv("stack_step", stack_step);
+    board_put_kv("stack_peak", board_stack_peak());
+  }
+  ram = (uint32_t)(sizeof W1 + sizeof b1 + sizeof W2 + sizeof b2 + STATE_BYTES
+                   + WORK_BYTES + sizeof x + sizeof y + sizeof logits);
+#if defined(STEP_GRAD)
+  ram += (uint32_t)sizeof grads;
+#endif
+  board_put_kv("ram_bytes", ram + board_stack_peak());
+  return 0;
+}
