@@ -73,6 +73,24 @@ static void load(float *dst, int image)
     dst[i] = (float)digits_pixels[image][i] * (1.0f / 16.0f);
 }
 
+/* FNV-1a of the parameters' bytes: equal runs have equal weights */
+static uint32_t params_hash(void)
+{
+  const float *const p[4] = {W1, b1, W2, b2};
+  const int n[4] = {DIGITS_W1_SIZE, DIGITS_b1_SIZE, DIGITS_W2_SIZE, DIGITS_b2_SIZE};
+  uint32_t h = 2166136261u;
+  int i, j;
+  for (i = 0; i < 4; i++)
+    for (j = 0; j < n[i]; j++) {
+      uint32_t bits;
+      int k;
+      memcpy(&bits, &p[i][j], sizeof bits);
+      for (k = 0; k < 4; k++, bits >>= 8)
+        h = (h ^ (bits & 0xFFu)) * 16777619u;
+    }
+  return h;
+}
+
 static unsigned gcd(unsigned a, unsigned b)
 {
   while (b) {
@@ -205,6 +223,9 @@ int main(void)
   }
 
   board_put_kv("test_correct", test());
+  board_puts("params_hash 0x");
+  board_put_hex(params_hash());
+  board_puts("\n");
   board_put_kv("test_count", NTEST);
   board_put_kv("params_bytes", (uint32_t)(sizeof W1 + sizeof b1 + sizeof W2 + sizeof b2));
   board_put_kv("state_bytes", (uint32_t)STATE_BYTES);
