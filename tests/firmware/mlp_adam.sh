@@ -94,11 +94,11 @@ cmp() { "$PY" "$F/compare.py" "$@"; }
 check "generated: QEMU = host build (float rounding)" \
   cmp gen_qemu.txt gen_host.txt --rtol 1e-6 --atol 1e-7 --name "generated, QEMU vs host"
 check "generated: QEMU = PyTorch" \
-  cmp gen_qemu.txt "$T" --rtol 2e-5 --atol 2e-6 --name "generated, QEMU vs torch"
+  cmp gen_qemu.txt "$T" --rtol 1e-5 --atol 1e-6 --name "generated, QEMU vs torch"
 check "hand-written: QEMU = host build" \
   cmp hand_qemu.txt hand_host.txt --rtol 1e-6 --atol 1e-7 --name "hand-written, QEMU vs host"
 check "hand-written: QEMU = PyTorch" \
-  cmp hand_qemu.txt "$T" --rtol 2e-5 --atol 2e-6 --name "hand-written, QEMU vs torch"
+  cmp hand_qemu.txt "$T" --rtol 1e-5 --atol 1e-6 --name "hand-written, QEMU vs torch"
 
 # 6. measurements: every step counted, nothing absurd
 report() {   # report NAME OUT ELF OBJ
