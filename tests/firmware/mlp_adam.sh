@@ -80,11 +80,16 @@ HARNESS="$F/startup.c $F/board.c $F/board_common.c"
 HOSTFLAGS="-std=c99 -Wall -Wextra -pedantic -Werror -O2"
 $HOSTCC $HOSTFLAGS -I. -I"$F" -DSTEP_$KIND "$F/board_host.c" "$F/board_common.c" \
   "$F/mlp_main.c" "$F/mlp_hand.c" mlp_data.c step.c -lm -o host_gen
+if [ $KIND = TRAIN ]; then
+  "${CROSS}gcc" $CONTRACT -I. -I"$F" -DSTEP_SPLIT $LDFLAGS_FW -T "$F/fw.ld" \
+    $HARNESS "$F/mlp_main.c" "$F/mlp_hand.c" mlp_data.c step.o -lm -o fw_split.elf
+fi
 $HOSTCC $HOSTFLAGS -I. -I"$F" -DSTEP_HAND "$F/board_host.c" "$F/board_common.c" \
   "$F/mlp_main.c" "$F/mlp_hand.c" mlp_data.c -lm -o host_hand
 
 check "generated step runs in QEMU" fw_run fw_gen.elf gen_qemu.txt
 check "hand-written step runs in QEMU" fw_run fw_hand.elf hand_qemu.txt
+[ $KIND = TRAIN ] && check "mlp_grad + mlp_update run in QEMU" fw_run fw_split.elf split_qemu.txt
 ./host_gen > gen_host.txt
 ./host_hand > hand_host.txt
 
@@ -95,6 +100,8 @@ check "generated: QEMU = host build (float rounding)" \
   cmp gen_qemu.txt gen_host.txt --rtol 1e-6 --atol 1e-7 --name "generated, QEMU vs host"
 check "generated: QEMU = PyTorch" \
   cmp gen_qemu.txt "$T" --rtol 1e-5 --atol 1e-6 --name "generated, QEMU vs torch"
+[ $KIND = TRAIN ] && check "mlp_grad + mlp_update = mlp, bit for bit" \
+  cmp split_qemu.txt gen_qemu.txt --rtol 0 --atol 0 --name "grad+update vs step, QEMU"
 check "hand-written: QEMU = host build" \
   cmp hand_qemu.txt hand_host.txt --rtol 1e-6 --atol 1e-7 --name "hand-written, QEMU vs host"
 check "hand-written: QEMU = PyTorch" \
@@ -119,6 +126,7 @@ echo "Cortex-M4F (QEMU mps2-an386, -icount shift=0), one Adam step of mlp (batch
 printf '%-13s %9s %5s %5s %5s %6s %6s %6s %5s %6s   %s | %s\n' "" insn/step params \
   state work grads stack RAM peak insn/tick "elf text data bss" "step object text data bss"
 check "generated: measured" report generated gen_qemu.txt fw_gen.elf step.o
+[ $KIND = TRAIN ] && check "grad + update: measured" report grad+update split_qemu.txt fw_split.elf step.o
 check "hand-written: measured" report hand-written hand_qemu.txt fw_hand.elf hand.o
 if [ -s mem.txt ]; then echo; echo "agc --emit mem:"; cat mem.txt; fi
 exit $fail

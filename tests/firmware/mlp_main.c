@@ -5,6 +5,8 @@
  * Which step runs is chosen when building:
  *   -DSTEP_TRAIN  the training step agc generates from mlp_adam.graph:
  *                 mlp(x, t, W1, b1, W2, b2, &loss, state, work)
+ *   -DSTEP_SPLIT  the same step as mlp_grad() then mlp_update() (the two
+ *                 halves agc generates for data-parallel training)
  *   -DSTEP_GRAD   agc's gradient function of examples/mlp.graph followed by
  *                 the hand-written Adam update (for agc without 'optimizer')
  *   -DSTEP_HAND   the hand-written step of mlp_hand.c
@@ -25,23 +27,30 @@
 #define STEPS 5
 #endif
 
-#if defined(STEP_TRAIN) || defined(STEP_GRAD)
+#if defined(STEP_TRAIN) || defined(STEP_SPLIT) || defined(STEP_GRAD)
 #include "step.h"
-#define WORK_BYTES MLP_WORK_BYTES
 #endif
 
 #if defined(STEP_TRAIN)
+#define WORK_BYTES MLP_WORK_BYTES
 #define STATE_BYTES MLP_STATE_BYTES
 #define KIND "agc-train"
+#elif defined(STEP_SPLIT)
+#define WORK_BYTES MLP_GRAD_WORK_BYTES
+#define STATE_BYTES MLP_STATE_BYTES
+#define KIND "agc-grad+agc-update"
+#define NGRAD (W1_SIZE + B1_SIZE + W2_SIZE + B2_SIZE)
 #elif defined(STEP_GRAD)
+#define WORK_BYTES MLP_WORK_BYTES
 #define STATE_BYTES HAND_STATE_BYTES
+#define NGRAD HAND_NPARAM
 #define KIND "agc-grad+hand-adam"
 #elif defined(STEP_HAND)
 #define WORK_BYTES HAND_WORK_BYTES
 #define STATE_BYTES HAND_STATE_BYTES
 #define KIND "hand"
 #else
-#error "build with -DSTEP_TRAIN, -DSTEP_GRAD or -DSTEP_HAND"
+#error "build with -DSTEP_TRAIN, -DSTEP_SPLIT, -DSTEP_GRAD or -DSTEP_HAND"
 #endif
 
 #define W1_SIZE W1_INIT_SIZE
@@ -55,14 +64,20 @@
 static float W1[W1_SIZE], b1[B1_SIZE], W2[W2_SIZE], b2[B2_SIZE];
 static uint64_t state[WORDS(STATE_BYTES)];
 static uint64_t work[WORDS(WORK_BYTES)];
-#if defined(STEP_GRAD)
-static float grads[HAND_NPARAM];
+#if defined(STEP_GRAD) || defined(STEP_SPLIT)
+static float grads[NGRAD];
 #endif
 
 static int step(float *loss)
 {
 #if defined(STEP_TRAIN)
   return mlp(x, t, W1, b1, W2, b2, loss, state, work);
+#elif defined(STEP_SPLIT)
+  float *g1 = grads, *g2 = g1 + W1_SIZE, *g3 = g2 + B1_SIZE, *g4 = g3 + W2_SIZE;
+  int rc = mlp_grad(x, t, W1, b1, W2, b2, loss, g1, g2, g3, g4, work);
+  if (rc == 0)
+    rc = mlp_update(W1, b1, W2, b2, g1, g2, g3, g4, state);
+  return rc;
 #elif defined(STEP_GRAD)
   /* the Adam of mlp_hand.c on agc's gradients (state as hand_step's) */
   float *m = (float *)(void *)state, *v = m + HAND_NPARAM;
@@ -131,7 +146,7 @@ int main(void)
   board_put_kv("params_bytes", params);
   board_put_kv("state_bytes", (uint32_t)(STATE_BYTES));
   board_put_kv("work_bytes", (uint32_t)(WORK_BYTES));
-#if defined(STEP_GRAD)
+#if defined(STEP_GRAD) || defined(STEP_SPLIT)
   board_put_kv("grad_bytes", (uint32_t)sizeof grads);
 #endif
   if (board_measures()) {
