@@ -9,7 +9,8 @@
  *
  * Built with -DSTEP_TRAIN: digits() is agc's training step (forward,
  * backward and Adam in one call). -DSTEP_GRAD: agc's gradient function and
- * the Adam update below (for agc without 'optimizer').
+ * the Adam update below (for agc without 'optimizer'). -DSTEP_HAND: the
+ * hand-written step of digits_hand.c, for comparison.
  * -DEPOCHS=N (default 2). Output: one line per epoch, then the memory used. */
 #include <math.h>
 #include <stdint.h>
@@ -19,6 +20,7 @@
 #include "digits_data.h"
 #include "digits_step.h"
 #include "digits_infer.h"
+#include "digits_hand.h"
 
 #ifndef EPOCHS
 #define EPOCHS 2
@@ -40,11 +42,17 @@ static float W2[DIGITS_W2_SIZE], b2[DIGITS_b2_SIZE];
 #define NPARAM (DIGITS_W1_SIZE + DIGITS_b1_SIZE + DIGITS_W2_SIZE + DIGITS_b2_SIZE)
 #define STATE_BYTES (4 * (2 * NPARAM + 3))
 static float grads[NPARAM];
+#elif defined(STEP_HAND)
+#define STATE_BYTES DIGITS_HAND_STATE_BYTES
+#define STEP_WORK_BYTES DIGITS_HAND_WORK_BYTES
 #else
-#error "build with -DSTEP_TRAIN or -DSTEP_GRAD"
+#error "build with -DSTEP_TRAIN, -DSTEP_GRAD or -DSTEP_HAND"
+#endif
+#ifndef STEP_WORK_BYTES
+#define STEP_WORK_BYTES DIGITS_WORK_BYTES
 #endif
 static uint64_t state[WORDS(STATE_BYTES)];
-#define WORK_BYTES MAX(DIGITS_WORK_BYTES, DIGITS_INFER_WORK_BYTES)
+#define WORK_BYTES MAX(STEP_WORK_BYTES, DIGITS_INFER_WORK_BYTES)
 static uint64_t work[WORDS(WORK_BYTES)];
 static float x[DIGITS_x_SIZE];         /* the batch, as float */
 static int32_t y[DIGITS_y_SIZE];
@@ -120,6 +128,8 @@ static int step(float *loss)
 {
 #if defined(STEP_TRAIN)
   return digits(x, y, W1, b1, W2, b2, loss, state, work);
+#elif defined(STEP_HAND)
+  return digits_hand(x, y, W1, b1, W2, b2, loss, state, work);
 #else
   float *m = (float *)(void *)state, *v = m + NPARAM, *bt = v + NPARAM;
   float *g1 = grads, *g2 = g1 + DIGITS_W1_SIZE, *g3 = g2 + DIGITS_b1_SIZE,
@@ -164,7 +174,7 @@ static uint32_t test(void)
 int main(void)
 {
   uint32_t epoch, stack_step = 0, ram;
-  uint64_t train_insn = 0;
+  uint64_t train_insn = 0, step_insn = 0;
   board_start();
   init(W1, DIGITS_W1_SIZE, 64);
   init(b1, DIGITS_b1_SIZE, 64);
@@ -180,32 +190,35 @@ int main(void)
     uint32_t steps = 0, correct;
     float sum = 0;
     uint64_t i0, i1;
+    uintptr_t sp = board_sp();
     while (gcd(a, NTRAIN) != 1)
       a++;
     board_stack_paint();
     i0 = board_instructions();
     for (k = 0; k + BATCH <= NTRAIN; k += BATCH) {
       float loss;
-      uintptr_t sp;
+      uint64_t s0;
       int i;
       for (i = 0; i < BATCH; i++) {
-        unsigned s = (a * (k + i) + b) % NTRAIN;  /* train slot */
-        unsigned image = s + s / 4 + 1;           /* skip every fifth */
+        unsigned slot = (a * (k + i) + b) % NTRAIN;  /* train slot */
+        unsigned image = slot + slot / 4 + 1;        /* skip every fifth */
         load(x + 64 * i, (int)image);
         y[i] = digits_labels[image];
       }
-      sp = board_sp();
+      s0 = board_instructions();
       if (step(&loss) != 0) {
         board_puts("error: the step returned non-zero\n");
         return 1;
       }
-      if (board_stack_used(sp) > stack_step)
-        stack_step = board_stack_used(sp);
+      step_insn += board_instructions() - s0;
       sum += loss;
       steps++;
     }
     i1 = board_instructions();
     train_insn += i1 - i0;
+    /* deepest stack below main's frame in this epoch: the step's */
+    if (board_stack_used(sp) > stack_step)
+      stack_step = board_stack_used(sp);
     correct = test();
     board_puts("epoch ");
     board_put_u32(epoch);
@@ -236,6 +249,7 @@ int main(void)
 #endif
   if (board_measures()) {
     board_put_kv("insn_per_epoch", (uint32_t)(train_insn / EPOCHS));
+    board_put_kv("insn_per_step", (uint32_t)(step_insn / EPOCHS / (NTRAIN / BATCH)));
     board_put_kv("stack_step", stack_step);
     board_put_kv("stack_peak", board_stack_peak());
   }
