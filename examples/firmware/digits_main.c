@@ -8,9 +8,8 @@
  * does (uniform in +-1/sqrt(fan_in)) from a fixed seed.
  *
  * Built with -DSTEP_TRAIN: digits() is agc's training step (forward,
- * backward and Adam in one call). -DSTEP_GRAD: agc's gradient function and
- * the Adam update below (for agc without 'optimizer'). -DSTEP_HAND: the
- * hand-written step of digits_hand.c, for comparison.
+ * backward and Adam in one call). -DSTEP_HAND: the hand-written step of
+ * digits_hand.c, for comparison.
  * -DEPOCHS=N (default 2). Output: one line per epoch, then the memory used. */
 #include <math.h>
 #include <stdint.h>
@@ -38,15 +37,11 @@ static float W1[DIGITS_W1_SIZE], b1[DIGITS_b1_SIZE];
 static float W2[DIGITS_W2_SIZE], b2[DIGITS_b2_SIZE];
 #if defined(STEP_TRAIN)
 #define STATE_BYTES DIGITS_STATE_BYTES
-#elif defined(STEP_GRAD)
-#define NPARAM (DIGITS_W1_SIZE + DIGITS_b1_SIZE + DIGITS_W2_SIZE + DIGITS_b2_SIZE)
-#define STATE_BYTES (4 * (2 * NPARAM + 3))
-static float grads[NPARAM];
 #elif defined(STEP_HAND)
 #define STATE_BYTES DIGITS_HAND_STATE_BYTES
 #define STEP_WORK_BYTES DIGITS_HAND_WORK_BYTES
 #else
-#error "build with -DSTEP_TRAIN, -DSTEP_GRAD or -DSTEP_HAND"
+#error "build with -DSTEP_TRAIN or -DSTEP_HAND"
 #endif
 #ifndef STEP_WORK_BYTES
 #define STEP_WORK_BYTES DIGITS_WORK_BYTES
@@ -109,44 +104,12 @@ static unsigned gcd(unsigned a, unsigned b)
   return a;
 }
 
-#if defined(STEP_GRAD)
-/* torch.optim.Adam(lr=0.01), state: moments, beta1^t, beta2^t, step */
-static void adam(float *p, const float *g, float *m, float *v, int n,
-                 float bc1, float bc2)
-{
-  float step_size = 0.01f / bc1, bc2_sqrt = sqrtf(bc2);
-  int i;
-  for (i = 0; i < n; i++) {
-    m[i] = 0.9f * m[i] + 0.1f * g[i];
-    v[i] = 0.999f * v[i] + 0.001f * g[i] * g[i];
-    p[i] -= step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + 1e-8f);
-  }
-}
-#endif
-
 static int step(float *loss)
 {
 #if defined(STEP_TRAIN)
   return digits(x, y, W1, b1, W2, b2, loss, state, work);
 #elif defined(STEP_HAND)
   return digits_hand(x, y, W1, b1, W2, b2, loss, state, work);
-#else
-  float *m = (float *)(void *)state, *v = m + NPARAM, *bt = v + NPARAM;
-  float *g1 = grads, *g2 = g1 + DIGITS_W1_SIZE, *g3 = g2 + DIGITS_b1_SIZE,
-        *g4 = g3 + DIGITS_W2_SIZE;
-  const int o1 = DIGITS_W1_SIZE, o2 = o1 + DIGITS_b1_SIZE,
-            o3 = o2 + DIGITS_W2_SIZE;
-  int rc = digits(x, y, W1, b1, W2, b2, loss, g1, g2, g3, g4, work);
-  if (bt[2] == 0)
-    bt[0] = bt[1] = 1;
-  bt[2] += 1;
-  bt[0] *= 0.9f;
-  bt[1] *= 0.999f;
-  adam(W1, g1, m, v, DIGITS_W1_SIZE, 1 - bt[0], 1 - bt[1]);
-  adam(b1, g2, m + o1, v + o1, DIGITS_b1_SIZE, 1 - bt[0], 1 - bt[1]);
-  adam(W2, g3, m + o2, v + o2, DIGITS_W2_SIZE, 1 - bt[0], 1 - bt[1]);
-  adam(b2, g4, m + o3, v + o3, DIGITS_b2_SIZE, 1 - bt[0], 1 - bt[1]);
-  return rc;
 #endif
 }
 
@@ -244,9 +207,6 @@ int main(void)
   board_put_kv("state_bytes", (uint32_t)STATE_BYTES);
   board_put_kv("work_bytes", (uint32_t)WORK_BYTES);
   board_put_kv("batch_bytes", (uint32_t)(sizeof x + sizeof y + sizeof logits));
-#if defined(STEP_GRAD)
-  board_put_kv("grad_bytes", (uint32_t)sizeof grads);
-#endif
   if (board_measures()) {
     board_put_kv("insn_per_epoch", (uint32_t)(train_insn / EPOCHS));
     board_put_kv("insn_per_step", (uint32_t)(step_insn / EPOCHS / (NTRAIN / BATCH)));
@@ -255,9 +215,6 @@ int main(void)
   }
   ram = (uint32_t)(sizeof W1 + sizeof b1 + sizeof W2 + sizeof b2 + STATE_BYTES
                    + WORK_BYTES + sizeof x + sizeof y + sizeof logits);
-#if defined(STEP_GRAD)
-  ram += (uint32_t)sizeof grads;
-#endif
   board_put_kv("ram_bytes", ram + board_stack_peak());
   return 0;
 }

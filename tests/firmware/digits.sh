@@ -6,9 +6,8 @@
 #   2 epochs (default, the test suite): test accuracy >= 80% (chance: 10%)
 #   20 or more (FW_EPOCHS=20 or a third argument; docs/firmware.md):  >= 90%
 # The host build of the same program must train identically (every epoch's
-# loss and accuracy). With agc's training step (--target mcu) the RAM in use
-# (params, optimizer state, workspace, batch buffers, stack) must be
-# <= 32 KiB. Exit 77 (skip) without arm-none-eabi-gcc, qemu-system-arm or make.
+# loss and accuracy). The RAM in use with agc's step (params, optimizer
+# state, workspace, batch buffers, stack) must be <= 32 KiB. Exit 77 (skip) without arm-none-eabi-gcc, qemu-system-arm or make.
 set -eu
 AGC=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 ROOT=$(cd "$2" && pwd)
@@ -23,12 +22,6 @@ if [ -n "${FW_KEEP:-}" ]; then
 else
   W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 fi
-if "$AGC" --help 2>&1 | grep -q -- '--target'; then
-  GEN=TRAIN
-else
-  GEN=GRAD
-  echo "NOTE: agc has no --target: agc's gradient function + digits_main.c's Adam (STEP=GRAD)"
-fi
 if [ "$EPOCHS" -ge 20 ]; then bar=90; else bar=80; fi
 fail=0
 
@@ -36,7 +29,7 @@ fail=0
 run() {
   O=$W/$1
   make -s -C "$ROOT/examples/firmware" AGC="$AGC" O="$O" EPOCHS="$EPOCHS" \
-    STEP="$1" GEN=$GEN PYTHON="$PY" HOSTCC="$HOSTCC" all host > "$O.build" 2>&1 ||
+    STEP="$1" PYTHON="$PY" HOSTCC="$HOSTCC" all host > "$O.build" 2>&1 ||
     { cat "$O.build"; echo "FAIL: $1: build"; fail=1; return; }
   fw_run "$O/digits.elf" "$O/digits.out" 1800 ||
     { cat "$O/digits.out"; echo "FAIL: $1: QEMU"; fail=1; return; }
@@ -63,29 +56,24 @@ run() {
   [ "$insn" -gt 1000000 ] || { echo "FAIL: $1: instructions per epoch not measured"; fail=1; }
 }
 
-run "$GEN"
+run TRAIN
 run HAND
 
 echo
 echo "Cortex-M4F (QEMU mps2-an386), digits 64-16-10, batch 16, $EPOCHS epochs, -Os; bytes:"
-printf '%-6s %9s %11s %8s %6s %6s %6s %6s %6s %6s %6s   %s\n' step test \
-  insn/epoch insn/step params state work batch grads stack RAM "elf text data bss"
-for s in "$GEN" HAND; do
+printf '%-6s %9s %11s %8s %6s %6s %6s %6s %6s %6s   %s\n' step test \
+  insn/epoch insn/step params state work batch stack RAM "elf text data bss"
+for s in TRAIN HAND; do
   o=$W/$s/digits.out
   [ -f "$o" ] || continue
-  g=$(fw_val "$o" grad_bytes)
-  printf '%-6s %5s/%3s %11s %8s %6s %6s %6s %6s %6s %6s %6s   %s\n' "$s" \
+  printf '%-6s %5s/%3s %11s %8s %6s %6s %6s %6s %6s %6s   %s\n' "$s" \
     "$(fw_val "$o" test_correct)" "$(fw_val "$o" test_count)" \
     "$(fw_val "$o" insn_per_epoch)" "$(fw_val "$o" insn_per_step)" \
     "$(fw_val "$o" params_bytes)" "$(fw_val "$o" state_bytes)" \
-    "$(fw_val "$o" work_bytes)" "$(fw_val "$o" batch_bytes)" "${g:-0}" \
+    "$(fw_val "$o" work_bytes)" "$(fw_val "$o" batch_bytes)" \
     "$(fw_val "$o" stack_peak)" "$(fw_val "$o" ram_bytes)" "$(fw_size "$W/$s/digits.elf")"
 done
 echo "(work: the step's and the test pass's, shared; stack: the program's peak; RAM: all of them)"
-ram=$(fw_val "$W/$GEN/digits.out" ram_bytes)
-if [ $GEN = TRAIN ]; then
-  if [ "$ram" -le 32768 ]; then echo "ok: RAM $ram <= 32 KiB"; else echo "FAIL: RAM $ram > 32 KiB"; fail=1; fi
-else
-  echo "NOTE: RAM bound not checked for STEP=GRAD (host-target workspace, gradient buffers)"
-fi
+ram=$(fw_val "$W/TRAIN/digits.out" ram_bytes)
+if [ "$ram" -le 32768 ]; then echo "ok: RAM $ram <= 32 KiB"; else echo "FAIL: RAM $ram > 32 KiB"; fail=1; fi
 exit $fail

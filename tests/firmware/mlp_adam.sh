@@ -9,7 +9,8 @@
 #      as const arrays (npy2c.py); 5 steps in QEMU; the same driver on the
 #      host (board_host.c)
 #   4. compare: QEMU vs host (float rounding), QEMU vs torch_mlp_adam.txt
-#   5. the hand-written step (mlp_hand.c), built, run and compared the same
+#   5. the hand-written step (mlp_hand.c), built, run and compared the same;
+#      mlp_grad + mlp_update in QEMU equal to the fused step, bit for bit
 #   6. report: text/data/bss, instructions per step, stack, RAM
 # Exit 77 (skip) without arm-none-eabi-gcc, qemu-system-arm or NumPy.
 # FW_KEEP=DIR keeps the build in DIR.
@@ -33,63 +34,44 @@ check() {   # check CONDITION-TEXT COMMAND...: run, count a failure
   if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fail=1; fi
 }
 
-# 1. generate. Until agc has --target mcu and 'optimizer' (issue 10), the
-# gradient function of examples/mlp.graph (host target) and mlp_hand.c's Adam.
-if "$AGC" --help 2>&1 | grep -q -- '--target'; then
-  KIND=TRAIN
-  if ! "$AGC" "$F/mlp_adam.graph" -o step.c --header step.h --target mcu 2>agc.err; then
-    echo "FAIL: agc --target mcu on mlp_adam.graph:"; cat agc.err; exit 1
-  fi
-  "$AGC" "$F/mlp_adam.graph" --emit mem > mem.txt 2>/dev/null || : > mem.txt
-else
-  KIND=GRAD
-  echo "NOTE: agc has no --target: agc's gradient of examples/mlp.graph (host C) + mlp_hand.c's Adam"
-  "$AGC" "$ROOT/examples/mlp.graph" -o step.c --header step.h
-  : > mem.txt
+# 1. generate
+if ! "$AGC" "$F/mlp_adam.graph" -o step.c --header step.h --target mcu 2>agc.err; then
+  echo "FAIL: agc --target mcu on mlp_adam.graph:"; cat agc.err; exit 1
 fi
+"$AGC" "$F/mlp_adam.graph" --emit mem --target mcu > mem.txt
 
 # 2. the generated step alone, with the contract's flags
-if [ $KIND = TRAIN ]; then
-  check "step.c builds with the contract flags (-Werror)" \
-    "${CROSS}gcc" $CONTRACT -c step.c -o step.o
-else
-  "${CROSS}gcc" $CONTRACT -Wno-error -c step.c -o step.o 2> step.warn || true
-  echo "NOTE: host-target C under the contract flags: $(grep -c 'warning:' step.warn) warnings"
-fi
-if [ -f step.o ]; then
-  "${CROSS}nm" step.o > step.nm
-  if grep -q '__aeabi_d' step.nm; then
-    [ $KIND = TRAIN ] && fail=1
-    echo "$([ $KIND = TRAIN ] && echo FAIL || echo NOTE): double arithmetic in step.o:" $(grep -o '__aeabi_d[a-z0-9]*' step.nm)
-  else
-    echo "ok: no __aeabi_d* (double arithmetic) in step.o"
-  fi
-  echo "step.o calls: $(awk '$1 == "U" { printf "%s ", $2 }' step.nm)"
-fi
+check "step.c builds with the contract flags (-Werror)" \
+  "${CROSS}gcc" $CONTRACT -c step.c -o step.o
 [ $fail -eq 0 ] || exit 1
+"${CROSS}nm" step.o > step.nm
+if grep -q '__aeabi_d' step.nm; then
+  echo "FAIL: double arithmetic in step.o:" $(grep -o '__aeabi_d[a-z0-9]*' step.nm); fail=1
+else
+  echo "ok: no __aeabi_d* (double arithmetic) in step.o"
+fi
+echo "step.o calls: $(awk '$1 == "U" { printf "%s ", $2 }' step.nm)"
 
 # 3. data, firmware, host build
 "$PY" "$F/npy2c.py" mlp_data x="$D/x.npy" t="$D/t.npy" W1_init="$D/W1.npy" \
   b1_init="$D/b1.npy" W2_init="$D/W2.npy" b2_init="$D/b2.npy"
 HARNESS="$F/startup.c $F/board.c $F/board_common.c"
-"${CROSS}gcc" $CONTRACT -I. -I"$F" -DSTEP_$KIND $LDFLAGS_FW -T "$F/fw.ld" \
+"${CROSS}gcc" $CONTRACT -I. -I"$F" -DSTEP_TRAIN $LDFLAGS_FW -T "$F/fw.ld" \
   $HARNESS "$F/mlp_main.c" "$F/mlp_hand.c" mlp_data.c step.o -lm -o fw_gen.elf
 "${CROSS}gcc" $CONTRACT -I. -I"$F" -DSTEP_HAND $LDFLAGS_FW -T "$F/fw.ld" \
   $HARNESS "$F/mlp_main.c" "$F/mlp_hand.c" mlp_data.c -lm -o fw_hand.elf
 "${CROSS}gcc" $CONTRACT -c "$F/mlp_hand.c" -o hand.o
 HOSTFLAGS="-std=c99 -Wall -Wextra -pedantic -Werror -O2"
-$HOSTCC $HOSTFLAGS -I. -I"$F" -DSTEP_$KIND "$F/board_host.c" "$F/board_common.c" \
+$HOSTCC $HOSTFLAGS -I. -I"$F" -DSTEP_TRAIN "$F/board_host.c" "$F/board_common.c" \
   "$F/mlp_main.c" "$F/mlp_hand.c" mlp_data.c step.c -lm -o host_gen
-if [ $KIND = TRAIN ]; then
-  "${CROSS}gcc" $CONTRACT -I. -I"$F" -DSTEP_SPLIT $LDFLAGS_FW -T "$F/fw.ld" \
-    $HARNESS "$F/mlp_main.c" "$F/mlp_hand.c" mlp_data.c step.o -lm -o fw_split.elf
-fi
+"${CROSS}gcc" $CONTRACT -I. -I"$F" -DSTEP_SPLIT $LDFLAGS_FW -T "$F/fw.ld" \
+  $HARNESS "$F/mlp_main.c" "$F/mlp_hand.c" mlp_data.c step.o -lm -o fw_split.elf
 $HOSTCC $HOSTFLAGS -I. -I"$F" -DSTEP_HAND "$F/board_host.c" "$F/board_common.c" \
   "$F/mlp_main.c" "$F/mlp_hand.c" mlp_data.c -lm -o host_hand
 
 check "generated step runs in QEMU" fw_run fw_gen.elf gen_qemu.txt
 check "hand-written step runs in QEMU" fw_run fw_hand.elf hand_qemu.txt
-[ $KIND = TRAIN ] && check "mlp_grad + mlp_update run in QEMU" fw_run fw_split.elf split_qemu.txt
+check "mlp_grad + mlp_update run in QEMU" fw_run fw_split.elf split_qemu.txt
 ./host_gen > gen_host.txt
 ./host_hand > hand_host.txt
 
@@ -100,7 +82,7 @@ check "generated: QEMU = host build (float rounding)" \
   cmp gen_qemu.txt gen_host.txt --rtol 1e-6 --atol 1e-7 --name "generated, QEMU vs host"
 check "generated: QEMU = PyTorch" \
   cmp gen_qemu.txt "$T" --rtol 1e-5 --atol 1e-6 --name "generated, QEMU vs torch"
-[ $KIND = TRAIN ] && check "mlp_grad + mlp_update = mlp, bit for bit" \
+check "mlp_grad + mlp_update = mlp, bit for bit" \
   cmp split_qemu.txt gen_qemu.txt --rtol 0 --atol 0 --name "grad+update vs step, QEMU"
 check "hand-written: QEMU = host build" \
   cmp hand_qemu.txt hand_host.txt --rtol 1e-6 --atol 1e-7 --name "hand-written, QEMU vs host"
@@ -126,7 +108,7 @@ echo "Cortex-M4F (QEMU mps2-an386, -icount shift=0), one Adam step of mlp (batch
 printf '%-13s %9s %5s %5s %5s %6s %6s %6s %5s %6s   %s | %s\n' "" insn/step params \
   state work grads stack RAM peak insn/tick "elf text data bss" "step object text data bss"
 check "generated: measured" report generated gen_qemu.txt fw_gen.elf step.o
-[ $KIND = TRAIN ] && check "grad + update: measured" report grad+update split_qemu.txt fw_split.elf step.o
+check "grad + update: measured" report grad+update split_qemu.txt fw_split.elf step.o
 check "hand-written: measured" report hand-written hand_qemu.txt fw_hand.elf hand.o
-if [ -s mem.txt ]; then echo; echo "agc --emit mem:"; cat mem.txt; fi
+echo; echo "agc --emit mem --target mcu:"; cat mem.txt
 exit $fail

@@ -7,8 +7,6 @@
  *                 mlp(x, t, W1, b1, W2, b2, &loss, state, work)
  *   -DSTEP_SPLIT  the same step as mlp_grad() then mlp_update() (the two
  *                 halves agc generates for data-parallel training)
- *   -DSTEP_GRAD   agc's gradient function of examples/mlp.graph followed by
- *                 the hand-written Adam update (for agc without 'optimizer')
  *   -DSTEP_HAND   the hand-written step of mlp_hand.c
  * Output, one value a line, floats as exact bit patterns:
  *   loss K 0xBITS        the loss computed by step K (1..N)
@@ -27,7 +25,7 @@
 #define STEPS 5
 #endif
 
-#if defined(STEP_TRAIN) || defined(STEP_SPLIT) || defined(STEP_GRAD)
+#if defined(STEP_TRAIN) || defined(STEP_SPLIT)
 #include "step.h"
 #endif
 
@@ -40,17 +38,12 @@
 #define STATE_BYTES MLP_STATE_BYTES
 #define KIND "agc-grad+agc-update"
 #define NGRAD (W1_SIZE + B1_SIZE + W2_SIZE + B2_SIZE)
-#elif defined(STEP_GRAD)
-#define WORK_BYTES MLP_WORK_BYTES
-#define STATE_BYTES HAND_STATE_BYTES
-#define NGRAD HAND_NPARAM
-#define KIND "agc-grad+hand-adam"
 #elif defined(STEP_HAND)
 #define WORK_BYTES HAND_WORK_BYTES
 #define STATE_BYTES HAND_STATE_BYTES
 #define KIND "hand"
 #else
-#error "build with -DSTEP_TRAIN, -DSTEP_SPLIT, -DSTEP_GRAD or -DSTEP_HAND"
+#error "build with -DSTEP_TRAIN, -DSTEP_SPLIT or -DSTEP_HAND"
 #endif
 
 #define W1_SIZE W1_INIT_SIZE
@@ -64,7 +57,7 @@
 static float W1[W1_SIZE], b1[B1_SIZE], W2[W2_SIZE], b2[B2_SIZE];
 static uint64_t state[WORDS(STATE_BYTES)];
 static uint64_t work[WORDS(WORK_BYTES)];
-#if defined(STEP_GRAD) || defined(STEP_SPLIT)
+#if defined(STEP_SPLIT)
 static float grads[NGRAD];
 #endif
 
@@ -77,23 +70,6 @@ static int step(float *loss)
   int rc = mlp_grad(x, t, W1, b1, W2, b2, loss, g1, g2, g3, g4, work);
   if (rc == 0)
     rc = mlp_update(W1, b1, W2, b2, g1, g2, g3, g4, state);
-  return rc;
-#elif defined(STEP_GRAD)
-  /* the Adam of mlp_hand.c on agc's gradients (state as hand_step's) */
-  float *m = (float *)(void *)state, *v = m + HAND_NPARAM;
-  float *b1t = v + HAND_NPARAM, *b2t = b1t + 1, *steps = b2t + 1;
-  float *g1 = grads, *g2 = g1 + W1_SIZE, *g3 = g2 + B1_SIZE, *g4 = g3 + W2_SIZE;
-  const int o1 = W1_SIZE, o2 = o1 + B1_SIZE, o3 = o2 + W2_SIZE;
-  int rc = mlp(x, t, W1, b1, W2, b2, loss, g1, g2, g3, g4, work);
-  if (*steps == 0)
-    *b1t = *b2t = 1;
-  *steps += 1;
-  *b1t *= 0.9f;
-  *b2t *= 0.999f;
-  hand_adam(W1, g1, m, v, W1_SIZE, 0.01f, 1 - *b1t, 1 - *b2t);
-  hand_adam(b1, g2, m + o1, v + o1, B1_SIZE, 0.01f, 1 - *b1t, 1 - *b2t);
-  hand_adam(W2, g3, m + o2, v + o2, W2_SIZE, 0.01f, 1 - *b1t, 1 - *b2t);
-  hand_adam(b2, g4, m + o3, v + o3, B2_SIZE, 0.01f, 1 - *b1t, 1 - *b2t);
   return rc;
 #else
   return hand_step(x, t, W1, b1, W2, b2, loss, state, work);
@@ -146,7 +122,7 @@ int main(void)
   board_put_kv("params_bytes", params);
   board_put_kv("state_bytes", (uint32_t)(STATE_BYTES));
   board_put_kv("work_bytes", (uint32_t)(WORK_BYTES));
-#if defined(STEP_GRAD) || defined(STEP_SPLIT)
+#if defined(STEP_SPLIT)
   board_put_kv("grad_bytes", (uint32_t)sizeof grads);
 #endif
   if (board_measures()) {
