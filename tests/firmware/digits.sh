@@ -59,6 +59,15 @@ run() {
 run TRAIN
 run HAND
 
+# agc's objects, built by the Makefile with the contract's flags and -Werror
+for o in digits_step.o digits_infer.o; do
+  if [ -f "$W/TRAIN/$o" ] && ! "${CROSS}nm" "$W/TRAIN/$o" | grep -q '__aeabi_d'; then
+    echo "ok: no __aeabi_d* (double arithmetic) in $o"
+  else
+    echo "FAIL: $o missing or with double arithmetic"; fail=1
+  fi
+done
+
 echo
 echo "Cortex-M4F (QEMU mps2-an386), digits 64-16-10, batch 16, $EPOCHS epochs, -Os; bytes:"
 printf '%-6s %9s %11s %8s %6s %6s %6s %6s %6s %6s   %s\n' step test \
@@ -74,6 +83,8 @@ for s in TRAIN HAND; do
     "$(fw_val "$o" stack_peak)" "$(fw_val "$o" ram_bytes)" "$(fw_size "$W/$s/digits.elf")"
 done
 echo "(work: the step's and the test pass's, shared; stack: the program's peak; RAM: all of them)"
+echo "agc examples/firmware/digits.graph --emit mem --target mcu:"
+"$AGC" "$ROOT/examples/firmware/digits.graph" --emit mem --target mcu
 ram=$(fw_val "$W/TRAIN/digits.out" ram_bytes)
 if [ "$ram" -le 32768 ]; then echo "ok: RAM $ram <= 32 KiB"; else echo "FAIL: RAM $ram > 32 KiB"; fail=1; fi
 exit $fail
