@@ -305,6 +305,40 @@ for tg in ("host", "mcu"):
         ok(np.max(np.abs(A[n] - P0[n])) > 1e-3, "%s: %s did not move" % (tg, n))
     ok(np.array_equal(sa, sb), tg + ": step and update leave different state")
 
+# ---- accuracy of the mcu target's float sums (Kahan) -------------------------------
+# 10^6 values in [0, 1): a plain float sum is off by ~1e-4 relative; the
+# compensated sum must stay within a few float roundings of the exact one
+n = 1000000
+big = write("bigsum.graph", "input x[%d]\ns = sum(x)\noutput s\n" % n)
+d = tempfile.mkdtemp(dir=T)
+xs = np.random.default_rng(7).random(n).astype(np.float32)
+np.save(os.path.join(d, "x.npy"), xs)
+exact = float(np.sum(xs.astype(np.float64)))
+naive = float(np.cumsum(xs, dtype=np.float32)[-1])
+for be in ("tcc", "cc"):
+    rc, _, err = agc("run", big, "--inputs", d, "--out", d, "--backend", be,
+                     "--target", "mcu")
+    got = float(np.load(os.path.join(d, "s.npy"))) if rc == 0 else float("nan")
+    rel = abs(got - exact) / exact
+    print("sum of 10^6 floats, mcu target (%s): relative error %.2e "
+          "(a plain float sum: %.2e)" % (be, rel, abs(naive - exact) / exact))
+    ok(rel <= 2.4e-7, "mcu Kahan sum (%s): relative error %g" % (be, rel))
+
+# ---- stack of the mcu step (gcc -fstack-usage) ---------------------------------------
+arm = shutil.which("arm-none-eabi-gcc")
+if arm:
+    for graph in (mlp_adam,):
+        c = os.path.join(T, "su.c")
+        agc(graph, "-o", c, "--target", "mcu")
+        subprocess.run([arm, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
+                        "-mfpu=fpv4-sp-d16", "-Os", "-fstack-usage", "-c", c,
+                        "-o", os.path.join(T, "su.o")], cwd=T, check=True)
+        su = open(os.path.join(T, "su.su")).read()
+        frames = {l.split("\t")[0].split(":")[-1]: int(l.split("\t")[1])
+                  for l in su.splitlines()}
+        print("stack (arm-none-eabi-gcc -Os -fstack-usage):", frames)
+        ok(all(v < 1024 for v in frames.values()), "mcu stack: %s" % frames)
+
 # ---- --emit mem ----------------------------------------------------------------------
 rc, out, err = agc(mlp_adam, "--emit", "mem", "--target", "mcu")
 ok(rc == 0, "--emit mem: " + err)
