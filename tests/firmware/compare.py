@@ -3,11 +3,14 @@
 
 Both files hold lines 'KEY INDEX VALUE' (mlp_main.c's output or
 torch_mlp_adam.txt); VALUE is 0xBITS (a float32 bit pattern) or a decimal.
+REF may also be the --out directory of 'agc run GRAPH --steps N' given as
+DIR:N: its P.npy files are the params, loss.npy the loss of step N.
 Every loss and parameter of REF must be in GOT with
 |got - ref| <= atol + rtol * |ref|. Prints the largest differences, in
 absolute terms and in float32 units in the last place; exit status 1 if any
 value is missing or off. Lines with other keys are ignored."""
 import argparse
+import os
 import struct
 import sys
 
@@ -17,6 +20,8 @@ KEYS = ("loss", "W1", "b1", "W2", "b2")
 
 
 def parse(path):
+    if ":" in path and os.path.isdir(path.rsplit(":", 1)[0]):
+        return parse_run(*path.rsplit(":", 1))
     vals = {}
     with open(path) as f:
         for line in f:
@@ -27,6 +32,17 @@ def parse(path):
             if v.startswith("0x"):
                 v = struct.unpack("<f", struct.pack("<I", int(v, 16)))[0]
             vals[(parts[0], int(parts[1]))] = np.float32(float(v))
+    return vals
+
+
+def parse_run(directory, steps):
+    vals = {}
+    for key in KEYS:
+        f = os.path.join(directory, key + ".npy")
+        if not os.path.exists(f):
+            continue
+        for i, v in enumerate(np.load(f).reshape(-1)):
+            vals[(key, int(steps) if key == "loss" else i)] = np.float32(v)
     return vals
 
 

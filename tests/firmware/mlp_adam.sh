@@ -8,7 +8,8 @@
 #   3. firmware: startup.c, board.c, mlp_main.c, the data of examples/data
 #      as const arrays (npy2c.py); 5 steps in QEMU; the same driver on the
 #      host (board_host.c)
-#   4. compare: QEMU vs host (float rounding), QEMU vs torch_mlp_adam.txt
+#   4. compare: QEMU vs host (float rounding), QEMU vs torch_mlp_adam.txt,
+#      QEMU vs agc run --steps 5 (the last step's loss and the params)
 #   5. the hand-written step (mlp_hand.c), built, run and compared the same;
 #      mlp_grad + mlp_update in QEMU equal to the fused step, bit for bit
 #   6. report: text/data/bss, instructions per step, stack, RAM
@@ -74,12 +75,15 @@ check "hand-written step runs in QEMU" fw_run fw_hand.elf hand_qemu.txt
 check "mlp_grad + mlp_update run in QEMU" fw_run fw_split.elf split_qemu.txt
 ./host_gen > gen_host.txt
 ./host_hand > hand_host.txt
+"$AGC" run "$F/mlp_adam.graph" --inputs "$D" --steps 5 --out agc_run > /dev/null
 
 # 4, 5. compare
 T=$F/torch_mlp_adam.txt
 cmp() { "$PY" "$F/compare.py" "$@"; }
 check "generated: QEMU = host build (float rounding)" \
   cmp gen_qemu.txt gen_host.txt --rtol 1e-6 --atol 1e-7 --name "generated, QEMU vs host"
+check "generated: QEMU = agc run --steps 5 (JIT, host)" \
+  cmp gen_qemu.txt agc_run:5 --rtol 1e-5 --atol 1e-6 --name "generated, QEMU vs agc run"
 check "generated: QEMU = PyTorch" \
   cmp gen_qemu.txt "$T" --rtol 1e-5 --atol 1e-6 --name "generated, QEMU vs torch"
 check "mlp_grad + mlp_update = mlp, bit for bit" \
