@@ -134,6 +134,56 @@ for name, tail, steps, want in cases:
         ok("loss" in got and set(got) == {"w", "loss"},
            what + ": outputs " + str(sorted(got)))
 
+# ---- a step against NAME_grad plus the optimizer in NumPy ------------------
+# tests/train/adam-clip.graph: clipping that clips, Adam with weight decay, a
+# param read by two matrix products (its update waits for both), a param the
+# loss does not use (zero gradient; weight decay still moves it)
+
+
+def grads_of(graph, params, fixed):
+    d = tempfile.mkdtemp(dir=T)
+    for k, v in list(params.items()) + list(fixed.items()):
+        np.save(os.path.join(d, k + ".npy"), v)
+    rc, _, err = agc("run", graph, "--inputs", d, "--out", d, "--dtype", "f64")
+    assert rc == 0, err
+    return {k: np.load(os.path.join(d, "grad_" + k + ".npy")) for k in params}
+
+
+def adam_reference(graph, params, fixed, steps, lr, wd, clip):
+    p = {k: v.copy() for k, v in params.items()}
+    m = {k: np.zeros_like(v) for k, v in p.items()}
+    v2 = {k: np.zeros_like(v) for k, v in p.items()}
+    for t in range(1, steps + 1):
+        g = grads_of(graph, p, fixed)
+        norm = np.sqrt(sum(np.sum(x * x) for x in g.values()))
+        coef = min(clip / (norm + 1e-6), 1.0)
+        for k in p:
+            d = g[k] * coef + wd * p[k]
+            m[k] = 0.9 * m[k] + 0.1 * d
+            v2[k] = 0.999 * v2[k] + 0.001 * d * d
+            denom = np.sqrt(v2[k]) / np.sqrt(1 - 0.999 ** t) + 1e-8
+            p[k] = p[k] - lr / (1 - 0.9 ** t) * m[k] / denom
+    return p
+
+
+ac = os.path.join(SRC, "tests/train/adam-clip.graph")
+rng = np.random.default_rng(3)
+fixed = {"x": rng.standard_normal((5, 3)), "t": rng.standard_normal((5, 2))}
+params = {"W": rng.standard_normal((3, 4)), "V": rng.standard_normal((4, 2)),
+          "u": rng.standard_normal(2)}
+want = adam_reference(ac, params, fixed, 3, 0.05, 0.1, 0.5)
+for be, tg, dt in CONFIGS:
+    got, err = run_steps(ac, dict(params, **fixed), 3, be, tg, dt)
+    what = "adam-clip %s/%s/%s" % (be, tg, dt)
+    if got is None:
+        ok(False, what + ": " + err.strip())
+        continue
+    for k in params:
+        e = np.max(np.abs(got[k] - want[k])) / np.max(np.abs(want[k]))
+        ok(e <= (2e-5 if dt == "f32" else 1e-10),
+           "%s: %s off by %g relative" % (what, k, e))
+        ok(np.max(np.abs(want[k] - params[k])) > 0.05, what + ": %s still" % k)
+
 # ---- errors --------------------------------------------------------------------
 head = "input x[4]\ninput s\nparam w[4]\nloss = sum(w * x)\noutput loss\n"
 errors = [
