@@ -51,12 +51,49 @@
 #define W2_SIZE W2_INIT_SIZE
 #define B2_SIZE B2_INIT_SIZE
 
-#define WORDS(bytes) ((bytes) / 8 + 1)     /* never a zero-sized array */
 
-/* parameters live in RAM; workspace and state aligned for 8 bytes */
-static float W1[W1_SIZE], b1[B1_SIZE], W2[W2_SIZE], b2[B2_SIZE];
-static uint64_t state[WORDS(STATE_BYTES)];
-static uint64_t work[WORDS(WORK_BYTES)];
+/* Parameters, state and workspace (aligned for 8 bytes) in RAM, each
+ * followed by guard words that the step must leave alone: a write past the
+ * end of any of its buffers fails the run. */
+#define GUARD 0x5EA1ED00u
+static struct {
+  float W1[W1_SIZE];
+  uint32_t g0[2];
+  float b1[B1_SIZE];
+  uint32_t g1[2];
+  float W2[W2_SIZE];
+  uint32_t g2[2];
+  float b2[B2_SIZE];
+  uint32_t g3[2];
+  uint64_t state[(STATE_BYTES + 7) / 8];
+  uint32_t g4[2];
+  uint64_t work[(WORK_BYTES + 7) / 8];
+  uint32_t g5[2];
+} m;
+#define W1 m.W1
+#define b1 m.b1
+#define W2 m.W2
+#define b2 m.b2
+#define state m.state
+#define work m.work
+
+static uint32_t *const guards[6] = {m.g0, m.g1, m.g2, m.g3, m.g4, m.g5};
+
+static void guards_set(void)
+{
+  int i;
+  for (i = 0; i < 6; i++)
+    guards[i][0] = guards[i][1] = GUARD + (uint32_t)i;
+}
+
+static int guards_ok(void)
+{
+  int i;
+  for (i = 0; i < 6; i++)
+    if (guards[i][0] != GUARD + (uint32_t)i || guards[i][1] != GUARD + (uint32_t)i)
+      return 0;
+  return 1;
+}
 #if defined(STEP_SPLIT)
 static float grads[NGRAD];
 #endif
@@ -88,6 +125,7 @@ int main(void)
   uint32_t stack_step = 0, params, k;
   board_start();
   board_puts("kind " KIND "\n");
+  guards_set();
   memcpy(W1, W1_init, sizeof W1);
   memcpy(b1, b1_init, sizeof b1);
   memcpy(W2, W2_init, sizeof W2);
@@ -113,6 +151,11 @@ int main(void)
     if (board_measures())
       board_put_kv("insn", (uint32_t)(i1 - i0));
   }
+  if (!guards_ok()) {
+    board_puts("error: a step wrote past the end of a buffer\n");
+    return 1;
+  }
+  board_puts("guards ok\n");
   put_param("W1", W1, W1_SIZE);
   put_param("b1", b1, B1_SIZE);
   put_param("W2", W2, W2_SIZE);
