@@ -51,7 +51,6 @@
 #define W2_SIZE W2_INIT_SIZE
 #define B2_SIZE B2_INIT_SIZE
 
-
 /* Parameters, state and workspace (aligned for 8 bytes) in RAM, each
  * followed by guard words that the step must leave alone: a write past the
  * end of any of its buffers fails the run. */
