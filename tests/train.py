@@ -237,7 +237,7 @@ errors = [
     ("backward loss\nclip_grad_norm -1\noptimizer sgd(lr=1)\n",
      "e.graph:7:16: error: 'clip_grad_norm' must not be negative (it is -1)"),
     ("backward loss\noptimizer sgd(lr=0.1, nesterov=true)\n",
-     "e.graph:7:23: error: nesterov needs a constant momentum above 0 and no "
+     "e.graph:7:23: error: nesterov needs a momentum above 0 and no "
      "dampening (as in torch.optim.SGD)"),
     ("backward loss\noptimizer sgd(lr=0.1, nesterov=2)\n",
      "e.graph:7:23: error: 'nesterov' must be true or false"),
