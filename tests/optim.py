@@ -29,14 +29,23 @@ for meson) when no run at all was supported (agc predates training steps), or
 when --skip-unsupported is given and nothing else failed.  Any other error is a
 failure.
 
+`optim.py --self-test` checks the runner itself without agc: a fake agc (this
+script with --fake-agc) copies the expected files, or spoils one (an element
+off by 0.5x, 2x or -3x the tolerance, a missing file, NaN, a wrong dtype or
+shape, another error, a crash, a missing option), and every scenario must give
+exactly the expected verdicts and exit status.
+
 Needs only the Python standard library (the .npy files are read here).
 """
 
 import argparse
 import ast
+import contextlib
+import io
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -165,7 +174,7 @@ def run_one(args, case, be, tgt, dt, k, inputs, tmp):
     cdir = os.path.join(args.fixtures, case)
     out = os.path.join(tmp, "%s-%s-%s-%s-%d" % (case, be, tgt, dt, k))
     os.makedirs(out)
-    cmd = [args.agc, "run", os.path.join(cdir, "model.graph"), "--inputs", inputs,
+    cmd = list(args.agc) + ["run", os.path.join(cdir, "model.graph"), "--inputs", inputs,
            "--out", out, "--steps", str(k), "--backend", be, "--target", tgt, "--dtype", dt]
     r = {"case": case, "status": "ok", "err": 0.0, "where": "", "msg": "",
          "cmd": " ".join(cmd)}
@@ -211,7 +220,7 @@ def csv(s, allowed):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("agc")
+    ap.add_argument("agc", help="the agc binary (or --self-test)")
     ap.add_argument("cases", nargs="*")
     ap.add_argument("--fixtures", default=os.path.join(HERE, "pytorch", "optim"))
     ap.add_argument("--backend", default="tcc,cc", type=lambda s: csv(s, ["tcc", "cc"]))
@@ -222,17 +231,31 @@ def main():
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--skip-unsupported", action="store_true")
     ap.add_argument("-v", action="store_true", help="one line per run")
+    if sys.argv[1:2] == ["--fake-agc"]:
+        return fake_agc(sys.argv[2:])
+    if sys.argv[1:2] == ["--self-test"]:
+        return self_test(ap)
     args = ap.parse_args()
+    args.agc = [args.agc]
 
-    allc = sorted(d for d in os.listdir(args.fixtures)
-                  if os.path.isfile(os.path.join(args.fixtures, d, "model.graph")))
+    allc = all_cases(args.fixtures)
     for c in args.cases:
         if c not in allc:
             ap.error("no case %s in %s" % (c, args.fixtures))
-    cases = args.cases or allc
-    if not cases:
+    args.cases = args.cases or allc
+    if not args.cases:
         ap.error("no cases in %s" % args.fixtures)
+    return suite(args)[0]
 
+
+def all_cases(fixtures):
+    return sorted(d for d in os.listdir(fixtures)
+                  if os.path.isfile(os.path.join(fixtures, d, "model.graph")))
+
+
+def suite(args):
+    """(exit status, [(config, result)])."""
+    cases = args.cases
     tmp = tempfile.mkdtemp(prefix="agc-optim-")
     try:
         inputs = {}
@@ -286,13 +309,114 @@ def main():
     if nfail:
         # the failed runs' outputs (and the f32 inputs) stay for a look
         print("failed runs' files kept in %s" % tmp)
-        return 1
+        return 1, results
     shutil.rmtree(tmp, ignore_errors=True)
     if nunsup and (nok == 0 or args.skip_unsupported):
         print("SKIP: agc does not support %s" % (
             "training steps yet" if nok == 0 else "every combination (--skip-unsupported)"))
-        return 77
-    return 1 if nunsup else 0
+        return 77, results
+    return (1 if nunsup else 0), results
+
+
+# ----------------------------------------------------------- self-test ---
+#
+# `optim.py --self-test` checks this runner without agc: a fake agc (this
+# script with --fake-agc) copies the expected files, optionally spoiled as
+# AGC_OPTIM_FAKE says (MODE[:CASE:NAME[:SCALE]]), and the runner must flag
+# exactly the spoiled runs.
+
+def fake_agc(argv):
+    graph, opt = argv[1], dict(zip(argv[2::2], argv[3::2]))
+    case = os.path.basename(os.path.dirname(graph))
+    mode = os.environ.get("AGC_OPTIM_FAKE", "exact").split(":")
+    dt, k, tgt = opt["--dtype"], int(opt["--steps"]), opt["--target"]
+    for fn in os.listdir(opt["--inputs"]):       # the runner converts inputs for f32
+        descr = npy_read(os.path.join(opt["--inputs"], fn))[0]
+        assert descr in ("<i4", "<f4" if dt == "f32" else "<f8"), (fn, descr)
+    if mode[0] == "nosteps":
+        sys.stderr.write("agc: unknown option '--steps' (agc --help shows the usage)\n")
+        return 2
+    if mode[0] == "nomcu" and tgt == "mcu":
+        sys.stderr.write("agc: unknown option '--target' (agc --help shows the usage)\n")
+        return 2
+    spoil = len(mode) > 1 and case == mode[1] and dt == "f32" and k == 5
+    if mode[0] == "error" and spoil:
+        sys.stderr.write("agc: some other error\n")
+        return 1
+    if mode[0] == "segv" and spoil:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    edir = os.path.join(os.path.dirname(graph), "expect_%s_steps%d" % (dt, k))
+    for fn in os.listdir(edir):
+        descr, shape, a = npy_read(os.path.join(edir, fn))
+        a = list(a)
+        if spoil and fn == mode[2] + ".npy":
+            if mode[0] == "missing":
+                continue
+            if mode[0] == "scale":       # the first element off by SCALE x the tolerance
+                big = max(abs(v) for v in a)
+                a[0] += float(mode[3]) * TOL["f32", 5] * max(big, 1e-3)
+            if mode[0] == "nan":
+                a[-1] = float("nan")
+            if mode[0] == "dtype":
+                descr = "<f8"
+            if mode[0] == "shape":
+                shape = shape + (1,)
+        npy_write(os.path.join(opt["--out"], fn), descr, shape, a)
+    return 0
+
+
+def self_test(ap):
+    args = ap.parse_args(["agc"])
+    args.agc = [sys.executable, os.path.abspath(__file__), "--fake-agc"]
+    args.backend, args.j = ["tcc"], 2
+    allc = all_cases(args.fixtures)
+    args.cases = [c for c in ("mlp_adam", "unused_adamw") if c in allc]
+    assert len(args.cases) == 2, "the self-test uses mlp_adam and unused_adamw"
+    nruns = 2 * 2 * 2 * 2
+    # mode, exit status, runs failed, runs unsupported, text the report must have
+    scenarios = [
+        ("exact", 0, 0, 0, "worst f32 steps=5: 0 "),
+        ("scale:mlp_adam:W2:0.5", 0, 0, 0, "worst f32 steps=5: 5.0"),
+        ("scale:mlp_adam:W2:2", 1, 2, 0, "W2: err "),
+        ("scale:unused_adamw:u:-3", 1, 2, 0, "u: err "),
+        ("missing:unused_adamw:loss", 1, 2, 0, "agc wrote no loss.npy"),
+        ("nan:mlp_adam:loss", 1, 2, 0, "loss.npy: non-finite value nan"),
+        ("dtype:unused_adamw:w", 1, 2, 0, "w.npy: <f8 [3], expected <f4 [3]"),
+        ("shape:mlp_adam:z", 1, 2, 0, "z.npy: <f4 [6, 3, 1], expected <f4 [6, 3]"),
+        ("error:mlp_adam", 1, 2, 0, "agc exit status 1: agc: some other error"),
+        ("segv:mlp_adam", 1, 2, 0, "agc exit status -11"),
+        ("nomcu", 1, 0, nruns // 2, "UNSUPPORTED (agc run --target) in 2 case(s)"),
+        ("nosteps", 77, 0, nruns, "SKIP: agc does not support training steps yet"),
+    ]
+    bad = 0
+    for mode, code, nfail, nuns, text in scenarios:
+        os.environ["AGC_OPTIM_FAKE"] = mode
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            got, results = suite(args)
+        out = buf.getvalue()
+        for line in out.split("\n"):
+            if line.startswith("failed runs' files kept in "):
+                shutil.rmtree(line[len("failed runs' files kept in "):], ignore_errors=True)
+        st = [r["status"] for _, r in results]
+        ok = (got == code and st.count("fail") == nfail and st.count("unsupported") == nuns
+              and len(st) == nruns and text in out)
+        bad += not ok
+        print("%-4s %-26s exit %d, %d failed, %d unsupported" % (
+            "ok" if ok else "BAD", mode, got, st.count("fail"), st.count("unsupported")))
+        if not ok:
+            print("  expected exit %d, %d failed, %d unsupported and %r in:\n%s" % (
+                code, nfail, nuns, text, out))
+    os.environ.pop("AGC_OPTIM_FAKE", None)
+    args.skip_unsupported = True
+    os.environ["AGC_OPTIM_FAKE"] = "nomcu"
+    with contextlib.redirect_stdout(io.StringIO()):
+        got, _ = suite(args)
+    os.environ.pop("AGC_OPTIM_FAKE")
+    print("%-4s %-26s exit %d" % ("ok" if got == 77 else "BAD", "nomcu --skip-unsupported", got))
+    bad += got != 77
+    print("self-test: %s" % ("all scenarios as expected" if not bad else "%d scenario(s) wrong" % bad))
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
