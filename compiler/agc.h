@@ -145,12 +145,23 @@ typedef struct {
   const char *name; /* user's name, if the node was named */
 } Node;
 
+/* What an argument of the generated function is (optim.c). */
+enum {
+  ROLE_IN,     /* read-only: `in_NAME` */
+  ROLE_PARAM,  /* a training step's param, updated in place: `p_NAME` */
+  ROLE_GRAD,   /* NAME_update's gradient of a param: `NAME` (grad_P) */
+  ROLE_STATE,  /* optimizer state, at byte `state_off` of `state` */
+  ROLE_NONE,   /* not an argument of this function (NAME_update) */
+};
+
 typedef struct {
   const char *name;
   int node;       /* INPUT or PARAM node */
   int is_param;
   int is_seed;    /* grad_y seed added by `backward y` */
   Loc loc;
+  int role;       /* ROLE_* */
+  int64_t state_off; /* ROLE_STATE: byte offset in the state */
 } Arg;
 
 typedef struct {
@@ -158,6 +169,8 @@ typedef struct {
   int node;
   int is_grad;    /* a gradient produced by `backward` */
   Loc loc;
+  int home;       /* -1, or the argument whose memory this output is
+                     written into (a training step's param or state) */
 } Out;
 
 typedef struct {
@@ -219,6 +232,12 @@ int ir_special(Ctx *c, Op op, const int *in, int nin, Shape s,
 /* sum of a (shaped like a broadcast result) down to shape s */
 int ir_sum_to(Ctx *c, int a, Shape s, Loc loc);
 int ir_is_const(Ctx *c, int id, double *v);
+/* A new argument (input or param) / output of the generated function; an
+ * output name given twice is an error at loc. */
+void ir_add_arg(Ctx *c, const char *name, int node, int is_param,
+                int is_seed, Loc loc);
+void ir_add_out(Ctx *c, const char *name, int node, int is_grad, Loc loc);
+unsigned name_hash(const char *s); /* FNV-1a */
 Shape broadcast_shapes(Ctx *c, Shape a, Shape b, Loc loc);
 
 /* ---- autodiff.c ------------------------------------------------------- */
@@ -293,17 +312,30 @@ typedef struct {
                            (agc_*) instead of carrying their text */
   int math_protos;      /* declare the math functions instead of including
                            <math.h> */
-  const char *acc_type; /* C type of whole-tensor sum accumulators */
+  const char *acc_type; /* C type of whole-tensor sum accumulators (NULL:
+                           the element type, with compensated summation) */
+  int gemm;             /* wide matrix products and convolutions through the
+                           packed kernel (workspace for packing); else plain
+                           loops over strided operands */
+  int sum_rows;         /* a fused loop's whole-tensor sum keeps a row of
+                           double partial sums in the workspace */
+  int own_math;         /* f32 tanh and exp through the vectorizable kernels
+                           of runtime/kernels (else <math.h>'s) */
+  int align;            /* workspace buffers start at multiples of this
+                           (64: a cache line for vector loads; 8: a double) */
 } Target;
-enum { TARGET_HOST, TARGET_JIT, TARGET_COUNT };
+enum { TARGET_HOST, TARGET_JIT, TARGET_MCU, TARGET_COUNT };
 const Target *target_get(int id); /* NULL if id is not a target */
 int target_find(const char *name); /* id, or -1 */
 
 /* ---- emit.c ----------------------------------------------------------- */
 
-enum { EMIT_C, EMIT_H, EMIT_IR, EMIT_DOT, EMIT_PLAN };
+enum { EMIT_C, EMIT_H, EMIT_IR, EMIT_DOT, EMIT_PLAN, EMIT_MEM };
 void emit_c(Ctx *c, const Plan *p, const Target *t, StrBuf *out);
 void emit_h(Ctx *c, StrBuf *out);
+void emit_plan(Ctx *c, StrBuf *out); /* dump_plan, of each function */
+/* --emit mem: the bytes a call needs, for target t */
+void emit_mem(Ctx *c, const Target *t, StrBuf *out);
 void dump_ir(Ctx *c, StrBuf *out);
 void dump_dot(Ctx *c, StrBuf *out);
 void dump_plan(Ctx *c, const Plan *p, StrBuf *out); /* dump.c */
@@ -344,6 +376,50 @@ enum {
 };
 extern const char *const row_op_names[ROW_NOPS];
 
+/* ---- optim.c: the training step ----------------------------------------- */
+
+/* One argument of `optimizer` or `clip_grad_norm`: a number, or the name
+ * of a scalar input (arg >= 0 once resolved). */
+typedef struct {
+  const char *name;   /* argument name ("lr"), for messages */
+  int set;            /* given in the program (else the default) */
+  double num;
+  const char *input;  /* a scalar input's name, or NULL */
+  int node;           /* that input's node, once resolved */
+  Loc loc;
+} OptArg;
+
+enum { OPT_NONE, OPT_SGD, OPT_ADAM, OPT_ADAMW };
+enum { OA_LR, OA_MOMENTUM, OA_DAMPENING, OA_WD, OA_BETA1, OA_BETA2, OA_EPS,
+       OA_NESTEROV, OA_COUNT };
+
+typedef struct {
+  int kind;           /* OPT_* */
+  Loc loc;            /* the `optimizer` statement */
+  OptArg a[OA_COUNT];
+  int clip;           /* clip_grad_norm given */
+  OptArg clip_norm;
+  Loc clip_loc;
+} OptSpec;
+
+/* What one compilation of a graph with an optimizer builds. */
+enum {
+  MODE_GRAD,   /* the gradient function (outputs, grad_P): NAME_grad */
+  MODE_STEP,   /* one training step, params updated in place: NAME */
+  MODE_UPDATE, /* clip + optimizer from given gradients: NAME_update */
+};
+
+/* The parser's `optimizer NAME(k=v, ...)` and `clip_grad_norm M`
+ * statements; args[i] named names[i]. Checks names and values. */
+void optim_statement(Ctx *c, const char *kind, Loc loc, int nargs,
+                     OptArg *args);
+void optim_clip(Ctx *c, Loc loc, OptArg arg);
+/* After backward: builds the step or the update (c->opt.mode) from the
+ * gradients grads[j] of the params pidx[j]. */
+void optim_build(Ctx *c, const int *pidx, const int *grads, int np);
+/* Bytes of optimizer state of the step (0 without an optimizer). */
+int64_t optim_state_bytes(const Ctx *c);
+
 /* ---- compile.c: the library entry -------------------------------------- */
 
 typedef struct {
@@ -354,6 +430,8 @@ typedef struct {
   int expose_roots; /* also output each backward root (for agc check) */
   int O0;           /* no optimizer passes, no fusion: the reference path */
   const char *after; /* stop the pass pipeline after this pass (--after) */
+  int mode;         /* MODE_*: which function of a training graph */
+  int target;       /* TARGET_*: what the plan is for (the workspace) */
 } Options;
 
 struct Ctx {
@@ -383,6 +461,13 @@ struct Ctx {
    * the passes of passes.c turn them on one at a time. */
   unsigned rules;
   struct Plan *plan;    /* ctx_plan(): computed once, after the passes */
+  OptSpec optim;        /* `optimizer`, `clip_grad_norm` (kind OPT_NONE) */
+  int64_t state_bytes;  /* MODE_STEP/UPDATE: optimizer state size; a
+                           training graph's, once its C is written */
+  int64_t step_work;    /* a training graph: its step's workspace, once its
+                           C is written (emit_c) */
+  int64_t stack_est;    /* the generated function's stack, estimated as its
+                           C is written (emit.c) */
 };
 enum {
   R_FOLD = 1,     /* constant operands evaluated (scalars: always) */

@@ -104,7 +104,10 @@ int agc_emit(Ctx *c, int kind, int target, StrBuf *out) {
     emit_c(c, ctx_plan(c), t, out);
     break;
   case EMIT_PLAN:
-    dump_plan(c, ctx_plan(c), out);
+    emit_plan(c, out);
+    break;
+  case EMIT_MEM:
+    emit_mem(c, t, out);
     break;
   case EMIT_H:
     emit_h(c, out);

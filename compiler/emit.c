@@ -75,15 +75,30 @@ static const char *ctype(E *e, const Node *n) {
 
 /* ---- buffers -------------------------------------------------------------- */
 
+/* The C name of argument i of the function (by its role, optim.c). */
+const char *em_argname(Ctx *c, int i) {
+  static const char *const prefix[] = {"in_", "p_", "", "s_", "in_"};
+  const Arg *a = &c->g.args[i];
+  char *s = arena_alloc(&c->arena, strlen(a->name) + 4);
+  sprintf(s, "%s%s", prefix[a->role], a->name);
+  return s;
+}
+
 const char *em_bufname(E *e, int id) {
   int b = e->p->alias[id];
   Node *n = ND(e, b);
   if (n->op == OP_INPUT || n->op == OP_PARAM) {
     e->arg_used[n->ext] = 1;
-    return em_fmt(e, "in_%s", e->c->g.args[n->ext].name);
+    return em_argname(e->c, n->ext);
   }
-  if (e->p->store[b] >= 0)
-    return em_fmt(e, "out_%s", e->c->g.outs[e->p->store[b]].name);
+  if (e->p->store[b] >= 0) {
+    const Out *o = &e->c->g.outs[e->p->store[b]];
+    if (o->home >= 0) {
+      e->arg_used[o->home] = 1;
+      return em_argname(e->c, o->home);
+    }
+    return em_fmt(e, "out_%s", o->name);
+  }
   return em_fmt(e, "t%d", b);
 }
 
@@ -182,6 +197,8 @@ const char *em_load(E *e, int id, char **idx) {
 static const char *exp_fn(E *e) {
   if (e->c->opt.f64)
     return "exp";
+  if (!e->t->own_math)
+    return "expf";
   e->uses_exp = 1;
   return e->t->aot_kernels ? "agc_expf" : em_fmt(e, "%s_expf", e->c->name);
 }
@@ -192,6 +209,8 @@ static const char *exp_fn(E *e) {
 static const char *tanh_fn(E *e) {
   if (e->c->opt.f64)
     return "tanh";
+  if (!e->t->own_math)
+    return "tanhf";
   e->uses_tanh = 1;
   return e->t->aot_kernels ? "agc_tanhf" : em_fmt(e, "%s_tanhf", e->c->name);
 }
@@ -400,6 +419,34 @@ void em_ew_loop(E *e, const char *dst, int src, const char *op,
   e->flat = 0;
 }
 
+/* A whole-tensor sum's accumulator: the target's wider type, or the
+ * element type with Kahan compensation (no double on a single-precision
+ * FPU; the error stays a few ulps whatever the length). */
+static void acc_decl(E *e, const char *name, int prod) {
+  if (e->t->acc_type)
+    em_line(e, "%s %s = %s;", e->t->acc_type, name, prod ? "1.0" : "0.0");
+  else if (prod)
+    em_line(e, "%s %s = %s;", e->real, name, em_lit(e, 1));
+  else
+    em_line(e, "%s %s = %s, %s_c = %s;", e->real, name, em_lit(e, 0), name,
+            em_lit(e, 0));
+}
+
+static void acc_add(E *e, const char *name, const char *v) {
+  if (e->t->acc_type) {
+    em_line(e, "%s += %s;", name, v);
+    return;
+  }
+  em_line(e, "{");
+  e->ind++;
+  em_line(e, "const %s y = %s - %s_c;", e->real, v, name);
+  em_line(e, "const %s s = %s + y;", e->real, name);
+  em_line(e, "%s_c = (s - %s) - y;", name, name);
+  em_line(e, "%s = s;", name);
+  e->ind--;
+  em_line(e, "}");
+}
+
 void em_reduce_loop(E *e, int id) {
   Node *n = ND(e, id);
   int a = R(e, n->in[0]);
@@ -426,7 +473,7 @@ void em_reduce_loop(E *e, int id) {
     em_line(e, "}");
     em_loop_close(e, &first);
   } else if (acc) {
-    em_line(e, "%s acc = %s;", e->t->acc_type, n->op == OP_PROD ? "1.0" : "0.0");
+    acc_decl(e, "acc", n->op == OP_PROD);
   } else {
     Shape o = n->shape;
     char **oi = em_loop_open(e, &o, "j");
@@ -441,7 +488,12 @@ void em_reduce_loop(E *e, int id) {
   const char *slot =
       acc ? "acc" : em_fmt(e, "%s[%s]", dst, em_offset(e, &n->shape, idx));
   switch (n->op) {
-  case OP_SUM: em_line(e, "%s += %s;", slot, v); break;
+  case OP_SUM:
+    if (acc)
+      acc_add(e, slot, v);
+    else
+      em_line(e, "%s += %s;", slot, v);
+    break;
   case OP_PROD: em_line(e, "%s *= %s;", slot, v); break;
   case OP_MAX: em_line(e, "if (%s > %s) %s = %s;", v, slot, slot, v); break;
   case OP_MIN: em_line(e, "if (%s < %s) %s = %s;", v, slot, slot, v); break;
@@ -474,7 +526,7 @@ void em_sums_open(E *e, int h) {
       em_line(e, "for (long j = 0; j < %lld; j++) acc%d[j] = 0.0;",
            (long long)row, m);
     } else if (n->numel == 1) {
-      em_line(e, "%s acc%d = 0;", e->t->acc_type, m);
+      acc_decl(e, em_fmt(e, "acc%d", m), 0);
     } else {
       Shape o = n->shape;
       char **oi = em_loop_open(e, &o, "j");
@@ -549,7 +601,7 @@ static void fused_loop(E *e, int h) {
       if (plan_acc_row(e->c, p, m))
         em_line(e, "acc%d[%s] += %s;", m, idx[ls.rank - 1], v);
       else if (n->numel == 1)
-        em_line(e, "acc%d += %s;", m, v);
+        acc_add(e, em_fmt(e, "acc%d", m), v);
       else
         em_line(e, "%s[%s] += %s;", em_bufname(e, m), em_offset(e, &n->shape, idx), v);
     } else {
@@ -624,7 +676,13 @@ static void kernels(E *e, StrBuf *o) {
               "\n\n", c->opt.f64 ? "f64" : "f32", e->real, e->real, e->real);
 }
 
-void emit_c(Ctx *c, const Plan *p, const Target *t, StrBuf *o) {
+/* One function of the file: its kernels, the function, its generic entry
+ * point and tables (body); the file's comment, includes and macros
+ * (prologue). */
+enum { PART_PROLOGUE = 1, PART_BODY = 2 };
+
+static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
+                      int parts, const char *extra_macros) {
   E e;
   memset(&e, 0, sizeof e);
   e.c = c;
@@ -643,7 +701,7 @@ void emit_c(Ctx *c, const Plan *p, const Target *t, StrBuf *o) {
   for (int i = 0; i < c->g.n; i++)
     if (p->off[i] >= 0) {
       Node *n = &c->g.nodes[i];
-      sb_printf(&decls, "  %s *const t%d = (%s *)(w + %lld);\n",
+      sb_printf(&decls, "  %s *const t%d = (%s *)(void *)(w + %lld);\n",
                 ctype(&e, n), i, ctype(&e, n), (long long)p->off[i]);
     }
   /* the schedule: stored nodes in topological order, then the stores */
@@ -663,52 +721,231 @@ void emit_c(Ctx *c, const Plan *p, const Target *t, StrBuf *o) {
   for (int o2 = 0; o2 < c->g.nouts; o2++)
     em_store_code(&e, o2);
 
-  em_header_comment(c, o);
-  em_prototypes(&e, o);
-  sb_puts(o, "#include <stddef.h>\n#include <stdint.h>\n\n");
-  em_macros(c, o, p);
-  sb_puts(o, "\n");
+  if (parts & PART_PROLOGUE) {
+    em_header_comment(c, o);
+    em_prototypes(&e, o);
+    sb_puts(o, "#include <stddef.h>\n#include <stdint.h>\n\n");
+    em_macros(c, o, p);
+    if (extra_macros)
+      sb_puts(o, extra_macros);
+    sb_puts(o, "\n");
+  }
+  if (!(parts & PART_BODY)) {
+    sb_free(&body);
+    sb_free(&decls);
+    return;
+  }
   kernels(&e, o);
+  em_protos(c, o, e.real);
+  sb_puts(o, "\n");
   em_signature(c, o, e.real);
   sb_puts(o, "\n{\n");
   if (e.uses_gemm)
-    sb_printf(&decls, "  %s *const pack = (%s *)(w + %lld); /* matmul "
+    sb_printf(&decls, "  %s *const pack = (%s *)(void *)(w + %lld); /* matmul "
               "packing */\n", e.real, e.real, (long long)p->pack_off);
-  if (decls.len) {
+  int update = c->opt.mode == MODE_UPDATE;
+  if (decls.len && update) {
+    /* NAME_update has no workspace argument: its few scalars live here */
+    int64_t es = c->opt.f64 ? 8 : 4;
+    sb_printf(o, "  %s work[%lld];\n", e.real,
+              (long long)((p->work_bytes + es - 1) / es));
     sb_puts(o, "  char *const w = (char *)work;\n");
     sb_puts(o, decls.s);
-  } else {
+  } else if (decls.len) {
+    sb_puts(o, "  char *const w = (char *)work;\n");
+    sb_puts(o, decls.s);
+  } else if (!update) {
     sb_puts(o, "  (void)work;\n");
   }
+  /* the optimizer state's slots */
+  int uses_state = 0;
   for (int i = 0; i < c->g.nargs; i++)
-    if (!e.arg_used[i])
-      sb_printf(o, "  (void)in_%s; /* not needed by any output */\n",
-                c->g.args[i].name);
+    if (c->g.args[i].role == ROLE_STATE && e.arg_used[i]) {
+      if (!uses_state)
+        sb_puts(o, "  char *const st = (char *)state;\n");
+      uses_state = 1;
+      sb_printf(o, "  %s *const %s = (%s *)(void *)(st + %lld);\n", e.real,
+                em_argname(c, i), e.real, (long long)c->g.args[i].state_off);
+    }
+  if (!uses_state && c->opt.mode != MODE_GRAD)
+    sb_puts(o, "  (void)state;\n");
+  for (int i = 0; i < c->g.nargs; i++)
+    if (!e.arg_used[i] && c->g.args[i].role != ROLE_STATE &&
+        c->g.args[i].role != ROLE_NONE)
+      sb_printf(o, "  (void)%s; /* not needed by any output */\n",
+                em_argname(c, i));
   if (e.uses_status)
     sb_puts(o, "  int status = 0;\n");
   if (e.maxrows)
     sb_printf(o, "  float rw[%d][%d]; /* rows for agc_row_f32 */\n",
               e.maxrows, ROW_CHUNK);
+  /* the stack, estimated: a frame of saved registers and spilled
+     pointers, the row scratch, NAME_update's scalars */
+  c->stack_est = 64 + (int64_t)e.maxrows * ROW_CHUNK * 4 +
+                 (update && decls.len ? (p->work_bytes + 7) / 8 * 8 : 0);
   if (body.s)
     sb_puts(o, body.s);
   sb_printf(o, "  return %s;\n}\n\n", e.uses_status ? "status" : "0");
   sb_free(&body);
   sb_free(&decls);
-  /* the generic entry point */
-  sb_printf(o, "int %s_generic(const void *const *in, void *const *out, void *work)\n{\n",
-            c->name);
-  if (!c->g.nargs)
-    sb_puts(o, "  (void)in;\n");
-  if (!c->g.nouts)
-    sb_puts(o, "  (void)out;\n");
-  sb_printf(o, "  return %s(", c->name);
-  for (int i = 0; i < c->g.nargs; i++) {
-    Node *n = &c->g.nodes[c->g.args[i].node];
-    sb_printf(o, "%s(const %s *)in[%d]", i ? ", " : "",
-              n->dt == DT_I32 ? "int32_t" : e.real, i);
+  if (!update) {
+    em_generic(c, o, e.real);
+    em_tables(c, o, 0);
   }
-  for (int i = 0; i < c->g.nouts; i++)
-    sb_printf(o, "%s(%s *)out[%d]", c->g.nargs + i ? ", " : "", e.real, i);
-  sb_printf(o, "%swork);\n}\n\n", c->g.nargs + c->g.nouts ? ", " : "");
-  em_tables(c, o, 0);
 }
+
+/* The other functions of a graph with an optimizer: the same source
+ * compiled as a training step or an update (optim.c). */
+static Ctx *sibling(Ctx *c, int mode, const char *name) {
+  Options opt = c->opt;
+  opt.mode = mode;
+  opt.name = name;
+  opt.after = NULL;
+  Ctx *s = agc_compile(c->path, c->src, c->srclen, &opt);
+  if (!s->failed && setjmp(s->jmp) == 0)
+    ctx_plan(s);
+  if (s->failed) {
+    sb_puts(&c->diag, agc_messages(s));
+    agc_free(s);
+    c->failed = 1;
+    longjmp(c->jmp, 1);
+  }
+  return s;
+}
+
+/* The step and the update of a training graph (em_training), compiled
+ * and planned; an error in either becomes c's. */
+void em_siblings(Ctx *c, Ctx **st, Ctx **up) {
+  char *uname = arena_alloc(&c->arena, strlen(c->name) + 8);
+  sprintf(uname, "%s_update", c->name);
+  *st = sibling(c, MODE_STEP, c->name);
+  *up = sibling(c, MODE_UPDATE, uname);
+}
+
+_Noreturn void em_siblings_failed(Ctx *c, Ctx *bad, Ctx *other) {
+  sb_puts(&c->diag, agc_messages(bad));
+  agc_free(bad);
+  agc_free(other);
+  c->failed = 1;
+  longjmp(c->jmp, 1);
+}
+
+int em_training(const Ctx *c) {
+  return c->optim.kind && !c->opt.no_grad && c->opt.mode == MODE_GRAD;
+}
+
+void emit_c(Ctx *c, const Plan *p, const Target *t, StrBuf *o) {
+  if (!em_training(c)) {
+    emit_part(c, p, t, o, PART_PROLOGUE | PART_BODY, NULL);
+    return;
+  }
+  /* a training graph: one file with NAME (the step), NAME_grad and
+     NAME_update; the step's comment and macros lead */
+  const char *name = c->name;
+  char *gname = arena_alloc(&c->arena, strlen(name) + 8);
+  sprintf(gname, "%s_grad", name);
+  Ctx *st, *up;
+  em_siblings(c, &st, &up);
+  if (setjmp(st->jmp))
+    em_siblings_failed(c, st, up);
+  if (setjmp(up->jmp))
+    em_siblings_failed(c, up, st);
+  StrBuf extra = {0};
+  em_training_macros(c, p, st, &extra);
+  char *macros = arena_strndup(&c->arena, extra.s, extra.len);
+  sb_free(&extra);
+  c->state_bytes = st->state_bytes;
+  c->step_work = ctx_plan(st)->work_bytes;
+  emit_part(st, ctx_plan(st), t, o, PART_PROLOGUE, macros);
+  c->name = gname;
+  emit_part(c, p, t, o, PART_BODY, NULL);
+  c->name = name;
+  emit_part(up, ctx_plan(up), t, o, PART_BODY, NULL);
+  emit_part(st, ctx_plan(st), t, o, PART_BODY, NULL);
+  agc_free(st);
+  agc_free(up);
+}
+
+/* --emit plan of a training graph: the step's plan (the function a
+ * firmware build calls), then the gradient function's. */
+void emit_plan(Ctx *c, StrBuf *o) {
+  if (!em_training(c)) {
+    dump_plan(c, ctx_plan(c), o);
+    return;
+  }
+  Ctx *st, *up;
+  em_siblings(c, &st, &up);
+  if (setjmp(st->jmp))
+    em_siblings_failed(c, st, up);
+  sb_printf(o, "# the training step %s:\n", st->name);
+  dump_plan(st, ctx_plan(st), o);
+  const char *name = c->name;
+  char *gname = arena_alloc(&c->arena, strlen(name) + 8);
+  sprintf(gname, "%s_grad", name);
+  c->name = gname;
+  sb_printf(o, "\n# the gradient function %s:\n", gname);
+  dump_plan(c, ctx_plan(c), o);
+  c->name = name;
+  agc_free(st);
+  agc_free(up);
+}
+
+static void mem_line(StrBuf *o, const char *what, int64_t bytes,
+                     const char *note) {
+  sb_printf(o, "%-14s %10lld%s%s\n", what, (long long)bytes, note ? "  " : "",
+            note ? note : "");
+}
+
+/* --emit mem: what one call needs, in bytes, for target t: the caller's
+ * buffers (params, inputs, outputs), the optimizer state, the workspace
+ * beside its lower bound, and the generated function's stack (estimated;
+ * docs/firmware.md measures it). A training graph: its step. */
+void emit_mem(Ctx *c, const Target *t, StrBuf *o) {
+  Ctx *st = NULL, *up = NULL;
+  if (em_training(c)) {
+    em_siblings(c, &st, &up);
+    if (setjmp(st->jmp))
+      em_siblings_failed(c, st, up);
+  }
+  Ctx *f = st ? st : c;
+  const Plan *p = ctx_plan(f);
+  StrBuf scratch = {0};
+  emit_part(f, p, t, &scratch, PART_BODY, NULL); /* for the stack */
+  sb_free(&scratch);
+  int64_t es = c->opt.f64 ? 8 : 4, par = 0, in = 0, out = 0;
+  for (int i = 0; i < f->g.nargs; i++) {
+    const Arg *a = &f->g.args[i];
+    const Node *n = &f->g.nodes[a->node];
+    int64_t b = n->numel * (n->dt == DT_I32 ? 4 : es);
+    if (a->role == ROLE_STATE)
+      continue;
+    if (a->is_param)
+      par += b;
+    else
+      in += b;
+  }
+  for (int i = 0; i < f->g.nouts; i++)
+    if (f->g.outs[i].home < 0)
+      out += f->g.nodes[plan_resolve(f, f->g.outs[i].node)].numel * es;
+  sb_printf(o, "# memory of %s%s (target %s, %s), bytes\n", f->name,
+            st ? ", one training step" : "", t->name,
+            c->opt.f64 ? "f64" : "f32");
+  mem_line(o, "params", par, st ? "(updated in place)" : NULL);
+  mem_line(o, "inputs", in, NULL);
+  mem_line(o, "outputs", out, st ? "(no gradient buffers)"
+                                 : "(with the gradients)");
+  mem_line(o, "state", f->state_bytes, st ? "(optimizer)" : NULL);
+  char note[160];
+  snprintf(note, sizeof note, "(lower bound %lld: %.2fx)",
+           (long long)p->live_bytes,
+           p->live_bytes ? (double)p->work_bytes / (double)p->live_bytes : 1.0);
+  mem_line(o, "workspace", p->work_bytes, note);
+  mem_line(o, "stack", f->stack_est, "(estimate)");
+  mem_line(o, "total", par + f->state_bytes + p->work_bytes + f->stack_est,
+           "(params + state + workspace + stack)");
+  if (st) {
+    agc_free(st);
+    agc_free(up);
+  }
+}
+

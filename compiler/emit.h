@@ -52,6 +52,7 @@ void em_line(E *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *em_fmt(E *e, const char *f, ...) __attribute__((format(printf, 2, 3)));
 char *em_lit(E *e, double v);        /* a constant of the element type */
 const char *em_bufname(E *e, int id); /* the buffer node id is stored in */
+const char *em_argname(Ctx *c, int i); /* argument i's C name */
 /* the offset of element idx (index expressions) in a C-order shape s */
 char *em_offset(E *e, const Shape *s, char **idx);
 /* index names for operand x (rank r) of a node of rank R_ (broadcast) */
@@ -81,5 +82,13 @@ void em_macros(Ctx *c, StrBuf *o, const Plan *p);
 void em_signature(Ctx *c, StrBuf *o, const char *real);
 void em_tables(Ctx *c, StrBuf *o, int decl);
 void em_header_comment(Ctx *c, StrBuf *o);
+void em_generic(Ctx *c, StrBuf *o, const char *real);
+void em_protos(Ctx *c, StrBuf *o, const char *real);
+void em_training_macros(Ctx *c, const Plan *p, const Ctx *step, StrBuf *o);
+/* a graph with an optimizer, compiled as its gradient function: its file
+ * holds the step and the update too (emit.c) */
+int em_training(const Ctx *c);
+void em_siblings(Ctx *c, Ctx **st, Ctx **up);
+_Noreturn void em_siblings_failed(Ctx *c, Ctx *bad, Ctx *other);
 
 #endif

@@ -2,6 +2,7 @@
  * comment, macros, signatures, the tables for tools, emit_h, and the math
  * prototypes of the JIT. */
 #include <ctype.h>
+#include <setjmp.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,16 +61,34 @@ static const char *dt_code(const Ctx *c, const Node *n) {
   return c->opt.f64 ? "1" : "0";
 }
 
+/* Is argument i in the generic entry point and the tables (a caller's
+ * input or param; not the optimizer's state)? Is output i the caller's
+ * (not written in place)? */
+static int listed(const Ctx *c, int out, int i) {
+  if (out)
+    return c->g.outs[i].home < 0;
+  return c->g.args[i].role == ROLE_IN || c->g.args[i].role == ROLE_PARAM;
+}
+
+static int count_listed(const Ctx *c, int out) {
+  int n = 0;
+  for (int i = 0; i < (out ? c->g.nouts : c->g.nargs); i++)
+    n += listed(c, out, i);
+  return n;
+}
+
 void em_macros(Ctx *c, StrBuf *o, const Plan *p) {
   char G[256];
   upper(G, c->name, sizeof G);
   sb_printf(o, "#define %s_WORK_BYTES %lld /* workspace: bytes */\n", G,
             (long long)(p ? p->work_bytes : 0));
-  sb_printf(o, "#define %s_NUM_INPUTS %d\n", G, c->g.nargs);
-  sb_printf(o, "#define %s_NUM_OUTPUTS %d\n", G, c->g.nouts);
+  sb_printf(o, "#define %s_NUM_INPUTS %d\n", G, count_listed(c, 0));
+  sb_printf(o, "#define %s_NUM_OUTPUTS %d\n", G, count_listed(c, 1));
   for (int pass = 0; pass < 2; pass++) {
     int cnt = pass ? c->g.nouts : c->g.nargs;
     for (int i = 0; i < cnt; i++) {
+      if (!listed(c, pass, i))
+        continue;
       const char *nm = pass ? c->g.outs[i].name : c->g.args[i].name;
       int node = pass ? plan_resolve(c, c->g.outs[i].node) : c->g.args[i].node;
       Node *n = &c->g.nodes[node];
@@ -82,17 +101,74 @@ void em_macros(Ctx *c, StrBuf *o, const Plan *p) {
   }
 }
 
+/* The typed entry point. The gradient function: inputs, outputs, work.
+ * A training step: inputs and params (updated in place) in declaration
+ * order, outputs, state, work. An update: params, their gradients, the
+ * inputs the optimizer reads, state. */
 void em_signature(Ctx *c, StrBuf *o, const char *real) {
   sb_printf(o, "int %s(", c->name);
-  for (int i = 0; i < c->g.nargs; i++) {
-    Node *n = &c->g.nodes[c->g.args[i].node];
-    sb_printf(o, "%sconst %s *in_%s", i ? ", " : "",
-              n->dt == DT_I32 ? "int32_t" : real, c->g.args[i].name);
-  }
+  int k = 0;
+  static const int update_order[] = {ROLE_PARAM, ROLE_GRAD, ROLE_IN};
+  int passes = c->opt.mode == MODE_UPDATE ? 3 : 1;
+  for (int pass = 0; pass < passes; pass++)
+    for (int i = 0; i < c->g.nargs; i++) {
+      const Arg *a = &c->g.args[i];
+      if (passes == 3 ? a->role != update_order[pass] : !listed(c, 0, i))
+        continue;
+      Node *n = &c->g.nodes[a->node];
+      sb_printf(o, "%s%s%s *%s", k++ ? ", " : "",
+                a->role == ROLE_PARAM ? "" : "const ",
+                n->dt == DT_I32 ? "int32_t" : real, em_argname(c, i));
+    }
   for (int i = 0; i < c->g.nouts; i++)
-    sb_printf(o, "%s%s *out_%s", c->g.nargs + i ? ", " : "", real,
-              c->g.outs[i].name);
-  sb_printf(o, "%svoid *work)", c->g.nargs + c->g.nouts ? ", " : "");
+    if (listed(c, 1, i))
+      sb_printf(o, "%s%s *out_%s", k++ ? ", " : "", real, c->g.outs[i].name);
+  if (c->opt.mode != MODE_GRAD)
+    sb_printf(o, "%svoid *state", k++ ? ", " : "");
+  if (c->opt.mode != MODE_UPDATE)
+    sb_printf(o, "%svoid *work", k ? ", " : "");
+  sb_puts(o, ")");
+}
+
+/* The generic entry point, for tools: pointers in table order. */
+void em_generic(Ctx *c, StrBuf *o, const char *real) {
+  int step = c->opt.mode == MODE_STEP;
+  sb_printf(o, "int %s_generic(%s *const *in, void *const *out, %svoid "
+            "*work)\n{\n", c->name, step ? "void" : "const void",
+            step ? "void *state, " : "");
+  int nin = count_listed(c, 0), nout = count_listed(c, 1);
+  if (!nin)
+    sb_puts(o, "  (void)in;\n");
+  if (!nout)
+    sb_puts(o, "  (void)out;\n");
+  sb_printf(o, "  return %s(", c->name);
+  int k = 0, ki = 0;
+  for (int i = 0; i < c->g.nargs; i++) {
+    if (!listed(c, 0, i))
+      continue;
+    const Arg *a = &c->g.args[i];
+    Node *n = &c->g.nodes[a->node];
+    sb_printf(o, "%s(%s%s *)in[%d]", k++ ? ", " : "",
+              a->role == ROLE_PARAM ? "" : "const ",
+              n->dt == DT_I32 ? "int32_t" : real, ki++);
+  }
+  ki = 0;
+  for (int i = 0; i < c->g.nouts; i++)
+    if (listed(c, 1, i))
+      sb_printf(o, "%s(%s *)out[%d]", k++ ? ", " : "", real, ki++);
+  sb_printf(o, "%s%swork);\n}\n\n", k ? ", " : "", step ? "state, " : "");
+}
+
+/* The macros a training file adds to the step's: its state, and the
+ * gradient function's workspace. */
+void em_training_macros(Ctx *c, const Plan *p, const Ctx *step, StrBuf *o) {
+  char G[256];
+  upper(G, c->name, sizeof G);
+  sb_printf(o, "#define %s_STATE_BYTES %lld /* optimizer state: bytes, "
+            "zeroed = a fresh optimizer */\n", G,
+            (long long)optim_state_bytes(step));
+  sb_printf(o, "#define %s_GRAD_WORK_BYTES %lld /* workspace of %s_grad */\n",
+            G, (long long)p->work_bytes, c->name);
 }
 
 void em_tables(Ctx *c, StrBuf *o, int decl) {
@@ -110,25 +186,36 @@ void em_tables(Ctx *c, StrBuf *o, int decl) {
       continue;
     }
     /* one extra row so that a graph without inputs still has tables */
-    sb_printf(o, "const char *const %s_%s_names[%d] = {", nm, kind, cnt + 1);
+    sb_printf(o, "const char *const %s_%s_names[%d] = {", nm, kind,
+              count_listed(c, pass) + 1);
     for (int i = 0; i < cnt; i++)
-      sb_printf(o, "\"%s\", ", pass ? c->g.outs[i].name : c->g.args[i].name);
+      if (listed(c, pass, i))
+        sb_printf(o, "\"%s\", ", pass ? c->g.outs[i].name : c->g.args[i].name);
     sb_puts(o, "NULL};\n");
-    sb_printf(o, "const int %s_%s_dtypes[%d] = {", nm, kind, cnt + 1);
+    sb_printf(o, "const int %s_%s_dtypes[%d] = {", nm, kind,
+              count_listed(c, pass) + 1);
     for (int i = 0; i < cnt; i++) {
+      if (!listed(c, pass, i))
+        continue;
       int node = pass ? plan_resolve(c, c->g.outs[i].node) : c->g.args[i].node;
       sb_printf(o, "%s, ", pass ? (c->opt.f64 ? "1" : "0")
                                 : dt_code(c, &c->g.nodes[node]));
     }
     sb_puts(o, "-1};\n");
-    sb_printf(o, "const int %s_%s_ranks[%d] = {", nm, kind, cnt + 1);
+    sb_printf(o, "const int %s_%s_ranks[%d] = {", nm, kind,
+              count_listed(c, pass) + 1);
     for (int i = 0; i < cnt; i++) {
+      if (!listed(c, pass, i))
+        continue;
       int node = pass ? plan_resolve(c, c->g.outs[i].node) : c->g.args[i].node;
       sb_printf(o, "%d, ", c->g.nodes[node].shape.rank);
     }
     sb_puts(o, "-1};\n");
-    sb_printf(o, "const int64_t %s_%s_dims[%d][8] = {", nm, kind, cnt + 1);
+    sb_printf(o, "const int64_t %s_%s_dims[%d][8] = {", nm, kind,
+              count_listed(c, pass) + 1);
     for (int i = 0; i < cnt; i++) {
+      if (!listed(c, pass, i))
+        continue;
       int node = pass ? plan_resolve(c, c->g.outs[i].node) : c->g.args[i].node;
       Shape *s = &c->g.nodes[node].shape;
       sb_puts(o, "{");
@@ -157,33 +244,82 @@ void em_header_comment(Ctx *c, StrBuf *o) {
             safe, c->opt.f64 ? "f64" : "f32",
             c->opt.accumulate ? ", accumulate" : "",
             c->opt.no_grad ? ", no-grad" : "");
-  sb_printf(o, " *\n * int %s(inputs..., outputs..., void *work);\n", c->name);
-  sb_puts(o, " *   inputs, in order:");
-  for (int i = 0; i < c->g.nargs; i++)
-    sb_printf(o, " %s", c->g.args[i].name);
-  sb_puts(o, "\n *   outputs, in order:");
-  for (int i = 0; i < c->g.nouts; i++)
-    sb_printf(o, " %s", c->g.outs[i].name);
   char G[256];
   upper(G, c->name, sizeof G);
+  if (c->opt.mode == MODE_STEP) {
+    sb_printf(o, " *\n * int %s(inputs and params..., outputs..., void *state, "
+              "void *work);\n", c->name);
+    sb_puts(o, " *   one training step: the params are updated in place\n");
+    sb_puts(o, " *   inputs and params, in order:");
+  } else {
+    sb_printf(o, " *\n * int %s(inputs..., outputs..., void *work);\n",
+              c->name);
+    sb_puts(o, " *   inputs, in order:");
+  }
+  for (int i = 0; i < c->g.nargs; i++)
+    if (listed(c, 0, i))
+      sb_printf(o, " %s", c->g.args[i].name);
+  sb_puts(o, "\n *   outputs, in order:");
+  for (int i = 0; i < c->g.nouts; i++)
+    if (listed(c, 1, i))
+      sb_printf(o, " %s", c->g.outs[i].name);
+  if (c->opt.mode == MODE_STEP)
+    sb_printf(o, "\n *   state: %s_STATE_BYTES bytes, aligned for double, "
+              "zeroed before the first step\n *   %s_grad: the gradient "
+              "function (%s_GRAD_WORK_BYTES of work); %s_update: one\n *   "
+              "optimizer step from given gradients", G, c->name, G, c->name);
   sb_printf(o, "\n *   work: %s_WORK_BYTES bytes, aligned for double", G);
   sb_puts(o, "\n * Buffers are C-order arrays; outputs must not overlap inputs.\n"
              " * Returns 0, or 1 if an integer index input was out of range.\n */\n");
+}
+
+/* Prototypes of the functions of one part of the file. */
+void em_protos(Ctx *c, StrBuf *o, const char *real) {
+  em_signature(c, o, real);
+  sb_puts(o, ";\n");
+  if (c->opt.mode == MODE_STEP)
+    sb_printf(o, "int %s_generic(void *const *in, void *const *out, "
+              "void *state, void *work);\n", c->name);
+  else if (c->opt.mode == MODE_GRAD)
+    sb_printf(o, "int %s_generic(const void *const *in, void *const *out, "
+              "void *work);\n", c->name);
 }
 
 void emit_h(Ctx *c, StrBuf *o) {
   const char *real = c->opt.f64 ? "double" : "float";
   char G[256];
   upper(G, c->name, sizeof G);
-  em_header_comment(c, o);
+  Ctx *st = NULL, *up = NULL;
+  if (em_training(c)) {
+    em_siblings(c, &st, &up);
+    if (setjmp(st->jmp))
+      em_siblings_failed(c, st, up);
+    if (setjmp(up->jmp))
+      em_siblings_failed(c, up, st);
+  }
+  em_header_comment(st ? st : c, o);
   sb_printf(o, "#ifndef AGC_%s_H\n#define AGC_%s_H\n\n", G, G);
   sb_puts(o, "#include <stdint.h>\n\n");
-  em_macros(c, o, ctx_plan(c));
+  em_macros(st ? st : c, o, ctx_plan(st ? st : c));
+  if (st)
+    em_training_macros(c, ctx_plan(c), st, o);
   sb_puts(o, "\n");
-  em_signature(c, o, real);
-  sb_puts(o, ";\n");
-  sb_printf(o, "int %s_generic(const void *const *in, void *const *out, void *work);\n",
-            c->name);
-  em_tables(c, o, 1);
+  if (st) {
+    em_protos(st, o, real);
+    em_tables(st, o, 1);
+    const char *name = c->name;
+    char *gname = arena_alloc(&c->arena, strlen(name) + 8);
+    sprintf(gname, "%s_grad", name);
+    c->name = gname;
+    em_protos(c, o, real);
+    em_tables(c, o, 1);
+    c->name = name;
+    em_protos(up, o, real);
+    agc_free(st);
+    agc_free(up);
+  } else {
+    em_protos(c, o, real);
+    em_tables(c, o, 1);
+  }
   sb_printf(o, "\n#endif /* AGC_%s_H */\n", G);
 }

@@ -298,6 +298,66 @@ static void im2col(E *e, const Shape *x, const Shape *w, const Shape *y,
   e->uses_im2col = 1;
 }
 
+/* conv2d and its gradients as direct loops (a target without the packed
+ * kernel: no im2col matrix, no packing; the gradients scatter-add):
+ *   y[n,o,i,j]  = sum over c,u,v of x[n,c,i*s-p+u,j*s-p+v] w[o,c,u,v]
+ *   dx[n,c,..] += gy[n,o,i,j] w[o,c,u,v]
+ *   dw[o,c,u,v] += gy[n,o,i,j] x[n,c,..]                            */
+static void conv_direct(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]), b = R(e, n->in[1]);
+  const char *A = em_bufname(e, a), *B = em_bufname(e, b), *D = em_bufname(e, id);
+  Shape sa = ND(e, a)->shape, sb = ND(e, b)->shape;
+  ConvGeom cg = conv_geometry(n, &sa, &sb);
+  const Shape *x = cg.x, *w = cg.w, *y = cg.y;
+  long long Nb = x->d[0], C = x->d[1], H = x->d[2], W = x->d[3];
+  long long O = w->d[0], KH = w->d[2], KW = w->d[3], OH = y->d[2], OW = y->d[3];
+  int st = n->perm[0], pad = n->perm[1];
+  const char *X = n->op == OP_CONV2D_DX ? D : A;
+  const char *Wt = n->op == OP_CONV2D_DW ? D : B;
+  const char *Y = n->op == OP_CONV2D ? D : n->op == OP_CONV2D_DX ? A : B;
+  if (n->op != OP_CONV2D)
+    zero(e, D, n->numel);
+  em_line(e, "for (long n = 0; n < %lld; n++)", Nb);
+  em_line(e, "for (long o = 0; o < %lld; o++)", O);
+  em_line(e, "for (long i = 0; i < %lld; i++)", OH);
+  em_line(e, "for (long j = 0; j < %lld; j++) {", OW);
+  e->ind++;
+  const char *yat = em_fmt(e, "%s[((n * %lld + o) * %lld + i) * %lld + j]", Y,
+                           O, OH, OW);
+  if (n->op == OP_CONV2D)
+    em_line(e, "%s acc = %s;", e->real, em_lit(e, 0));
+  else
+    em_line(e, "const %s g = %s;", e->real, yat);
+  em_line(e, "for (long c = 0; c < %lld; c++)", C);
+  em_line(e, "for (long u = 0; u < %lld; u++) {", KH);
+  e->ind++;
+  em_line(e, "const long h = i * %d - %d + u;", st, pad);
+  em_line(e, "if (h < 0 || h >= %lld) continue;", H);
+  em_line(e, "for (long v = 0; v < %lld; v++) {", KW);
+  e->ind++;
+  em_line(e, "const long q = j * %d - %d + v;", st, pad);
+  em_line(e, "if (q < 0 || q >= %lld) continue;", W);
+  const char *xat = em_fmt(e, "%s[((n * %lld + c) * %lld + h) * %lld + q]", X,
+                           C, H, W);
+  const char *wat = em_fmt(e, "%s[((o * %lld + c) * %lld + u) * %lld + v]", Wt,
+                           C, KH, KW);
+  if (n->op == OP_CONV2D)
+    em_line(e, "acc += %s * %s;", xat, wat);
+  else if (n->op == OP_CONV2D_DX)
+    em_line(e, "%s += g * %s;", xat, wat);
+  else
+    em_line(e, "%s += g * %s;", wat, xat);
+  e->ind--;
+  em_line(e, "}");
+  e->ind--;
+  em_line(e, "}");
+  if (n->op == OP_CONV2D)
+    em_line(e, "%s = acc;", yat);
+  e->ind--;
+  em_line(e, "}");
+}
+
 /* conv2d and its gradients as matrix products per image, through im2col:
  *   y[n]  = w[O, CKK] @ col(x[n])[CKK, P]
  *   dx[n] = col2im(w^T @ gy[n])
@@ -423,7 +483,12 @@ void em_node_code(E *e, int id) {
   case OP_PRODEXCL: prodexcl_loop(e, id); return;
   case OP_PRODEXCL2: prodexcl2_loop(e, id); return;
   case OP_ONEHOT: onehot_loop(e, id); return;
-  case OP_CONV2D: case OP_CONV2D_DX: case OP_CONV2D_DW: conv_code(e, id); return;
+  case OP_CONV2D: case OP_CONV2D_DX: case OP_CONV2D_DW:
+    if (e->t->gemm)
+      conv_code(e, id);
+    else
+      conv_direct(e, id);
+    return;
   case OP_MAXPOOL: case OP_MAXPOOL_DX: case OP_AVGPOOL: case OP_AVGPOOL_DX:
     pool_code(e, id);
     return;
@@ -440,6 +505,8 @@ void em_store_code(E *e, int o) {
   int v = R(e, out->node);
   if (e->p->store[v] == o)
     return; /* computed in place */
+  if (out->home >= 0) /* an update that changes nothing (plan_homes) */
+    return;
   const char *op = out->is_grad && e->c->opt.accumulate ? "+=" : "=";
   em_line(e, "/* %s %s */", op[0] == '+' ? "accumulate" : "store", out->name);
   em_ew_loop(e, em_fmt(e, "out_%s", out->name), v, op, 0);

@@ -635,3 +635,59 @@ int ir_special(Ctx *c, Op op, const int *in, int nin, Shape s,
   t.nin = nin;
   return ir_node(c, &t, in);
 }
+
+/* ---- arguments and outputs of the generated function ------------------ */
+
+unsigned name_hash(const char *s) {
+  unsigned h = 2166136261u;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+void ir_add_arg(Ctx *c, const char *name, int node, int is_param,
+                    int is_seed, Loc loc) {
+  Graph *g = &c->g;
+  if (g->nargs == g->argcap) {
+    int ncap = g->argcap ? g->argcap * 2 : 16;
+    Arg *na = arena_alloc(&c->arena, sizeof *na * (size_t)ncap);
+    if (g->nargs)
+      memcpy(na, g->args, sizeof *na * (size_t)g->nargs);
+    g->args = na;
+    g->argcap = ncap;
+  }
+  g->args[g->nargs++] = (Arg){name, node, is_param, is_seed, loc, ROLE_IN, 0};
+}
+
+void ir_add_out(Ctx *c, const char *name, int node, int is_grad, Loc loc) {
+  Graph *g = &c->g;
+  /* duplicates through a hash index of the names (a list of 100,000
+     outputs must not cost 100,000^2 comparisons) */
+  if ((g->nouts + 1) * 2 > c->outicap) {
+    int ocap = c->outicap, ncap = ocap ? ocap * 2 : 64;
+    arena_release(&c->arena, c->outidx, sizeof(int) * (size_t)ocap);
+    c->outidx = arena_alloc(&c->arena, sizeof(int) * (size_t)ncap);
+    c->outicap = ncap;
+    for (int i = 0; i < ncap; i++)
+      c->outidx[i] = -1;
+    for (int o = 0; o < g->nouts; o++) {
+      unsigned k = name_hash(g->outs[o].name) & (unsigned)(ncap - 1);
+      while (c->outidx[k] >= 0)
+        k = (k + 1) & (unsigned)(ncap - 1);
+      c->outidx[k] = o;
+    }
+  }
+  unsigned k = name_hash(name) & (unsigned)(c->outicap - 1);
+  for (; c->outidx[k] >= 0; k = (k + 1) & (unsigned)(c->outicap - 1))
+    if (strcmp(g->outs[c->outidx[k]].name, name) == 0)
+      error_at(c, loc, "'%s' is already an output", name);
+  c->outidx[k] = g->nouts;
+  if (g->nouts == g->outcap) {
+    int ncap = g->outcap ? g->outcap * 2 : 16;
+    g->outs = arena_grow(&c->arena, g->outs, sizeof *g->outs *
+                         (size_t)g->outcap, sizeof *g->outs * (size_t)ncap);
+    g->outcap = ncap;
+  }
+  g->outs[g->nouts++] = (Out){name, node, is_grad, loc, -1};
+}
+

@@ -15,9 +15,10 @@
 static const char usage[] =
 "usage:\n"
 "  agc GRAPH -o OUT.c [--header OUT.h] [options]   write the C function\n"
-"  agc GRAPH --emit c|h|ir|plan|dot [-o FILE] [options] write one artifact (default: stdout)\n"
+"  agc GRAPH --emit c|h|ir|plan|mem|dot [-o FILE] [options] one artifact (default: stdout)\n"
 "  agc run GRAPH [--inputs DIR] [NAME=FILE.npy ...] [--out DIR]\n"
-"              [--backend tcc|cc] [--dtype f32|f64] [--accumulate] [--repeat N]\n"
+"              [--backend tcc|cc] [--target host|mcu] [--dtype f32|f64]\n"
+"              [--accumulate] [--repeat N] [--steps N]\n"
 "  agc check GRAPH [--inputs DIR] [NAME=FILE.npy ...] [--dtype f64] [--tol T]\n"
 "  agc --help | --version\n"
 "\n"
@@ -26,7 +27,9 @@ static const char usage[] =
 "  --header FILE     also write the header (macros, prototypes, tables)\n"
 "  --emit KIND       c (default), h, ir (the IR after differentiation),\n"
 "                    plan (each stored value's buffer, offset, size and\n"
-"                    lifetime) or dot (forward and backward graph for Graphviz)\n"
+"                    lifetime), mem (bytes of params, optimizer state,\n"
+"                    workspace with its lower bound, estimated stack) or dot\n"
+"                    (forward and backward graph for Graphviz)\n"
 "  --dtype f32|f64   element type of every float tensor (default f32)\n"
 "  --accumulate      gradients add into the caller's buffers (PyTorch .grad)\n"
 "  --no-grad         forward only: ignore backward (torch.no_grad())\n"
@@ -35,6 +38,10 @@ static const char usage[] =
 "  -O1               optimize (default): the pass pipeline, loop fusion\n"
 "  -O0               no passes, no fusion: the graph as parsed, every value\n"
 "                    stored (the reference path)\n"
+"  --target host|mcu host (default): the fastest C for this machine; mcu:\n"
+"                    plain C99 for microcontrollers (no double in f32, no\n"
+"                    packing or transposed copies, only <math.h> float\n"
+"                    functions, memset and memcpy; see docs/firmware.md)\n"
 "  --after PASS      with --emit ir/dot: the IR after PASS, one of parse,\n"
 "                    strip, fold, simplify, cse, dce (the pipeline, in order)\n"
 "\n"
@@ -48,6 +55,10 @@ static const char usage[] =
 "                    for very large graphs) and dlopen\n"
 "  --repeat N        call N times; print 'median_us=FLOAT calls=N' on stderr\n"
 "  --accumulate      gradients start from OUT/grad_P.npy when present\n"
+"  --steps N         a graph with 'optimizer': N training steps from the\n"
+"                    params given and a zeroed optimizer state; writes\n"
+"                    OUT/P.npy for every param and the outputs of the last step\n"
+"  --target host|mcu compile the host (default) or microcontroller C\n"
 "\n"
 "check: compare every gradient with central finite differences in f64\n"
 "  --tol T           largest accepted relative error (default 1e-4)\n"
@@ -65,7 +76,7 @@ static int die2(const char *fmt, const char *arg) {
 static const char *const all_options[] = {
     "-o", "--header", "--emit", "--name", "--dtype", "--accumulate",
     "--no-grad", "-O0", "-O1", "--after", "--inputs", "--out", "--backend",
-    "--repeat", "--tol", "--help", "--version"};
+    "--repeat", "--tol", "--help", "--version", "--target", "--steps"};
 
 /* An unknown option, with the nearest known one if it is a likely typo. */
 static int unknown_option(const char *a) {
@@ -121,7 +132,7 @@ static void print_diagnostics(const char *text) {
 typedef struct {
   const char *graph, *out, *header, *emit, *name, *inputs, *outdir;
   const char *backend;
-  int f64, accumulate, no_grad, repeat, O0;
+  int f64, accumulate, no_grad, repeat, O0, target, steps;
   const char *after;
   double tol;
   const char **pairs; /* NAME=FILE */
@@ -494,6 +505,20 @@ static int parse_cli(int argc, char **argv, int start, Cli *o, int mode) {
         return die2("--repeat takes a count from 1 to 1000000 (MAX_REPEAT), "
                     "not '%s'", v);
       o->repeat = (int)r;
+    } else if (strcmp(a, "--target") == 0 && mode != 2) {
+      const char *v = NEXT();
+      if (!v) return 2;
+      if (strcmp(v, "host") == 0) o->target = TARGET_HOST;
+      else if (strcmp(v, "mcu") == 0) o->target = TARGET_MCU;
+      else return die2("--target takes host or mcu, not '%s'", v);
+    } else if (strcmp(a, "--steps") == 0 && mode == 1) {
+      const char *v = NEXT();
+      if (!v) return 2;
+      char *end;
+      long r = strtol(v, &end, 10);
+      if (*end || r < 1 || r > MAX_REPEAT)
+        return die2("--steps takes a count from 1 to 1000000, not '%s'", v);
+      o->steps = (int)r;
     } else if (strcmp(a, "--tol") == 0 && mode == 2) {
       const char *v = NEXT();
       if (!v) return 2;
@@ -531,7 +556,8 @@ static int cmd_compile(Cli *o) {
     else if (strcmp(o->emit, "ir") == 0) kind = EMIT_IR;
     else if (strcmp(o->emit, "dot") == 0) kind = EMIT_DOT;
     else if (strcmp(o->emit, "plan") == 0) kind = EMIT_PLAN;
-    else return die2("--emit takes c, h, ir, plan or dot, not '%s'", o->emit);
+    else if (strcmp(o->emit, "mem") == 0) kind = EMIT_MEM;
+    else return die2("--emit takes c, h, ir, plan, mem or dot, not '%s'", o->emit);
     if (!o->out)
       o->out = "-";
   } else if (!o->out) {
@@ -552,12 +578,12 @@ static int cmd_compile(Cli *o) {
     return 1;
   }
   Options opt = {o->f64, o->accumulate, o->no_grad, o->name, 0, o->O0,
-                 o->after};
+                 o->after, MODE_GRAD, o->target};
   Ctx *c = agc_compile(o->graph, src.s ? src.s : "", src.len, &opt);
   StrBuf code = {0}, hdr = {0};
   int rc = 0;
-  if (agc_failed(c) || agc_emit(c, kind, 0, &code) != 0 ||
-      (o->header && agc_emit(c, EMIT_H, 0, &hdr) != 0)) {
+  if (agc_failed(c) || agc_emit(c, kind, o->target, &code) != 0 ||
+      (o->header && agc_emit(c, EMIT_H, o->target, &hdr) != 0)) {
     rc = 1;
   } else {
     const char *paths[2] = {o->out, o->header};
@@ -764,8 +790,71 @@ static void *try_alloc(size_t count, size_t size, const char *what) {
 }
 
 /* Writes OUT/NAME.npy for every output: all of them or none. */
+static int write_named(const char *outdir, const char *const *names,
+                       agc_array *outs, int nout);
+
 static int write_results(const char *outdir, agc_graph *g, agc_array *outs,
                          int nout) {
+  const char **names = calloc((size_t)nout + 1, sizeof *names);
+  if (!names)
+    abort();
+  for (int i = 0; i < nout; i++)
+    names[i] = agc_graph_name(g, 1, i);
+  int rc = write_named(outdir, names, outs, nout);
+  free(names);
+  return rc;
+}
+
+/* --steps: N training steps, then every param and the last step's outputs
+ * (the graph's own outputs come first in the output table) */
+static int run_steps(Cli *o, agc_graph *g, agc_array *ins, void **inp,
+                     agc_array *outs, void **outp, const char *outdir) {
+  int nin = agc_graph_num_inputs(g), nout = agc_graph_num_outputs(g);
+  void *state = try_alloc(agc_graph_state_bytes(g) + 8, 1, "the optimizer state");
+  void *work = try_alloc(agc_graph_step_work_bytes(g) + 8, 1, "the workspace");
+  int rc = !state || !work;
+  if (!rc)
+    memset(state, 0, agc_graph_state_bytes(g));
+  char err[1024];
+  for (int s = 0; s < o->steps && !rc; s++) {
+    if (o->steps > 1)
+      progress("steps", s, o->steps);
+    int status = agc_graph_step(g, inp, outp, state, work);
+    if (status) {
+      agc_graph_index_error(g, (const void *const *)inp, err, sizeof err);
+      fprintf(stderr, "agc: %s: %s\n", o->graph, err);
+      rc = 1;
+    }
+  }
+  if (o->steps > 1 && !rc)
+    progress("steps", o->steps, o->steps);
+  free(state);
+  free(work);
+  if (rc)
+    return 1;
+  const char **names = calloc((size_t)(nin + nout) + 1, sizeof *names);
+  agc_array *arrs = calloc((size_t)(nin + nout) + 1, sizeof *arrs);
+  if (!names || !arrs)
+    abort();
+  int n = 0;
+  for (int i = 0; i < nout; i++)
+    if (!agc_graph_is_grad(g, i)) {
+      names[n] = agc_graph_name(g, 1, i);
+      arrs[n++] = outs[i];
+    }
+  for (int i = 0; i < nin; i++)
+    if (agc_graph_is_param(g, i)) {
+      names[n] = agc_graph_name(g, 0, i);
+      arrs[n++] = ins[i];
+    }
+  rc = write_named(outdir, names, arrs, n) != 0;
+  free(names);
+  free(arrs);
+  return rc;
+}
+
+static int write_named(const char *outdir, const char *const *names,
+                       agc_array *outs, int nout) {
   Staged *st = calloc((size_t)nout + 1, sizeof *st);
   int *fds = calloc((size_t)nout + 1, sizeof *fds);
   char **paths = calloc((size_t)nout + 1, sizeof *paths);
@@ -773,11 +862,11 @@ static int write_results(const char *outdir, agc_graph *g, agc_array *outs,
     abort();
   int rc = 0;
   for (int i = 0; i < nout && !rc; i++) {
-    size_t len = strlen(outdir) + strlen(agc_graph_name(g, 1, i)) + 8;
+    size_t len = strlen(outdir) + strlen(names[i]) + 8;
     paths[i] = malloc(len);
     if (!paths[i])
       abort();
-    snprintf(paths[i], len, "%s/%s.npy", outdir, agc_graph_name(g, 1, i));
+    snprintf(paths[i], len, "%s/%s.npy", outdir, names[i]);
     st[i].path = paths[i];
   }
   if (!rc && stage_begin(nout, st, fds) != 0)
@@ -815,7 +904,10 @@ static int write_results(const char *outdir, agc_graph *g, agc_array *outs,
 static int cmd_run(Cli *o) {
   if (o->out)
     return die2("%s", "run writes its results with --out DIR, not -o");
-  agc_graph_options opt = {o->f64, o->accumulate, 0, 0, o->name, 0, o->O0};
+  if (o->steps && (o->repeat || o->accumulate))
+    return die2("%s", "--steps cannot be combined with --repeat or "
+                "--accumulate");
+  agc_graph_options opt = {o->f64, o->accumulate, 0, 0, o->name, 0, o->O0, o->target == TARGET_MCU};
   if (o->backend && strcmp(o->backend, "cc") == 0)
     opt.backend = AGC_BACKEND_CC;
   char err[8192];
@@ -825,6 +917,12 @@ static int cmd_run(Cli *o) {
     return 1;
   }
   print_diagnostics(agc_graph_warnings(g));
+  if (o->steps && !agc_graph_has_step(g)) {
+    fprintf(stderr, "agc: %s: --steps needs a graph with 'optimizer' (and "
+            "'backward')\n", o->graph);
+    agc_graph_free(g);
+    return 1;
+  }
   int nin = agc_graph_num_inputs(g), nout = agc_graph_num_outputs(g);
   agc_array *ins = calloc((size_t)nin + 1, sizeof *ins);
   agc_array *outs = calloc((size_t)nout + 1, sizeof *outs);
@@ -879,6 +977,10 @@ static int cmd_run(Cli *o) {
       agc_array_free(&prev);
     }
   }
+  if (!rc && o->steps) {
+    rc = run_steps(o, g, ins, (void **)inp, outs, outp, outdir);
+    goto done;
+  }
   if (!rc) {
     int reps = o->repeat > 0 ? o->repeat : 1;
     double *t = try_alloc((size_t)reps, sizeof *t, "--repeat timings");
@@ -907,6 +1009,7 @@ static int cmd_run(Cli *o) {
   }
   if (!rc && write_results(outdir, g, outs, nout) != 0)
     rc = 1;
+done:
   for (int i = 0; i < nin; i++)
     agc_array_free(&ins[i]);
   for (int i = 0; i < nout; i++)
@@ -934,7 +1037,7 @@ static double uniform(void) { /* splitmix64 → [-1, 1) */
 static int cmd_check(Cli *o) {
   if (o->out)
     return die2("%s", "check writes no files: -o does not apply");
-  agc_graph_options opt = {1, 0, 0, 0, o->name, 1, o->O0};
+  agc_graph_options opt = {1, 0, 0, 0, o->name, 1, o->O0, 0};
   char err[8192];
   agc_graph *g = agc_graph_load(o->graph, &opt, err, sizeof err);
   if (!g) {
@@ -942,6 +1045,12 @@ static int cmd_check(Cli *o) {
     return 1;
   }
   print_diagnostics(agc_graph_warnings(g));
+  if (o->steps && !agc_graph_has_step(g)) {
+    fprintf(stderr, "agc: %s: --steps needs a graph with 'optimizer' (and "
+            "'backward')\n", o->graph);
+    agc_graph_free(g);
+    return 1;
+  }
   int nin = agc_graph_num_inputs(g), nout = agc_graph_num_outputs(g);
   agc_array *ins = calloc((size_t)nin + 1, sizeof *ins);
   const void **inp = calloc((size_t)nin + 1, sizeof *inp);

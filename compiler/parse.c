@@ -111,13 +111,6 @@ static const char *ident(P *p, const char *what) {
 
 /* ---- symbols ------------------------------------------------------------ */
 
-static unsigned name_hash(const char *s) {
-  unsigned h = 2166136261u;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 16777619u;
-  return h;
-}
-
 static Sym *lookup(P *p, const char *name) {
   if (!p->icap)
     return NULL;
@@ -1348,52 +1341,6 @@ static void end_stmt(P *p) {
     p->pos++;
 }
 
-static void add_arg(Ctx *c, const char *name, int node, int is_param,
-                    int is_seed, Loc loc) {
-  Graph *g = &c->g;
-  if (g->nargs == g->argcap) {
-    int ncap = g->argcap ? g->argcap * 2 : 16;
-    Arg *na = arena_alloc(&c->arena, sizeof *na * (size_t)ncap);
-    if (g->nargs)
-      memcpy(na, g->args, sizeof *na * (size_t)g->nargs);
-    g->args = na;
-    g->argcap = ncap;
-  }
-  g->args[g->nargs++] = (Arg){name, node, is_param, is_seed, loc};
-}
-
-static void add_out(Ctx *c, const char *name, int node, int is_grad, Loc loc) {
-  Graph *g = &c->g;
-  /* duplicates through a hash index of the names (a list of 100,000
-     outputs must not cost 100,000^2 comparisons) */
-  if ((g->nouts + 1) * 2 > c->outicap) {
-    int ocap = c->outicap, ncap = ocap ? ocap * 2 : 64;
-    arena_release(&c->arena, c->outidx, sizeof(int) * (size_t)ocap);
-    c->outidx = arena_alloc(&c->arena, sizeof(int) * (size_t)ncap);
-    c->outicap = ncap;
-    for (int i = 0; i < ncap; i++)
-      c->outidx[i] = -1;
-    for (int o = 0; o < g->nouts; o++) {
-      unsigned k = name_hash(g->outs[o].name) & (unsigned)(ncap - 1);
-      while (c->outidx[k] >= 0)
-        k = (k + 1) & (unsigned)(ncap - 1);
-      c->outidx[k] = o;
-    }
-  }
-  unsigned k = name_hash(name) & (unsigned)(c->outicap - 1);
-  for (; c->outidx[k] >= 0; k = (k + 1) & (unsigned)(c->outicap - 1))
-    if (strcmp(g->outs[c->outidx[k]].name, name) == 0)
-      error_at(c, loc, "'%s' is already an output", name);
-  c->outidx[k] = g->nouts;
-  if (g->nouts == g->outcap) {
-    int ncap = g->outcap ? g->outcap * 2 : 16;
-    g->outs = arena_grow(&c->arena, g->outs, sizeof *g->outs *
-                         (size_t)g->outcap, sizeof *g->outs * (size_t)ncap);
-    g->outcap = ncap;
-  }
-  g->outs[g->nouts++] = (Out){name, node, is_grad, loc};
-}
-
 static void decl(P *p, int is_param) {
   Ctx *c = p->c;
   Loc loc = tloc(peek(p));
@@ -1440,8 +1387,65 @@ static void decl(P *p, int is_param) {
   int id = ir_leaf(c, is_param ? OP_PARAM : OP_INPUT, dt, s, name, loc);
   c->g.nodes[id].ext = c->g.nargs;
   define(p, name, id, loc);
-  add_arg(c, name, id, is_param, 0, loc);
+  ir_add_arg(c, name, id, is_param, 0, loc);
   end_stmt(p);
+}
+
+/* `k=v` of optimizer(...), or clip_grad_norm's M: a number, true/false,
+ * or the name of a defined value (optim.c checks it is a scalar input). */
+static OptArg opt_value(P *p, const char *name) {
+  OptArg a = {name, 1, 0, NULL, -1, tloc(peek(p))};
+  int neg = accept(p, "-");
+  Token *t = peek(p);
+  if (t->kind == T_NUM) {
+    a.num = neg ? -t->num : t->num;
+  } else if (!neg && (is_ident(t, "true") || is_ident(t, "false"))) {
+    a.num = is_ident(t, "true");
+  } else if (!neg && t->kind == T_IDENT) {
+    a.input = arena_strndup(&p->c->arena, t->text, (size_t)t->len);
+    Sym *s = lookup(p, a.input);
+    if (!s)
+      unknown_name(p, a.input, a.loc);
+    a.node = s->node;
+  } else {
+    error_at(p->c, tloc(t), "expected a number or the name of a scalar "
+             "input, found '%s'", tok_desc(p, t));
+  }
+  p->pos++;
+  return a;
+}
+
+/* optimizer KIND(k=v, ...) | clip_grad_norm M */
+static void opt_stmt(P *p, int clip, Loc loc) {
+  if (clip) {
+    OptArg a = opt_value(p, "clip_grad_norm");
+    end_stmt(p);
+    optim_clip(p->c, loc, a);
+    return;
+  }
+  Loc kloc = tloc(peek(p));
+  const char *kind = ident(p, "an optimizer");
+  OptArg args[16];
+  int n = 0;
+  expect(p, "(");
+  while (!is_punct(peek(p), ")")) {
+    Token *t = peek(p);
+    if (t->kind != T_IDENT || !is_punct(&p->t[p->pos + 1], "="))
+      error_at(p->c, tloc(t), "optimizer arguments are named: write "
+               "%s(lr=0.01, ...)", kind);
+    if (n == 16)
+      error_at(p->c, tloc(t), "too many optimizer arguments");
+    const char *an = ident(p, "an argument");
+    p->pos++; /* '=' */
+    args[n] = opt_value(p, an);
+    args[n++].loc = tloc(t);
+    if (!accept(p, ","))
+      break;
+  }
+  expect(p, ")");
+  end_stmt(p);
+  optim_statement(p->c, kind, kloc, n, args);
+  (void)loc;
 }
 
 typedef struct {
@@ -1498,7 +1502,7 @@ static void do_backward(P *p, Root *roots, int nroots) {
                  "'backward %s'", sname, roots[i].name);
       int sid = ir_leaf(c, OP_INPUT, DT_F, s, sname, roots[i].loc);
       c->g.nodes[sid].ext = c->g.nargs;
-      add_arg(c, sname, sid, 0, 1, roots[i].loc);
+      ir_add_arg(c, sname, sid, 0, 1, roots[i].loc);
       seeds[i] = sid;
     }
   }
@@ -1523,6 +1527,10 @@ static void do_backward(P *p, Root *roots, int nroots) {
   c->broots = rn;
   c->bseeds = seeds;
   c->nbroots = nroots;
+  if (c->opt.mode != MODE_GRAD) { /* a training step or update */
+    optim_build(c, pidx, grads, np);
+    return;
+  }
   for (int j = 0; j < np; j++) {
     Arg *a = &c->g.args[pidx[j]];
     char *gname = arena_alloc(&c->arena, strlen(a->name) + 6);
@@ -1534,13 +1542,13 @@ static void do_backward(P *p, Root *roots, int nroots) {
     if (unused[j])
       warn_at(c, a->loc, "param '%s' does not influence any backward root; "
               "its gradient is zero", a->name);
-    add_out(c, gname, grads[j], 1, a->loc);
+    ir_add_out(c, gname, grads[j], 1, a->loc);
   }
   if (c->opt.expose_roots)
     for (int i = 0; i < nroots; i++) {
       char *rname = arena_alloc(&c->arena, strlen(roots[i].name) + 16);
       sprintf(rname, "agc_root_%s", roots[i].name);
-      add_out(c, rname, rn[i], 0, roots[i].loc);
+      ir_add_out(c, rname, rn[i], 0, roots[i].loc);
     }
 }
 
@@ -1578,6 +1586,10 @@ void parse_program(Ctx *c, Token *toks, int ntok) {
     } else if (is_ident(t, "backward")) {
       p.pos++;
       names_list(&p, &roots, &nroots, &rootcap);
+    } else if ((is_ident(t, "optimizer") || is_ident(t, "clip_grad_norm")) &&
+               !is_punct(&toks[p.pos + 1], "=")) {
+      p.pos++;
+      opt_stmt(&p, is_ident(t, "clip_grad_norm"), loc);
     } else if (t->kind == T_IDENT && is_punct(&toks[p.pos + 1], "=")) {
       const char *name = ident(&p, "a value");
       p.pos++; /* '=' */
@@ -1616,7 +1628,16 @@ void parse_program(Ctx *c, Token *toks, int ntok) {
   if (p.nstmts == 0)
     error_at(c, (Loc){1, 1}, "empty graph: no statements");
   for (int i = 0; i < nouts; i++)
-    add_out(c, outs[i].name, outs[i].node, 0, outs[i].loc);
+    ir_add_out(c, outs[i].name, outs[i].node, 0, outs[i].loc);
+  if (c->optim.kind && !nroots)
+    error_at(c, c->optim.loc, "'optimizer' needs 'backward': write "
+             "'backward LOSS' before it");
+  if (c->optim.clip && !c->optim.kind)
+    error_at(c, c->optim.clip_loc, "'clip_grad_norm' needs an 'optimizer' "
+             "after it");
+  if (c->opt.mode != MODE_GRAD && (!c->optim.kind || c->opt.no_grad))
+    error_plain(c, "internal: a training step of a graph without an "
+                "optimizer");
   if (nroots && !c->opt.no_grad)
     do_backward(&p, roots, nroots);
   if (c->g.nouts == 0)

@@ -63,7 +63,8 @@ static int rebuild(Ctx *c, const Node *n, const int *in) {
 
 /* Rebuilds the graph under c->rules. strip: IDs and detach become their
  * operand; live_only: dead nodes are not rebuilt. */
-static void rebuild_graph(Ctx *c, int strip, int live_only) {
+static void rebuild_graph(Ctx *c, int strip, int live_only,
+                          const int *order) {
   Graph old = c->g;
   c->prev = old;
   char *live = live_only ? ir_live_nodes(c) : NULL;
@@ -82,9 +83,11 @@ static void rebuild_graph(Ctx *c, int strip, int live_only) {
     ir_hash_reserve(c, old.n); /* a rebuild has at most about old.n nodes */
   int tcap = 8;
   int *tmp = arena_alloc(&c->arena, sizeof(int) * (size_t)tcap);
-  for (int i = 0; i < old.n; i++) {
-    const Node *n = &old.nodes[i];
+  for (int i = 0; i < old.n; i++)
     map[i] = -1;
+  for (int i0 = 0; i0 < old.n; i0++) {
+    int i = order ? order[i0] : i0;
+    const Node *n = &old.nodes[i];
     if (n->op == OP_INPUT || n->op == OP_PARAM) {
       map[i] = ir_leaf(c, n->op, n->dt, n->shape, n->name, n->loc);
       c->g.nodes[map[i]].ext = n->ext;
@@ -127,6 +130,149 @@ static void rebuild_graph(Ctx *c, int strip, int live_only) {
   free(old.hash);
   arena_free(&old.ins);
   memset(&c->prev, 0, sizeof c->prev);
+}
+
+/* ---- schedule: each param's update as early as it may run ------------- */
+
+static int is_update(const Ctx *c, const Node *n) {
+  const OptSpec *o = &c->optim;
+  if (op_kind(n->op) == K_LEAF)
+    return 0;
+  return (n->loc.line == o->loc.line && n->loc.col == o->loc.col) ||
+         (o->clip && n->loc.line == o->clip_loc.line &&
+          n->loc.col == o->clip_loc.col);
+}
+
+/* A CSR list of edges from -> to. */
+typedef struct {
+  int *start, *to;
+} Edges;
+
+/* The nodes of a training step (optim.c) in an order that runs each
+ * update node as soon as its operands exist and, for the node that writes
+ * a param in place, once every node that may read the param's memory has
+ * run: the readers of the param, and, through element-wise and shape ops
+ * (which the planner may compute inside their consumer's loop), theirs.
+ * The other nodes keep their order. NULL (keep the order) if the graph is
+ * not a step, or the readers' closures would cost more than linear time. */
+static int *update_order(Ctx *c) {
+  if (c->opt.mode != MODE_STEP)
+    return NULL;
+  Graph *g = &c->g;
+  int n = g->n;
+  char *upd = arena_alloc(&c->arena, (size_t)n + 1);
+  int *need = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
+  int *order = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
+  for (int i = 0; i < n; i++) {
+    upd[i] = (char)is_update(c, &g->nodes[i]);
+  }
+  /* users of each node (CSR) */
+  Edges us = {arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 2)), NULL};
+  int64_t ne = 0;
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < g->nodes[i].nin; k++)
+      us.start[g->nodes[i].in[k] + 1]++, ne++;
+  for (int i = 0; i < n; i++)
+    us.start[i + 1] += us.start[i];
+  us.to = arena_alloc(&c->arena, sizeof(int) * (size_t)(ne + 1));
+  int *fill = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < g->nodes[i].nin; k++) {
+      int a = g->nodes[i].in[k];
+      us.to[us.start[a] + fill[a]++] = i;
+    }
+  for (int i = 0; i < n; i++)
+    if (upd[i])
+      need[i] = g->nodes[i].nin;
+  /* readers of each in-place param: an anti-dependency reader -> writer */
+  int *rd = NULL, nrd = 0, rdcap = 0; /* pairs reader, writer */
+  int *stamp = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
+  int *stack = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
+  int64_t budget = 4 * (int64_t)n + 100000;
+  for (int o = 0; o < g->nouts; o++) {
+    int h = g->outs[o].home;
+    if (h < 0 || g->args[h].role != ROLE_PARAM)
+      continue;
+    int leaf = g->args[h].node, w = g->outs[o].node;
+    if (w == leaf || !upd[w])
+      continue;
+    int sp = 0;
+    stack[sp++] = leaf;
+    stamp[leaf] = o + 1;
+    while (sp) {
+      int x = stack[--sp];
+      for (int e = us.start[x]; e < us.start[x + 1]; e++) {
+        int r = us.to[e];
+        if (stamp[r] == o + 1 || upd[r])
+          continue;
+        stamp[r] = o + 1;
+        if (--budget < 0)
+          return NULL;
+        if (nrd == rdcap) {
+          int ncap = rdcap ? 2 * rdcap : 64;
+          rd = arena_grow(&c->arena, rd, sizeof(int) * 2 * (size_t)rdcap,
+                          sizeof(int) * 2 * (size_t)ncap);
+          rdcap = ncap;
+        }
+        rd[2 * nrd] = r;
+        rd[2 * nrd + 1] = w;
+        nrd++;
+        need[w]++;
+        OpKind k = op_kind(g->nodes[r].op);
+        if (k == K_EW || k == K_MOVE)
+          stack[sp++] = r;
+      }
+    }
+  }
+  /* readers -> writers (CSR) */
+  Edges an = {arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 2)), NULL};
+  for (int e = 0; e < nrd; e++)
+    an.start[rd[2 * e] + 1]++;
+  for (int i = 0; i < n; i++)
+    an.start[i + 1] += an.start[i];
+  an.to = arena_alloc(&c->arena, sizeof(int) * (size_t)(nrd + 1));
+  memset(fill, 0, sizeof(int) * (size_t)(n + 1));
+  for (int e = 0; e < nrd; e++) {
+    int r = rd[2 * e];
+    an.to[an.start[r] + fill[r]++] = rd[2 * e + 1];
+  }
+  /* list scheduling: the leaves (the state's come last in the program),
+     then the other nodes in order, each followed by the update nodes it
+     made ready (FIFO) */
+  char *done = arena_alloc(&c->arena, (size_t)n + 1);
+  int *queue = stack, qh = 0, qt = 0, no = 0;
+  for (int i = 0; i < n; i++)
+    if (upd[i] && need[i] == 0)
+      queue[qt++] = i;
+  for (int i = 0; i < n; i++)
+    if (op_kind(g->nodes[i].op) == K_LEAF)
+      order[no++] = i;
+  for (int i = -1; i <= n; i++) {
+    int first = i < 0 ? 0 : no;
+    if (i >= 0 && i < n && !upd[i] && op_kind(g->nodes[i].op) != K_LEAF) {
+      for (int k = 0; k < g->nodes[i].nin; k++)
+        if (!done[g->nodes[i].in[k]])
+          return NULL; /* reads an update node: keep the order */
+      order[no++] = i;
+    }
+    for (int k = first; k < no; k++)
+      done[order[k]] = 1;
+    while (first < no || qh < qt) {
+      if (first == no) {
+        int u = queue[qh++];
+        order[no++] = u;
+        done[u] = 1;
+      }
+      int x = order[first++];
+      for (int e = us.start[x]; e < us.start[x + 1]; e++)
+        if (upd[us.to[e]] && --need[us.to[e]] == 0)
+          queue[qt++] = us.to[e];
+      for (int e = an.start[x]; e < an.start[x + 1]; e++)
+        if (--need[an.to[e]] == 0)
+          queue[qt++] = an.to[e];
+    }
+  }
+  return no == n ? order : NULL;
 }
 
 /* The IR checker: operands come first, arities and shapes agree. A
@@ -202,10 +348,15 @@ void run_passes(Ctx *c, const char *stop_after) {
     return;
   for (size_t i = 0; i < sizeof passes / sizeof passes[0]; i++) {
     c->rules |= passes[i].rules;
-    rebuild_graph(c, passes[i].strip, passes[i].live_only);
+    rebuild_graph(c, passes[i].strip, passes[i].live_only, NULL);
     trim_nodes(c);
     check_ir(c, passes[i].name);
     if (stop_after && strcmp(stop_after, passes[i].name) == 0)
       return;
+  }
+  int *order = update_order(c);
+  if (order) {
+    rebuild_graph(c, 0, 0, order);
+    check_ir(c, "schedule");
   }
 }

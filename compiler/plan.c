@@ -18,7 +18,8 @@
 
 #include "agc.h"
 
-#define ALIGN 64
+/* workspace buffers start at multiples of the target's alignment */
+#define ALIGN ((int64_t)target_get(c->opt.target)->align)
 #define MAX_INLINE_DEPTH 40
 
 int plan_resolve(const Ctx *c, int id) {
@@ -101,9 +102,25 @@ static void pool_put(SizePool *p, int64_t size, int64_t off) {
   b->offs[b->n++] = off;
 }
 
+/* A released slice of exactly size bytes; else, while the pool has few
+ * distinct sizes (so the scan stays cheap), the front of the smallest
+ * larger one, its rest going back to the pool. */
 static int64_t pool_take(SizePool *p, int64_t size) {
   SizeBin *b = pool_bin(p, size, 0);
-  return b && b->n ? b->offs[--b->n] : -1;
+  if (b && b->n)
+    return b->offs[--b->n];
+  if (p->used > 256)
+    return -1;
+  SizeBin *best = NULL;
+  for (int i = 0; i < p->cap; i++)
+    if (p->bins[i].n && p->bins[i].size > size &&
+        (!best || p->bins[i].size < best->size))
+      best = &p->bins[i];
+  if (!best)
+    return -1;
+  int64_t off = best->offs[--best->n], rest = best->size - size;
+  pool_put(p, rest, off + size);
+  return off;
 }
 
 static void pool_free(SizePool *p) {
@@ -169,6 +186,12 @@ static void fuse_loops(Ctx *c, Plan *p) {
   Graph *g = &c->g;
   int *tail = arena_alloc(&c->arena, sizeof(int) * (size_t)(g->n + 1));
   int recent = -1; /* the loop emitted last, if it takes members */
+  /* a training step's update of a param runs where the schedule put it,
+     after the param's last reader (passes.c): it joins no earlier loop */
+  char *pwrite = arena_alloc(&c->arena, (size_t)g->n + 1);
+  for (int o = 0; o < g->nouts; o++)
+    if (g->outs[o].home >= 0 && g->args[g->outs[o].home].role == ROLE_PARAM)
+      pwrite[plan_resolve(c, g->outs[o].node)] = 1;
   for (int i = 0; i < g->n; i++) {
     Node *x = &g->nodes[i];
     p->host[i] = -1;
@@ -180,7 +203,7 @@ static void fuse_loops(Ctx *c, Plan *p) {
       continue;
     int red = x->op == OP_SUM;
     int can_host = p->fnext[i] == -1;
-    if (c->opt.O0 || (!can_host && !red)) {
+    if (c->opt.O0 || (!can_host && !red) || pwrite[i]) {
       recent = -1;
       continue;
     }
@@ -231,6 +254,7 @@ typedef struct {
   char *viewed;     /* another node (reshape) views its memory */
   int64_t *first, *last; /* positions of its first and last readers */
   int64_t *rootpos; /* where a node is read: its loop's position */
+  char *homeout;    /* the value of an output written in place (Out.home) */
   int64_t top;      /* workspace bytes placed so far */
   int64_t acc_base; /* where the scratch of partial sums starts */
 } PS;
@@ -247,6 +271,8 @@ static void plan_liveness(PS *s) {
     p->live[v] = 1;
     p->uses[v]++;
     consumer[v] = -2; /* an output */
+    if (g->outs[o].home >= 0)
+      s->homeout[v] = 1;
   }
   for (int i = n - 1; i >= 0; i--) {
     if (!p->live[i])
@@ -296,7 +322,9 @@ static void plan_inline(PS *s) {
       p->inl[i] = !needbuf[i]; /* a literal wherever it is read */
       continue;
     }
-    if (needbuf[i] || c->opt.O0) /* O0: every value is stored */
+    if (needbuf[i] || c->opt.O0 || s->homeout[i]) /* O0: every value is
+                                                     stored; a home output
+                                                     is written in place */
       continue;
     if (p->uses[i] == 1 && consumer[i] >= 0 &&
         inlinable_into(c, x, &g->nodes[consumer[i]]) &&
@@ -352,6 +380,16 @@ static void plan_homes(PS *s) {
       continue;
     if (!viewed[v])
       p->store[v] = o;
+  }
+  /* an output with a home (a training step's param or state) is written
+     there by its own loop, after every reader of the old value (checked in
+     plan_check); the value of another output, or a view, cannot be */
+  for (int o = 0; o < g->nouts; o++) {
+    int v = plan_resolve(c, g->outs[o].node);
+    int h = g->outs[o].home;
+    if (h >= 0 && p->store[v] != o && v != g->args[h].node)
+      error_plain(c, "internal error (please report): the update of '%s' "
+                  "cannot be written in place", g->args[h].name);
   }
 }
 
@@ -410,6 +448,93 @@ static void plan_locals(PS *s) {
   }
 }
 
+/* In place: may element-wise node i's buffer be b's, which i reads for
+ * the last time? Yes if every read of b in i's loop (i and the nodes
+ * inlined into it) is at i's own index, so each element is read before
+ * the same element is written. ident: the path from i is element-wise
+ * over shape s without broadcasts. */
+static int inplace_walk(const Ctx *c, const Plan *p, int id, int b,
+                        const Shape *s, int ident, int depth) {
+  id = plan_resolve(c, id);
+  const Node *n = &c->g.nodes[id];
+  if (p->alias[id] == b)
+    return ident && same_shape(&n->shape, s);
+  if (op_kind(n->op) == K_LEAF || !p->inl[id])
+    return 1;
+  if (depth > 64)
+    return 0;
+  int ew = op_kind(n->op) == K_EW && n->op != OP_BCAST;
+  for (int k = 0; k < n->nin; k++) {
+    int a = plan_resolve(c, n->in[k]);
+    if (!inplace_walk(c, p, a, b, s, ident && ew &&
+                      same_shape(&c->g.nodes[a].shape, s), depth + 1))
+      return 0;
+  }
+  return 1;
+}
+
+/* Does node id's loop body (id and what is inlined into it) not read b? */
+static int reads_not(const Ctx *c, const Plan *p, int id, int b, int depth) {
+  const Node *n = &c->g.nodes[id];
+  if (depth > 64)
+    return 0;
+  for (int k = 0; k < n->nin; k++) {
+    int a = plan_resolve(c, n->in[k]);
+    if (p->alias[a] == b)
+      return 0;
+    if (p->inl[a] && op_kind(c->g.nodes[a].op) != K_LEAF &&
+        !reads_not(c, p, a, b, depth + 1))
+      return 0;
+  }
+  return 1;
+}
+
+/* The buffer i may take over (plan_allocate), or -1: a workspace buffer
+ * of i's size, last read by i's own loop, at i's index only. Candidates
+ * are the stored values i's expression reads. */
+static int inplace_victim(PS *s, int i, int64_t bytes, const char *handed) {
+  const Ctx *c = s->c;
+  const Plan *p = s->p;
+  const Node *x = &s->g->nodes[i];
+  if (op_kind(x->op) != K_EW || x->op == OP_BCAST || p->host[i] >= 0)
+    return -1;
+  int stack[64], sp = 0;
+  stack[sp++] = i;
+  while (sp) {
+    int id = stack[--sp];
+    const Node *n = &s->g->nodes[id];
+    for (int k = 0; k < n->nin; k++) {
+      int a = plan_resolve(c, n->in[k]);
+      int b = p->alias[a];
+      if (p->inl[a] && op_kind(s->g->nodes[a].op) != K_LEAF) {
+        if (sp < 64)
+          stack[sp++] = a;
+        continue;
+      }
+      if (p->off[b] < 0 || handed[b] || s->last[b] != i ||
+          p->size[b] != bytes || plan_acc_row(c, p, b))
+        continue;
+      if (inplace_walk(c, p, i, b, &x->shape, 1, 0) &&
+          /* i itself is not b: start below the top */
+          1) {
+        int ok = 1;
+        for (int k2 = 0; k2 < x->nin && ok; k2++) {
+          int a2 = plan_resolve(c, x->in[k2]);
+          ok = inplace_walk(c, p, a2, b, &x->shape,
+                            same_shape(&s->g->nodes[a2].shape, &x->shape), 0);
+        }
+        /* the loop's other members run after i's store: they must not
+           read b at all */
+        for (int m = p->fnext[i]; m >= 0 && ok; m = p->fnext[m])
+          ok = reads_not(c, p, m, b, 0);
+        if (ok)
+          return b;
+      }
+    }
+  }
+  return -1;
+}
+
 /* Allocation in schedule order. A buffer is released after its last
  * reader; a new buffer takes a released one of exactly its size if there
  * is one (most intermediates share a few sizes), else fresh space at the
@@ -434,12 +559,14 @@ static void plan_allocate(PS *s) {
     relhead[i] = -1;
   int64_t top = 0;
   int released = 0; /* positions whose buffers are back in the pool */
+  char *handed = calloc((size_t)n + 1, 1); /* taken over in place */
   for (int i0 = 0; i0 < n; i0++) {
     if (p->host[i0] >= 0)
       continue; /* placed with its host, whose loop computes it */
     for (; released < i0; released++)
       for (int b2 = relhead[released]; b2 >= 0; b2 = relnext[b2])
-        pool_put(&pool, size[b2], p->off[b2]);
+        if (!handed[b2])
+          pool_put(&pool, size[b2], p->off[b2]);
     /* the node, then the nodes its loop computes too */
     for (int i = i0; i >= 0; i = p->fnext[i]) {
       Node *x = &g->nodes[i];
@@ -453,7 +580,15 @@ static void plan_allocate(PS *s) {
         bytes = rows * 8; /* its row of double partial sums (emit.c) */
       size[i] = (bytes + ALIGN - 1) / ALIGN * ALIGN;
       p->naive_bytes += size[i];
-      int64_t at = pool_take(&pool, size[i]);
+      int64_t at = -1;
+      int victim = inplace_victim(s, i, size[i], handed);
+      if (victim >= 0) { /* its last reader writes over it */
+        handed[victim] = 1;
+        at = p->off[victim];
+        last[victim] = i0 - 1;
+      }
+      if (at < 0)
+        at = pool_take(&pool, size[i]);
       if (at < 0) {
         at = top;
         top += size[i];
@@ -470,6 +605,7 @@ static void plan_allocate(PS *s) {
   pool_free(&pool);
   free(relhead);
   free(relnext);
+  free(handed);
   s->top = top;
 }
 
@@ -490,8 +626,9 @@ static void plan_scratch(PS *s) {
   int64_t es = c->opt.f64 ? 8 : 4;
   for (int i = 0; i < n; i++) {
     Node *x = &g->nodes[i];
-    if (p->live[i] && (x->op == OP_CONV2D || x->op == OP_CONV2D_DX ||
-                       x->op == OP_CONV2D_DW)) {
+    if (p->live[i] && target_get(c->opt.target)->gemm &&
+        (x->op == OP_CONV2D || x->op == OP_CONV2D_DX ||
+         x->op == OP_CONV2D_DW)) {
       Shape sa = g->nodes[plan_resolve(c, x->in[0])].shape;
       Shape sb = g->nodes[plan_resolve(c, x->in[1])].shape;
       ConvGeom cg = conv_geometry(x, &sa, &sb);
@@ -609,6 +746,32 @@ static void plan_check(PS *s) {
         (a != p->off[m] && a < s->acc_base))
       bad = "partial sums outside the scratch the plan owns", who = m;
   }
+  /* an argument's memory written in place (a training step) is read
+     before, or by the writing loop at the same index, never after */
+  int64_t *wpos = calloc((size_t)g->n + 1, sizeof *wpos);
+  for (int i = 0; i < n; i++)
+    wpos[i] = -1;
+  for (int o = 0; o < g->nouts; o++) {
+    int v = plan_resolve(c, g->outs[o].node), h = g->outs[o].home;
+    if (h >= 0 && p->store[v] == o)
+      wpos[g->args[h].node] = p->host[v] >= 0 ? p->host[v] : v;
+  }
+  for (int i = 0; i < n && !bad; i++) {
+    const Node *x = &g->nodes[i];
+    if (!p->live[i] || x->op == OP_ID || x->op == OP_DETACH ||
+        x->op == OP_RESHAPE)
+      continue;
+    for (int k = 0; k < x->nin && !bad; k++) {
+      int b = p->alias[plan_resolve(c, x->in[k])];
+      int64_t w = wpos[b], r = s->rootpos[i];
+      if (w < 0)
+        continue;
+      if (r > w || (r == w && !(op_kind(x->op) == K_EW &&
+                                same_shape(&x->shape, &g->nodes[b].shape))))
+        bad = "a value read after its update wrote it", who = i;
+    }
+  }
+  free(wpos);
   free(owner);
   free(at);
   free(end);
@@ -648,7 +811,7 @@ void plan_graph(Ctx *c, Plan *p) {
   p->acc_off = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
   p->size = arena_alloc(&c->arena, sizeof(int64_t) * ((size_t)n + 1));
   PS s = {c, g, p, n, (int64_t)n + 1, NULL, NULL, NULL, NULL, NULL,
-          NULL, NULL, NULL, 0, 0};
+          NULL, NULL, NULL, NULL, 0, 0};
   s.consumer = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   s.depth = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   s.outcount = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
@@ -657,6 +820,7 @@ void plan_graph(Ctx *c, Plan *p) {
   s.first = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
   s.last = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
   s.rootpos = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
+  s.homeout = arena_alloc(&c->arena, (size_t)n + 1);
   p->last = s.last;
   for (int i = 0; i < n; i++) {
     p->store[i] = -1;
@@ -696,7 +860,8 @@ ConvGeom conv_geometry(const Node *n, const Shape *a, const Shape *b) {
  * row length, or 0. */
 int64_t plan_acc_row(const Ctx *c, const Plan *p, int id) {
   const Node *n = &c->g.nodes[id];
-  if (n->op != OP_SUM || n->numel != 1 || p->host[id] < 0)
+  if (n->op != OP_SUM || n->numel != 1 || p->host[id] < 0 ||
+      !target_get(c->opt.target)->sum_rows)
     return 0;
   const Shape *s = &c->g.nodes[p->host[id]].shape;
   if (s->rank < 2 || s->d[s->rank - 1] < 2)
@@ -705,6 +870,7 @@ int64_t plan_acc_row(const Ctx *c, const Plan *p, int id) {
 }
 
 int plan_uses_gemm(const Ctx *c, const Node *n) {
-  (void)c;
+  if (!target_get(c->opt.target)->gemm)
+    return 0;
   return n->shape.d[n->shape.rank - 1] >= 4; /* a narrow C wastes the panel */
 }

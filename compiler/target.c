@@ -20,6 +20,10 @@ static const Target targets[TARGET_COUNT] = {
             .aot_kernels = 0,
             .math_protos = 0,
             .acc_type = "double",
+            .gemm = 1,
+            .sum_rows = 1,
+            .own_math = 1,
+            .align = 64,
         },
     [TARGET_JIT] =
         {
@@ -36,6 +40,29 @@ static const Target targets[TARGET_COUNT] = {
             .aot_kernels = 1,
             .math_protos = 1,
             .acc_type = "double",
+            .gemm = 1,
+            .sum_rows = 1,
+            .own_math = 1,
+            .align = 64,
+        },
+    [TARGET_MCU] =
+        {
+            .name = "mcu",
+            /* a microcontroller (Cortex-M4F the reference): plain loops, no
+               double arithmetic in f32 (whole-tensor sums in float with
+               Kahan compensation), matrix products straight from strided
+               operands into their buffers (no packing, no transposed
+               copies), tanh and exp from <math.h> */
+            .loops_dowhile = 0,
+            .nest_exprs = 0,
+            .row_kernels = 0,
+            .aot_kernels = 0,
+            .math_protos = 0,
+            .acc_type = NULL,
+            .gemm = 0,
+            .sum_rows = 0,
+            .own_math = 0,
+            .align = 8,
         },
 };
 

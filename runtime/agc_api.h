@@ -26,6 +26,8 @@ typedef struct {
   const char *name;     /* function name, or NULL */
   int expose_roots;     /* also output each backward root (agc check) */
   int O0;               /* no optimizer passes, no loop fusion */
+  int mcu;              /* compile the --target mcu C (plain loops, no
+                           double in f32) instead of the host's */
 } agc_graph_options;
 
 typedef struct agc_graph agc_graph;
@@ -65,6 +67,20 @@ int64_t agc_graph_index_bound(const agc_graph *g, int i);
  * Returns 1 if it found that element, else 0 (with a generic message). */
 int agc_graph_index_error(const agc_graph *g, const void *const *in,
                           char *err, size_t errlen);
+/* A graph with `optimizer` also has a training step (agc_graph_step): 1
+ * if so. Input i is a param (updated in place by the step): 1 if so. */
+int agc_graph_has_step(const agc_graph *g);
+int agc_graph_is_param(const agc_graph *g, int i);
+/* Bytes of the optimizer state (zeroed = a fresh optimizer) and of the
+ * step's workspace; both aligned for double by the caller. */
+size_t agc_graph_state_bytes(const agc_graph *g);
+size_t agc_graph_step_work_bytes(const agc_graph *g);
+/* One training step: in as for agc_graph_call, but the params' buffers are
+ * updated in place; out: the graph's `output` values (not the gradients),
+ * in table order. Returns as agc_graph_call, or -1 if the graph has no
+ * optimizer. */
+int agc_graph_step(const agc_graph *g, void *const *in, void *const *out,
+                   void *state, void *work);
 void agc_graph_free(agc_graph *g);
 
 #endif

@@ -8,6 +8,7 @@
 #include "agc_api.h"
 
 typedef int (*entry_fn)(const void *const *, void *const *, void *);
+typedef int (*step_fn)(void *const *, void *const *, void *, void *);
 
 struct agc_graph {
   agc_module *mod;
@@ -22,6 +23,9 @@ struct agc_graph {
   const char **bound_fn; /* per input: the function that indexes with it */
   size_t work;
   char *warnings;
+  step_fn step;       /* a graph with an optimizer: its training step */
+  size_t state_bytes, step_work;
+  int *is_param;
 };
 
 static void put(char *err, size_t n, const char *s) {
@@ -40,10 +44,13 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
   if (!opt)
     opt = &dflt;
   Options o = {opt->f64, opt->accumulate, opt->no_grad, opt->name,
-               opt->expose_roots, opt->O0, NULL};
+               opt->expose_roots, opt->O0, NULL, MODE_GRAD, TARGET_HOST};
+  int target = opt->backend == AGC_BACKEND_TCC ? TARGET_JIT : TARGET_HOST;
+  if (opt->mcu)
+    target = TARGET_MCU;
+  o.target = target;
   Ctx *c = agc_compile(path, src, len, &o);
   StrBuf code = {0};
-  int target = opt->backend == AGC_BACKEND_TCC ? TARGET_JIT : TARGET_HOST;
   if (agc_failed(c) || agc_emit(c, EMIT_C, target, &code) != 0) {
     put(err, errlen, agc_messages(c));
     agc_free(c);
@@ -58,6 +65,12 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
   g->is_grad = calloc((size_t)c->g.nouts + 1, sizeof(int));
   for (int i = 0; i < c->g.nouts; i++)
     g->is_grad[i] = c->g.outs[i].is_grad;
+  g->is_param = calloc((size_t)c->g.nargs + 1, sizeof(int));
+  for (int i = 0; i < c->g.nargs; i++)
+    g->is_param[i] = c->g.args[i].is_param;
+  int training = c->optim.kind && !c->opt.no_grad;
+  g->state_bytes = (size_t)c->state_bytes;
+  g->step_work = (size_t)c->step_work;
   /* i32 inputs that index: the fewest classes / table rows they meet */
   int nargs = c->g.nargs;
   int64_t *abound = calloc((size_t)nargs + 1, sizeof *abound);
@@ -92,8 +105,9 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
       afn[leaf->ext] = n->op == OP_ONEHOT ? "cross_entropy" : "embedding";
     }
   }
-  char name[256];
-  snprintf(name, sizeof name, "%s", c->name);
+  char name[256], stepname[256];
+  snprintf(name, sizeof name, "%s%s", c->name, training ? "_grad" : "");
+  snprintf(stepname, sizeof stepname, "%s_generic", c->name);
   agc_free(c);
   char merr[1024];
   g->mod = agc_module_compile(code.s, opt->backend, merr, sizeof merr);
@@ -116,6 +130,10 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
   g->fn = (entry_fn)(uintptr_t)agc_module_symbol(g->mod, sym);
   static const char *const kinds[2] = {"input", "output"};
   int ok = g->fn != NULL;
+  if (training) {
+    g->step = (step_fn)(uintptr_t)agc_module_symbol(g->mod, stepname);
+    ok = ok && g->step;
+  }
   for (int k = 0; k < 2 && ok; k++) {
     snprintf(sym, sizeof sym, "%s_%s_names", name, kinds[k]);
     g->names[k] = agc_module_symbol(g->mod, sym);
@@ -244,9 +262,22 @@ int agc_graph_index_error(const agc_graph *g, const void *const *in,
   return 0;
 }
 
+int agc_graph_has_step(const agc_graph *g) { return g->step != NULL; }
+int agc_graph_is_param(const agc_graph *g, int i) { return g->is_param[i]; }
+size_t agc_graph_state_bytes(const agc_graph *g) { return g->state_bytes; }
+size_t agc_graph_step_work_bytes(const agc_graph *g) { return g->step_work; }
+
+int agc_graph_step(const agc_graph *g, void *const *in, void *const *out,
+                   void *state, void *work) {
+  if (!g->step)
+    return -1;
+  return g->step(in, out, state, work);
+}
+
 void agc_graph_free(agc_graph *g) {
   if (!g)
     return;
+  free(g->is_param);
   if (g->mod)
     agc_module_free(g->mod);
   free(g->is_grad);

@@ -54,7 +54,7 @@ class _Options(ctypes.Structure):
     _fields_ = [("f64", ctypes.c_int), ("accumulate", ctypes.c_int),
                 ("no_grad", ctypes.c_int), ("backend", ctypes.c_int),
                 ("name", ctypes.c_char_p), ("expose_roots", ctypes.c_int),
-                ("O0", ctypes.c_int)]
+                ("O0", ctypes.c_int), ("mcu", ctypes.c_int)]
 
 
 def _distance(a, b):
