@@ -240,7 +240,7 @@ def main():
         return fake_agc(sys.argv[2:])
     if sys.argv[1:2] == ["--self-test"]:
         return self_test(ap)
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
     args.agc = [args.agc]
 
     allc = all_cases(args.fixtures)

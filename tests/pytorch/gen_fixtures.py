@@ -2135,6 +2135,61 @@ optcase("unused_adam", UNUSED + "optimizer adam(lr=0.05, weight_decay=0.1)\n")
 optcase("unused_adamw", UNUSED + "clip_grad_norm 0.3\noptimizer adamw(lr=0.05, weight_decay=0.1)\n",
         clips=True)
 
+# An output that reads only a param (wn): it must be computed before the
+# param's update in the same step.
+optcase("output_of_param", g("""
+    input x[8, 3]
+    input t[8, 2]
+    param W[3, 2]
+    param b[2]
+    y = x @ W + b
+    loss = mean((y - t) ** 2)
+    wn = sum(W * W)
+    bt = b * 2
+    output loss, wn, bt
+    backward loss
+    optimizer adam(lr=0.05)
+"""))
+# Every argument from a scalar input (beta1, beta2 and eps too).
+optcase("hparams_input_adamw", "input lr\ninput b1\ninput b2\ninput ep\ninput wd\n" + LIN +
+        "optimizer adamw(lr=lr, beta1=b1, beta2=b2, eps=ep, weight_decay=wd)\n",
+        {"lr": V(0.05), "b1": V(0.8), "b2": V(0.95), "ep": V(1e-3), "wd": V(0.2)})
+optcase("hparams_input_sgd", "input lr\ninput mom\ninput damp\ninput wd\n" + LIN +
+        "optimizer sgd(lr=lr, momentum=mom, dampening=damp, weight_decay=wd)\n",
+        {"lr": V(0.1), "mom": V(0.85), "damp": V(0.3), "wd": V(0.05)})
+# agc wants nesterov's momentum constant (torch.optim.SGD checks it when built).
+optcase("hparams_input_nesterov", "input lr\ninput wd\n" + LIN +
+        "optimizer sgd(lr=lr, momentum=0.85, weight_decay=wd, nesterov=true)\n",
+        {"lr": V(0.1), "wd": V(0.05)})
+# A small convolutional network (convolution, pooling, flatten, cross entropy).
+optcase("conv_adam", g("""
+    input x[2, 1, 6, 6]
+    input labels: i32[2]
+    param k[3, 1, 3, 3]
+    param W[27, 4]
+    param c[4]
+    h = relu(conv2d(x, k, padding=1))
+    p = max_pool2d(h, 2)
+    z = reshape(p, [2, 27]) @ W + c
+    loss = cross_entropy(z, labels)
+    output loss, z
+    backward loss
+    optimizer adam(lr=0.05, weight_decay=0.01)
+"""), {"labels": VI([1, 3])})
+# An embedding table with repeated indices; rows never looked up only decay.
+optcase("embed_sgd", g("""
+    input idx: i32[5]
+    input t[5]
+    param E[6, 3]
+    param w[3]
+    e = embedding(E, idx)
+    y = e @ w
+    loss = mean((y - t) ** 2)
+    output loss
+    backward loss
+    optimizer sgd(lr=0.3, momentum=0.9, weight_decay=0.05)
+"""), {"idx": VI([4, 1, 4, 0, 1])})
+
 
 def opt_value(e, arrays):
     """A number, true/false, or the name of a scalar input."""
