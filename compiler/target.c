@@ -52,7 +52,8 @@ static const Target targets[TARGET_COUNT] = {
                double arithmetic in f32 (whole-tensor sums in float with
                Kahan compensation), matrix products straight from strided
                operands into their buffers (no packing, no transposed
-               copies), tanh and exp from <math.h> */
+               copies), tanh and exp as the kernels' pure float arithmetic
+               (cheaper than libm's on a single-precision FPU) */
             .loops_dowhile = 0,
             .nest_exprs = 0,
             .row_kernels = 0,
@@ -61,7 +62,7 @@ static const Target targets[TARGET_COUNT] = {
             .acc_type = NULL,
             .gemm = 0,
             .sum_rows = 0,
-            .own_math = 0,
+            .own_math = 1,
             .align = 8,
         },
 };

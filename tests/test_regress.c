@@ -162,12 +162,13 @@ static const Case cases[] = {
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
 
-/* configuration k: bit 0 f64, bit 1 cc, bit 2 -O0 */
+/* configuration k: bit 0 f64, bit 1 cc, bit 2 -O0, bit 3 --target mcu */
 static void run_case(const Case *t, int k) {
   agc_graph_options opt = {0};
   opt.f64 = k & 1;
   opt.backend = k & 2 ? AGC_BACKEND_CC : AGC_BACKEND_TCC;
   opt.O0 = (k >> 2) & 1;
+  opt.mcu = (k >> 3) & 1;
   char err[4096];
   agc_graph *g = agc_graph_load_source("t.graph", t->src, strlen(t->src),
                                        &opt, err, sizeof err);
@@ -209,9 +210,10 @@ static void run_case(const Case *t, int k) {
       double got = opt.f64 ? ((double *)out[i])[j] : ((float *)out[i])[j];
       double w = want[i][j];
       ck_assert_msg(fabs(got - w) <= tol * (1 + fabs(w)),
-                    "%s [%s %s %s]: %s[%lld] = %.9g, expected %.9g", t->name,
+                    "%s [%s %s %s%s]: %s[%lld] = %.9g, expected %.9g", t->name,
                     opt.f64 ? "f64" : "f32", k & 2 ? "cc" : "tcc",
-                    opt.O0 ? "-O0" : "-O1", agc_graph_name(g, 1, i),
+                    opt.O0 ? "-O0" : "-O1", opt.mcu ? " mcu" : "",
+                    agc_graph_name(g, 1, i),
                     (long long)j, got, w);
     }
   }
@@ -228,7 +230,7 @@ static void run_case(const Case *t, int k) {
 }
 
 START_TEST(test_case_all_configs) {
-  for (int k = 0; k < 8; k++)
+  for (int k = 0; k < 16; k++)
     run_case(&cases[_i], k);
 }
 END_TEST

@@ -134,6 +134,56 @@ for name, tail, steps, want in cases:
         ok("loss" in got and set(got) == {"w", "loss"},
            what + ": outputs " + str(sorted(got)))
 
+# ---- a step against NAME_grad plus the optimizer in NumPy ------------------
+# tests/train/adam-clip.graph: clipping that clips, Adam with weight decay, a
+# param read by two matrix products (its update waits for both), a param the
+# loss does not use (zero gradient; weight decay still moves it)
+
+
+def grads_of(graph, params, fixed):
+    d = tempfile.mkdtemp(dir=T)
+    for k, v in list(params.items()) + list(fixed.items()):
+        np.save(os.path.join(d, k + ".npy"), v)
+    rc, _, err = agc("run", graph, "--inputs", d, "--out", d, "--dtype", "f64")
+    assert rc == 0, err
+    return {k: np.load(os.path.join(d, "grad_" + k + ".npy")) for k in params}
+
+
+def adam_reference(graph, params, fixed, steps, lr, wd, clip):
+    p = {k: v.copy() for k, v in params.items()}
+    m = {k: np.zeros_like(v) for k, v in p.items()}
+    v2 = {k: np.zeros_like(v) for k, v in p.items()}
+    for t in range(1, steps + 1):
+        g = grads_of(graph, p, fixed)
+        norm = np.sqrt(sum(np.sum(x * x) for x in g.values()))
+        coef = min(clip / (norm + 1e-6), 1.0)
+        for k in p:
+            d = g[k] * coef + wd * p[k]
+            m[k] = 0.9 * m[k] + 0.1 * d
+            v2[k] = 0.999 * v2[k] + 0.001 * d * d
+            denom = np.sqrt(v2[k]) / np.sqrt(1 - 0.999 ** t) + 1e-8
+            p[k] = p[k] - lr / (1 - 0.9 ** t) * m[k] / denom
+    return p
+
+
+ac = os.path.join(SRC, "tests/train/adam-clip.graph")
+rng = np.random.default_rng(3)
+fixed = {"x": rng.standard_normal((5, 3)), "t": rng.standard_normal((5, 2))}
+params = {"W": rng.standard_normal((3, 4)), "V": rng.standard_normal((4, 2)),
+          "u": rng.standard_normal(2)}
+want = adam_reference(ac, params, fixed, 3, 0.05, 0.1, 0.5)
+for be, tg, dt in CONFIGS:
+    got, err = run_steps(ac, dict(params, **fixed), 3, be, tg, dt)
+    what = "adam-clip %s/%s/%s" % (be, tg, dt)
+    if got is None:
+        ok(False, what + ": " + err.strip())
+        continue
+    for k in params:
+        e = np.max(np.abs(got[k] - want[k])) / np.max(np.abs(want[k]))
+        ok(e <= (2e-5 if dt == "f32" else 1e-10),
+           "%s: %s off by %g relative" % (what, k, e))
+        ok(np.max(np.abs(want[k] - params[k])) > 0.05, what + ": %s still" % k)
+
 # ---- errors --------------------------------------------------------------------
 head = "input x[4]\ninput s\nparam w[4]\nloss = sum(w * x)\noutput loss\n"
 errors = [
@@ -304,6 +354,40 @@ for tg in ("host", "mcu"):
         ok(e <= 1e-6, "%s: step and grad+update differ on %s by %g" % (tg, n, e))
         ok(np.max(np.abs(A[n] - P0[n])) > 1e-3, "%s: %s did not move" % (tg, n))
     ok(np.array_equal(sa, sb), tg + ": step and update leave different state")
+
+# ---- accuracy of the mcu target's float sums (Kahan) -------------------------------
+# 10^6 values in [0, 1): a plain float sum is off by ~1e-4 relative; the
+# compensated sum must stay within a few float roundings of the exact one
+n = 1000000
+big = write("bigsum.graph", "input x[%d]\ns = sum(x)\noutput s\n" % n)
+d = tempfile.mkdtemp(dir=T)
+xs = np.random.default_rng(7).random(n).astype(np.float32)
+np.save(os.path.join(d, "x.npy"), xs)
+exact = float(np.sum(xs.astype(np.float64)))
+naive = float(np.cumsum(xs, dtype=np.float32)[-1])
+for be in ("tcc", "cc"):
+    rc, _, err = agc("run", big, "--inputs", d, "--out", d, "--backend", be,
+                     "--target", "mcu")
+    got = float(np.load(os.path.join(d, "s.npy"))) if rc == 0 else float("nan")
+    rel = abs(got - exact) / exact
+    print("sum of 10^6 floats, mcu target (%s): relative error %.2e "
+          "(a plain float sum: %.2e)" % (be, rel, abs(naive - exact) / exact))
+    ok(rel <= 2.4e-7, "mcu Kahan sum (%s): relative error %g" % (be, rel))
+
+# ---- stack of the mcu step (gcc -fstack-usage) ---------------------------------------
+arm = shutil.which("arm-none-eabi-gcc")
+if arm:
+    for graph in (mlp_adam,):
+        c = os.path.join(T, "su.c")
+        agc(graph, "-o", c, "--target", "mcu")
+        subprocess.run([arm, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
+                        "-mfpu=fpv4-sp-d16", "-Os", "-fstack-usage", "-c", c,
+                        "-o", os.path.join(T, "su.o")], cwd=T, check=True)
+        su = open(os.path.join(T, "su.su")).read()
+        frames = {l.split("\t")[0].split(":")[-1]: int(l.split("\t")[1])
+                  for l in su.splitlines()}
+        print("stack (arm-none-eabi-gcc -Os -fstack-usage):", frames)
+        ok(all(v < 1024 for v in frames.values()), "mcu stack: %s" % frames)
 
 # ---- --emit mem ----------------------------------------------------------------------
 rc, out, err = agc(mlp_adam, "--emit", "mem", "--target", "mcu")
