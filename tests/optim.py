@@ -55,8 +55,9 @@ from concurrent.futures import ThreadPoolExecutor
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Accepted err (see above) per (dtype, steps), a few times the worst that agc
-# (d04b7ec, every backend and target) showed: f64 3.5e-16 after 1 step and
-# 3.3e-15 after 5; f32 2.3e-7 after 1 and 6.6e-7 after 5 (conv_adam, cc host).  For comparison in
+# (every backend and target) showed: f64 3.5e-16 after 1 step and
+# 3.3e-15 after 5; f32 2.3e-7 after 1 and 1.2e-6 after 5 (conv_adam's loss, a
+# small cross entropy, on cc mcu at 366531a; its params are within 1.2e-7).  For comparison in
 # f32: torch's own f32 differs from its f64 by up to 3e-7 after 5 steps, and a
 # NumPy transcription of the update rules done wholly in f32 (1 - beta2 and the
 # bias corrections rounded to f32, as an f32-only target may compute them)
@@ -66,7 +67,7 @@ TOL = {
     ("f64", 1): 1e-14,
     ("f64", 5): 3e-14,
     ("f32", 1): 1e-6,
-    ("f32", 5): 2e-6,
+    ("f32", 5): 4e-6,
 }
 
 # (exit status, regex on stderr, what is missing)
