@@ -704,6 +704,14 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
       sb_printf(&decls, "  %s *const t%d = (%s *)(void *)(w + %lld);\n",
                 ctype(&e, n), i, ctype(&e, n), (long long)p->off[i]);
     }
+  /* a training step's output that is a param (or a view of one) is the
+     value before the update: stored first */
+  if (c->opt.mode == MODE_STEP)
+    for (int o2 = 0; o2 < c->g.nouts; o2++) {
+      int v = p->alias[plan_resolve(c, c->g.outs[o2].node)];
+      if (c->g.outs[o2].home < 0 && c->g.nodes[v].op == OP_PARAM)
+        em_store_code(&e, o2);
+    }
   /* the schedule: stored nodes in topological order, then the stores */
   for (int i = 0; i < c->g.n; i++) {
     Node *n = &c->g.nodes[i];
@@ -719,7 +727,10 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
       em_node_code(&e, i);
   }
   for (int o2 = 0; o2 < c->g.nouts; o2++)
-    em_store_code(&e, o2);
+    if (c->opt.mode != MODE_STEP || c->g.outs[o2].home >= 0 ||
+        c->g.nodes[p->alias[plan_resolve(c, c->g.outs[o2].node)]].op !=
+            OP_PARAM)
+      em_store_code(&e, o2);
 
   if (parts & PART_PROLOGUE) {
     em_header_comment(c, o);

@@ -837,11 +837,22 @@ static int run_steps(Cli *o, agc_graph *g, agc_array *ins, void **inp,
   if (!names || !arrs)
     abort();
   int n = 0;
-  for (int i = 0; i < nout; i++)
-    if (!agc_graph_is_grad(g, i)) {
-      names[n] = agc_graph_name(g, 1, i);
-      arrs[n++] = outs[i];
+  for (int i = 0; i < nout; i++) {
+    if (agc_graph_is_grad(g, i))
+      continue;
+    int param = 0; /* `output P` of a param P: OUT/P.npy is the param's */
+    for (int j = 0; j < nin && !param; j++)
+      param = agc_graph_is_param(g, j) &&
+              strcmp(agc_graph_name(g, 0, j), agc_graph_name(g, 1, i)) == 0;
+    if (param) {
+      fprintf(stderr, "agc: note: output '%s' is a param: %s/%s.npy holds "
+              "it after the last step\n", agc_graph_name(g, 1, i), outdir,
+              agc_graph_name(g, 1, i));
+      continue;
     }
+    names[n] = agc_graph_name(g, 1, i);
+    arrs[n++] = outs[i];
+  }
   for (int i = 0; i < nin; i++)
     if (agc_graph_is_param(g, i)) {
       names[n] = agc_graph_name(g, 0, i);

@@ -128,9 +128,11 @@ void optim_statement(Ctx *c, const char *kind, Loc loc, int nargs,
                arg_names[b], o->a[b].num);
   if (k == OPT_SGD && o->a[OA_NESTEROV].num) {
     const OptArg *m = &o->a[OA_MOMENTUM], *d = &o->a[OA_DAMPENING];
-    if (m->input || d->input || m->num <= 0 || d->num != 0)
-      error_at(c, o->a[OA_NESTEROV].loc, "nesterov needs a constant momentum "
-               "above 0 and no dampening (as in torch.optim.SGD)");
+    /* torch.optim.SGD refuses it when built; a value from an input is the
+       caller's to keep in range */
+    if ((!m->input && m->num <= 0) || (!d->input && d->num != 0))
+      error_at(c, o->a[OA_NESTEROV].loc, "nesterov needs a momentum above 0 "
+               "and no dampening (as in torch.optim.SGD)");
   }
 }
 

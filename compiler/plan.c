@@ -332,6 +332,9 @@ static void plan_inline(PS *s) {
       p->inl[i] = 1;
       depth[i] = d + 1;
     } else if (p->uses[i] == 1 && consumer[i] == -2 &&
+               c->opt.mode != MODE_STEP && /* a step's output is computed
+                                              before the updates, not at
+                                              the end */
                (op_kind(x->op) == K_EW || x->op == OP_TRANSPOSE ||
                 x->op == OP_SLICE) &&
                d < MAX_INLINE_DEPTH) {

@@ -1,6 +1,8 @@
 /* asan_driver.c — calls a generated graph with buffers of exactly the sizes
  * its macros give, so AddressSanitizer flags any byte used past them.
- * Compiled by tests/generated_c.sh with the graph generated as `test_case`. */
+ * Compiled by tests/generated_c.sh with the graph generated as `test_case`.
+ * A training graph (TEST_CASE_STATE_BYTES): three steps, with a state of
+ * exactly its size, params updated in place. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +39,15 @@ int main(void) {
   /* exactly the advertised workspace, poisoned so stale reads show */
   void *work = malloc(TEST_CASE_WORK_BYTES ? TEST_CASE_WORK_BYTES : 1);
   memset(work, 0xff, TEST_CASE_WORK_BYTES ? TEST_CASE_WORK_BYTES : 1);
+#ifdef TEST_CASE_STATE_BYTES
+  void *state = calloc(1, TEST_CASE_STATE_BYTES ? TEST_CASE_STATE_BYTES : 1);
+  int rc = 0;
+  for (int s = 0; s < 3 && !rc; s++)
+    rc = test_case_generic((void *const *)in, out, state, work);
+  free(state);
+#else
   int rc = test_case_generic(in, out, work);
+#endif
   for (int i = 0; i < TEST_CASE_NUM_INPUTS; i++)
     free((void *)in[i]);
   for (int i = 0; i < TEST_CASE_NUM_OUTPUTS; i++)

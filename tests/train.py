@@ -134,6 +134,24 @@ for name, tail, steps, want in cases:
         ok("loss" in got and set(got) == {"w", "loss"},
            what + ": outputs " + str(sorted(got)))
 
+# ---- a step's outputs are the values before its update ---------------------
+# (an output element-wise in a param, a transposed view of one, the param
+# itself: all read the param before it is written; was an internal error)
+ob = write("outputs.graph", "param b[2]\nparam W[2, 2]\n"
+           "loss = sum(b * b) + sum(W @ b)\nbt = b * 2\nWt = W.T\n"
+           "output bt, b, Wt, loss\nbackward loss\noptimizer sgd(lr=0.1)\n")
+for be, tg, dt in CONFIGS:
+    got, err = run_steps(ob, {"b": [1.0, 2.0], "W": [[1.0, 2.0], [3.0, 4.0]]},
+                         1, be, tg, dt)
+    what = "step outputs %s/%s/%s" % (be, tg, dt)
+    if got is None:
+        ok(False, what + ": " + err.strip())
+        continue
+    # grad_b = 2 b + W^T 1 = [6, 10]; b.npy is the param after the step
+    ok(np.allclose(got["bt"], [2, 4]) and np.allclose(got["loss"], 21) and
+       np.allclose(got["Wt"], [[1, 3], [2, 4]]) and
+       np.allclose(got["b"], [0.4, 1.0], atol=1e-6), "%s: %s" % (what, got))
+
 # ---- a step against NAME_grad plus the optimizer in NumPy ------------------
 # tests/train/adam-clip.graph: clipping that clips, Adam with weight decay, a
 # param read by two matrix products (its update waits for both), a param the
@@ -219,7 +237,7 @@ errors = [
     ("backward loss\nclip_grad_norm -1\noptimizer sgd(lr=1)\n",
      "e.graph:7:16: error: 'clip_grad_norm' must not be negative (it is -1)"),
     ("backward loss\noptimizer sgd(lr=0.1, nesterov=true)\n",
-     "e.graph:7:23: error: nesterov needs a constant momentum above 0 and no "
+     "e.graph:7:23: error: nesterov needs a momentum above 0 and no "
      "dampening (as in torch.optim.SGD)"),
     ("backward loss\noptimizer sgd(lr=0.1, nesterov=2)\n",
      "e.graph:7:23: error: 'nesterov' must be true or false"),

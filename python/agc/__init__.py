@@ -138,6 +138,11 @@ def _load_library():
         "agc_graph_index_bound": (ctypes.c_int64, [P, I]),
         "agc_graph_index_error": (I, [P, P, ctypes.c_char_p, S]),
         "agc_graph_free": (None, [P]),
+        "agc_graph_has_step": (I, [P]),
+        "agc_graph_is_param": (I, [P, I]),
+        "agc_graph_state_bytes": (S, [P]),
+        "agc_graph_step_work_bytes": (S, [P]),
+        "agc_graph_step": (I, [P, P, P, P, P]),
     }
     for name, (res, args) in sig.items():
         f = getattr(lib, name)
@@ -146,7 +151,7 @@ def _load_library():
     return lib
 
 
-def _options(dtype, backend, accumulate, no_grad, name):
+def _options(dtype, backend, accumulate, no_grad, name, target="host"):
     dt = np.dtype(dtype) if not isinstance(dtype, str) or dtype not in (
         "f32", "f64") else np.dtype({"f32": np.float32,
                                      "f64": np.float64}[dtype])
@@ -155,9 +160,12 @@ def _options(dtype, backend, accumulate, no_grad, name):
                          "'f64'), not %r" % (dtype,))
     if backend not in _BACKENDS:
         raise ValueError("backend must be 'tcc' or 'cc', not %r" % (backend,))
+    if target not in ("host", "mcu"):
+        raise ValueError("target must be 'host' or 'mcu', not %r" % (target,))
     return _Options(int(dt == np.float64), int(bool(accumulate)),
                     int(bool(no_grad)), _BACKENDS[backend],
-                    name.encode() if name else None, 0, 0)
+                    name.encode() if name else None, 0, 0,
+                    int(target == "mcu"))
 
 
 class Tensor:
@@ -201,6 +209,15 @@ class Graph:
         self._index = {t.name: i for i, t in enumerate(self.inputs)}
         self._in_ptrs = (ctypes.c_void_p * max(n_in, 1))()
         self._out_ptrs = (ctypes.c_void_p * max(n_out, 1))()
+        # a graph with `optimizer`: step() runs one training step
+        self.has_step = bool(lib.agc_graph_has_step(handle))
+        self.params = [t.name for i, t in enumerate(self.inputs)
+                       if lib.agc_graph_is_param(handle, i)]
+        self.state_bytes = lib.agc_graph_state_bytes(handle)
+        # float64 elements: aligned for double, as the C requires
+        self.state = np.zeros(self.state_bytes // 8 + 1, np.float64)
+        self._step_work = np.empty(
+            lib.agc_graph_step_work_bytes(handle) // 8 + 1, np.float64)
 
     def __del__(self):
         h, self._h = getattr(self, "_h", None), None
@@ -282,6 +299,58 @@ class Graph:
         return result
 
 
+    def reset_state(self):
+        """A fresh optimizer: zeroes the state step() keeps."""
+        self.state[:] = 0
+
+    def step(self, _inputs=None, **kwargs):
+        """One training step (a graph with `optimizer`): every param, given
+        as a writeable C-contiguous ndarray of the graph's dtype, is updated
+        in place; the optimizer's state is kept in self.state between calls
+        (reset_state() starts afresh). Returns a dict of the `output` values
+        of this step."""
+        if not self.has_step:
+            raise TypeError("step() needs a graph with 'optimizer' (and "
+                            "'backward')")
+        given = dict(_inputs or {}, **kwargs)
+        for name in given:
+            if name not in self._index:
+                raise TypeError(self._unknown(name))
+        arrays = []
+        for i, t in enumerate(self.inputs):
+            if t.name not in given:
+                raise TypeError("missing input '%s' (%s, shape %s)"
+                                % (t.name, t.dtype.name, list(t.shape)))
+            a = self.as_input(t.name, given[t.name])
+            if t.name in self.params and (a is not given[t.name] or
+                                          not a.flags.writeable):
+                raise ValueError("param '%s': step() updates it in place, so "
+                                 "it must be a writeable C-contiguous %s "
+                                 "ndarray of shape %s" % (
+                                     t.name, t.dtype.name, list(t.shape)))
+            arrays.append(a)
+            self._in_ptrs[i] = a.ctypes.data
+        result = {}
+        k = 0
+        for t in self.outputs:
+            if t.is_grad:
+                continue
+            o = np.empty(t.shape, t.dtype)
+            result[t.name] = o
+            self._out_ptrs[k] = o.ctypes.data
+            k += 1
+        status = self._lib.agc_graph_step(self._h, self._in_ptrs,
+                                          self._out_ptrs,
+                                          self.state.ctypes.data,
+                                          self._step_work.ctypes.data)
+        if status:
+            buf = ctypes.create_string_buffer(512)
+            self._lib.agc_graph_index_error(self._h, self._in_ptrs, buf, 512)
+            raise IndexRangeError(buf.value.decode())
+        del arrays
+        return result
+
+
 def _finish(handle, err):
     if not handle:
         raise CompileError(err.value.decode(errors="replace"))
@@ -289,11 +358,12 @@ def _finish(handle, err):
 
 
 def load(path, dtype="float32", backend="tcc", accumulate=False,
-         no_grad=False, name=None):
+         no_grad=False, name=None, target="host"):
     """Compiles the .graph file at path. dtype: float32 or float64 (every
-    float tensor); backend: 'tcc' (in-process) or 'cc' (system compiler)."""
+    float tensor); backend: 'tcc' (in-process) or 'cc' (system compiler);
+    target: 'host' or 'mcu' (the microcontroller C, run here)."""
     lib = _load_library()
-    opt = _options(dtype, backend, accumulate, no_grad, name)
+    opt = _options(dtype, backend, accumulate, no_grad, name, target)
     err = ctypes.create_string_buffer(16384)
     h = lib.agc_graph_load(os.fsencode(path), ctypes.byref(opt), err,
                            len(err))
@@ -301,10 +371,10 @@ def load(path, dtype="float32", backend="tcc", accumulate=False,
 
 
 def compile(source, dtype="float32", backend="tcc", accumulate=False,
-            no_grad=False, name=None, path="<string>"):
+            no_grad=False, name=None, path="<string>", target="host"):
     """Compiles .graph source text; messages name it `path`."""
     lib = _load_library()
-    opt = _options(dtype, backend, accumulate, no_grad, name)
+    opt = _options(dtype, backend, accumulate, no_grad, name, target)
     src = source.encode() if isinstance(source, str) else bytes(source)
     err = ctypes.create_string_buffer(16384)
     h = lib.agc_graph_load_source(os.fsencode(path), src, len(src),

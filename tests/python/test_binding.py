@@ -222,5 +222,55 @@ class TestErrors(unittest.TestCase):
             agc.load(MLP, backend="gcc")
 
 
+class TestTrainingStep(unittest.TestCase):
+    """step() of a graph with `optimizer` against NumPy's Adam on the
+    hand-written gradients of mlp_numpy."""
+
+    def adam_numpy(self, ins, steps, lr=0.01):
+        p = {n: ins[n].astype(np.float64) for n in ("W1", "b1", "W2", "b2")}
+        m = {k: np.zeros_like(v) for k, v in p.items()}
+        v = {k: np.zeros_like(v) for k, v in p.items()}
+        for t in range(1, steps + 1):
+            g = mlp_numpy(ins["x"], ins["t"], p["W1"], p["b1"], p["W2"],
+                          p["b2"])
+            for k in p:
+                gk = g["grad_" + k]
+                m[k] = 0.9 * m[k] + 0.1 * gk
+                v[k] = 0.999 * v[k] + 0.001 * gk * gk
+                denom = np.sqrt(v[k]) / np.sqrt(1 - 0.999 ** t) + 1e-8
+                p[k] = p[k] - lr / (1 - 0.9 ** t) * m[k] / denom
+        return p
+
+    def test_adam_steps(self):
+        for target in ("host", "mcu"):
+            g = agc.load(os.path.join(SRC, "examples", "mlp_adam.graph"),
+                         dtype=np.float64, target=target)
+            self.assertTrue(g.has_step)
+            self.assertEqual(g.params, ["W1", "b1", "W2", "b2"])
+            # the step count, then exp_avg and exp_avg_sq of 97 weights
+            self.assertEqual(g.state_bytes, 8 + 2 * 8 * 97)
+            ins = mlp_inputs(np.float64)
+            for _ in range(5):
+                out = g.step(**ins)
+            self.assertEqual(set(out), {"loss"})
+            want = self.adam_numpy(mlp_inputs(np.float64), 5)
+            for k, w in want.items():
+                np.testing.assert_allclose(ins[k], w, rtol=1e-9, atol=1e-12,
+                                           err_msg=target + " " + k)
+            g.reset_state()
+            self.assertEqual(float(np.abs(g.state).sum()), 0.0)
+
+    def test_step_errors(self):
+        with self.assertRaises(TypeError):
+            agc.load(MLP).step(**mlp_inputs())
+        g = agc.load(os.path.join(SRC, "examples", "mlp_adam.graph"))
+        ins = mlp_inputs()
+        ins["W1"] = ins["W1"].tolist()  # a copy would not be updated
+        with self.assertRaises(ValueError):
+            g.step(**ins)
+        with self.assertRaises(ValueError):
+            agc.load(MLP, target="avr")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

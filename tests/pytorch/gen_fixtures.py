@@ -7,6 +7,7 @@ Usage (Debian's python3-torch 1.13 and python3-numpy; use the system Python):
     /usr/bin/python3 tests/pytorch/gen_fixtures.py --check    # also print FD errors
     /usr/bin/python3 tests/pytorch/gen_fixtures.py NAME ...   # only these cases
                                                               # (MANIFEST still lists all)
+    /usr/bin/python3 tests/pytorch/gen_fixtures.py --optim    # only the optimizer cases
 
 It writes, next to this script:
 
@@ -17,6 +18,16 @@ It writes, next to this script:
                                       for every param P when the graph has `backward`
     cases/NAME/expect_f32/OUT.npy     the same computed by torch in float32 from the
                                       inputs rounded to f32 (<f4)
+
+and, for the training-step graphs (`optimizer`, `clip_grad_norm`; the
+OPT_CASES table, run by tests/optim.py):
+
+    optim/NAME/model.graph            the graph
+    optim/NAME/in/ARG.npy             every input and param (<f8, or <i4 for i32)
+    optim/NAME/expect_f64_stepsK/X.npy  torch.optim in float64, K = 1 and 5: every
+                                      param P after K steps (P.npy) and every output
+                                      computed during step K (before its update)
+    optim/NAME/expect_f32_stepsK/X.npy  the same in float32 from the f32-rounded inputs
 
 Each graph is the single source of truth: the script parses it with a small
 reader of the .graph language and evaluates it with PyTorch operations (see
@@ -67,7 +78,8 @@ class GraphError(Exception):
     pass
 
 
-KEYWORDS = {"graph", "input", "param", "output", "backward", "true", "false"}
+KEYWORDS = {"graph", "input", "param", "output", "backward", "optimizer",
+            "clip_grad_norm", "true", "false"}
 
 TOKEN_RE = re.compile(r"""
     (?P<ws>[ \t\r]+)
@@ -114,6 +126,8 @@ class Graph:
         self.stmts = []        # (name, ast)
         self.outputs = []
         self.backward = []
+        self.optimizer = None  # (kind, {arg: ast}) of an `optimizer` line
+        self.clip = None       # the ast of `clip_grad_norm M`
 
 
 class Parser:
@@ -203,6 +217,32 @@ class Parser:
                     if n not in defined:
                         raise GraphError("%d: unknown name %s" % (tok[2], n))
                 (g.outputs if tok[1] == "output" else g.backward).extend(names)
+            elif tok[0] == "kw" and tok[1] == "optimizer":
+                # optimizer KIND(arg=value, ...): only the optimizer fixtures use it
+                self.next()
+                if g.optimizer is not None or not g.backward:
+                    raise GraphError("%d: a second optimizer, or one before `backward`" % tok[2])
+                kind = self.ident()
+                args = {}
+                self.expect("(")
+                if not self.accept(")"):
+                    while True:
+                        k = self.ident()
+                        self.expect("=")
+                        if k in args:
+                            raise GraphError("%d: argument %s given twice" % (tok[2], k))
+                        args[k] = self.expr()
+                        self.check_names(args[k], defined, tok[2])
+                        if self.accept(")"):
+                            break
+                        self.expect(",")
+                g.optimizer = (kind, args)
+            elif tok[0] == "kw" and tok[1] == "clip_grad_norm":
+                self.next()
+                if g.clip is not None or not g.backward:
+                    raise GraphError("%d: a second clip_grad_norm, or one before `backward`" % tok[2])
+                g.clip = self.expr()
+                self.check_names(g.clip, defined, tok[2])
             elif tok[0] == "id" and self.peek(1)[1] == "=":
                 name = self.ident()
                 self.expect("=")
@@ -1903,6 +1943,14 @@ def save(path, arr):
         np.save(f, arr, allow_pickle=False)
 
 
+def case_tier(src, ev):
+    tier = "full" if ev.full_features else "core"
+    # the network group (convolution, pooling, embedding) is its own tier
+    if re.search(r"\b(conv2d|max_pool2d|avg_pool2d|embedding)\(", src):
+        tier = "net"
+    return tier
+
+
 def generate(name, src, init, fd, ref, known, verbose):
     graph = parse(src)
     assert graph.name == name
@@ -1915,10 +1963,7 @@ def generate(name, src, init, fd, ref, known, verbose):
     exp64, ev64 = evaluate(graph, arrays, torch.float64)
     a32 = arrays
     exp32, _ = evaluate(graph, a32, torch.float32)
-    tier = "full" if ev64.full_features else "core"
-    # the network group (convolution, pooling, embedding) is its own tier
-    if re.search(r"\b(conv2d|max_pool2d|avg_pool2d|embedding)\(", src):
-        tier = "net"
+    tier = case_tier(src, ev64)
 
     if graph.backward:
         for k, n, dt, s in graph.decls:
@@ -1957,12 +2002,401 @@ def generate(name, src, init, fd, ref, known, verbose):
     return tier
 
 
+# ------------------------------------------------------ optimizer cases ---
+#
+# Graphs that end with `optimizer` (and maybe `clip_grad_norm`): one training
+# step.  They live in optim/NAME/ and are generated by `--optim` (or with
+# everything).  For each dtype and k in OPT_STEPS the fixture holds every
+# param after k steps of the real torch.optim optimizer from a zeroed state and
+# every `output` as computed during step k (with the params before the k-th
+# update), all steps on the same inputs:
+#
+#   optim/NAME/model.graph
+#   optim/NAME/in/ARG.npy                      <f8 (f32-representable), <i4 for i32
+#   optim/NAME/expect_f64_steps{1,5}/X.npy      torch in float64
+#   optim/NAME/expect_f32_steps{1,5}/X.npy      torch in float32 (<f4)
+#
+# A param the loss does not reach gets `p.grad = zeros` (agc's gradient of it
+# is zeros), not `p.grad = None`: torch then still applies weight decay and
+# momentum to it, where with None it would skip the param.  Self-checks: an
+# independent NumPy transcription of the update rules (f64) must give torch's
+# numbers to 1e-12; every param must move by more than OPT_MOVE relative to its
+# size after the last step count; f32 must stay within OPT_F32_SANITY of f64;
+# a case marked clips=True clips at every step (and clipping changes the
+# result), clips=False never clips.
+
+OPT_DIR = os.path.join(HERE, "optim")
+OPT_STEPS = (1, 5)
+OPT_MOVE = 1e-3
+OPT_F32_SANITY = 1e-3
+OPT_DEFAULTS = {
+    "sgd": {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False},
+    "adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
+    "adamw": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01},
+}
+
+OPT_CASES = []
+
+
+def optcase(name, src, init=None, clips=None):
+    """clips: None (no clip_grad_norm), True (the norm exceeds M at every step),
+    False (it never does)."""
+    assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)
+    assert all(c[0] != name for c in OPT_CASES + CASES), name
+    src = "graph %s\n%s" % (name, src)
+    OPT_CASES.append((name, src, init or {}, clips))
+
+
+# Linear regression: two params of different shapes, loss and prediction out.
+LIN = g("""
+    input x[8, 3]
+    input t[8, 2]
+    param W[3, 2]
+    param b[2]
+    y = x @ W + b
+    loss = mean((y - t) ** 2)
+    output loss, y
+    backward loss
+""")
+
+# A small MLP: tanh hidden layer, cross entropy over 3 classes.
+MLP_CE = g("""
+    input x[6, 4]
+    input labels: i32[6]
+    param W1[4, 5]
+    param b1[5]
+    param W2[5, 3]
+    param b2[3]
+    h = tanh(x @ W1 + b1)
+    z = h @ W2 + b2
+    loss = cross_entropy(z, labels)
+    output loss, z
+    backward loss
+""")
+MLP_LABELS = {"labels": VI([0, 2, 1, 1, 0, 2])}
+
+# A small MLP with mean squared error and a scalar param (output scale).
+MLP_MSE = g("""
+    input x[8, 3]
+    input t[8, 2]
+    param W1[3, 4]
+    param b1[4]
+    param W2[4, 2]
+    param s
+    h = tanh(x @ W1 + b1)
+    y = s * (h @ W2)
+    loss = mse_loss(y, t)
+    output loss
+    backward loss
+""")
+
+# Param u is not reached by the loss: its gradient is zeros.
+UNUSED = g("""
+    input x[8, 3]
+    input t[8]
+    param w[3]
+    param u[2, 2]
+    y = x @ w
+    loss = mean((y - t) ** 2)
+    output loss
+    backward loss
+""")
+
+optcase("sgd_plain", LIN + "optimizer sgd(lr=0.1)\n")
+optcase("sgd_momentum", LIN + "optimizer sgd(lr=0.1, momentum=0.9)\n")
+optcase("sgd_dampening", LIN + "optimizer sgd(lr=0.1, momentum=0.9, dampening=0.5)\n")
+optcase("sgd_nesterov", LIN + "optimizer sgd(lr=0.1, momentum=0.9, nesterov=true)\n")
+optcase("sgd_weight_decay", LIN + "optimizer sgd(lr=0.1, weight_decay=0.2)\n")
+optcase("sgd_all", MLP_MSE +
+        "optimizer sgd(lr=0.2, momentum=0.8, dampening=0, weight_decay=0.05, nesterov=true)\n")
+optcase("adam_default", LIN + "optimizer adam(lr=0.05)\n")
+optcase("adam_weight_decay", LIN + "optimizer adam(lr=0.05, weight_decay=0.2)\n")
+optcase("adam_betas", LIN +
+        "optimizer adam(lr=0.05, beta1=0.8, beta2=0.95, eps=1e-3, weight_decay=0)\n")
+optcase("adamw_default", LIN + "optimizer adamw(lr=0.05)\n")
+optcase("adamw_args", MLP_MSE +
+        "optimizer adamw(lr=0.05, beta1=0.85, beta2=0.99, eps=1e-6, weight_decay=0.1)\n")
+optcase("mlp_adam", MLP_CE + "optimizer adam(lr=0.05)\n", MLP_LABELS)
+optcase("mlp_sgd_clip", MLP_CE + "clip_grad_norm 0.1\noptimizer sgd(lr=0.5, momentum=0.9)\n",
+        MLP_LABELS, clips=True)
+optcase("clip_sgd", LIN + "clip_grad_norm 0.2\noptimizer sgd(lr=0.3)\n", clips=True)
+# eps comparable to the clipped gradients, so that the clip factor shows in
+# Adam's update (with eps -> 0 the update hardly depends on the scale).
+optcase("clip_adam", LIN + "clip_grad_norm 0.2\noptimizer adam(lr=0.05, eps=0.05)\n", clips=True)
+optcase("clip_noclip", LIN + "clip_grad_norm 50\noptimizer sgd(lr=0.1, momentum=0.5)\n",
+        clips=False)
+optcase("lr_input_sgd", "input lr\ninput mom\n" + LIN +
+        "optimizer sgd(lr=lr, momentum=mom, weight_decay=0.01)\n",
+        {"lr": V(0.15), "mom": V(0.7)})
+optcase("lr_input_adam", "input lr\n" + LIN + "optimizer adam(lr=lr, weight_decay=0.01)\n",
+        {"lr": V(0.04)})
+optcase("unused_sgd", UNUSED + "optimizer sgd(lr=0.1, momentum=0.9, weight_decay=0.1)\n")
+optcase("unused_adam", UNUSED + "optimizer adam(lr=0.05, weight_decay=0.1)\n")
+optcase("unused_adamw", UNUSED + "clip_grad_norm 0.3\noptimizer adamw(lr=0.05, weight_decay=0.1)\n",
+        clips=True)
+
+# An output that reads only a param (wn): it must be computed before the
+# param's update in the same step.
+optcase("output_of_param", g("""
+    input x[8, 3]
+    input t[8, 2]
+    param W[3, 2]
+    param b[2]
+    y = x @ W + b
+    loss = mean((y - t) ** 2)
+    wn = sum(W * W)
+    bt = b * 2
+    output loss, wn, bt
+    backward loss
+    optimizer adam(lr=0.05)
+"""))
+# Every argument from a scalar input (beta1, beta2 and eps too).
+optcase("hparams_input_adamw", "input lr\ninput b1\ninput b2\ninput ep\ninput wd\n" + LIN +
+        "optimizer adamw(lr=lr, beta1=b1, beta2=b2, eps=ep, weight_decay=wd)\n",
+        {"lr": V(0.05), "b1": V(0.8), "b2": V(0.95), "ep": V(1e-3), "wd": V(0.2)})
+optcase("hparams_input_sgd", "input lr\ninput mom\ninput damp\ninput wd\n" + LIN +
+        "optimizer sgd(lr=lr, momentum=mom, dampening=damp, weight_decay=wd)\n",
+        {"lr": V(0.1), "mom": V(0.85), "damp": V(0.3), "wd": V(0.05)})
+# agc wants nesterov's momentum constant (torch.optim.SGD checks it when built).
+optcase("hparams_input_nesterov", "input lr\ninput wd\n" + LIN +
+        "optimizer sgd(lr=lr, momentum=0.85, weight_decay=wd, nesterov=true)\n",
+        {"lr": V(0.1), "wd": V(0.05)})
+# A small convolutional network (convolution, pooling, flatten, cross entropy).
+optcase("conv_adam", g("""
+    input x[2, 1, 6, 6]
+    input labels: i32[2]
+    param k[3, 1, 3, 3]
+    param W[27, 4]
+    param c[4]
+    h = relu(conv2d(x, k, padding=1))
+    p = max_pool2d(h, 2)
+    z = reshape(p, [2, 27]) @ W + c
+    loss = cross_entropy(z, labels)
+    output loss, z
+    backward loss
+    optimizer adam(lr=0.05, weight_decay=0.01)
+"""), {"labels": VI([1, 3])})
+# An embedding table with repeated indices; rows never looked up only decay.
+optcase("embed_sgd", g("""
+    input idx: i32[5]
+    input t[5]
+    param E[6, 3]
+    param w[3]
+    e = embedding(E, idx)
+    y = e @ w
+    loss = mean((y - t) ** 2)
+    output loss
+    backward loss
+    optimizer sgd(lr=0.3, momentum=0.9, weight_decay=0.05)
+"""), {"idx": VI([4, 1, 4, 0, 1])})
+
+
+def opt_value(e, arrays):
+    """A number, true/false, or the name of a scalar input."""
+    if e[0] == "num":
+        return e[1]
+    if e[0] == "bool":
+        return e[1]
+    if e[0] == "name":
+        a = arrays[e[1]]
+        assert a.shape == (), "optimizer argument %s is not a scalar" % e[1]
+        return float(a)
+    raise GraphError("optimizer argument: a number, true/false or a scalar input name")
+
+
+def opt_hparams(graph, arrays):
+    kind, args = graph.optimizer
+    if kind not in OPT_DEFAULTS:
+        raise GraphError("unknown optimizer %s" % kind)
+    h = dict(OPT_DEFAULTS[kind])
+    assert "lr" in args, "lr= is required"
+    for k, v in args.items():
+        assert k == "lr" or k in h, "%s has no argument %s" % (kind, k)
+        h[k] = opt_value(v, arrays)
+    return kind, h
+
+
+def make_optimizer(kind, h, plist):
+    if kind == "sgd":
+        return torch.optim.SGD(plist, lr=h["lr"], momentum=h["momentum"],
+                               dampening=h["dampening"], weight_decay=h["weight_decay"],
+                               nesterov=bool(h["nesterov"]), foreach=False)
+    cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
+    return cls(plist, lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"],
+               weight_decay=h["weight_decay"], amsgrad=False, foreach=False)
+
+
+def train(graph, arrays, dtype, steps, clip=True):
+    """[(outputs of step k, params after step k, total grad norm or None)]."""
+    npdt = "<f8" if dtype == torch.float64 else "<f4"
+    pnames = [n for k, n, dt, s in graph.decls if k == "param"]
+    params = {n: torch.tensor(arrays[n], dtype=dtype).requires_grad_(True) for n in pnames}
+    plist = [params[n] for n in pnames]
+    kind, h = opt_hparams(graph, arrays)
+    opt = make_optimizer(kind, h, plist)
+    M = opt_value(graph.clip, arrays) if graph.clip is not None and clip else None
+    hist = []
+    for _ in range(steps):
+        feed = dict(arrays)
+        for n in pnames:
+            feed[n] = params[n].detach().numpy().copy()
+        res = Evaluator(graph, dtype).run(feed)
+        outs = {n: to_np(t, npdt) for n, t in res["outputs"].items()}
+        opt.zero_grad(set_to_none=True)
+        for n in pnames:
+            # zeros, never None, for a param the loss does not reach (see above)
+            params[n].grad = res["grads"]["grad_" + n].detach().clone()
+        norm = None
+        if M is not None:
+            norm = float(torch.nn.utils.clip_grad_norm_(plist, M))
+        opt.step()
+        hist.append((outs, {n: to_np(params[n], npdt) for n in pnames}, norm))
+    return hist
+
+
+def train_reference(graph, arrays, steps):
+    """The update rules of torch 1.13 written out in NumPy, f64: checks how the
+    graph's arguments were handed to torch.optim."""
+    pnames = [n for k, n, dt, s in graph.decls if k == "param"]
+    p = {n: arrays[n].copy() for n in pnames}
+    kind, h = opt_hparams(graph, arrays)
+    M = opt_value(graph.clip, arrays) if graph.clip is not None else None
+    st = {n: [np.zeros_like(p[n]), np.zeros_like(p[n])] for n in pnames}
+    hist = []
+    for t in range(1, steps + 1):
+        feed = dict(arrays)
+        feed.update(p)
+        res = Evaluator(graph, torch.float64).run(feed)
+        gr = {n: res["grads"]["grad_" + n].detach().numpy().copy() for n in pnames}
+        if M is not None:
+            total = np.sqrt(sum(float(np.sum(gr[n] ** 2)) for n in pnames))
+            coef = min(M / (total + 1e-6), 1.0)
+            gr = {n: gr[n] * coef for n in pnames}
+        for n in pnames:
+            x, d = p[n], gr[n]
+            if kind == "sgd":
+                if h["weight_decay"]:
+                    d = d + h["weight_decay"] * x
+                if h["momentum"]:
+                    buf = d.copy() if t == 1 else h["momentum"] * st[n][0] + (1 - h["dampening"]) * d
+                    st[n][0] = buf
+                    d = d + h["momentum"] * buf if h["nesterov"] else buf
+                p[n] = x - h["lr"] * d
+            else:
+                if kind == "adamw":
+                    x = x * (1 - h["lr"] * h["weight_decay"])
+                elif h["weight_decay"]:
+                    d = d + h["weight_decay"] * x
+                m = st[n][0] = h["beta1"] * st[n][0] + (1 - h["beta1"]) * d
+                v = st[n][1] = h["beta2"] * st[n][1] + (1 - h["beta2"]) * d * d
+                mhat = m / (1 - h["beta1"] ** t)
+                vhat = v / (1 - h["beta2"] ** t)
+                p[n] = x - h["lr"] * mhat / (np.sqrt(vhat) + h["eps"])
+        hist.append({n: p[n].copy() for n in pnames})
+    return hist
+
+
+def rel_err(a, e):
+    """max |a - e| relative to the largest |e| (floor 1e-3)."""
+    a, e = np.asarray(a, dtype=np.float64), np.asarray(e, dtype=np.float64)
+    if e.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - e))) / max(float(np.max(np.abs(e))), 1e-3)
+
+
+def generate_optim(name, src, init, clips, verbose):
+    graph = parse(src)
+    assert graph.name == name and graph.optimizer is not None and graph.backward
+    assert (graph.clip is not None) == (clips is not None), name
+    arrays, rng = make_inputs(name, graph, init)
+    extra = set(init) - set(arrays)
+    assert not extra, "%s: init for unknown names %s" % (name, extra)
+    arrays = {n: (a.astype("<f4").astype("<f8") if a.dtype.kind == "f" else a) for n, a in arrays.items()}
+    pnames = [n for k, n, dt, s in graph.decls if k == "param"]
+    assert not set(pnames) & set(graph.outputs), "%s: a param is also an output" % name
+    nmax = max(OPT_STEPS)
+    h64 = train(graph, arrays, torch.float64, nmax)
+    h32 = train(graph, arrays, torch.float32, nmax)
+
+    ref = train_reference(graph, arrays, nmax)
+    for k in range(nmax):
+        for n in pnames:
+            e = rel_err(h64[k][1][n], ref[k][n])
+            assert e <= 1e-12, "%s: step %d: %s differs from the NumPy rules by %.3g" % (name, k + 1, n, e)
+    moved = min(rel_err(h64[-1][1][n], arrays[n]) for n in pnames)
+    assert moved > OPT_MOVE, "%s: a param moves only %.3g in %d steps" % (name, moved, nmax)
+    f32_vs_f64 = 0.0
+    for k in range(nmax):
+        for d32, d64 in ((h32[k][0], h64[k][0]), (h32[k][1], h64[k][1])):
+            for n in d64:
+                assert np.all(np.isfinite(d64[n])), "%s: %s not finite" % (name, n)
+                f32_vs_f64 = max(f32_vs_f64, rel_err(d32[n], d64[n]))
+    assert f32_vs_f64 <= OPT_F32_SANITY, "%s: f32 and f64 differ by %.3g" % (name, f32_vs_f64)
+    clipnote = ""
+    if clips is not None:
+        M = opt_value(graph.clip, arrays)
+        norms = [hh[2] for hh in h64]
+        if clips:
+            assert min(norms) > M * 1.05, "%s: norms %s do not all exceed %g" % (name, norms, M)
+            free = train(graph, arrays, torch.float64, nmax, clip=False)
+            diff = max(rel_err(free[-1][1][n], h64[-1][1][n]) for n in pnames)
+            assert diff > 1e-3, "%s: clipping changes the params only by %.3g" % (name, diff)
+            clipnote = " clip: norms %.3g..%.3g > %g" % (min(norms), max(norms), M)
+        else:
+            assert max(norms) < M * 0.95, "%s: norms %s reach %g" % (name, norms, M)
+            clipnote = " clip: norms %.3g..%.3g < %g" % (min(norms), max(norms), M)
+    if verbose:
+        print("%-20s moved>=%.2e f32-vs-f64<=%.2e%s" % (name, moved, f32_vs_f64, clipnote))
+
+    d = os.path.join(OPT_DIR, name)
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    with open(os.path.join(d, "model.graph"), "w", encoding="utf-8", newline="\n") as f:
+        f.write(src)
+    for n, a in arrays.items():
+        save(os.path.join(d, "in", n + ".npy"), a)
+    for tag, hist in (("f64", h64), ("f32", h32)):
+        for k in OPT_STEPS:
+            outs, ps, _ = hist[k - 1]
+            for n, a in list(ps.items()) + list(outs.items()):
+                save(os.path.join(d, "expect_%s_steps%d" % (tag, k), n + ".npy"), a)
+
+
 def main(argv):
     verbose = "--check" in argv
+    optim_only = "--optim" in argv
     only = [a for a in argv if not a.startswith("--")]
     names = [c[0] for c in CASES]
+    opt_names = [c[0] for c in OPT_CASES]
     for o in only:
-        assert o in names, "unknown case %s" % o
+        assert o in names or o in opt_names, "unknown case %s" % o
+    reg_only = [o for o in only if o in names]
+    opt_only = [o for o in only if o in opt_names]
+    if not optim_only and (reg_only or not only):
+        main_cases(reg_only, verbose)
+    if optim_only or opt_only or not only:
+        main_optim(opt_only, verbose)
+
+
+def main_optim(only, verbose):
+    os.makedirs(OPT_DIR, exist_ok=True)
+    names = [c[0] for c in OPT_CASES]
+    if not only:
+        for d in sorted(os.listdir(OPT_DIR)):
+            if d not in names and os.path.isdir(os.path.join(OPT_DIR, d)):
+                shutil.rmtree(os.path.join(OPT_DIR, d))
+    n = 0
+    for name, src, init, clips in OPT_CASES:
+        if only and name not in only:
+            continue
+        generate_optim(name, src, init, clips, verbose)
+        n += 1
+    print("%d optimizer cases written to %s" % (n, os.path.relpath(OPT_DIR)))
+
+
+def main_cases(only, verbose):
+    names = [c[0] for c in CASES]
     os.makedirs(CASES_DIR, exist_ok=True)
     if not only:
         for d in sorted(os.listdir(CASES_DIR)):
@@ -1977,7 +2411,7 @@ def main(argv):
             add_seeds(name, graph, arrays, init, rng)
             ev = Evaluator(graph, torch.float64)
             ev.run(arrays)
-            tiers[name] = "full" if ev.full_features else "core"
+            tiers[name] = case_tier(src, ev)
             continue
         tiers[name] = generate(name, src, init, fd, ref, known, verbose)
     with open(os.path.join(HERE, "MANIFEST"), "w", encoding="utf-8", newline="\n") as f:
