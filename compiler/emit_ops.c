@@ -303,13 +303,30 @@ static void im2col(E *e, const Shape *x, const Shape *w, const Shape *y,
  *   y[n,o,i,j]  = sum over c,u,v of x[n,c,i*s-p+u,j*s-p+v] w[o,c,u,v]
  *   dx[n,c,..] += gy[n,o,i,j] w[o,c,u,v]
  *   dw[o,c,u,v] += gy[n,o,i,j] x[n,c,..]                            */
-static void conv_direct(E *e, int id) {
+/* A conv node's operands' buffers (A, B), its own (D) and its geometry. */
+typedef struct {
+  const char *A, *B, *D;
+  Shape sa, sb;
+  ConvGeom g;
+} ConvArgs;
+
+static void conv_args(E *e, int id, ConvArgs *k) {
   Node *n = ND(e, id);
   int a = R(e, n->in[0]), b = R(e, n->in[1]);
-  const char *A = em_bufname(e, a), *B = em_bufname(e, b), *D = em_bufname(e, id);
-  Shape sa = ND(e, a)->shape, sb = ND(e, b)->shape;
-  ConvGeom cg = conv_geometry(n, &sa, &sb);
-  const Shape *x = cg.x, *w = cg.w, *y = cg.y;
+  k->A = em_bufname(e, a);
+  k->B = em_bufname(e, b);
+  k->D = em_bufname(e, id);
+  k->sa = ND(e, a)->shape;
+  k->sb = ND(e, b)->shape;
+  k->g = conv_geometry(n, &k->sa, &k->sb);
+}
+
+static void conv_direct(E *e, int id) {
+  Node *n = ND(e, id);
+  ConvArgs k;
+  conv_args(e, id, &k);
+  const char *A = k.A, *B = k.B, *D = k.D;
+  const Shape *x = k.g.x, *w = k.g.w, *y = k.g.y;
   long long Nb = x->d[0], C = x->d[1], H = x->d[2], W = x->d[3];
   long long O = w->d[0], KH = w->d[2], KW = w->d[3], OH = y->d[2], OW = y->d[3];
   int st = n->perm[0], pad = n->perm[1];
@@ -364,10 +381,10 @@ static void conv_direct(E *e, int id) {
  *   dw   += gy[n] @ col(x[n])^T                                  */
 static void conv_code(E *e, int id) {
   Node *n = ND(e, id);
-  int a = R(e, n->in[0]), b = R(e, n->in[1]);
-  const char *A = em_bufname(e, a), *B = em_bufname(e, b), *D = em_bufname(e, id);
-  Shape sa = ND(e, a)->shape, sb = ND(e, b)->shape;
-  ConvGeom cg = conv_geometry(n, &sa, &sb);
+  ConvArgs k;
+  conv_args(e, id, &k);
+  const char *A = k.A, *B = k.B, *D = k.D;
+  ConvGeom cg = k.g;
   const Shape *x = cg.x, *w = cg.w, *y = cg.y;
   int64_t Nb = x->d[0], O = w->d[0], CKK = w->d[1] * w->d[2] * w->d[3];
   int64_t P = y->d[2] * y->d[3];

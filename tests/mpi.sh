@@ -1,19 +1,20 @@
 #!/bin/sh
 # examples/mpi: two processes, each computing the gradient of its shard with
-# the generated shard(), averaged by MPI_Allreduce, then the same SGD step,
-# must end (after 10 steps) where one process on the whole batch ends
-# (full_sgd, the generated full()), to float rounding.
-# usage: mpi.sh MPI_SGD FULL_SGD
+# the generated shard_grad(), averaged by MPI_Allreduce, then the same
+# generated Adam step shard_update(), must end (after 10 steps) where one
+# process ends with the fused step full() on the whole batch, to float
+# rounding.
+# usage: mpi.sh MPI_ADAM FULL_ADAM
 set -u
-MPI_SGD=$1
-FULL_SGD=$2
+MPI_ADAM=$1
+FULL_ADAM=$2
 command -v mpirun > /dev/null || { echo "SKIP: mpirun is not installed (apt-get install openmpi-bin)"; exit 77; }
-[ -x "$MPI_SGD" ] || { echo "SKIP: mpi_sgd was not built (no MPI at setup: apt-get install libopenmpi-dev)"; exit 77; }
+[ -x "$MPI_ADAM" ] || { echo "SKIP: mpi_adam was not built (no MPI at setup: apt-get install libopenmpi-dev)"; exit 77; }
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-mpirun -np 2 --oversubscribe --allow-run-as-root "$MPI_SGD" > "$T/mpi.txt" 2> "$T/mpi.err" ||
-  { cat "$T/mpi.err"; echo "FAIL: mpirun -np 2 mpi_sgd"; exit 1; }
-"$FULL_SGD" > "$T/full.txt" || { echo "FAIL: full_sgd"; exit 1; }
+mpirun -np 2 --oversubscribe --allow-run-as-root "$MPI_ADAM" > "$T/mpi.txt" 2> "$T/mpi.err" ||
+  { cat "$T/mpi.err"; echo "FAIL: mpirun -np 2 mpi_adam"; exit 1; }
+"$FULL_ADAM" > "$T/full.txt" || { echo "FAIL: full_adam"; exit 1; }
 cat "$T/mpi.txt"
 # the 97 params after the header line, side by side
 sed -n '/^params after 10 steps on 2 processes:$/,$p' "$T/mpi.txt" | tail -n +2 | tr ' ' '\n' > "$T/p_mpi"

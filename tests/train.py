@@ -51,7 +51,7 @@ def write(name, text):
     return p
 
 
-def run_steps(graph, inputs, steps, backend, target, dtype):
+def run_steps(graph, inputs, steps, backend, target, dtype, extra=()):
     d = tempfile.mkdtemp(dir=T)
     ind = os.path.join(d, "in")
     os.mkdir(ind)
@@ -61,7 +61,7 @@ def run_steps(graph, inputs, steps, backend, target, dtype):
     out = os.path.join(d, "out")
     rc, _, err = agc("run", graph, "--inputs", ind, "--out", out, "--steps",
                      steps, "--backend", backend, "--target", target,
-                     "--dtype", dtype)
+                     "--dtype", dtype, *extra)
     if rc != 0:
         return None, err
     res = {}
@@ -201,6 +201,13 @@ for be, tg, dt in CONFIGS:
         ok(e <= (2e-5 if dt == "f32" else 1e-10),
            "%s: %s off by %g relative" % (what, k, e))
         ok(np.max(np.abs(want[k] - params[k])) > 0.05, what + ": %s still" % k)
+
+# -O0 (no passes: the updates at the end, every value stored) agrees
+for be, tg in (("tcc", "host"), ("cc", "mcu")):
+    got, err = run_steps(ac, dict(params, **fixed), 3, be, tg, "f64", ["-O0"])
+    ok(got is not None and all(
+        np.max(np.abs(got[k] - want[k])) <= 1e-10 * np.max(np.abs(want[k]))
+        for k in params), "adam-clip -O0 %s/%s: %s" % (be, tg, err.strip()))
 
 # ---- errors --------------------------------------------------------------------
 head = "input x[4]\ninput s\nparam w[4]\nloss = sum(w * x)\noutput loss\n"

@@ -1,6 +1,6 @@
-/* common.h — what mpi_sgd.c and full_sgd.c share: the data, the starting
- * params and the SGD step, so that the two differ only in who computes the
- * gradient of which samples. */
+/* common.h — what mpi_adam.c and full_adam.c share: the data and the
+ * starting params, so that the two differ only in who computes the gradient
+ * of which samples (the Adam step is agc's, from the graphs). */
 #ifndef MPI_EXAMPLE_COMMON_H
 #define MPI_EXAMPLE_COMMON_H
 
@@ -11,7 +11,6 @@
  * gradient): W1[4, 16], b1[16], W2[16, 1], b2[1]. */
 enum { OFF_W1 = 0, OFF_b1 = 64, OFF_W2 = 80, OFF_b2 = 96, NPARAM = 97 };
 #define STEPS 10
-#define LR 0.1f
 
 /* Sample i of the global data set: 4 features and a target. */
 static void sample(long i, float *x, float *t) {
@@ -32,12 +31,6 @@ static void batch(long first, int n, float *x, float *t) {
 static void init_params(float *p) {
   for (int k = 0; k < NPARAM; k++)
     p[k] = 0.5f * sinf(1.7f * (float)k + 0.3f);
-}
-
-/* Plain SGD, the same on every process: p -= lr * g. */
-static void sgd_step(float *p, const float *g) {
-  for (int k = 0; k < NPARAM; k++)
-    p[k] -= LR * g[k];
 }
 
 static void print_params(const float *p) {

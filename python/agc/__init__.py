@@ -259,11 +259,10 @@ class Graph:
             name, "; did you mean '%s'?" % near if near else "",
             ", ".join(self._index))
 
-    def __call__(self, _inputs=None, out=None, **kwargs):
-        """g(x=..., W=...) or g({"x": ...}); out= may give a dict of output
-        arrays to write into (C-contiguous, the output's dtype and shape;
-        with accumulate=True the gradients add into them)."""
-        given = dict(_inputs or {}, **kwargs)
+    def _gather(self, given, in_place):
+        """The arrays of every input, in table order, their pointers in
+        self._in_ptrs (in_place: the params must be the caller's arrays,
+        which step() updates)."""
         for name in given:
             if name not in self._index:
                 raise TypeError(self._unknown(name))
@@ -273,8 +272,21 @@ class Graph:
                 raise TypeError("missing input '%s' (%s, shape %s)"
                                 % (t.name, t.dtype.name, list(t.shape)))
             a = self.as_input(t.name, given[t.name])
+            if in_place and t.name in self.params and (
+                    a is not given[t.name] or not a.flags.writeable):
+                raise ValueError("param '%s': step() updates it in place, so "
+                                 "it must be a writeable C-contiguous %s "
+                                 "ndarray of shape %s" % (
+                                     t.name, t.dtype.name, list(t.shape)))
             arrays.append(a)
             self._in_ptrs[i] = a.ctypes.data
+        return arrays
+
+    def __call__(self, _inputs=None, out=None, **kwargs):
+        """g(x=..., W=...) or g({"x": ...}); out= may give a dict of output
+        arrays to write into (C-contiguous, the output's dtype and shape;
+        with accumulate=True the gradients add into them)."""
+        arrays = self._gather(dict(_inputs or {}, **kwargs), False)
         result = {}
         for i, t in enumerate(self.outputs):
             o = None if out is None else out.get(t.name)
@@ -298,7 +310,6 @@ class Graph:
         del arrays  # kept alive until the call returned
         return result
 
-
     def reset_state(self):
         """A fresh optimizer: zeroes the state step() keeps."""
         self.state[:] = 0
@@ -312,24 +323,7 @@ class Graph:
         if not self.has_step:
             raise TypeError("step() needs a graph with 'optimizer' (and "
                             "'backward')")
-        given = dict(_inputs or {}, **kwargs)
-        for name in given:
-            if name not in self._index:
-                raise TypeError(self._unknown(name))
-        arrays = []
-        for i, t in enumerate(self.inputs):
-            if t.name not in given:
-                raise TypeError("missing input '%s' (%s, shape %s)"
-                                % (t.name, t.dtype.name, list(t.shape)))
-            a = self.as_input(t.name, given[t.name])
-            if t.name in self.params and (a is not given[t.name] or
-                                          not a.flags.writeable):
-                raise ValueError("param '%s': step() updates it in place, so "
-                                 "it must be a writeable C-contiguous %s "
-                                 "ndarray of shape %s" % (
-                                     t.name, t.dtype.name, list(t.shape)))
-            arrays.append(a)
-            self._in_ptrs[i] = a.ctypes.data
+        arrays = self._gather(dict(_inputs or {}, **kwargs), True)
         result = {}
         k = 0
         for t in self.outputs:
