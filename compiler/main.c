@@ -1045,6 +1045,113 @@ static double uniform(void) { /* splitmix64 → [-1, 1) */
   return (double)(z >> 11) / 9007199254740992.0 * 2 - 1;
 }
 
+/* check's inputs: the files given, else random values in [-1, 1] (an
+ * integer input must be given); -1 after an error */
+static int check_inputs(Cli *o, agc_graph *g, agc_array *ins,
+                        const void **inp) {
+  for (int i = 0; i < agc_graph_num_inputs(g); i++) {
+    int r = load_input(o, g, i, &ins[i], 1, 1);
+    if (r < 0)
+      return -1;
+    if (r == 1) {
+      if (agc_graph_dtype(g, 0, i) == AGC_I32) {
+        fprintf(stderr, "agc: missing integer input '%s': give its values "
+                "(--inputs DIR or %s=FILE.npy)\n", agc_graph_name(g, 0, i),
+                agc_graph_name(g, 0, i));
+        return -1;
+      }
+      agc_array *a = &ins[i];
+      a->dtype = AGC_F64;
+      a->rank = agc_graph_rank(g, 0, i);
+      for (int d = 0; d < a->rank; d++)
+        a->dims[d] = agc_graph_dims(g, 0, i)[d];
+      a->count = agc_graph_count(g, 0, i);
+      a->data = try_alloc((size_t)a->count, sizeof(double),
+                          agc_graph_name(g, 0, i));
+      if (!a->data)
+        return -1;
+      for (int64_t k = 0; k < a->count; k++)
+        ((double *)a->data)[k] = uniform();
+      fprintf(stderr, "agc: note: input '%s' not given; using random values "
+              "in [-1, 1]\n", agc_graph_name(g, 0, i));
+    }
+    inp[i] = ins[i].data;
+  }
+  return 0;
+}
+
+/* The objective finite differences see: the sum over the backward roots
+ * of <seed, root>. The roots are the outputs the compiler exposed after
+ * the gradients (a user's own output may be called agc_root_* too). */
+typedef struct {
+  agc_graph *g;
+  const void **inp;
+  void **outp;
+  void *work;
+  int n, *out, *seed; /* root r: output out[r], seed input seed[r] or -1 */
+} Objective;
+
+static void objective_roots(Objective *J) {
+  agc_graph *g = J->g;
+  int nin = agc_graph_num_inputs(g), nout = agc_graph_num_outputs(g);
+  int after_grads = 0;
+  for (int i = 0; i < nout; i++)
+    if (agc_graph_is_grad(g, i))
+      after_grads = i + 1;
+  for (int i = after_grads; i < nout; i++)
+    if (strncmp(agc_graph_name(g, 1, i), "agc_root_", 9) == 0) {
+      const char *rn = agc_graph_name(g, 1, i) + 9;
+      J->seed[J->n] = -1;
+      for (int k = 0; k < nin; k++)
+        if (strncmp(agc_graph_name(g, 0, k), "grad_", 5) == 0 &&
+            strcmp(agc_graph_name(g, 0, k) + 5, rn) == 0)
+          J->seed[J->n] = k;
+      J->out[J->n++] = i;
+    }
+}
+
+static double objective(const Objective *J) {
+  agc_graph_call(J->g, J->inp, J->outp, J->work);
+  double v = 0;
+  for (int r = 0; r < J->n; r++) {
+    const double *y = J->outp[J->out[r]];
+    const double *s = J->seed[r] >= 0 ? J->inp[J->seed[r]] : NULL;
+    int64_t m = agc_graph_count(J->g, 1, J->out[r]);
+    for (int64_t k = 0; k < m; k++)
+      v += y[k] * (s ? s[k] : 1);
+  }
+  return v;
+}
+
+/* The worst relative error of gradient output gi (values ad) against
+ * central differences in its param's elements x[0..n). */
+static double fd_error(const Objective *J, int gi, double *x, int64_t n,
+                       const double *ad) {
+  double maxdiff = 0, scale = 0;
+  char what[300];
+  snprintf(what, sizeof what, "checking %s, element",
+           agc_graph_name(J->g, 1, gi));
+  for (int64_t j = 0; j < n; j++) {
+    progress(what, j, n);
+    double x0 = x[j], h = 1e-6 * (fabs(x0) > 1 ? fabs(x0) : 1);
+    x[j] = x0 + h;
+    double fp = objective(J);
+    x[j] = x0 - h;
+    double fm = objective(J);
+    x[j] = x0;
+    double fd = (fp - fm) / (2 * h);
+    double diff = fabs(fd - ad[j]);
+    if (!(diff <= maxdiff))
+      maxdiff = diff; /* NaN sticks */
+    if (fabs(fd) > scale)
+      scale = fabs(fd);
+    if (fabs(ad[j]) > scale)
+      scale = fabs(ad[j]);
+  }
+  progress(what, n, n);
+  return maxdiff / (scale > 1e-6 ? scale : 1e-6);
+}
+
 static int cmd_check(Cli *o) {
   if (o->out)
     return die2("%s", "check writes no files: -o does not apply");
@@ -1056,12 +1163,6 @@ static int cmd_check(Cli *o) {
     return 1;
   }
   print_diagnostics(agc_graph_warnings(g));
-  if (o->steps && !agc_graph_has_step(g)) {
-    fprintf(stderr, "agc: %s: --steps needs a graph with 'optimizer' (and "
-            "'backward')\n", o->graph);
-    agc_graph_free(g);
-    return 1;
-  }
   int nin = agc_graph_num_inputs(g), nout = agc_graph_num_outputs(g);
   agc_array *ins = calloc((size_t)nin + 1, sizeof *ins);
   const void **inp = calloc((size_t)nin + 1, sizeof *inp);
@@ -1081,127 +1182,44 @@ static int cmd_check(Cli *o) {
             "statement\n", o->graph);
     rc = 1;
   }
-  for (int i = 0; i < nin && !rc; i++) {
-    int r = load_input(o, g, i, &ins[i], 1, 1);
-    if (r < 0) {
-      rc = 1;
-    } else if (r == 1) {
-      if (agc_graph_dtype(g, 0, i) == AGC_I32) {
-        fprintf(stderr, "agc: missing integer input '%s': give its values "
-                "(--inputs DIR or %s=FILE.npy)\n", agc_graph_name(g, 0, i),
-                agc_graph_name(g, 0, i));
-        rc = 1;
-        break;
-      }
-      agc_array *a = &ins[i];
-      a->dtype = AGC_F64;
-      a->rank = agc_graph_rank(g, 0, i);
-      for (int d = 0; d < a->rank; d++)
-        a->dims[d] = agc_graph_dims(g, 0, i)[d];
-      a->count = agc_graph_count(g, 0, i);
-      a->data = try_alloc((size_t)a->count, sizeof(double),
-                          agc_graph_name(g, 0, i));
-      if (!a->data) {
-        rc = 1;
-        break;
-      }
-      for (int64_t k = 0; k < a->count; k++)
-        ((double *)a->data)[k] = uniform();
-      fprintf(stderr, "agc: note: input '%s' not given; using random values "
-              "in [-1, 1]\n", agc_graph_name(g, 0, i));
-    }
-    inp[i] = ins[i].data;
-  }
-  /* the objective: sum over roots of <seed, root> */
-  int nroots = 0;
-  int *rootout = calloc((size_t)nout + 1, sizeof(int));
-  int *rootseed = calloc((size_t)nout + 1, sizeof(int));
-  /* the roots are the outputs the compiler exposed after the gradients
-     (a user's own output may be called agc_root_* too) */
-  int after_grads = 0;
-  for (int i = 0; i < nout; i++)
-    if (agc_graph_is_grad(g, i))
-      after_grads = i + 1;
-  for (int i = after_grads; i < nout; i++)
-    if (strncmp(agc_graph_name(g, 1, i), "agc_root_", 9) == 0) {
-      const char *rn = agc_graph_name(g, 1, i) + 9;
-      rootseed[nroots] = -1;
-      for (int k = 0; k < nin; k++)
-        if (strncmp(agc_graph_name(g, 0, k), "grad_", 5) == 0 &&
-            strcmp(agc_graph_name(g, 0, k) + 5, rn) == 0)
-          rootseed[nroots] = k;
-      rootout[nroots++] = i;
-    }
-  double worst_all = 0;
-  if (!rc) {
-    if (agc_graph_call(g, inp, outp, work) != 0) {
-      agc_graph_index_error(g, inp, err, sizeof err);
-      fprintf(stderr, "agc: %s: %s\n", o->graph, err);
-      rc = 1;
-    }
+  if (!rc && check_inputs(o, g, ins, inp) != 0)
+    rc = 1;
+  Objective J = {g, inp, outp, work, 0, calloc((size_t)nout + 1, sizeof(int)),
+                 calloc((size_t)nout + 1, sizeof(int))};
+  objective_roots(&J);
+  if (!rc && agc_graph_call(g, inp, outp, work) != 0) {
+    agc_graph_index_error(g, inp, err, sizeof err);
+    fprintf(stderr, "agc: %s: %s\n", o->graph, err);
+    rc = 1;
   }
   double **ad = calloc((size_t)nout + 1, sizeof *ad);
   for (int i = 0; i < nout && !rc; i++) {
     size_t n = (size_t)agc_graph_count(g, 1, i);
     ad[i] = try_alloc(n, sizeof(double), agc_graph_name(g, 1, i));
-    if (!ad[i]) {
+    if (!ad[i])
       rc = 1;
-      break;
-    }
-    memcpy(ad[i], outp[i], n * sizeof(double));
+    else
+      memcpy(ad[i], outp[i], n * sizeof(double));
   }
-  double tol = o->tol > 0 ? o->tol : 1e-4;
+  double tol = o->tol > 0 ? o->tol : 1e-4, worst_all = 0;
   int failed = 0;
   for (int gi = 0; gi < nout && !rc; gi++) {
     if (!agc_graph_is_grad(g, gi))
       continue;
-    const char *pname = agc_graph_name(g, 1, gi) + 5;
     int pi = -1;
     for (int k = 0; k < nin; k++)
-      if (strcmp(agc_graph_name(g, 0, k), pname) == 0)
+      if (strcmp(agc_graph_name(g, 0, k), agc_graph_name(g, 1, gi) + 5) == 0)
         pi = k;
     if (pi < 0)
       continue;
-    double *x = ins[pi].data;
-    int64_t n = ins[pi].count;
-    double maxdiff = 0, scale = 0;
-    char what[300];
-    snprintf(what, sizeof what, "checking %s, element", agc_graph_name(g, 1, gi));
-    for (int64_t j = 0; j < n; j++) {
-      progress(what, j, n);
-      double x0 = x[j], h = 1e-6 * (fabs(x0) > 1 ? fabs(x0) : 1);
-      double f[2];
-      for (int s = 0; s < 2; s++) {
-        x[j] = x0 + (s ? -h : h);
-        agc_graph_call(g, inp, outp, work);
-        double J = 0;
-        for (int r = 0; r < nroots; r++) {
-          int oi = rootout[r];
-          const double *v = outp[oi];
-          int64_t m = agc_graph_count(g, 1, oi);
-          for (int64_t k = 0; k < m; k++)
-            J += v[k] * (rootseed[r] >= 0 ? ((double *)inp[rootseed[r]])[k] : 1);
-        }
-        f[s] = J;
-      }
-      x[j] = x0;
-      double fd = (f[0] - f[1]) / (2 * h);
-      double diff = fabs(fd - ad[gi][j]);
-      if (!(diff <= maxdiff))
-        maxdiff = diff; /* NaN sticks */
-      if (fabs(fd) > scale)
-        scale = fabs(fd);
-      if (fabs(ad[gi][j]) > scale)
-        scale = fabs(ad[gi][j]);
-    }
-    progress(what, n, n);
-    double rel = maxdiff / (scale > 1e-6 ? scale : 1e-6);
+    double rel = fd_error(&J, gi, ins[pi].data, ins[pi].count, ad[gi]);
     int ok = rel <= tol;
     failed |= !ok;
     if (!(rel <= worst_all))
       worst_all = rel;
     printf("%-24s max_rel_err=%.3g  (%lld elements)  %s\n",
-           agc_graph_name(g, 1, gi), rel, (long long)n, ok ? "ok" : "FAILED");
+           agc_graph_name(g, 1, gi), rel, (long long)ins[pi].count,
+           ok ? "ok" : "FAILED");
   }
   if (!rc && failed) {
     fprintf(stderr, "agc: %s: gradient check failed: relative error above "
@@ -1218,8 +1236,8 @@ static int cmd_check(Cli *o) {
     free(ad[i]);
   }
   free(ad);
-  free(rootout);
-  free(rootseed);
+  free(J.out);
+  free(J.seed);
   free(ins);
   free(inp);
   free(outp);

@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "agc.h"
+#include "parse.h"
 
 static const char *const kind_names[] = {"sgd", "adam", "adamw"};
 static const char *const arg_names[OA_COUNT] = {
@@ -144,6 +144,65 @@ void optim_clip(Ctx *c, Loc loc, OptArg arg) {
   c->optim.clip = 1;
   c->optim.clip_norm = arg;
   c->optim.clip_loc = loc;
+}
+
+/* ---- the statements, as parse.c meets them ------------------------------ */
+
+/* `k=v` of optimizer(...), or clip_grad_norm's M: a number, true/false,
+ * or the name of a defined value (optim.c checks it is a scalar input). */
+static OptArg opt_value(P *p, const char *name) {
+  OptArg a = {name, 1, 0, NULL, -1, ps_tloc(ps_peek(p))};
+  int neg = ps_accept(p, "-");
+  Token *t = ps_peek(p);
+  if (t->kind == T_NUM) {
+    a.num = neg ? -t->num : t->num;
+  } else if (!neg && (ps_is_ident(t, "true") || ps_is_ident(t, "false"))) {
+    a.num = ps_is_ident(t, "true");
+  } else if (!neg && t->kind == T_IDENT) {
+    a.input = arena_strndup(&p->c->arena, t->text, (size_t)t->len);
+    Sym *s = ps_lookup(p, a.input);
+    if (!s)
+      ps_unknown_name(p, a.input, a.loc);
+    a.node = s->node;
+  } else {
+    error_at(p->c, ps_tloc(t), "expected a number or the name of a scalar "
+             "input, found '%s'", ps_tok_desc(p, t));
+  }
+  p->pos++;
+  return a;
+}
+
+/* optimizer KIND(k=v, ...) | clip_grad_norm M */
+void ps_opt_stmt(P *p, int clip, Loc loc) {
+  if (clip) {
+    OptArg a = opt_value(p, "clip_grad_norm");
+    ps_end_stmt(p);
+    optim_clip(p->c, loc, a);
+    return;
+  }
+  Loc kloc = ps_tloc(ps_peek(p));
+  const char *kind = ps_ident(p, "an optimizer");
+  OptArg args[16];
+  int n = 0;
+  ps_expect(p, "(");
+  while (!ps_is_punct(ps_peek(p), ")")) {
+    Token *t = ps_peek(p);
+    if (t->kind != T_IDENT || !ps_is_punct(&p->t[p->pos + 1], "="))
+      error_at(p->c, ps_tloc(t), "optimizer arguments are named: write "
+               "%s(lr=0.01, ...)", kind);
+    if (n == 16)
+      error_at(p->c, ps_tloc(t), "too many optimizer arguments");
+    const char *an = ps_ident(p, "an argument");
+    p->pos++; /* '=' */
+    args[n] = opt_value(p, an);
+    args[n++].loc = ps_tloc(t);
+    if (!ps_accept(p, ","))
+      break;
+  }
+  ps_expect(p, ")");
+  ps_end_stmt(p);
+  optim_statement(p->c, kind, kloc, n, args);
+  (void)loc;
 }
 
 /* ---- building the update ----------------------------------------------- */
