@@ -52,81 +52,73 @@ static int inlinable_into(const Ctx *c, const Node *x, const Node *k) {
   }
 }
 
-/* Released workspace slices by exact size: an open-addressing table from
- * size to a stack of offsets. */
+/* The released slices of the workspace: a sorted array of free intervals,
+ * neighbours merged as they are released, so that a large buffer fits
+ * where several small ones were. A buffer takes the smallest interval that
+ * holds it (best fit), or extends the last interval when it ends at the
+ * top. At most FREE_MAX intervals are kept (a slice released beyond that
+ * is not reused), so every step costs O(FREE_MAX) at worst and planning
+ * stays linear in the graph. */
+#define FREE_MAX 1024
 typedef struct {
-  int64_t size;
-  int64_t *offs;
-  int n, cap;
-} SizeBin;
+  int64_t off[FREE_MAX], size[FREE_MAX];
+  int n;
+} FreeList;
 
-typedef struct {
-  SizeBin *bins;
-  int cap, used;
-} SizePool;
-
-static SizeBin *pool_bin(SizePool *p, int64_t size, int create) {
-  if (create && (p->used + 1) * 2 > p->cap) {
-    SizePool q = {calloc((size_t)(p->cap ? p->cap * 2 : 64), sizeof(SizeBin)),
-                  p->cap ? p->cap * 2 : 64, 0};
-    for (int i = 0; i < p->cap; i++)
-      if (p->bins[i].size) {
-        SizeBin *b = pool_bin(&q, p->bins[i].size, 1);
-        *b = p->bins[i];
-      }
-    free(p->bins);
-    *p = q;
+static void free_put(FreeList *f, int64_t off, int64_t size) {
+  int lo = 0, hi = f->n; /* first interval after off */
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    if (f->off[mid] < off)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
-  if (!p->cap)
-    return NULL;
-  int i = (int)((uint64_t)size * 0x9E3779B97F4A7C15ULL >> 40) & (p->cap - 1);
-  while (p->bins[i].size && p->bins[i].size != size)
-    i = (i + 1) & (p->cap - 1);
-  if (!p->bins[i].size) {
-    if (!create)
-      return NULL;
-    p->bins[i].size = size;
-    p->used++;
+  int prev = lo > 0 && f->off[lo - 1] + f->size[lo - 1] == off;
+  int next = lo < f->n && off + size == f->off[lo];
+  if (prev && next) {
+    f->size[lo - 1] += size + f->size[lo];
+    memmove(f->off + lo, f->off + lo + 1, sizeof(int64_t) * (size_t)(f->n - lo - 1));
+    memmove(f->size + lo, f->size + lo + 1, sizeof(int64_t) * (size_t)(f->n - lo - 1));
+    f->n--;
+  } else if (prev) {
+    f->size[lo - 1] += size;
+  } else if (next) {
+    f->off[lo] = off;
+    f->size[lo] += size;
+  } else if (f->n < FREE_MAX) {
+    memmove(f->off + lo + 1, f->off + lo, sizeof(int64_t) * (size_t)(f->n - lo));
+    memmove(f->size + lo + 1, f->size + lo, sizeof(int64_t) * (size_t)(f->n - lo));
+    f->off[lo] = off;
+    f->size[lo] = size;
+    f->n++;
   }
-  return &p->bins[i];
 }
 
-static void pool_put(SizePool *p, int64_t size, int64_t off) {
-  SizeBin *b = pool_bin(p, size, 1);
-  if (b->n == b->cap) {
-    b->cap = b->cap ? b->cap * 2 : 4;
-    b->offs = realloc(b->offs, sizeof(int64_t) * (size_t)b->cap);
-    if (!b->offs)
-      abort();
+/* An offset for size bytes; *top grows when nothing released holds it. */
+static int64_t free_take(FreeList *f, int64_t size, int64_t *top) {
+  int best = -1;
+  for (int i = 0; i < f->n; i++)
+    if (f->size[i] >= size && (best < 0 || f->size[i] < f->size[best]))
+      best = i;
+  if (best < 0 && f->n && f->off[f->n - 1] + f->size[f->n - 1] == *top)
+    best = f->n - 1; /* the last interval, extended past the top */
+  if (best < 0) {
+    int64_t at = *top;
+    *top += size;
+    return at;
   }
-  b->offs[b->n++] = off;
-}
-
-/* A released slice of exactly size bytes; else, while the pool has few
- * distinct sizes (so the scan stays cheap), the front of the smallest
- * larger one, its rest going back to the pool. */
-static int64_t pool_take(SizePool *p, int64_t size) {
-  SizeBin *b = pool_bin(p, size, 0);
-  if (b && b->n)
-    return b->offs[--b->n];
-  if (p->used > 256)
-    return -1;
-  SizeBin *best = NULL;
-  for (int i = 0; i < p->cap; i++)
-    if (p->bins[i].n && p->bins[i].size > size &&
-        (!best || p->bins[i].size < best->size))
-      best = &p->bins[i];
-  if (!best)
-    return -1;
-  int64_t off = best->offs[--best->n], rest = best->size - size;
-  pool_put(p, rest, off + size);
-  return off;
-}
-
-static void pool_free(SizePool *p) {
-  for (int i = 0; i < p->cap; i++)
-    free(p->bins[i].offs);
-  free(p->bins);
+  int64_t at = f->off[best];
+  if (f->size[best] < size) /* at the top: grow the workspace */
+    *top = at + size, f->size[best] = size;
+  f->off[best] += size;
+  f->size[best] -= size;
+  if (f->size[best] == 0) {
+    memmove(f->off + best, f->off + best + 1, sizeof(int64_t) * (size_t)(f->n - best - 1));
+    memmove(f->size + best, f->size + best + 1, sizeof(int64_t) * (size_t)(f->n - best - 1));
+    f->n--;
+  }
+  return at;
 }
 
 static int same_shape(const Shape *a, const Shape *b) {
@@ -255,6 +247,7 @@ typedef struct {
   int64_t *first, *last; /* positions of its first and last readers */
   int64_t *rootpos; /* where a node is read: its loop's position */
   char *homeout;    /* the value of an output written in place (Out.home) */
+  int *inplace_of;  /* the buffer this node's loop writes over, or -1 */
   int64_t top;      /* workspace bytes placed so far */
   int64_t acc_base; /* where the scratch of partial sums starts */
 } PS;
@@ -557,7 +550,9 @@ static void plan_allocate(PS *s) {
   int *relhead = malloc(sizeof(int) * (size_t)(n + 2));
   int *relnext = malloc(sizeof(int) * (size_t)(n + 1));
   int64_t *size = p->size;
-  SizePool pool = {0};
+  FreeList *pool = calloc(1, sizeof *pool);
+  if (!pool)
+    abort();
   for (int i = 0; i <= n + 1; i++)
     relhead[i] = -1;
   int64_t top = 0;
@@ -569,7 +564,7 @@ static void plan_allocate(PS *s) {
     for (; released < i0; released++)
       for (int b2 = relhead[released]; b2 >= 0; b2 = relnext[b2])
         if (!handed[b2])
-          pool_put(&pool, size[b2], p->off[b2]);
+          free_put(pool, p->off[b2], size[b2]);
     /* the node, then the nodes its loop computes too */
     for (int i = i0; i >= 0; i = p->fnext[i]) {
       Node *x = &g->nodes[i];
@@ -589,13 +584,10 @@ static void plan_allocate(PS *s) {
         handed[victim] = 1;
         at = p->off[victim];
         last[victim] = i0 - 1;
+        s->inplace_of[i] = victim;
       }
       if (at < 0)
-        at = pool_take(&pool, size[i]);
-      if (at < 0) {
-        at = top;
-        top += size[i];
-      }
+        at = free_take(pool, size[i], &top);
       p->off[i] = at;
       /* released once read for the last time; outputs' last use is END */
       int64_t l = last[i] < i0 ? i0 : last[i];
@@ -605,11 +597,105 @@ static void plan_allocate(PS *s) {
       }
     }
   }
-  pool_free(&pool);
+  free(pool);
   free(relhead);
   free(relnext);
   free(handed);
   s->top = top;
+}
+
+/* Packing, when the graph is small enough for it: the buffers again, by
+ * size, largest first, each at the lowest offset where it overlaps no
+ * placed buffer live at the same time (TensorFlow Lite's "greedy by size"
+ * arena planner). Allocation in schedule order (above) cannot foresee a
+ * large buffer that comes late, and leaves it a gap of small holes; this
+ * plan is kept when it needs less. A buffer and the one whose loop writes
+ * over it (in place) are one group: one offset, their lifetimes joined. */
+#define PACK_MAX 3000
+typedef struct {
+  int64_t size, start, end, off;
+  int lead;
+} PackItem;
+
+static int by_size(const void *a, const void *b) {
+  const PackItem *x = a, *y = b;
+  if (x->size != y->size)
+    return x->size > y->size ? -1 : 1;
+  return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int by_off(const void *a, const void *b) {
+  const PackItem *x = *(PackItem *const *)a, *y = *(PackItem *const *)b;
+  return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static void plan_pack(PS *s) {
+  Plan *p = s->p;
+  int n = s->n, ng = 0;
+  int *group = malloc(sizeof(int) * ((size_t)n + 1));
+  for (int i = 0; i < n; i++)
+    group[i] = -1;
+  for (int i = 0; i < n; i++)
+    if (p->off[i] >= 0 && s->inplace_of[i] < 0)
+      group[i] = ng++;
+  if (ng > PACK_MAX || ng < 2) {
+    free(group);
+    return;
+  }
+  PackItem *it = calloc((size_t)ng, sizeof *it);
+  for (int g = 0; g < ng; g++)
+    it[g].start = INT64_MAX, it[g].end = -1;
+  for (int i = 0; i < n; i++) { /* victims come before their takers */
+    if (p->off[i] < 0)
+      continue;
+    if (group[i] < 0)
+      group[i] = group[s->inplace_of[i]];
+    PackItem *q = &it[group[i]];
+    int64_t a = p->host[i] >= 0 ? p->host[i] : i;
+    int64_t e = s->last[i] < a ? a : s->last[i];
+    if (a < q->start)
+      q->start = a;
+    if (e > q->end)
+      q->end = e;
+    if (p->size[i] > q->size)
+      q->size = p->size[i];
+    q->lead = group[i];
+  }
+  for (int g = 0; g < ng; g++)
+    it[g].lead = g;
+  qsort(it, (size_t)ng, sizeof *it, by_size);
+  PackItem **live = malloc(sizeof *live * (size_t)ng);
+  int64_t top = 0;
+  for (int k = 0; k < ng; k++) {
+    int nl = 0;
+    for (int j = 0; j < k; j++)
+      if (it[j].start <= it[k].end && it[k].start <= it[j].end)
+        live[nl++] = &it[j];
+    qsort(live, (size_t)nl, sizeof *live, by_off);
+    int64_t at = 0;
+    for (int j = 0; j < nl; j++) {
+      if (live[j]->off >= at + it[k].size)
+        break; /* the gap before it holds the buffer */
+      if (live[j]->off + live[j]->size > at)
+        at = live[j]->off + live[j]->size;
+    }
+    it[k].off = at;
+    if (at + it[k].size > top)
+      top = at + it[k].size;
+  }
+  if (top < s->top) {
+    int64_t *goff = malloc(sizeof(int64_t) * (size_t)ng);
+    for (int k = 0; k < ng; k++)
+      goff[it[k].lead] = it[k].off;
+    for (int i = 0; i < n; i++)
+      if (p->off[i] >= 0)
+        p->off[i] = goff[group[i]];
+    s->top = top;
+    free(goff);
+  }
+  free(live);
+  free(it);
+  free(group);
 }
 
 /* Scratch the plan owns beside the values: one packing buffer for
@@ -795,7 +881,8 @@ static const struct {
     {"views", plan_views},       {"fuse", plan_fuse},
     {"homes", plan_homes},       {"lifetimes", plan_lifetimes},
     {"locals", plan_locals},     {"allocate", plan_allocate},
-    {"scratch", plan_scratch},   {"check", plan_check},
+    {"pack", plan_pack},         {"scratch", plan_scratch},
+    {"check", plan_check},
 };
 
 void plan_graph(Ctx *c, Plan *p) {
@@ -814,7 +901,7 @@ void plan_graph(Ctx *c, Plan *p) {
   p->acc_off = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
   p->size = arena_alloc(&c->arena, sizeof(int64_t) * ((size_t)n + 1));
   PS s = {c, g, p, n, (int64_t)n + 1, NULL, NULL, NULL, NULL, NULL,
-          NULL, NULL, NULL, NULL, 0, 0};
+          NULL, NULL, NULL, NULL, NULL, 0, 0};
   s.consumer = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   s.depth = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   s.outcount = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
@@ -824,6 +911,7 @@ void plan_graph(Ctx *c, Plan *p) {
   s.last = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
   s.rootpos = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
   s.homeout = arena_alloc(&c->arena, (size_t)n + 1);
+  s.inplace_of = arena_alloc(&c->arena, sizeof(int) * ((size_t)n + 1));
   p->last = s.last;
   for (int i = 0; i < n; i++) {
     p->store[i] = -1;
@@ -832,6 +920,7 @@ void plan_graph(Ctx *c, Plan *p) {
     s.consumer[i] = -1;
     s.last[i] = -1;
     s.first[i] = -1;
+    s.inplace_of[i] = -1;
   }
   for (size_t k = 0; k < sizeof plan_steps / sizeof plan_steps[0]; k++)
     plan_steps[k].run(&s);
