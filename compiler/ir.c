@@ -529,6 +529,16 @@ int ir_transpose(Ctx *c, int a, const int *perm, Loc loc) {
       q[i] = na->perm[p[i]];
     return ir_transpose(c, na->in[0], q, loc);
   }
+  /* (op(a) @ op(b))^T = op(b)^T @ op(a)^T: the product written in the
+     transposed layout directly (a weight's gradient for x @ W.T lands in
+     W's layout, with no transposed copy) */
+  int swap_last = r >= 2 && na->op == OP_MATMUL && (c->rules & R_SIMPLIFY);
+  for (int i = 0; swap_last && i < r; i++)
+    swap_last = p[i] == (i == r - 2 ? r - 1 : i == r - 1 ? r - 2 : i);
+  if (swap_last) {
+    int fl = (na->flags & MM_TB ? 0 : MM_TA) | (na->flags & MM_TA ? 0 : MM_TB);
+    return ir_matmul(c, na->in[1], na->in[0], fl, loc);
+  }
   Shape s = {r, {0}};
   for (int i = 0; i < r; i++)
     s.d[i] = na->shape.d[p[i]];

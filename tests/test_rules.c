@@ -375,6 +375,17 @@ static const RuleCase rule_cases[] = {
     LS("batched matmul of a transpose", "param A[2, 4, 3]\nparam B[2, 4, 5]\n"
        "input w[2, 3, 5]\nloss = sum((transpose(A, 1, 2) @ B) * w)\n" TAIL,
        D_ANY),
+    /* (a @ b)^T becomes b^T @ a^T (simplify), in every flag combination,
+       and the weight gradient of x @ W.T lands in W's layout */
+    LS("transpose of a matmul", "param A[3, 4]\nparam B[4, 2]\n"
+       "input w[2, 3]\nloss = sum((A @ B).T * w)\n" TAIL, D_ANY),
+    LS("transpose of a matmul of transposes", "param A[4, 3]\nparam B[2, 4]\n"
+       "input w[2, 3]\nloss = sum((A.T @ B.T).T * w)\n" TAIL, D_ANY),
+    LS("batched transpose of a matmul", "param A[2, 3, 4]\nparam B[4, 5]\n"
+       "input w[2, 5, 3]\nloss = sum(transpose(A @ B, 1, 2) * w)\n" TAIL,
+       D_ANY),
+    LS("linear layer x @ W.T", "input x[5, 4]\nparam W[3, 4]\nparam b[3]\n"
+       "input w[5, 3]\nloss = sum(tanh(x @ W.T + b) * w)\n" TAIL, D_ANY),
     LS("scalar param broadcast twice", "param s\ninput w[3, 4]\n"
        "loss = sum((s * ones([3, 4]) + broadcast_to(s, [3, 4]) ** 2) * w)\n"
        TAIL, D_ANY),

@@ -380,6 +380,15 @@ for tg in ("host", "mcu"):
         ok(np.max(np.abs(A[n] - P0[n])) > 1e-3, "%s: %s did not move" % (tg, n))
     ok(np.array_equal(sa, sb), tg + ": step and update leave different state")
 
+# ---- no transposed copies: x @ W.T's weight gradient is W's layout ----------
+wt = write("wt.graph", "input x[8, 4]\ninput t[8, 3]\nparam W[3, 4]\n"
+           "param b[3]\ny = x @ W.T + b\nloss = mean((y - t) ** 2)\n"
+           "output loss\nbackward loss\noptimizer sgd(lr=0.1)\n")
+rc, src, err = agc(wt, "--emit", "c", "--target", "mcu")
+ok(rc == 0 and "store grad_W" not in src and "transpose" not in src,
+   "x @ W.T: the gradient of W is copied or transposed:\n" +
+   "\n".join(l for l in src.splitlines() if "grad_W" in l or "transpose" in l))
+
 # ---- accuracy of the mcu target's float sums (Kahan) -------------------------------
 # 10^6 values in [0, 1): a plain float sum is off by ~1e-4 relative; the
 # compensated sum must stay within a few float roundings of the exact one
