@@ -912,6 +912,15 @@ static int write_named(const char *outdir, const char *const *names,
 
 /* ---- agc run ------------------------------------------------------------------ */
 
+/* Compiles and loads the graph, printing its diagnostics; NULL after an
+ * error. */
+static agc_graph *load_graph(Cli *o, const agc_graph_options *opt) {
+  char err[8192];
+  agc_graph *g = agc_graph_load(o->graph, opt, err, sizeof err);
+  print_diagnostics(g ? agc_graph_warnings(g) : err);
+  return g;
+}
+
 static int cmd_run(Cli *o) {
   if (o->out)
     return die2("%s", "run writes its results with --out DIR, not -o");
@@ -922,12 +931,9 @@ static int cmd_run(Cli *o) {
   if (o->backend && strcmp(o->backend, "cc") == 0)
     opt.backend = AGC_BACKEND_CC;
   char err[8192];
-  agc_graph *g = agc_graph_load(o->graph, &opt, err, sizeof err);
-  if (!g) {
-    print_diagnostics(err);
+  agc_graph *g = load_graph(o, &opt);
+  if (!g)
     return 1;
-  }
-  print_diagnostics(agc_graph_warnings(g));
   if (o->steps && !agc_graph_has_step(g)) {
     fprintf(stderr, "agc: %s: --steps needs a graph with 'optimizer' (and "
             "'backward')\n", o->graph);
@@ -1157,12 +1163,9 @@ static int cmd_check(Cli *o) {
     return die2("%s", "check writes no files: -o does not apply");
   agc_graph_options opt = {1, 0, 0, 0, o->name, 1, o->O0, 0};
   char err[8192];
-  agc_graph *g = agc_graph_load(o->graph, &opt, err, sizeof err);
-  if (!g) {
-    print_diagnostics(err);
+  agc_graph *g = load_graph(o, &opt);
+  if (!g)
     return 1;
-  }
-  print_diagnostics(agc_graph_warnings(g));
   int nin = agc_graph_num_inputs(g), nout = agc_graph_num_outputs(g);
   agc_array *ins = calloc((size_t)nin + 1, sizeof *ins);
   const void **inp = calloc((size_t)nin + 1, sizeof *inp);

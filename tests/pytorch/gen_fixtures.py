@@ -1943,6 +1943,19 @@ def save(path, arr):
         np.save(f, arr, allow_pickle=False)
 
 
+def write_case_dir(base, name, src, arrays):
+    """base/name afresh, with model.graph and in/ARG.npy; returns its path."""
+    d = os.path.join(base, name)
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    with open(os.path.join(d, "model.graph"), "w", encoding="utf-8", newline="\n") as f:
+        f.write(src)
+    for n, a in arrays.items():
+        save(os.path.join(d, "in", n + ".npy"), a)
+    return d
+
+
 def case_tier(src, ev):
     tier = "full" if ev.full_features else "core"
     # the network group (convolution, pooling, embedding) is its own tier
@@ -1987,14 +2000,7 @@ def generate(name, src, init, fd, ref, known, verbose):
         worst = max([e for _, e in report], default=None)
         print("%-28s %-4s fd=%s" % (name, tier, "skipped" if worst is None else "%.2e" % worst))
 
-    d = os.path.join(CASES_DIR, name)
-    if os.path.isdir(d):
-        shutil.rmtree(d)
-    os.makedirs(d)
-    with open(os.path.join(d, "model.graph"), "w", encoding="utf-8", newline="\n") as f:
-        f.write(src)
-    for n, a in arrays.items():
-        save(os.path.join(d, "in", n + ".npy"), a)
+    d = write_case_dir(CASES_DIR, name, src, arrays)
     for n, a in exp64.items():
         save(os.path.join(d, "expect_f64", n + ".npy"), a)
     for n, a in exp32.items():
@@ -2348,14 +2354,7 @@ def generate_optim(name, src, init, clips, verbose):
     if verbose:
         print("%-20s moved>=%.2e f32-vs-f64<=%.2e%s" % (name, moved, f32_vs_f64, clipnote))
 
-    d = os.path.join(OPT_DIR, name)
-    if os.path.isdir(d):
-        shutil.rmtree(d)
-    os.makedirs(d)
-    with open(os.path.join(d, "model.graph"), "w", encoding="utf-8", newline="\n") as f:
-        f.write(src)
-    for n, a in arrays.items():
-        save(os.path.join(d, "in", n + ".npy"), a)
+    d = write_case_dir(OPT_DIR, name, src, arrays)
     for tag, hist in (("f64", h64), ("f32", h32)):
         for k in OPT_STEPS:
             outs, ps, _ = hist[k - 1]
