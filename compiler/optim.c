@@ -339,7 +339,13 @@ void optim_build(Ctx *c, const int *pidx, const int *grads, int np) {
         int first = ir_binary(c, OP_LE, t, num(&b, 1), b.loc);
         int buf = ir_where(c, first, d, later, b.loc);
         put_home(&b, buf, c->g.nodes[m0].ext);
-        d = A[OA_NESTEROV].num ? add(&b, d, mul(&b, buf, mom)) : buf;
+        int dm = A[OA_NESTEROV].num ? add(&b, d, mul(&b, buf, mom)) : buf;
+        /* a momentum from an input may be 0 at run time: PyTorch then
+           takes the plain step (no buffer) */
+        d = A[OA_MOMENTUM].input
+                ? ir_where(c, ir_binary(c, OP_NE, mom, num(&b, 0), b.loc), dm,
+                           d, b.loc)
+                : dm;
       }
       np2 = sub(&b, p, mul(&b, d, lr));
     } else {

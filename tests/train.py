@@ -110,13 +110,17 @@ cases = [
      w0 - 2 * x * 0.9 / (4.5 + 1e-6)),
     ("clip-off", "clip_grad_norm 100\noptimizer sgd(lr=1)\n", 2, w0 - 2 * x),
     ("lr-input", "optimizer sgd(lr=rate)\n", 2, w0 - 2 * 0.125 * x),
+    # a momentum from an input that is 0 at run time: PyTorch's plain step
+    # (its `if momentum != 0`), even with dampening
+    ("momentum-input-0", "optimizer sgd(lr=0.25, momentum=rate, "
+     "dampening=1)\n", 3, w0 - 0.75 * x),
 ]
 for name, tail, steps, want in cases:
     text = lin + tail
     ins = {"x": x, "w": w0}
     if "rate" in tail:
         text = "input rate\n" + text
-        ins["rate"] = np.array(0.125)
+        ins["rate"] = np.array(0.0 if "momentum=rate" in tail else 0.125)
     g = write(name + ".graph", text)
     for be, tg, dt in CONFIGS:
         got, err = run_steps(g, ins, steps, be, tg, dt)
