@@ -3,17 +3,21 @@
  * dot). Any input must give either a compilation or an error message,
  * never a crash, a leak or undefined behaviour; errors must be located.
  * Inputs of odd length are compiled a second time in f64 at -O0 (the
- * reference path), so both pipelines see the corpus. */
+ * reference path), and inputs whose length is a multiple of 3 for
+ * --target mcu, so every pipeline sees the corpus. A graph with an
+ * optimizer also compiles its training step and update (emit_c). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agc.h"
 
-static void one(const uint8_t *data, size_t size, int f64, int O0) {
+static void one(const uint8_t *data, size_t size, int f64, int O0,
+                int target) {
   Options opt = {0};
   opt.f64 = f64;
   opt.O0 = O0;
+  opt.target = target;
   Ctx *c = agc_compile("f.graph", (const char *)data, size, &opt);
   const char *m = agc_messages(c);
   if (agc_failed(c)) {
@@ -21,24 +25,28 @@ static void one(const uint8_t *data, size_t size, int f64, int O0) {
     if (strncmp(m, "f.graph:", 8) != 0 || !strstr(m, "error: "))
       abort();
   } else {
-    for (int kind = EMIT_C; kind <= EMIT_DOT; kind++) {
+    for (int kind = EMIT_C; kind <= EMIT_MEM; kind++) {
       StrBuf out = {0};
-      int rc = agc_emit(c, kind, 0, &out);
+      int rc = agc_emit(c, kind, target, &out);
       /* the back end may refuse with a message, never without */
       if (rc != 0 && !strstr(agc_messages(c), "error"))
         abort();
       sb_free(&out);
     }
-    StrBuf jit = {0};
-    agc_emit(c, EMIT_C, 1, &jit);
-    sb_free(&jit);
+    if (target == TARGET_HOST) {
+      StrBuf jit = {0};
+      agc_emit(c, EMIT_C, TARGET_JIT, &jit);
+      sb_free(&jit);
+    }
   }
   agc_free(c);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  one(data, size, 0, 0);
+  one(data, size, 0, 0, TARGET_HOST);
   if (size % 2)
-    one(data, size, 1, 1);
+    one(data, size, 1, 1, TARGET_HOST);
+  if (size % 3 == 0)
+    one(data, size, 0, 0, TARGET_MCU);
   return 0;
 }
