@@ -49,11 +49,12 @@ static struct {
   double time_limit;
   int verbose;
   int compile_only;
+  long first;
   RGenOpts gen;
   const char *check_dir;
   const char *tmp;
 } opt = {2000, 1, "random-failures", 1, 1, 1, 1, 3, 1, 1, 40, 0, 0,
-         0, {64, 4096, 12, 0.15}, NULL, NULL};
+         0, 0, {64, 4096, 12, 0.15}, NULL, NULL};
 
 static struct {
   long graphs, failed_graphs, mismatches, sanitizer, rejected, fd_fail;
@@ -2234,7 +2235,7 @@ static void finish_case(Case *c) {
  * checks: does the generator write only programs the compiler takes? */
 static int run_compile_only(void) {
   long bad = 0, train = 0;
-  for (long id = 0; id < opt.n; id++) {
+  for (long id = opt.first; id < opt.n; id++) {
     RGraph g;
     uint64_t gs = opt.seed * 1000003ULL + (uint64_t)id;
     rg_generate(&g, gs, &opt.gen);
@@ -2251,6 +2252,8 @@ static int run_compile_only(void) {
       Ctx *ctx = agc_compile(label, src, strlen(src), &o);
       if (agc_failed(ctx)) {
         printf("%s (%s): %.300s\n", label, O0 ? "-O0" : "-O1", errpart(agc_messages(ctx)));
+        if (opt.verbose > 0) /* -v: the program */
+          printf("%s\n", src);
         bad++;
         agc_free(ctx);
         break;
@@ -2439,6 +2442,8 @@ int main(int argc, char **argv) {
       opt.gen.max_dim = atoi(v);
     else if (ARG("--max-stmts"))
       opt.gen.max_stmts = atoi(v);
+    else if (ARG("--first")) /* --compile-only: start at graph G */
+      opt.first = atol(v);
     else if (ARG("--train-frac"))
       opt.gen.train_frac = atof(v);
     else if (ARG("--shrink-max"))

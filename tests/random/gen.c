@@ -311,6 +311,7 @@ typedef struct {
      `backward` adds one over all params: bounding the whole graph's
      largest order is what keeps it within MAX_GRAD_ORDER. */
   int maxord;
+  int ngrad; /* grad() calls in the program text so far */
 } Gen;
 
 /* compiler/agc.h MAX_GRAD_ORDER: grad() may reach one less, the final
@@ -435,10 +436,41 @@ static Val int_leaf(Gen *G, int rank, const int64_t *d, int imax) {
   return tmp(strdup(nm), rank, d, 0, imax, NULL, NULL, NULL);
 }
 
+static Val *leaf(Gen *G, int rank, const int64_t *d, int is_param);
+
+/* grad( in an expression */
+static int count_grads(const char *e) {
+  int n = 0;
+  for (const char *p = e; (p = strstr(p, "grad(")); p += 5)
+    n += p == e || !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z') || (p[-1] >= '0' && p[-1] <= '9'));
+  return n;
+}
+
 /* Names a value: a statement `vK = expr`. */
 static Val *stmt(Gen *G, Val v) {
   if (G->n == MAXV)
     return NULL;
+  /* Every grad() in the text is a differentiation, and the compiler gives
+     it an order one above every node between its x and y that depends on
+     x, whether y uses them or not: an expression the generator wrote
+     twice (bounded(), positive()) or an unrelated grad() in between counts
+     too. So the program holds at most RG_MAX_ORDER - 1 grad() calls, and
+     `backward` is the last differentiation: no derivative can be of an
+     order above MAX_GRAD_ORDER. A statement that would exceed it becomes
+     a new input of its shape. */
+  int ng = count_grads(v.e);
+  if (ng && G->ngrad + ng > RG_MAX_ORDER - 1) {
+    free(v.e);
+    Val *x = leaf(G, v.rank, v.d, 0);
+    if (!x)
+      return NULL;
+    x->nuse++;
+    Val w = *x;
+    w.e = strdup(x->e);
+    v = w;
+    ng = 0;
+  }
+  G->ngrad += ng;
   char nm[RG_NAME];
   snprintf(nm, sizeof nm, "v%d", G->nval++);
   RLine *l = add_line(G->g, RL_ASSIGN, nm);
@@ -1380,6 +1412,10 @@ static Val gradient(Gen *G, Val a) {
     gg = bounded(G, gg, 100);
     Val w = rng_chance(&G->r, 0.5) ? of_shape(G, gn->rank, gn->d) : use(gn);
     w = bounded(G, w, 100);
+    if (w.lim < 1) { /* y = sum(gg * w) is differentiated through w too */
+      free(w.e);
+      w = bounded(G, use(gn), 100);
+    }
     int nc2 = 0;
     for (int i = 0; i < G->n; i++)
       if ((gn->anc[i / 8] >> (i % 8) & 1) && G->pool[i].grad_ok && i != gn - G->pool)
@@ -1389,6 +1425,8 @@ static Val gradient(Gen *G, Val a) {
     e = rg_fmt("grad(sum(%s * %s), %s)", gg.e, w.e, xx2.e);
     Val h = tmp(e, x2->rank, x2->d, -1e3, 1e3, &gg, &w, &xx2);
     h.hasgrad = 1;
+    h.lim--; /* y = sum(gg * w): w is differentiated too (w = a value with
+                a max_pool2d or prod behind it) */
     if (gn->lim - 1 < h.lim)
       h.lim = gn->lim - 1;
     G->maxord++;
