@@ -682,7 +682,9 @@ static int parse_optim(const Case *c, Optim *o) {
  * grad output, the amount to move each gradient element by, times a
  * random sign from rng seed `sgn`; NULL for none). Final params into
  * p_out[i] (inputs that are params), the last step's outputs into
- * o_out[j]. Returns -1 if anything is not finite. */
+ * o_out[j]. Returns -1 if anything is not finite, a param beyond 1e6 or
+ * an output beyond 1e15 (the params left the ranges the generator bounded
+ * the values for: f32 overflows where f64 does not). */
 static int step_traj(Case *c, agc_graph *ref, const Optim *O, const double *pert,
                      uint64_t sgn, double **p_out, double **o_out) {
   double **p64 = calloc((size_t)c->nin + 1, sizeof *p64);
@@ -748,7 +750,8 @@ static int step_traj(Case *c, agc_graph *ref, const Optim *O, const double *pert
           double denom = sqrt(m2[i][k]) / sqrt(bc2) + O->eps;
           p[k] -= O->lr / bc1 * m1[i][k] / denom;
         }
-        if (!isfinite(p[k]))
+        /* far from where the values were bounded: f32 overflows */
+        if (!isfinite(p[k]) || fabs(p[k]) > 1e6)
           rc = -1;
       }
     }
@@ -762,7 +765,7 @@ static int step_traj(Case *c, agc_graph *ref, const Optim *O, const double *pert
   }
   for (int j = 0; j < c->nsout && !rc; j++)
     for (int64_t k = 0; k < c->ref[c->sout[j]].n; k++)
-      if (!isfinite(o_out[j][k]))
+      if (!isfinite(o_out[j][k]) || fabs(o_out[j][k]) > 1e15)
         rc = -1;
   free(p64);
   free(m1);
@@ -2240,6 +2243,8 @@ static int run_compile_only(void) {
     uint64_t gs = opt.seed * 1000003ULL + (uint64_t)id;
     rg_generate(&g, gs, &opt.gen);
     char *src = rg_render(&g, NULL);
+    if (opt.verbose > 1) /* --print: every program */
+      printf("# s%llu-g%ld\n%s", (unsigned long long)opt.seed, id, src);
     for (int i = 0; i < g.n; i++)
       train += g.l[i].kind == RL_OPTIM && !strncmp(g.l[i].text, "optimizer", 9);
     for (int O0 = 1; O0 >= 0; O0--) {
@@ -2317,7 +2322,8 @@ static int run_campaign(void) {
          st.sanitizer, st.rejected, st.fd_fail, st.skip_nonfinite, st.skip_unstable,
          st.skip_fd_graph, st.fd_skipped, st.fd_skipped + st.fd_checked);
   printf("agc_random: %ld training graphs, %ld step runs checked, %ld without step checks "
-         "(non-finite or unstable)\n", st.train_graphs, st.steps_checked, st.skip_step);
+         "(trajectory non-finite or beyond 1e6, or unstable gradients)\n", st.train_graphs,
+         st.steps_checked, st.skip_step);
   for (int i = 0; i < nsigs; i++)
     printf("agc_random: failure %d: %ld graph%s: %s (%s%s%s%s%s; first repro %s)\n", i + 1,
            sigs[i].count, sigs[i].count == 1 ? "" : "s", sigs[i].sig, sigs[i].first[0],

@@ -1583,7 +1583,10 @@ static void add_optimizer(RGraph *g, Rng *r) {
     double mom = rng_chance(r, 0.5) ? 0 : PICK(r, 0.5, 0.9, 0.99);
     int nest = mom > 0 && rng_chance(r, 0.35);
     if (mom > 0 || rng_chance(r, 0.2))
-      opt_arg(g, r, buf, sizeof buf, "momentum", mom, nest ? 0 : 0.1);
+      /* not 0 from an input: agc applies momentum and dampening from an
+         input whatever its value, PyTorch skips both when momentum == 0
+         (repro-pending/step-sgd-momentum-input-zero.graph) */
+      opt_arg(g, r, buf, sizeof buf, "momentum", mom, nest || mom == 0 ? 0 : 0.1);
     if (!nest && rng_chance(r, 0.3))
       opt_arg(g, r, buf, sizeof buf, "dampening", PICK(r, 0, 0.1, 0.5, 1), 0.1);
     if (rng_chance(r, 0.4))
