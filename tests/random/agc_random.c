@@ -48,16 +48,19 @@ static struct {
   int batch;
   double time_limit;
   int verbose;
+  int compile_only;
+  long first;
   RGenOpts gen;
   const char *check_dir;
   const char *tmp;
 } opt = {2000, 1, "random-failures", 1, 1, 1, 1, 3, 1, 1, 40, 0, 0,
-         {64, 4096, 12}, NULL, NULL};
+         0, 0, {64, 4096, 12, 0.15}, NULL, NULL};
 
 static struct {
   long graphs, failed_graphs, mismatches, sanitizer, rejected, fd_fail;
   long skip_nonfinite, skip_unstable, skip_fd_graph, fd_checked, fd_skipped;
   long cc_graphs, asan_graphs, xfailed, xpass;
+  long train_graphs, skip_step, steps_checked;
   double t_inproc, t_cc, t_asan;
 } st;
 
@@ -71,11 +74,22 @@ static double now(void) {
 
 /* ---- a case: one graph, its data and reference ---------------------------- */
 
+/* Configurations: back end (tcc in-process, cc, ASan) x target (host,
+ * mcu) x dtype, and -O0 f32 (the f32 reference). */
 enum { CFG_TCC64, CFG_TCC32, CFG_O0_32, CFG_CC64, CFG_CC32, CFG_ASAN64,
-       CFG_ASAN32, NCFG };
-static const char *const cfg_name[NCFG] = {"tcc-f64", "tcc-f32", "O0-f32",
-                                           "cc-f64", "cc-f32", "asan-f64",
-                                           "asan-f32"};
+       CFG_ASAN32, CFG_MCU64, CFG_MCU32, CFG_CCMCU64, CFG_CCMCU32,
+       CFG_ASANMCU64, CFG_ASANMCU32, NCFG };
+static const char *const cfg_name[NCFG] = {
+    "tcc-f64", "tcc-f32", "O0-f32", "cc-f64", "cc-f32", "asan-f64", "asan-f32",
+    "mcu-f64", "mcu-f32", "cc-mcu-f64", "cc-mcu-f32", "asan-mcu-f64", "asan-mcu-f32"};
+static const int cfg_f32[NCFG] = {0, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
+/* the cc / ASan configuration of a unit's dtype and target */
+static int cc_cfg(int f64, int mcu) {
+  return mcu ? (f64 ? CFG_CCMCU64 : CFG_CCMCU32) : (f64 ? CFG_CC64 : CFG_CC32);
+}
+static int asan_cfg(int f64, int mcu) {
+  return mcu ? (f64 ? CFG_ASANMCU64 : CFG_ASANMCU32) : (f64 ? CFG_ASAN64 : CFG_ASAN32);
+}
 
 typedef struct {
   char name[64];
@@ -105,6 +119,14 @@ typedef struct {
   char *fail[8];    /* messages of failed checks (category: message) */
   int nfail;
   int sanitizer;
+  /* a training graph (optimizer): K steps, checked on every configuration */
+  int train, K, step_skip;
+  int *isparam;     /* per input */
+  int *pgrad;       /* per input: its gradient's output, or -1 */
+  int nsout, *sout; /* the step's outputs: the non-gradient outputs */
+  double **sp_ref, **so_ref;       /* params after K steps, last outputs */
+  double **sp_env[2], **so_env[2]; /* their envelopes, f64 and f32 */
+  double **so_post; /* the outputs at the params after K steps (diagnosis) */
 } Case;
 
 static void case_fail(Case *c, const char *f, ...) __attribute__((format(printf, 2, 3)));
@@ -168,8 +190,43 @@ static void case_free(Case *c) {
   free(c->src);
   for (int i = 0; i < c->nfail; i++)
     free(c->fail[i]);
+  for (int i = 0; c->in && i < c->nin; i++) {
+    for (int f = 0; f < 2; f++)
+      if (c->sp_env[f])
+        free(c->sp_env[f][i]);
+    if (c->sp_ref)
+      free(c->sp_ref[i]);
+  }
+  for (int j = 0; j < c->nsout; j++) {
+    for (int f = 0; f < 2; f++)
+      if (c->so_env[f])
+        free(c->so_env[f][j]);
+    if (c->so_ref)
+      free(c->so_ref[j]);
+  }
+  for (int f = 0; f < 2; f++)
+    free(c->sp_env[f]), free(c->so_env[f]);
+  for (int j = 0; c->so_post && j < c->nsout; j++)
+    free(c->so_post[j]);
+  free(c->so_post);
+  free(c->sp_ref);
+  free(c->so_ref);
+  free(c->isparam);
+  free(c->pgrad);
+  free(c->sout);
   rg_free(&c->g);
   memset(c, 0, sizeof *c);
+}
+
+/* The compiler's messages from the error on (the warnings before it
+ * would fill the message). */
+static const char *errpart(const char *err) {
+  const char *e = strstr(err, " error: ");
+  if (!e)
+    return err;
+  while (e > err && e[-1] != ' ' && e[-1] != '\n')
+    e--;
+  return e;
 }
 
 /* ---- running a loaded graph -------------------------------------------- */
@@ -356,7 +413,7 @@ static int64_t max_err(const Case *c, int64_t n, const double *got,
 
 static int compare(Case *c, int cfg, int oi, const double *got) {
   const Arr *r = &c->ref[oi];
-  int f32 = cfg == CFG_TCC32 || cfg == CFG_O0_32 || cfg == CFG_CC32 || cfg == CFG_ASAN32;
+  int f32 = cfg_f32[cfg];
   const double *rv = r->v;
   const char *rname = "f64 -O0 tcc";
   double rtol = 1e-9, s = 1e-6, atol = 1e-12;
@@ -380,10 +437,12 @@ static int compare(Case *c, int cfg, int oi, const double *got) {
 
 /* ---- stage 1: in-process checks ------------------------------------------ */
 
-static agc_graph *load(Case *c, int f64, int O0, agc_backend be, char *err, size_t n) {
+static agc_graph *load(Case *c, int f64, int O0, int mcu, agc_backend be, char *err,
+                       size_t n) {
   agc_graph_options o = {0};
   o.f64 = f64;
   o.O0 = O0;
+  o.mcu = mcu;
   o.backend = be;
   o.name = "rg";
   return agc_graph_load_source(c->label, c->src, strlen(c->src), &o, err, n);
@@ -415,7 +474,7 @@ static void option_checks(Case *c) {
   o.name = "rg";
   agc_graph *g = agc_graph_load_source(c->label, c->src, strlen(c->src), &o, err, sizeof err);
   if (!g) {
-    case_fail(c, "accumulate-f64: compile failed: %s", err);
+    case_fail(c, "accumulate-f64: compile failed: %s", errpart(err));
     return;
   }
   double **outs = alloc_outs(c), **init = alloc_outs(c), **want = alloc_outs(c);
@@ -444,7 +503,7 @@ static void option_checks(Case *c) {
   o.no_grad = 1;
   g = agc_graph_load_source(c->label, c->src, strlen(c->src), &o, err, sizeof err);
   if (!g) {
-    case_fail(c, "no-grad-f64: compile failed: %s", err);
+    case_fail(c, "no-grad-f64: compile failed: %s", errpart(err));
     free_outs(c, outs);
     return;
   }
@@ -517,11 +576,499 @@ static void option_checks(Case *c) {
   free_outs(c, outs);
 }
 
+/* ---- training steps ------------------------------------------------------
+ * A graph with `optimizer` has a step (agc_graph_step, NAME_generic): K
+ * (1-3) steps from the input params and a zeroed state on every
+ * configuration, compared with a reference computed here: the gradient
+ * function (the f64 -O0 tcc reference, agc_graph_call) at the current
+ * params, then clip_grad_norm and the optimizer as PyTorch 1.13 writes
+ * them, in double, K times. The outputs of a step are the graph's
+ * non-gradient outputs, at the params before the step.
+ * Tolerance: a config's gradients differ from the reference's by up to
+ * the tolerance d of the gradient comparison (per tensor); where the
+ * update is sensitive to that (Adam on a gradient that is rounding noise,
+ * whose update is +-lr whatever its size) the reference is run twice more
+ * with every gradient element moved by +d*s and -d*s (s random signs), and
+ * the largest change of each element (the envelope) is allowed twice. */
+typedef struct {
+  int kind; /* 0 none, 1 sgd, 2 adam, 3 adamw */
+  double lr, mom, damp, wd, b1, b2, eps;
+  int nest, clip;
+  double clip_m;
+} Optim;
+
+/* a number or the value of a scalar input of the case */
+static int optim_value(const Case *c, const char *s, double *v) {
+  while (*s == ' ')
+    s++;
+  if (!strncmp(s, "true", 4) || !strncmp(s, "false", 5)) {
+    *v = s[0] == 't';
+    return 0;
+  }
+  char *e;
+  *v = strtod(s, &e);
+  if (e != s)
+    return 0;
+  size_t n = strcspn(s, " ,)");
+  for (int i = 0; i < c->nin; i++)
+    if (strlen(c->in[i].name) == n && !strncmp(c->in[i].name, s, n) && !c->in[i].is_int) {
+      *v = c->in[i].v[0];
+      return 0;
+    }
+  return -1;
+}
+
+static int parse_optim(const Case *c, Optim *o) {
+  memset(o, 0, sizeof *o);
+  o->b1 = 0.9, o->b2 = 0.999, o->eps = 1e-8;
+  for (int i = 0; i < c->g.n; i++) {
+    const RLine *l = &c->g.l[i];
+    if (l->dead || l->kind != RL_OPTIM)
+      continue;
+    const char *t = l->text;
+    if (!strncmp(t, "clip_grad_norm ", 15)) {
+      o->clip = 1;
+      if (optim_value(c, t + 15, &o->clip_m))
+        return -1;
+      continue;
+    }
+    t += 10;
+    while (*t == ' ')
+      t++;
+    o->kind = !strncmp(t, "sgd", 3) ? 1 : !strncmp(t, "adamw", 5) ? 3 : !strncmp(t, "adam", 4) ? 2 : -1;
+    if (o->kind < 0)
+      return -1;
+    if (o->kind == 3)
+      o->wd = 0.01;
+    const char *p = strchr(t, '(');
+    while (p && *p && *p != ')') {
+      p++;
+      while (*p == ' ')
+        p++;
+      const char *eq = strchr(p, '=');
+      if (!eq)
+        break;
+      size_t n = (size_t)(eq - p);
+      double v;
+      if (optim_value(c, eq + 1, &v))
+        return -1;
+#define K(s) (n == strlen(s) && !strncmp(p, s, n))
+      if (K("lr"))
+        o->lr = v;
+      else if (K("momentum"))
+        o->mom = v;
+      else if (K("dampening"))
+        o->damp = v;
+      else if (K("weight_decay"))
+        o->wd = v;
+      else if (K("beta1"))
+        o->b1 = v;
+      else if (K("beta2"))
+        o->b2 = v;
+      else if (K("eps"))
+        o->eps = v;
+      else if (K("nesterov"))
+        o->nest = v != 0;
+      else
+        return -1;
+#undef K
+      p = eq + 1 + strcspn(eq + 1, ",)");
+    }
+  }
+  return o->kind > 0 ? 0 : -1;
+}
+
+/* The reference trajectory: K steps from the case's params (pert: per
+ * grad output, the amount to move each gradient element by, times a
+ * random sign from rng seed `sgn`; NULL for none). Final params into
+ * p_out[i] (inputs that are params), the last step's outputs into
+ * o_out[j]. Returns -1 if anything is not finite, a param beyond 1e6 or
+ * an output beyond 1e15 (the params left the ranges the generator bounded
+ * the values for: f32 overflows where f64 does not). */
+static int step_traj(Case *c, agc_graph *ref, const Optim *O, const double *pert,
+                     uint64_t sgn, double **p_out, double **o_out) {
+  double **p64 = calloc((size_t)c->nin + 1, sizeof *p64);
+  double **m1 = calloc((size_t)c->nin + 1, sizeof *m1), **m2 = calloc((size_t)c->nin + 1, sizeof *m2);
+  double **outs = alloc_outs(c);
+  int rc = 0;
+  for (int i = 0; i < c->nin; i++) {
+    if (c->in[i].is_int)
+      continue;
+    p64[i] = malloc((size_t)c->in[i].n * sizeof(double) + 8);
+    memcpy(p64[i], c->in[i].v, (size_t)c->in[i].n * sizeof(double));
+    if (c->isparam[i]) {
+      m1[i] = calloc((size_t)c->in[i].n + 1, sizeof(double));
+      m2[i] = calloc((size_t)c->in[i].n + 1, sizeof(double));
+    }
+  }
+  for (int t = 1; t <= c->K && !rc; t++) {
+    char why[256];
+    if (run_graph(ref, 1, c, p64, outs, why, sizeof why)) {
+      rc = -1;
+      break;
+    }
+    if (t == c->K)
+      for (int j = 0; j < c->nsout; j++)
+        memcpy(o_out[j], outs[c->sout[j]], (size_t)c->ref[c->sout[j]].n * sizeof(double));
+    Rng r = {sgn};
+    for (int i = 0; i < c->nin; i++) /* perturbed gradients */
+      if (c->isparam[i] && c->pgrad[i] >= 0 && pert)
+        for (int64_t k = 0; k < c->in[i].n; k++)
+          outs[c->pgrad[i]][k] += (rng_unit(&r) < 0.5 ? -1 : 1) * pert[c->pgrad[i]];
+    double scale = 1;
+    if (O->clip) { /* torch.nn.utils.clip_grad_norm_ */
+      double ss = 0;
+      for (int i = 0; i < c->nin; i++)
+        if (c->isparam[i] && c->pgrad[i] >= 0)
+          for (int64_t k = 0; k < c->in[i].n; k++)
+            ss += outs[c->pgrad[i]][k] * outs[c->pgrad[i]][k];
+      double coef = O->clip_m / (sqrt(ss) + 1e-6);
+      scale = coef < 1 ? coef : 1;
+    }
+    double bc1 = 1 - pow(O->b1, t), bc2 = 1 - pow(O->b2, t);
+    for (int i = 0; i < c->nin; i++) {
+      if (!c->isparam[i])
+        continue;
+      double *p = p64[i];
+      for (int64_t k = 0; k < c->in[i].n; k++) {
+        double g = c->pgrad[i] >= 0 ? outs[c->pgrad[i]][k] * scale : 0;
+        if (O->kind == 1) { /* torch.optim.SGD */
+          if (O->wd != 0)
+            g += O->wd * p[k];
+          if (O->mom != 0) {
+            m1[i][k] = t == 1 ? g : O->mom * m1[i][k] + (1 - O->damp) * g;
+            g = O->nest ? g + O->mom * m1[i][k] : m1[i][k];
+          }
+          p[k] -= O->lr * g;
+        } else { /* torch.optim.Adam, AdamW */
+          if (O->kind == 3)
+            p[k] *= 1 - O->lr * O->wd;
+          else if (O->wd != 0)
+            g += O->wd * p[k];
+          m1[i][k] = O->b1 * m1[i][k] + (1 - O->b1) * g;
+          m2[i][k] = O->b2 * m2[i][k] + (1 - O->b2) * g * g;
+          double denom = sqrt(m2[i][k]) / sqrt(bc2) + O->eps;
+          p[k] -= O->lr / bc1 * m1[i][k] / denom;
+        }
+        /* far from where the values were bounded: f32 overflows */
+        if (!isfinite(p[k]) || fabs(p[k]) > 1e6)
+          rc = -1;
+      }
+    }
+  }
+  for (int i = 0; i < c->nin; i++) {
+    if (c->isparam[i] && !rc)
+      memcpy(p_out[i], p64[i], (size_t)c->in[i].n * sizeof(double));
+    free(p64[i]);
+    free(m1[i]);
+    free(m2[i]);
+  }
+  for (int j = 0; j < c->nsout && !rc; j++)
+    for (int64_t k = 0; k < c->ref[c->sout[j]].n; k++)
+      if (!isfinite(o_out[j][k]) || fabs(o_out[j][k]) > 1e15)
+        rc = -1;
+  free(p64);
+  free(m1);
+  free(m2);
+  free_outs(c, outs);
+  return rc;
+}
+
+static double **alloc_params(const Case *c) {
+  double **p = calloc((size_t)c->nin + 1, sizeof *p);
+  for (int i = 0; i < c->nin; i++)
+    if (c->isparam[i])
+      p[i] = calloc((size_t)c->in[i].n + 1, sizeof **p);
+  return p;
+}
+static void free_params(const Case *c, double **p) {
+  for (int i = 0; p && i < c->nin; i++)
+    free(p[i]);
+  free(p);
+}
+static double **alloc_souts(const Case *c) {
+  double **o = calloc((size_t)c->nsout + 1, sizeof *o);
+  for (int j = 0; j < c->nsout; j++)
+    o[j] = calloc((size_t)c->ref[c->sout[j]].n + 1, sizeof **o);
+  return o;
+}
+static void free_souts(const Case *c, double **o) {
+  for (int j = 0; o && j < c->nsout; j++)
+    free(o[j]);
+  free(o);
+}
+
+/* The case's step tables and reference (c->train set when the reference
+ * has a step). */
+static void step_reference(Case *c, agc_graph *ref) {
+  c->isparam = calloc((size_t)c->nin + 1, sizeof *c->isparam);
+  c->pgrad = calloc((size_t)c->nin + 1, sizeof *c->pgrad);
+  c->sout = calloc((size_t)c->nout + 1, sizeof *c->sout);
+  for (int j = 0; j < c->nout; j++)
+    if (!agc_graph_is_grad(ref, j))
+      c->sout[c->nsout++] = j;
+  for (int i = 0; i < c->nin; i++) {
+    c->isparam[i] = agc_graph_is_param(ref, i);
+    c->pgrad[i] = -1;
+    char gn[80];
+    snprintf(gn, sizeof gn, "grad_%s", c->in[i].name);
+    for (int j = 0; j < c->nout; j++)
+      if (agc_graph_is_grad(ref, j) && !strcmp(c->ref[j].name, gn))
+        c->pgrad[i] = j;
+  }
+  c->K = 1 + (int)(c->dseed % 3);
+  Optim O;
+  if (parse_optim(c, &O)) {
+    case_fail(c, "step: cannot read the optimizer of the graph");
+    c->step_skip = 1;
+    return;
+  }
+  int unstable = 0;
+  for (int j = 0; j < c->nout; j++)
+    unstable |= c->unstable[j] && agc_graph_is_grad(ref, j);
+  if (c->skip || unstable) {
+    st.skip_step++;
+    c->step_skip = 1;
+    return;
+  }
+  c->sp_ref = alloc_params(c);
+  c->so_ref = alloc_souts(c);
+  if (step_traj(c, ref, &O, NULL, 0, c->sp_ref, c->so_ref)) {
+    st.skip_step++;
+    c->step_skip = 1;
+    return;
+  }
+  { /* the outputs at the final params: an output that equals them was
+       stored after the update */
+    double **in64 = calloc((size_t)c->nin + 1, sizeof *in64), **outs = alloc_outs(c);
+    for (int i = 0; i < c->nin; i++)
+      in64[i] = c->isparam[i] ? c->sp_ref[i] : c->in[i].v;
+    char why[256];
+    c->so_post = alloc_souts(c);
+    if (run_graph(ref, 1, c, in64, outs, why, sizeof why) == 0)
+      for (int j = 0; j < c->nsout; j++)
+        memcpy(c->so_post[j], outs[c->sout[j]], (size_t)c->ref[c->sout[j]].n * sizeof(double));
+    free(in64);
+    free_outs(c, outs);
+  }
+  /* the envelopes: per precision, the gradient tolerance of compare() */
+  double *pert = calloc((size_t)c->nout + 1, sizeof *pert);
+  for (int f32 = 0; f32 < 2; f32++) {
+    double G = 0;
+    for (int j = 0; j < c->nout; j++)
+      for (int64_t k = 0; k < c->ref[j].n; k++)
+        G = fmax(G, fabs(c->ref[j].v[k]));
+    for (int j = 0; j < c->nout; j++) {
+      double scale = 0;
+      for (int64_t k = 0; k < c->ref[j].n; k++)
+        scale = fmax(scale, fabs(c->ref[j].v[k]));
+      pert[j] = f32 ? 1e-2 * scale + 10 * c->sens[j] + 1e-4 * (1 + G)
+                    : 1e-9 * scale + 1e-6 * c->sens[j] + 1e-12 * (1 + G);
+    }
+    c->sp_env[f32] = alloc_params(c);
+    c->so_env[f32] = alloc_souts(c);
+    double **pp = alloc_params(c), **oo = alloc_souts(c);
+    for (int sg = 0; sg < 2; sg++) {
+      for (int j = 0; j < c->nout; j++)
+        pert[j] = -pert[j];
+      if (step_traj(c, ref, &O, pert, c->dseed ^ 0x57e9, pp, oo)) {
+        /* the perturbed trajectory leaves the domain: anything goes */
+        for (int i = 0; i < c->nin; i++)
+          for (int64_t k = 0; c->isparam[i] && k < c->in[i].n; k++)
+            c->sp_env[f32][i][k] = INFINITY;
+        for (int j = 0; j < c->nsout; j++)
+          for (int64_t k = 0; k < c->ref[c->sout[j]].n; k++)
+            c->so_env[f32][j][k] = INFINITY;
+        continue;
+      }
+      for (int i = 0; i < c->nin; i++)
+        for (int64_t k = 0; c->isparam[i] && k < c->in[i].n; k++)
+          c->sp_env[f32][i][k] = fmax(c->sp_env[f32][i][k], fabs(pp[i][k] - c->sp_ref[i][k]));
+      for (int j = 0; j < c->nsout; j++)
+        for (int64_t k = 0; k < c->ref[c->sout[j]].n; k++)
+          c->so_env[f32][j][k] = fmax(c->so_env[f32][j][k], fabs(oo[j][k] - c->so_ref[j][k]));
+    }
+    free_params(c, pp);
+    free_souts(c, oo);
+  }
+  free(pert);
+}
+
+/* A configuration's params after K steps and outputs of the last step
+ * against the reference: per tensor, max over the elements of
+ * |got - ref| - 2 env <= rtol max|ref| (+ s sens for outputs) + atol (1 + G);
+ * f64: rtol 1e-9, atol 1e-12 (outputs: s 1e-6); f32: params rtol 1e-4, atol
+ * 1e-5, outputs as the f32 reference against f64 (rtol 1e-2, s 10, atol
+ * 1e-4). */
+static void step_compare(Case *c, const char *cfg, int f32, double **p, double **o) {
+  for (int pass = 0; pass < 2; pass++) {
+    int n = pass ? c->nsout : c->nin;
+    for (int i = 0; i < n; i++) {
+      if (!pass && !c->isparam[i])
+        continue;
+      int oi = pass ? c->sout[i] : -1;
+      if (pass && c->unstable[oi])
+        continue;
+      const double *got = pass ? o[i] : p[i], *want = pass ? c->so_ref[i] : c->sp_ref[i];
+      const double *env = pass ? c->so_env[f32][i] : c->sp_env[f32][i];
+      int64_t m = pass ? c->ref[oi].n : c->in[i].n;
+      double scale = 0, G = 0, err = 0, sens = pass ? c->sens[oi] : 0;
+      int64_t worst = 0;
+      for (int64_t k = 0; k < m; k++)
+        scale = fmax(scale, fabs(want[k]));
+      if (pass)
+        for (int j = 0; j < c->nsout; j++)
+          for (int64_t k = 0; k < c->ref[c->sout[j]].n; k++)
+            G = fmax(G, fabs(c->so_ref[j][k]));
+      else
+        G = scale;
+      for (int64_t k = 0; k < m; k++) {
+        double e = fabs(got[k] - want[k]);
+        e = isnan(e) ? INFINITY : e - 2 * env[k];
+        if (e > err)
+          err = e, worst = k;
+      }
+      double tol = !f32 ? 1e-9 * scale + 1e-6 * sens + 1e-12 * (1 + G)
+                   : pass ? 1e-2 * scale + 10 * sens + 1e-4 * (1 + G)
+                          : 1e-4 * scale + 1e-5 * (1 + G);
+      if (err <= tol)
+        continue;
+      /* an output that is the value at the updated params */
+      double post = INFINITY;
+      for (int64_t k = 0; pass && c->so_post && k < m; k++) {
+        double e = fabs(got[k] - c->so_post[i][k]);
+        e = isnan(e) ? INFINITY : e - 2 * env[k];
+        post = k ? fmax(post, e) : e;
+      }
+      case_fail(c, "%s: %s %s[%lld] after %d step%s = %.12g, ref %.12g (envelope %.3g); "
+                "max err %.3g > tol %.3g%s", cfg, pass ? "output" : "param",
+                pass ? c->ref[oi].name : c->in[i].name, (long long)worst, c->K,
+                c->K > 1 ? "s" : "", got[worst], want[worst], env[worst], err, tol,
+                post <= tol ? "; it is the value at the params after the update" : "");
+      st.mismatches++;
+      return;
+    }
+  }
+}
+
+/* K steps of fn (a generic step entry) with guarded buffers: params
+ * updated in place, a zeroed state of state_bytes, a workspace of wb
+ * filled with 0xff before each step. Params after the last step into
+ * p[i], its outputs into o[j]. Returns 0 or -1 with a message in why. */
+typedef int (*step_fn_t)(void *const *, void *const *, void *, void *);
+static int run_step(step_fn_t fn, size_t state_bytes, size_t wb, int f64, const Case *c,
+                    double **p, double **o, char *why, size_t whylen) {
+  void *in[256], *out[256];
+  size_t insz[256];
+  volatile int rc = 0;
+  if (c->nin > 256 || c->nsout > 256)
+    return -1;
+  for (int i = 0; i < c->nin; i++) {
+    const Arr *a = &c->in[i];
+    insz[i] = (size_t)a->n * (a->is_int || !f64 ? 4 : 8);
+    void *b = pad_alloc(insz[i]);
+    for (int64_t k = 0; k < a->n; k++) {
+      if (a->is_int)
+        ((int32_t *)b)[k] = a->vi[k];
+      else if (f64)
+        ((double *)b)[k] = a->v[k];
+      else
+        ((float *)b)[k] = a->v32[k];
+    }
+    in[i] = b;
+  }
+  for (int j = 0; j < c->nsout; j++) {
+    size_t sz = (size_t)c->ref[c->sout[j]].n * (f64 ? 8 : 4);
+    out[j] = pad_alloc(sz);
+    memset(out[j], 0, sz);
+  }
+  void *state = pad_alloc(state_bytes), *work = pad_alloc(wb);
+  memset(state, 0, state_bytes);
+  in_call = 1;
+  int sig = sigsetjmp(crash_jmp, 1);
+  if (sig == 0) {
+    for (int t = 0; t < c->K; t++) {
+      memset(work, 0xff, wb);
+      fn(in, out, state, work);
+    }
+  } else {
+    snprintf(why, whylen, "crashed with signal %d", sig);
+    rc = -1;
+  }
+  in_call = 0;
+  if (pad_bad(work, wb) && !rc)
+    snprintf(why, whylen, "wrote outside the workspace of %zu bytes", wb), rc = -1;
+  if (pad_bad(state, state_bytes) && !rc)
+    snprintf(why, whylen, "wrote outside the state of %zu bytes", state_bytes), rc = -1;
+  pad_free(work);
+  pad_free(state);
+  for (int j = 0; j < c->nsout; j++) {
+    const Arr *r = &c->ref[c->sout[j]];
+    size_t sz = (size_t)r->n * (f64 ? 8 : 4);
+    for (int64_t k = 0; k < r->n; k++)
+      o[j][k] = f64 ? ((double *)out[j])[k] : (double)((float *)out[j])[k];
+    if (pad_bad(out[j], sz) && !rc)
+      snprintf(why, whylen, "wrote outside output %s (%zu bytes)", r->name, sz), rc = -1;
+    pad_free(out[j]);
+  }
+  for (int i = 0; i < c->nin; i++) {
+    const Arr *a = &c->in[i];
+    if (pad_bad(in[i], insz[i]) && !rc)
+      snprintf(why, whylen, "wrote outside %s %s (%zu bytes)",
+               c->isparam[i] ? "param" : "input", a->name, insz[i]), rc = -1;
+    for (int64_t k = 0; k < a->n; k++) {
+      double v = a->is_int ? (double)((int32_t *)in[i])[k]
+                 : f64 ? ((double *)in[i])[k] : (double)((float *)in[i])[k];
+      double v0 = a->is_int ? (double)a->vi[k] : f64 ? a->v[k] : (double)a->v32[k];
+      if (c->isparam[i])
+        p[i][k] = v;
+      else if (v != v0 && !rc)
+        snprintf(why, whylen, "changed input %s[%lld]", a->name, (long long)k), rc = -1;
+    }
+    pad_free(in[i]);
+  }
+  return rc;
+}
+
+static int step_cur(void *const *in, void *const *out, void *state, void *work) {
+  return agc_graph_step(cur_graph, in, out, state, work);
+}
+
+/* runs and compares fn's steps as configuration `cfg` ("step-tcc-f32") */
+static void step_check(Case *c, const char *cfg, step_fn_t fn, size_t state_bytes, size_t wb,
+                       int f64) {
+  if (!c->train || c->step_skip)
+    return;
+  double **p = alloc_params(c), **o = alloc_souts(c);
+  char why[256];
+  if (run_step(fn, state_bytes, wb, f64, c, p, o, why, sizeof why)) {
+    case_fail(c, "%s: %s", cfg, why);
+    st.sanitizer++;
+  } else {
+    step_compare(c, cfg, !f64, p, o);
+  }
+  st.steps_checked++;
+  free_params(c, p);
+  free_souts(c, o);
+}
+
+static void step_inproc(Case *c, agc_graph *g, const char *cfg, int f64) {
+  char name[64];
+  snprintf(name, sizeof name, "step-%s", cfg);
+  if (!agc_graph_has_step(g)) {
+    case_fail(c, "%s: the graph has an optimizer but no step", name);
+    st.mismatches++;
+    return;
+  }
+  cur_graph = g;
+  step_check(c, name, step_cur, agc_graph_state_bytes(g), agc_graph_step_work_bytes(g), f64);
+}
+
 /* Compiles the reference, makes the data, runs ref and the in-process
  * configurations. Returns 0 if the case can go on to cc/ASan. */
 static int stage1(Case *c) {
   char err[4096];
-  agc_graph *ref = load(c, 1, 1, AGC_BACKEND_TCC, err, sizeof err);
+  agc_graph *ref = load(c, 1, 1, 0, AGC_BACKEND_TCC, err, sizeof err);
   if (!ref) {
     c->rejected = 1;
     case_fail(c, "reject: %s", err);
@@ -617,14 +1164,29 @@ static int stage1(Case *c) {
   free(p64);
   if (c->skip)
     st.skip_nonfinite++;
+  /* a training step: its reference */
+  int has_optim = 0;
+  for (int i = 0; i < c->g.n; i++)
+    has_optim |= !c->g.l[i].dead && c->g.l[i].kind == RL_OPTIM && !strncmp(c->g.l[i].text, "optimizer", 9);
+  c->train = agc_graph_has_step(ref);
+  if (has_optim && !c->train) {
+    case_fail(c, "step: the reference has an optimizer but no step");
+    st.mismatches++;
+  }
+  if (c->train) {
+    st.train_graphs++;
+    step_reference(c, ref);
+    step_inproc(c, ref, "O0-f64", 1);
+  }
   /* the other in-process configurations */
   static const struct {
-    int cfg, f64, O0;
-  } cf[] = {{CFG_O0_32, 0, 1}, {CFG_TCC64, 1, 0}, {CFG_TCC32, 0, 0}};
+    int cfg, f64, O0, mcu;
+  } cf[] = {{CFG_O0_32, 0, 1, 0}, {CFG_TCC64, 1, 0, 0}, {CFG_TCC32, 0, 0, 0},
+            {CFG_MCU64, 1, 0, 1}, {CFG_MCU32, 0, 0, 1}};
   for (size_t k = 0; k < sizeof cf / sizeof cf[0]; k++) {
-    agc_graph *g = load(c, cf[k].f64, cf[k].O0, AGC_BACKEND_TCC, err, sizeof err);
+    agc_graph *g = load(c, cf[k].f64, cf[k].O0, cf[k].mcu, AGC_BACKEND_TCC, err, sizeof err);
     if (!g) {
-      case_fail(c, "%s: compile failed: %s", cfg_name[cf[k].cfg], err);
+      case_fail(c, "%s: compile failed: %s", cfg_name[cf[k].cfg], errpart(err));
       continue;
     }
     int ok = agc_graph_num_outputs(g) == c->nout && agc_graph_num_inputs(g) == c->nin;
@@ -640,6 +1202,8 @@ static int stage1(Case *c) {
       for (int i = 0; i < c->nout && !c->skip; i++)
         if (compare(c, cf[k].cfg, i, outs[i]))
           st.mismatches++;
+      if (c->train)
+        step_inproc(c, g, cfg_name[cf[k].cfg], cf[k].f64);
       if (cf[k].cfg == CFG_O0_32) { /* the f32 reference */
         c->ref32 = calloc((size_t)c->nout + 1, sizeof *c->ref32);
         for (int i = 0; i < c->nout; i++) {
@@ -788,16 +1352,32 @@ static void bput(Buf *b, const char *s, size_t n) {
 }
 static void bputs(Buf *b, const char *s) { bput(b, s, strlen(s)); }
 
-/* The C of case c for dtype f64, named NAME, as the cc backend gets it. */
-static char *emit_case_c(const Case *c, int f64, const char *name) {
+/* printf into a static buffer (for bputs) */
+static const char *xfmt_tmp(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static const char *xfmt_tmp(const char *f, ...) {
+  static char buf[2048];
+  va_list ap;
+  va_start(ap, f);
+  vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  return buf;
+}
+
+/* The C of case c for dtype f64 and the host or mcu target, named NAME,
+ * as the cc backend gets it (agc_graph_load_source with backend cc). */
+static char *emit_case_c(const Case *c, int f64, int mcu, const char *name, char *err,
+                         size_t errlen) {
   Options o = {0};
   o.f64 = f64;
   o.name = name;
+  o.target = mcu ? TARGET_MCU : TARGET_HOST;
   Ctx *ctx = agc_compile(c->label, c->src, strlen(c->src), &o);
   StrBuf sb = {0};
   char *r = NULL;
-  if (!agc_failed(ctx) && agc_emit(ctx, EMIT_C, 0, &sb) == 0)
+  if (!agc_failed(ctx) && agc_emit(ctx, EMIT_C, o.target, &sb) == 0)
     r = strdup(sb.s ? sb.s : "");
+  else
+    snprintf(err, errlen, "%s", errpart(agc_messages(ctx)));
   sb_free(&sb);
   agc_free(ctx);
   return r;
@@ -812,10 +1392,41 @@ static void run_outs_from(Case *c, int cfg, double **outs) {
 /* cc: the runtime's cc backend on chunks of concatenated graphs */
 typedef struct {
   Case *c;
-  int f64;
+  int f64, mcu;
   char name[32];
   char *code;
 } Unit;
+
+static void upper(char *d, const char *s) {
+  for (; *s; s++)
+    *d++ = (char)(*s >= 'a' && *s <= 'z' ? *s - 32 : *s);
+  *d = 0;
+}
+
+/* The value of `#define NAME_WHAT N` in a unit's C (-1 if absent): the
+ * sizes the generated code itself declares (the caller allocates them). */
+static long long unit_macro(const Unit *u, const char *what) {
+  char up[64], pat[128];
+  upper(up, u->name);
+  snprintf(pat, sizeof pat, "#define %s_%s ", up, what);
+  const char *p = strstr(u->code, pat);
+  return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+}
+
+/* the step of a training graph compiled by cc: NAME_generic */
+static void cc_step(Case *c, const Unit *u, agc_module *m, int cfg) {
+  char sym[64], name[64];
+  snprintf(sym, sizeof sym, "%s_generic", u->name);
+  snprintf(name, sizeof name, "step-%s", cfg_name[cfg]);
+  step_fn_t fn = (step_fn_t)(uintptr_t)agc_module_symbol(m, sym);
+  long long sb = unit_macro(u, "STATE_BYTES"), wb = unit_macro(u, "WORK_BYTES");
+  if (!fn || sb < 0 || wb < 0) {
+    case_fail(c, "%s: no symbol %s or no STATE_BYTES/WORK_BYTES macro", name, sym);
+    st.mismatches++;
+    return;
+  }
+  step_check(c, name, fn, (size_t)sb, (size_t)wb, u->f64);
+}
 
 static void cc_chunk(Unit *u, int n) {
   if (n == 0)
@@ -833,34 +1444,40 @@ static void cc_chunk(Unit *u, int n) {
       return;
     }
     case_fail(u->c, "%s: the generated C failed to compile: %s",
-              cfg_name[u->f64 ? CFG_CC64 : CFG_CC32], err);
+              cfg_name[cc_cfg(u->f64, u->mcu)], err);
     st.mismatches++;
     return;
   }
   for (int i = 0; i < n; i++) {
     Case *c = u[i].c;
+    int cfg = cc_cfg(u[i].f64, u[i].mcu);
     char sym[64];
-    snprintf(sym, sizeof sym, "%s_generic", u[i].name);
+    /* a training graph's gradient function is NAME_grad */
+    snprintf(sym, sizeof sym, "%s%s_generic", u[i].name, c->train ? "_grad" : "");
     int (*fn)(const void *const *, void *const *, void *) =
         (int (*)(const void *const *, void *const *, void *))(uintptr_t)agc_module_symbol(m, sym);
     if (!fn) {
-      case_fail(c, "cc: no symbol %s", sym);
+      case_fail(c, "%s: no symbol %s", cfg_name[cfg], sym);
+      st.mismatches++;
       continue;
     }
-    /* the workspace size: the macro is in the C; ask the compiler again */
-    Options o = {0};
-    o.f64 = u[i].f64;
-    Ctx *ctx = agc_compile(c->label, c->src, strlen(c->src), &o);
-    int64_t wb = agc_failed(ctx) ? 1 << 20 : agc_work_bytes(ctx, NULL);
-    agc_free(ctx);
+    /* the workspace size: the macro in the C */
+    long long wb = unit_macro(&u[i], c->train ? "GRAD_WORK_BYTES" : "WORK_BYTES");
+    if (wb < 0) {
+      case_fail(c, "%s: no WORK_BYTES macro in the C", cfg_name[cfg]);
+      st.mismatches++;
+      continue;
+    }
     double **outs = alloc_outs(c);
     char why[256];
     if (run_fn(fn, (size_t)wb, u[i].f64, c, NULL, outs, why, sizeof why)) {
-      case_fail(c, "%s: %s", cfg_name[u[i].f64 ? CFG_CC64 : CFG_CC32], why);
+      case_fail(c, "%s: %s", cfg_name[cfg], why);
       st.sanitizer++;
     }
-    run_outs_from(c, u[i].f64 ? CFG_CC64 : CFG_CC32, outs);
+    run_outs_from(c, cfg, outs);
     free_outs(c, outs);
+    if (c->train)
+      cc_step(c, &u[i], m, cfg);
   }
   agc_module_free(m);
 }
@@ -883,11 +1500,23 @@ static void stage_cc(Unit *u, int n) {
 
 /* ---- ASan ----------------------------------------------------------------- */
 
+/* The driver's entry table (written with the units' C) and main. Each
+ * entry: the gradient function (NAME_generic, or NAME_grad_generic of a
+ * training graph) with its tables and workspace size; for a training graph
+ * also its step (NAME_generic), which params it updates, its output tables,
+ * NAME_STATE_BYTES, NAME_WORK_BYTES and K. Every buffer is malloc'ed to
+ * its exact size. Per entry the output file gets the entry's number, its
+ * outputs and, for a step, the params after K steps and the last step's
+ * outputs. */
+static const char asan_ent[] =
+    "typedef int (*fn_t)(const void *const *, void *const *, void *);\n"
+    "typedef int (*sfn_t)(void *const *, void *const *, void *, void *);\n"
+    "struct ent { fn_t fn; const int *ind, *inr; const int64_t (*indm)[8];\n"
+    "  const int *outr; const int64_t (*outdm)[8]; size_t work; int f64;\n"
+    "  sfn_t step; const int *isp, *soutr; const int64_t (*soutdm)[8];\n"
+    "  size_t state, swork; int K; };\n";
 static const char asan_driver[] =
     "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
-    "typedef int (*fn_t)(const void *const *, void *const *, void *);\n"
-    "struct ent { fn_t fn; const int *ind, *inr; const int64_t (*indm)[8];\n"
-    "  const int *outr; const int64_t (*outdm)[8]; size_t work; int f64; };\n"
     "static int64_t cnt(int r, const int64_t *d) { int64_t n = 1;\n"
     "  for (int i = 0; i < r; i++) n *= d[i]; return n; }\n"
     "int main(int argc, char **argv) {\n"
@@ -901,14 +1530,17 @@ static const char asan_driver[] =
     "    while (t->inr[ni] >= 0) ni++;\n"
     "    while (t->outr[no] >= 0) no++;\n"
     "    void **ib = calloc((size_t)ni + 1, sizeof *ib), **ob = calloc((size_t)no + 1, sizeof *ob);\n"
+    "    size_t *isz = calloc((size_t)ni + 1, sizeof *isz);\n"
     "    for (int i = 0; i < ni; i++) {\n"
     "      size_t sz = (size_t)cnt(t->inr[i], t->indm[i]) * (t->ind[i] == 2 ? 4 : t->f64 ? 8 : 4);\n"
     "      ib[i] = malloc(sz);\n"
+    "      isz[i] = sz;\n"
     "      if (fread(ib[i], 1, sz, in) != sz) return 3;\n"
     "    }\n"
     "    if (e >= start) {\n"
+    "      size_t el = t->f64 ? 8 : 4;\n"
     "      for (int i = 0; i < no; i++)\n"
-    "        ob[i] = calloc((size_t)cnt(t->outr[i], t->outdm[i]), t->f64 ? 8 : 4);\n"
+    "        ob[i] = calloc((size_t)cnt(t->outr[i], t->outdm[i]), el);\n"
     "      void *work = malloc(t->work);\n"
     "      if (t->work) memset(work, 0xff, t->work);\n"
     "      fprintf(stderr, \"AGC-CASE %d\\n\", e);\n"
@@ -916,13 +1548,34 @@ static const char asan_driver[] =
     "      free(work);\n"
     "      fwrite(&e, sizeof e, 1, out);\n"
     "      for (int i = 0; i < no; i++) {\n"
-    "        fwrite(ob[i], t->f64 ? 8 : 4, (size_t)cnt(t->outr[i], t->outdm[i]), out);\n"
+    "        fwrite(ob[i], el, (size_t)cnt(t->outr[i], t->outdm[i]), out);\n"
     "        free(ob[i]);\n"
+    "      }\n"
+    "      if (t->step) {\n"
+    "        int ns = 0;\n"
+    "        while (t->soutr[ns] >= 0) ns++;\n"
+    "        void **sb = calloc((size_t)ns + 1, sizeof *sb);\n"
+    "        for (int i = 0; i < ns; i++)\n"
+    "          sb[i] = calloc((size_t)cnt(t->soutr[i], t->soutdm[i]), el);\n"
+    "        void *state = malloc(t->state), *sw = malloc(t->swork);\n"
+    "        if (t->state) memset(state, 0, t->state);\n"
+    "        fprintf(stderr, \"AGC-STEP %d\\n\", e);\n"
+    "        for (int k = 0; k < t->K; k++) {\n"
+    "          if (t->swork) memset(sw, 0xff, t->swork);\n"
+    "          t->step(ib, sb, state, sw);\n"
+    "        }\n"
+    "        for (int i = 0; i < ni; i++)\n"
+    "          if (t->isp[i]) fwrite(ib[i], 1, isz[i], out);\n"
+    "        for (int i = 0; i < ns; i++) {\n"
+    "          fwrite(sb[i], el, (size_t)cnt(t->soutr[i], t->soutdm[i]), out);\n"
+    "          free(sb[i]);\n"
+    "        }\n"
+    "        free(sb); free(state); free(sw);\n"
     "      }\n"
     "      fflush(out);\n"
     "    }\n"
     "    for (int i = 0; i < ni; i++) free(ib[i]);\n"
-    "    free(ib); free(ob);\n"
+    "    free(ib); free(ob); free(isz);\n"
     "  }\n"
     "  fclose(in); fclose(out);\n"
     "  return 0;\n"
@@ -965,12 +1618,6 @@ static char *slurp(const char *path, size_t *len) {
   return b.s;
 }
 
-static void upper(char *d, const char *s) {
-  for (; *s; s++)
-    *d++ = (char)(*s >= 'a' && *s <= 'z' ? *s - 32 : *s);
-  *d = 0;
-}
-
 static void stage_asan(Unit *u, int n) {
   if (n == 0)
     return;
@@ -985,25 +1632,33 @@ static void stage_asan(Unit *u, int n) {
   bputs(&b, "#include <stdint.h>\n#include <stddef.h>\n");
   for (int i = 0; i < n; i++)
     bputs(&b, u[i].code);
-  bputs(&b, "typedef int (*fn_t)(const void *const *, void *const *, void *);\n"
-            "struct ent { fn_t fn; const int *ind, *inr; const int64_t (*indm)[8];\n"
-            "  const int *outr; const int64_t (*outdm)[8]; size_t work; int f64; };\n"
-            "static const struct ent ents[] = {\n");
+  bputs(&b, asan_ent);
+  for (int i = 0; i < n; i++) { /* which inputs a step updates */
+    Case *c = u[i].c;
+    if (!c->train)
+      continue;
+    bputs(&b, xfmt_tmp("static const int %s_isp[] = {", u[i].name));
+    for (int k = 0; k < c->nin; k++)
+      bputs(&b, c->isparam[k] ? "1, " : "0, ");
+    bputs(&b, "0};\n");
+  }
+  bputs(&b, "static const struct ent ents[] = {\n");
   for (int i = 0; i < n; i++) {
     char up[64];
     upper(up, u[i].name);
-    char *l = xfmt("  {%s_generic, %s_input_dtypes, %s_input_ranks, %s_input_dims, "
-                   "%s_output_ranks, %s_output_dims, %s_WORK_BYTES, %d},\n",
-                   u[i].name, u[i].name, u[i].name, u[i].name, u[i].name, u[i].name,
-                   up, u[i].f64);
-    bputs(&b, l);
-    free(l);
+    const char *nm = u[i].name, *gs = u[i].c->train ? "_grad" : "";
+    const char *GS = u[i].c->train ? "_GRAD" : "";
+    bputs(&b, xfmt_tmp("  {%s%s_generic, %s%s_input_dtypes, %s%s_input_ranks, %s%s_input_dims, "
+                       "%s%s_output_ranks, %s%s_output_dims, %s%s_WORK_BYTES, %d, ",
+                       nm, gs, nm, gs, nm, gs, nm, gs, nm, gs, nm, gs, up, GS, u[i].f64));
+    if (u[i].c->train)
+      bputs(&b, xfmt_tmp("%s_generic, %s_isp, %s_output_ranks, %s_output_dims, %s_STATE_BYTES, "
+                         "%s_WORK_BYTES, %d},\n", nm, nm, nm, nm, up, up, u[i].c->K));
+    else
+      bputs(&b, "0, 0, 0, 0, 0, 0, 0},\n");
   }
   bputs(&b, "};\n");
-  /* the driver's own struct is declared again above: drop its copy */
-  const char *drv = strstr(asan_driver, "static int64_t cnt");
-  bputs(&b, "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n");
-  bputs(&b, drv);
+  bputs(&b, asan_driver);
   FILE *f = fopen(src, "w");
   fwrite(b.s, 1, b.len, f);
   fclose(f);
@@ -1053,9 +1708,10 @@ static void stage_asan(Unit *u, int n) {
       break;
     /* which case: the last AGC-CASE line */
     char *e = slurp(errf, NULL);
-    int last = -1;
-    for (char *p = e; p && (p = strstr(p, "AGC-CASE ")); p++)
-      last = atoi(p + 9);
+    int last = -1, in_step = 0;
+    for (char *p = e; p && (p = strstr(p, "AGC-")); p++)
+      if (!strncmp(p, "AGC-CASE ", 9) || !strncmp(p, "AGC-STEP ", 9))
+        last = atoi(p + 9), in_step = p[4] == 'S';
     if (last < start || last >= n) {
       fprintf(stderr, "agc_random: ASan driver failed (rc %d) outside a case\n", rc);
       free(e);
@@ -1076,8 +1732,8 @@ static void stage_asan(Unit *u, int n) {
       size_t k = strcspn(fr, "\n");
       snprintf(frame, sizeof frame, " at%.*s", (int)(k < 150 ? k : 150), fr + 6);
     }
-    case_fail(u[last].c, "%s: sanitizer report (rc %d): %s%s",
-              cfg_name[u[last].f64 ? CFG_ASAN64 : CFG_ASAN32], rc, line, frame);
+    case_fail(u[last].c, "%s%s: sanitizer report (rc %d): %s%s", in_step ? "step-" : "",
+              cfg_name[asan_cfg(u[last].f64, u[last].mcu)], rc, line, frame);
     u[last].c->sanitizer = 1;
     st.sanitizer++;
     free(e);
@@ -1114,10 +1770,45 @@ static void stage_asan(Unit *u, int n) {
       at += el * (size_t)c->ref[k].n;
     }
     if (ok)
-      run_outs_from(c, u[e].f64 ? CFG_ASAN64 : CFG_ASAN32, outs);
+      run_outs_from(c, asan_cfg(u[e].f64, u[e].mcu), outs);
     free_outs(c, outs);
     if (!ok)
       break;
+    if (c->train) { /* the params after K steps, the last step's outputs */
+      size_t el = u[e].f64 ? 8 : 4;
+      double **p = alloc_params(c), **so = alloc_souts(c);
+      for (int k = 0; k < c->nin + c->nsout && ok; k++) {
+        int isp = k < c->nin;
+        if (isp && !c->isparam[k])
+          continue;
+        int64_t m = isp ? c->in[k].n : c->ref[c->sout[k - c->nin]].n;
+        double *dst = isp ? p[k] : so[k - c->nin];
+        if (at + el * (size_t)m > len) {
+          ok = 0;
+          break;
+        }
+        for (int64_t j = 0; j < m; j++) {
+          if (el == 8) {
+            memcpy(&dst[j], o + at + 8 * (size_t)j, 8);
+          } else {
+            float v;
+            memcpy(&v, o + at + 4 * (size_t)j, 4);
+            dst[j] = v;
+          }
+        }
+        at += el * (size_t)m;
+      }
+      if (ok && !c->step_skip) {
+        char name[64];
+        snprintf(name, sizeof name, "step-%s", cfg_name[asan_cfg(u[e].f64, u[e].mcu)]);
+        step_compare(c, name, !u[e].f64, p, so);
+        st.steps_checked++;
+      }
+      free_params(c, p);
+      free_souts(c, so);
+      if (!ok)
+        break;
+    }
   }
   free(o);
   st.t_asan += now() - t0;
@@ -1126,20 +1817,24 @@ static void stage_asan(Unit *u, int n) {
 /* ---- a batch of cases ----------------------------------------------------- */
 
 static void stage2(Case *cs, int n, int do_cc, int do_asan, long first_id) {
-  Unit *u = calloc((size_t)n * 2 + 1, sizeof *u);
+  Unit *u = calloc((size_t)n * 4 + 1, sizeof *u);
   int nu = 0, na = 0;
   for (int i = 0; i < n; i++) {
     Case *c = &cs[i];
     if (c->rejected || !c->ref)
       continue;
-    for (int f64 = 0; f64 < 2; f64++) {
+    for (int k = 0; k < 4; k++) { /* f32, f64 x host, mcu */
+      int f64 = k & 1, mcu = k >> 1;
       Unit *x = &u[nu];
       x->c = c;
       x->f64 = f64;
-      snprintf(x->name, sizeof x->name, "r%ld_%s", first_id + i, f64 ? "d" : "s");
-      x->code = emit_case_c(c, f64, x->name);
+      x->mcu = mcu;
+      snprintf(x->name, sizeof x->name, "r%ld_%s%s", first_id + i, mcu ? "m" : "", f64 ? "d" : "s");
+      char err[1024];
+      x->code = emit_case_c(c, f64, mcu, x->name, err, sizeof err);
       if (!x->code) {
-        case_fail(c, "emit: agc_compile failed for the C back end");
+        case_fail(c, "%s: compile failed (agc_compile, agc_emit): %s",
+                  cfg_name[cc_cfg(f64, mcu)], err);
         continue;
       }
       nu++;
@@ -1147,7 +1842,7 @@ static void stage2(Case *cs, int n, int do_cc, int do_asan, long first_id) {
   }
   if (do_cc) {
     stage_cc(u, nu);
-    st.cc_graphs += nu / 2;
+    st.cc_graphs += nu / 4;
   }
   if (do_asan) {
     /* ASan in slices of at most ~400 KB of C: one gcc run each */
@@ -1162,7 +1857,7 @@ static void stage2(Case *cs, int n, int do_cc, int do_asan, long first_id) {
       }
       bytes += sz;
     }
-    st.asan_graphs += nu / 2;
+    st.asan_graphs += nu / 4;
   }
   (void)na;
   for (int i = 0; i < nu; i++)
@@ -1193,8 +1888,8 @@ static int still_fails(const Case *orig, const RGraph *g, const char *cat) {
   c.dseed = orig->dseed;
   c.id = 999999;
   snprintf(c.label, sizeof c.label, "%s", orig->label);
-  int need_cc = strncmp(cat, "cc", 2) == 0;
-  int need_asan = strncmp(cat, "asan", 4) == 0;
+  int need_cc = strncmp(cat, "cc", 2) == 0 || strncmp(cat, "step-cc", 7) == 0;
+  int need_asan = strstr(cat, "asan") != NULL;
   __typeof__(st) saved = st; /* the shrinker's runs do not count */
   check_alone(&c, need_cc, need_asan);
   double tc = st.t_cc, ta = st.t_asan;
@@ -1245,7 +1940,8 @@ static void prune(RGraph *g) {
 }
 
 static void shrink(const Case *c, RGraph *g, const char *cat) {
-  int budget = strncmp(cat, "asan", 4) == 0 || strncmp(cat, "cc", 2) == 0 ? 25 : 150;
+  int budget = strstr(cat, "asan") || strncmp(cat, "cc", 2) == 0 || strncmp(cat, "step-cc", 7) == 0
+                   ? 25 : 150;
   /* 1. drop extra outputs */
   for (int i = 0; i < g->n && budget > 0; i++) {
     RLine *l = &g->l[i];
@@ -1304,7 +2000,11 @@ static void shrink(const Case *c, RGraph *g, const char *cat) {
     RLine *tl = &t.l[i];
     free(tl->text);
     tl->text = NULL;
-    tl->kind = RL_PARAM;
+    /* a param of a training graph is updated: an input keeps the value */
+    int train = 0;
+    for (int k = 0; k < t.n; k++)
+      train |= !t.l[k].dead && t.l[k].kind == RL_OPTIM;
+    tl->kind = train ? RL_INPUT : RL_PARAM;
     tl->lo = fmax(-1, fmin(tl->lo, 1)), tl->hi = fmin(1, fmax(tl->hi, -1));
     if (tl->hi - tl->lo < 1e-3)
       tl->lo = -1, tl->hi = 1;
@@ -1369,6 +2069,8 @@ static void signature(const Case *c, char *sig, size_t n) {
                        : strstr(m, "stack-buffer-overflow") ? "stack-buffer-overflow"
                        : strstr(m, "runtime error") ? "ubsan"
                        : strstr(m, "sanitizer") ? "sanitizer"
+                       : strstr(m, "after the update") ? "output after update"
+                       : strstr(m, "internal error") ? "internal error"
                        : strstr(m, "max err") ? "mismatch"
                        : strstr(m, "failed to compile") ? "C does not compile"
                        : strstr(m, "central difference") ? "wrong gradient" : "error";
@@ -1532,6 +2234,45 @@ static void finish_case(Case *c) {
   }
 }
 
+/* --compile-only: generate and compile (f64 -O0, then -O1) N graphs, no
+ * checks: does the generator write only programs the compiler takes? */
+static int run_compile_only(void) {
+  long bad = 0, train = 0;
+  for (long id = opt.first; id < opt.n; id++) {
+    RGraph g;
+    uint64_t gs = opt.seed * 1000003ULL + (uint64_t)id;
+    rg_generate(&g, gs, &opt.gen);
+    char *src = rg_render(&g, NULL);
+    if (opt.verbose > 1) /* --print: every program */
+      printf("# s%llu-g%ld\n%s", (unsigned long long)opt.seed, id, src);
+    for (int i = 0; i < g.n; i++)
+      train += g.l[i].kind == RL_OPTIM && !strncmp(g.l[i].text, "optimizer", 9);
+    for (int O0 = 1; O0 >= 0; O0--) {
+      Options o = {0};
+      o.f64 = 1;
+      o.O0 = O0;
+      o.name = "rg";
+      char label[64];
+      snprintf(label, sizeof label, "s%llu-g%ld", (unsigned long long)opt.seed, id);
+      Ctx *ctx = agc_compile(label, src, strlen(src), &o);
+      if (agc_failed(ctx)) {
+        printf("%s (%s): %.300s\n", label, O0 ? "-O0" : "-O1", errpart(agc_messages(ctx)));
+        if (opt.verbose > 0) /* -v: the program */
+          printf("%s\n", src);
+        bad++;
+        agc_free(ctx);
+        break;
+      }
+      agc_free(ctx);
+    }
+    free(src);
+    rg_free(&g);
+  }
+  printf("agc_random: seed %llu, %ld graphs (%ld with an optimizer) compiled, %ld rejected\n",
+         (unsigned long long)opt.seed, opt.n, train, bad);
+  return bad ? 1 : 0;
+}
+
 static int run_campaign(void) {
   double t0 = now();
   long done = 0;
@@ -1580,6 +2321,9 @@ static int run_campaign(void) {
          "%ld graphs without FD, %ld of %ld FD elements (kinks)\n", st.mismatches,
          st.sanitizer, st.rejected, st.fd_fail, st.skip_nonfinite, st.skip_unstable,
          st.skip_fd_graph, st.fd_skipped, st.fd_skipped + st.fd_checked);
+  printf("agc_random: %ld training graphs, %ld step runs checked, %ld without step checks "
+         "(trajectory non-finite or beyond 1e6, or unstable gradients)\n", st.train_graphs,
+         st.steps_checked, st.skip_step);
   for (int i = 0; i < nsigs; i++)
     printf("agc_random: failure %d: %ld graph%s: %s (%s%s%s%s%s; first repro %s)\n", i + 1,
            sigs[i].count, sigs[i].count == 1 ? "" : "s", sigs[i].sig, sigs[i].first[0],
@@ -1678,9 +2422,12 @@ static void usage(FILE *f) {
           "                  [--max-dim D] [--max-stmts K] [--batch B] [--asan-every K]\n"
           "                  [--cc-every K] [--time-limit SEC] [--no-shrink] [--no-fd]\n"
           "                  [--print] [--check-dir DIR] [--xfail FILE] [--shrink-max K]\n"
-          "Generates N random graphs from seed S and checks each: tcc/cc/-O0 in f32\n"
-          "and f64 against an f64 -O0 reference, gradients against finite\n"
-          "differences, the generated C under ASan/UBSan with exact-size buffers.\n"
+          "                  [--train-frac F] [--compile-only]\n"
+          "Generates N random graphs from seed S and checks each: tcc/cc/-O0, host\n"
+          "and mcu targets, f32 and f64 against an f64 -O0 reference, gradients\n"
+          "against finite differences, K training steps (graphs with an optimizer,\n"
+          "--train-frac, default 0.15) against PyTorch's formulas, the generated C\n"
+          "under ASan/UBSan with exact-size buffers. --compile-only: only compile.\n"
           "--check-dir runs every .graph file of DIR through all checks instead.\n"
           "Failures go to DIR (default ./random-failures) as .graph repro files.\n"
           "Exit status 1 if any graph failed.\n");
@@ -1701,6 +2448,10 @@ int main(int argc, char **argv) {
       opt.gen.max_dim = atoi(v);
     else if (ARG("--max-stmts"))
       opt.gen.max_stmts = atoi(v);
+    else if (ARG("--first")) /* --compile-only: start at graph G */
+      opt.first = atol(v);
+    else if (ARG("--train-frac"))
+      opt.gen.train_frac = atof(v);
     else if (ARG("--shrink-max"))
       opt.shrink_max = atoi(v);
     else if (ARG("--batch"))
@@ -1721,6 +2472,8 @@ int main(int argc, char **argv) {
       opt.cc = 0;
     else if (!strcmp(a, "--no-shrink"))
       opt.shrink = 0;
+    else if (!strcmp(a, "--compile-only"))
+      opt.compile_only = 1;
     else if (!strcmp(a, "--no-fd"))
       opt.fd = 0;
     else if (!strcmp(a, "--print"))
@@ -1761,7 +2514,8 @@ int main(int argc, char **argv) {
   }
   signal(SIGTERM, on_term);
   signal(SIGINT, on_term);
-  int rc = opt.check_dir ? run_dir(opt.check_dir) : run_campaign();
+  int rc = opt.check_dir ? run_dir(opt.check_dir)
+           : opt.compile_only ? run_compile_only() : run_campaign();
   cleanup();
   return rc;
 }

@@ -146,6 +146,9 @@ char *rg_render(const RGraph *g, const char *header) {
     case RL_BACKWARD:
       PUT("backward %s\n", l->text);
       break;
+    case RL_OPTIM:
+      PUT("%s\n", l->text);
+      break;
     }
   }
 #undef PUT
@@ -252,6 +255,10 @@ int rg_parse(RGraph *g, const char *src) {
       }
       continue;
     }
+    if (strncmp(s, "optimizer ", 10) == 0 || strncmp(s, "clip_grad_norm ", 15) == 0) {
+      add_line(g, RL_OPTIM, "")->text = strdup(s);
+      continue;
+    }
     char *eq = strchr(s, '=');
     if (eq && eq[1] != '=') {
       char *a = s;
@@ -298,7 +305,18 @@ typedef struct {
   int nparam, ninput, nint, nval;
   double fill_lo, fill_hi;
   int quant;
+  /* The highest derivative order of any value so far (a grad() is one more
+     than it). The compiler counts the order of grad(y, x) over every node
+     between x and y that depends on x, not only y's ancestors, and
+     `backward` adds one over all params: bounding the whole graph's
+     largest order is what keeps it within MAX_GRAD_ORDER. */
+  int maxord;
+  int ngrad; /* grad() calls in the program text so far */
 } Gen;
+
+/* compiler/agc.h MAX_GRAD_ORDER: grad() may reach one less, the final
+   `backward` is the last differentiation */
+#define RG_MAX_ORDER 8
 
 static double mag(const Val *v) { return fmax(fabs(v->lo), fabs(v->hi)); }
 static double clampb(double x) { return x > BIG ? BIG : x < -BIG ? -BIG : x; }
@@ -418,10 +436,41 @@ static Val int_leaf(Gen *G, int rank, const int64_t *d, int imax) {
   return tmp(strdup(nm), rank, d, 0, imax, NULL, NULL, NULL);
 }
 
+static Val *leaf(Gen *G, int rank, const int64_t *d, int is_param);
+
+/* grad( in an expression */
+static int count_grads(const char *e) {
+  int n = 0;
+  for (const char *p = e; (p = strstr(p, "grad(")); p += 5)
+    n += p == e || !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z') || (p[-1] >= '0' && p[-1] <= '9'));
+  return n;
+}
+
 /* Names a value: a statement `vK = expr`. */
 static Val *stmt(Gen *G, Val v) {
   if (G->n == MAXV)
     return NULL;
+  /* Every grad() in the text is a differentiation, and the compiler gives
+     it an order one above every node between its x and y that depends on
+     x, whether y uses them or not: an expression the generator wrote
+     twice (bounded(), positive()) or an unrelated grad() in between counts
+     too. So the program holds at most RG_MAX_ORDER - 1 grad() calls, and
+     `backward` is the last differentiation: no derivative can be of an
+     order above MAX_GRAD_ORDER. A statement that would exceed it becomes
+     a new input of its shape. */
+  int ng = count_grads(v.e);
+  if (ng && G->ngrad + ng > RG_MAX_ORDER - 1) {
+    free(v.e);
+    Val *x = leaf(G, v.rank, v.d, 0);
+    if (!x)
+      return NULL;
+    x->nuse++;
+    Val w = *x;
+    w.e = strdup(x->e);
+    v = w;
+    ng = 0;
+  }
+  G->ngrad += ng;
   char nm[RG_NAME];
   snprintf(nm, sizeof nm, "v%d", G->nval++);
   RLine *l = add_line(G->g, RL_ASSIGN, nm);
@@ -1316,6 +1365,8 @@ static Val loss_fn(Gen *G, Val a) {
  * on; or grad(y, x, v) with a seed. Sometimes a second one on top. */
 static Val gradient(Gen *G, Val a) {
   free(a.e);
+  if (G->maxord + 1 > RG_MAX_ORDER - 1)
+    return pick_use(G);
   for (int tries = 0; tries < 8; tries++) {
     Val *y = pick(G);
     if (!y || (y->rank > 0 && rng_chance(&G->r, 0.6)) || y->lim < 1)
@@ -1343,10 +1394,13 @@ static Val gradient(Gen *G, Val a) {
     g.hasgrad = 1;
     if (y->lim - 1 < g.lim)
       g.lim = y->lim - 1;
+    G->maxord++;
     free(yy.e), free(xx.e);
     if (has_seed)
       free(seed.e);
     if (!rng_chance(&G->r, 0.5))
+      return g;
+    if (G->maxord + 1 > RG_MAX_ORDER - 1)
       return g;
     /* grad of grad: a Hessian-vector product or the gradient of a penalty */
     Val *gn = stmt(G, g);
@@ -1358,6 +1412,10 @@ static Val gradient(Gen *G, Val a) {
     gg = bounded(G, gg, 100);
     Val w = rng_chance(&G->r, 0.5) ? of_shape(G, gn->rank, gn->d) : use(gn);
     w = bounded(G, w, 100);
+    if (w.lim < 1) { /* y = sum(gg * w) is differentiated through w too */
+      free(w.e);
+      w = bounded(G, use(gn), 100);
+    }
     int nc2 = 0;
     for (int i = 0; i < G->n; i++)
       if ((gn->anc[i / 8] >> (i % 8) & 1) && G->pool[i].grad_ok && i != gn - G->pool)
@@ -1367,8 +1425,11 @@ static Val gradient(Gen *G, Val a) {
     e = rg_fmt("grad(sum(%s * %s), %s)", gg.e, w.e, xx2.e);
     Val h = tmp(e, x2->rank, x2->d, -1e3, 1e3, &gg, &w, &xx2);
     h.hasgrad = 1;
+    h.lim--; /* y = sum(gg * w): w is differentiated too (w = a value with
+                a max_pool2d or prod behind it) */
     if (gn->lim - 1 < h.lim)
       h.lim = gn->lim - 1;
+    G->maxord++;
     free(gg.e), free(w.e), free(xx2.e);
     return h;
   }
@@ -1435,6 +1496,119 @@ static int listed(const char *list, const char *name) {
   snprintf(pat, sizeof pat, " %s,", name);
   snprintf(chk, sizeof chk, " %s,", list);
   return strstr(chk, pat) != NULL;
+}
+
+/* ---- training steps --------------------------------------------------- */
+
+/* A scalar input holding a hyperparameter (filled with exactly v),
+   declared first. */
+static void hyper_input(RGraph *g, const char *name, double v) {
+  add_line(g, RL_INPUT, name);
+  RLine l = g->l[g->n - 1];
+  memmove(g->l + 1, g->l, (size_t)(g->n - 1) * sizeof *g->l);
+  l.rank = 0;
+  l.lo = l.hi = v;
+  g->l[0] = l;
+}
+
+/* an argument: the number, or (probability p) a new scalar input h_NAME */
+static void opt_arg(RGraph *g, Rng *r, char *buf, size_t n, const char *name,
+                    double v, double p) {
+  size_t k = strlen(buf);
+  if (rng_chance(r, p)) {
+    char in[RG_NAME];
+    snprintf(in, sizeof in, "h_%s", name);
+    hyper_input(g, in, v);
+    snprintf(buf + k, n - k, "%s%s=%s", buf[k - 1] == '(' ? "" : ", ", name, in);
+  } else {
+    snprintf(buf + k, n - k, "%s%s=%.17g", buf[k - 1] == '(' ? "" : ", ", name, v);
+  }
+}
+
+#define PICK(r, ...)                                                          \
+  ({                                                                          \
+    static const double v_[] = {__VA_ARGS__};                                 \
+    v_[rng_int(r, (int)(sizeof v_ / sizeof v_[0]))];                          \
+  })
+
+/* `clip_grad_norm M` (30%) and `optimizer sgd|adam|adamw(...)` with random
+   arguments, a quarter of the learning rates and a few others from a
+   scalar input. Learning rates stay small, so that the params move little
+   from the ranges the generator bounded the values for. */
+static void add_optimizer(RGraph *g, Rng *r) {
+  int has_param = 0;
+  for (int i = 0; i < g->n; i++)
+    has_param |= g->l[i].kind == RL_PARAM;
+  for (int j = 0; j < g->nroots; j++) /* a param as a backward root */
+    if (rg_leaf(g, g->roots[j]))
+      return;
+  if (!has_param)
+    return;
+  /* No param as an `output` of a training graph: the step writes the
+     updated param there, NAME_grad the one the step started from
+     (tests/random/repro-pending/step-param-output.graph) */
+  for (int i = 0; i < g->n; i++) {
+    RLine *l = &g->l[i];
+    if (l->kind != RL_OUTPUT)
+      continue;
+    char *t = strdup(l->text), *save = NULL, out[1100] = "";
+    for (char *w = strtok_r(t, ", ", &save); w; w = strtok_r(NULL, ", ", &save)) {
+      int drop = 0;
+      for (int j = 0; j < g->n; j++)
+        drop |= g->l[j].kind == RL_PARAM && !strcmp(g->l[j].name, w);
+      if (!drop)
+        snprintf(out + strlen(out), sizeof out - strlen(out), "%s%s", out[0] ? ", " : "", w);
+    }
+    free(t);
+    free(l->text);
+    l->text = strdup(out);
+  }
+  if (rng_chance(r, 0.3)) {
+    double m = PICK(r, 0.1, 1, 10, 1000);
+    char t[96];
+    if (rng_chance(r, 0.15)) {
+      hyper_input(g, "h_clip", m);
+      snprintf(t, sizeof t, "clip_grad_norm h_clip");
+    } else {
+      snprintf(t, sizeof t, "clip_grad_norm %g", m);
+    }
+    add_line(g, RL_OPTIM, "")->text = strdup(t);
+  }
+  char buf[512];
+  int kind = rng_int(r, 20);
+  kind = kind < 9 ? 0 : kind < 15 ? 1 : 2;
+  snprintf(buf, sizeof buf, "optimizer %s(", kind == 0 ? "sgd" : kind == 1 ? "adam" : "adamw");
+  if (kind == 0) {
+    opt_arg(g, r, buf, sizeof buf, "lr", PICK(r, 0.001, 0.01, 0.05, 0.1), 0.25);
+    double mom = rng_chance(r, 0.5) ? 0 : PICK(r, 0.5, 0.9, 0.99);
+    int nest = mom > 0 && rng_chance(r, 0.35);
+    if (mom > 0 || rng_chance(r, 0.2))
+      /* not 0 from an input: agc applies momentum and dampening from an
+         input whatever its value, PyTorch skips both when momentum == 0
+         (repro-pending/step-sgd-momentum-input-zero.graph) */
+      opt_arg(g, r, buf, sizeof buf, "momentum", mom, nest || mom == 0 ? 0 : 0.1);
+    if (!nest && rng_chance(r, 0.3))
+      opt_arg(g, r, buf, sizeof buf, "dampening", PICK(r, 0, 0.1, 0.5, 1), 0.1);
+    if (rng_chance(r, 0.4))
+      opt_arg(g, r, buf, sizeof buf, "weight_decay", PICK(r, 0, 1e-4, 0.01, 0.1), 0.1);
+    if (nest || rng_chance(r, 0.1)) {
+      size_t k = strlen(buf);
+      snprintf(buf + k, sizeof buf - k, ", nesterov=%s", nest ? "true" : "false");
+    }
+  } else {
+    opt_arg(g, r, buf, sizeof buf, "lr", PICK(r, 0.001, 0.01, 0.05), 0.25);
+    if (rng_chance(r, 0.5))
+      opt_arg(g, r, buf, sizeof buf, "beta1", PICK(r, 0, 0.5, 0.8, 0.9), 0.1);
+    if (rng_chance(r, 0.5))
+      opt_arg(g, r, buf, sizeof buf, "beta2", PICK(r, 0.5, 0.9, 0.99, 0.999), 0.1);
+    if (rng_chance(r, 0.5))
+      opt_arg(g, r, buf, sizeof buf, "eps", PICK(r, 1e-8, 1e-6, 1e-3, 0.1), 0.1);
+    if (rng_chance(r, 0.4))
+      opt_arg(g, r, buf, sizeof buf, "weight_decay", PICK(r, 0, 1e-4, 0.01, 0.1), 0.1);
+  }
+  size_t k = strlen(buf);
+  snprintf(buf + k, sizeof buf - k, ")");
+  add_line(g, RL_OPTIM, "")->text = strdup(buf);
 }
 
 void rg_generate(RGraph *g, uint64_t seed, const RGenOpts *o) {
@@ -1552,6 +1726,12 @@ void rg_generate(RGraph *g, uint64_t seed, const RGenOpts *o) {
   snprintf(bw, sizeof bw, "%s%s%s", g->roots[0], g->nroots > 1 ? ", " : "",
            g->nroots > 1 ? g->roots[1] : "");
   add_line(g, RL_BACKWARD, "")->text = strdup(bw);
+  /* a training step: its own random stream, so that the graph itself is
+     the same as without it */
+  Rng tr = {seed * 0x9e3779b97f4a7c15ULL + 0x7a1117ULL};
+  rng_next(&tr);
+  if (rng_chance(&tr, o->train_frac))
+    add_optimizer(g, &tr);
   for (int i = 0; i < G.n; i++)
     free(G.pool[i].e);
 }

@@ -20,6 +20,8 @@ typedef enum {
   RL_ASSIGN,   /* NAME = EXPR */
   RL_OUTPUT,   /* output NAME, ... (text holds the names) */
   RL_BACKWARD, /* backward NAME, ... */
+  RL_OPTIM,    /* optimizer KIND(k=v, ...) or clip_grad_norm M (text: the
+                  whole line) */
 } RLineKind;
 
 typedef struct {
@@ -46,6 +48,7 @@ typedef struct {
   int max_dim;      /* largest dimension (default 64) */
   int64_t max_elems;/* largest tensor */
   int max_stmts;
+  double train_frac; /* graphs with a training step (optimizer) */
 } RGenOpts;
 
 void rg_generate(RGraph *g, uint64_t seed, const RGenOpts *o);
