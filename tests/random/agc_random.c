@@ -1833,8 +1833,9 @@ static void stage2(Case *cs, int n, int do_cc, int do_asan, long first_id) {
       char err[1024];
       x->code = emit_case_c(c, f64, mcu, x->name, err, sizeof err);
       if (!x->code) {
-        case_fail(c, "%s: compile failed (agc_compile, agc_emit): %s",
-                  cfg_name[cc_cfg(f64, mcu)], err);
+        /* the C of the cc and ASan stages: "emit-f32", "emit-mcu-f64" */
+        case_fail(c, "emit-%s: compile failed (agc_compile, agc_emit): %s",
+                  cfg_name[cc_cfg(f64, mcu)] + 3, err);
         continue;
       }
       nu++;
