@@ -419,6 +419,9 @@ void optim_clip(Ctx *c, Loc loc, OptArg arg);
 void optim_build(Ctx *c, const int *pidx, const int *grads, int np);
 /* Bytes of optimizer state of the step (0 without an optimizer). */
 int64_t optim_state_bytes(const Ctx *c);
+/* Is n one of the nodes of a training step's update (the schedule moves
+ * them; the planner inlines nothing else into them)? */
+int optim_is_update(const Ctx *c, const Node *n);
 
 /* ---- compile.c: the library entry -------------------------------------- */
 

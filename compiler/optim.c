@@ -375,3 +375,13 @@ void optim_build(Ctx *c, const int *pidx, const int *grads, int np) {
 }
 
 int64_t optim_state_bytes(const Ctx *c) { return c->state_bytes; }
+
+/* The nodes optim_build made carry the optimizer's (or the clip's) place. */
+int optim_is_update(const Ctx *c, const Node *n) {
+  const OptSpec *o = &c->optim;
+  if (op_kind(n->op) == K_LEAF || c->opt.mode != MODE_STEP)
+    return 0;
+  return (n->loc.line == o->loc.line && n->loc.col == o->loc.col) ||
+         (o->clip && n->loc.line == o->clip_loc.line &&
+          n->loc.col == o->clip_loc.col);
+}

@@ -134,14 +134,6 @@ static void rebuild_graph(Ctx *c, int strip, int live_only,
 
 /* ---- schedule: each param's update as early as it may run ------------- */
 
-static int is_update(const Ctx *c, const Node *n) {
-  const OptSpec *o = &c->optim;
-  if (op_kind(n->op) == K_LEAF)
-    return 0;
-  return (n->loc.line == o->loc.line && n->loc.col == o->loc.col) ||
-         (o->clip && n->loc.line == o->clip_loc.line &&
-          n->loc.col == o->clip_loc.col);
-}
 
 /* A CSR list of edges from -> to. */
 typedef struct {
@@ -164,7 +156,7 @@ static int *update_order(Ctx *c) {
   int *need = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
   int *order = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
   for (int i = 0; i < n; i++) {
-    upd[i] = (char)is_update(c, &g->nodes[i]);
+    upd[i] = (char)optim_is_update(c, &g->nodes[i]);
   }
   /* users of each node (CSR) */
   Edges us = {arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 2)), NULL};

@@ -321,6 +321,11 @@ static void plan_inline(PS *s) {
       continue;
     if (p->uses[i] == 1 && consumer[i] >= 0 &&
         inlinable_into(c, x, &g->nodes[consumer[i]]) &&
+        /* a training step's update runs where the schedule put it, maybe
+           after another param's update: a value of the forward or backward
+           pass (which may read that param) is not computed inside it */
+        (optim_is_update(c, x) ||
+         !optim_is_update(c, &g->nodes[consumer[i]])) &&
         d < MAX_INLINE_DEPTH) {
       p->inl[i] = 1;
       depth[i] = d + 1;
