@@ -515,31 +515,30 @@ static int inplace_victim(PS *s, int i, int64_t bytes, const char *handed) {
       if (p->off[b] < 0 || handed[b] || s->last[b] != i ||
           p->size[b] != bytes || plan_acc_row(c, p, b))
         continue;
-      if (inplace_walk(c, p, i, b, &x->shape, 1, 0) &&
-          /* i itself is not b: start below the top */
-          1) {
-        int ok = 1;
-        for (int k2 = 0; k2 < x->nin && ok; k2++) {
-          int a2 = plan_resolve(c, x->in[k2]);
-          ok = inplace_walk(c, p, a2, b, &x->shape,
-                            same_shape(&s->g->nodes[a2].shape, &x->shape), 0);
-        }
-        /* the loop's other members run after i's store: they must not
-           read b at all */
-        for (int m = p->fnext[i]; m >= 0 && ok; m = p->fnext[m])
-          ok = reads_not(c, p, m, b, 0);
-        if (ok)
-          return b;
+      /* every read of b through i's operands at i's own index (i itself
+         is stored, so the walk starts at its operands) */
+      int ok = 1;
+      for (int k2 = 0; k2 < x->nin && ok; k2++) {
+        int a2 = plan_resolve(c, x->in[k2]);
+        ok = inplace_walk(c, p, a2, b, &x->shape,
+                          same_shape(&s->g->nodes[a2].shape, &x->shape), 0);
       }
+      /* the loop's other members run after i's store: they must not read
+         b at all */
+      for (int m = p->fnext[i]; m >= 0 && ok; m = p->fnext[m])
+        ok = reads_not(c, p, m, b, 0);
+      if (ok)
+        return b;
     }
   }
   return -1;
 }
 
 /* Allocation in schedule order. A buffer is released after its last
- * reader; a new buffer takes a released one of exactly its size if there
- * is one (most intermediates share a few sizes), else fresh space at the
- * top. Every step is O(1) amortized, so planning stays linear. */
+ * reader, into the free list (above); a new buffer takes over an operand
+ * it overwrites in place (inplace_victim), else the free list's best fit,
+ * else fresh space at the top. Every step is O(FREE_MAX) at most, so
+ * planning stays linear. */
 static void plan_allocate(PS *s) {
   Ctx *c = s->c;
   Graph *g = s->g;

@@ -642,17 +642,25 @@ static bool write_npy_fd(int fd, const agc_array *a, const char *header,
          fsync(fd) == 0;
 }
 
+/* a's header for writing it to path, or 0 after an error in err */
+static size_t write_header(const agc_array *a, const char *path, char *header,
+                           size_t n, char *err, size_t errlen) {
+  const char *bad = validate_for_write(a);
+  size_t hsize = bad ? 0 : build_header(a, header, n);
+  if (bad || hsize == 0)
+    set_err(err, errlen, "%s: cannot write: %s", path,
+            bad ? bad : "header too large");
+  return bad ? 0 : hsize;
+}
+
 int agc_npy_write_fd(int fd, const char *path, const agc_array *a, char *err,
                      size_t errlen) {
   if (!path)
     path = "(unnamed)";
-  const char *bad = validate_for_write(a);
   char header[1024];
-  size_t hsize = bad ? 0 : build_header(a, header, sizeof header);
-  if (bad || hsize == 0) {
-    set_err(err, errlen, "%s: cannot write: %s", path, bad ? bad : "header too large");
+  size_t hsize = write_header(a, path, header, sizeof header, err, errlen);
+  if (hsize == 0)
     return -1;
-  }
   if (!write_npy_fd(fd, a, header, hsize)) {
     set_err(err, errlen, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
     return -1;
@@ -665,13 +673,10 @@ int agc_npy_write(const char *path, const agc_array *a, char *err, size_t errlen
     set_err(err, errlen, "(null): no path given");
     return -1;
   }
-  const char *bad = validate_for_write(a);
   char header[1024];
-  size_t hsize = bad ? 0 : build_header(a, header, sizeof header);
-  if (bad || hsize == 0) {
-    set_err(err, errlen, "%s: cannot write: %s", path, bad ? bad : "header too large");
+  size_t hsize = write_header(a, path, header, sizeof header, err, errlen);
+  if (hsize == 0)
     return -1;
-  }
   char *tmp = NULL;
   int fd = open_temp(path, &tmp);
   if (fd < 0) {
