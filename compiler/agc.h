@@ -225,6 +225,9 @@ int ir_onehot(Ctx *c, int idx, int64_t classes, Loc loc);
 int ir_node(Ctx *c, const Node *tmpl, const int *in); /* generic, interned */
 /* Sizes the hash-consing table for n nodes at once (no regrowth). */
 void ir_hash_reserve(Ctx *c, int n);
+void ir_graph_reserve(Ctx *c, int n);
+void ir_graph_recycle(Ctx *c, Graph *old);
+void ir_spare_free(Ctx *c);
 /* conv2d, pooling, embedding and their gradients: attrs go to perm[]
  * (conv: stride, padding; pool: kernel, stride). */
 int ir_special(Ctx *c, Op op, const int *in, int nin, Shape s,
@@ -451,6 +454,13 @@ struct Ctx {
   Graph g;
   Graph prev;           /* the graph a pass is rebuilding from (freed by
                            agc_free if an error ends the pass) */
+  /* A rebuilt graph's node array and hash table, kept for the next pass
+   * to build into (passes.c): fresh memory of that size costs more in
+   * page faults than the pass itself. Freed after the passes. */
+  Node *spare_nodes;
+  int spare_cap;
+  struct HashSlot *spare_hash;
+  int spare_hcap;
   const char *name;     /* function name */
   int nwarn;
   /* backward roots */

@@ -143,6 +143,8 @@ void agc_free(Ctx *c) {
   free(c->prev.nodes);
   free(c->prev.hash);
   arena_free(&c->prev.ins);
+  free(c->spare_nodes);
+  free(c->spare_hash);
   sb_free(&c->diag);
   free(c);
 }

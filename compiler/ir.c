@@ -154,8 +154,68 @@ void ir_hash_reserve(Ctx *c, int n) {
   int cap = 1024;
   while (cap < 2 * (n + 1) && cap < (1 << 30))
     cap *= 2;
-  if (cap > c->g.hcap)
-    hash_resize(&c->g, cap);
+  if (cap <= c->g.hcap)
+    return;
+  if (c->g.hcap == 0 && c->spare_hash && c->spare_hcap >= cap) {
+    /* the table of the graph the last pass rebuilt from, emptied */
+    c->g.hash = c->spare_hash;
+    c->g.hcap = c->spare_hcap;
+    c->spare_hash = NULL;
+    c->spare_hcap = 0;
+    memset(c->g.hash, 0xff, sizeof *c->g.hash * (size_t)c->g.hcap);
+    for (int id = 0; id < c->g.n; id++)
+      if (interned(c->g.nodes[id].op))
+        hash_insert(&c->g, id, node_hash(&c->g.nodes[id]));
+    return;
+  }
+  hash_resize(&c->g, cap);
+}
+
+/* An empty c->g with room for n nodes: the node array of an earlier graph
+ * when it is large enough (its pages are already mapped). */
+void ir_graph_reserve(Ctx *c, int n) {
+  if (c->spare_nodes && c->spare_cap >= n) {
+    c->g.nodes = c->spare_nodes;
+    c->g.cap = c->spare_cap;
+    c->spare_nodes = NULL;
+    c->spare_cap = 0;
+    return;
+  }
+  Node *nn = malloc(sizeof *nn * (size_t)(n > 0 ? n : 1));
+  if (!nn)
+    abort();
+  c->g.nodes = nn;
+  c->g.cap = n > 0 ? n : 1;
+}
+
+/* Keeps the arrays of a graph that is no longer needed for the next
+ * rebuild (the larger of it and what is kept already). */
+void ir_graph_recycle(Ctx *c, Graph *old) {
+  if (old->cap > c->spare_cap) {
+    free(c->spare_nodes);
+    c->spare_nodes = old->nodes;
+    c->spare_cap = old->cap;
+  } else {
+    free(old->nodes);
+  }
+  if (old->hcap > c->spare_hcap) {
+    free(c->spare_hash);
+    c->spare_hash = old->hash;
+    c->spare_hcap = old->hcap;
+  } else {
+    free(old->hash);
+  }
+  old->nodes = NULL;
+  old->hash = NULL;
+  old->cap = old->hcap = 0;
+}
+
+void ir_spare_free(Ctx *c) {
+  free(c->spare_nodes);
+  free(c->spare_hash);
+  c->spare_nodes = NULL;
+  c->spare_hash = NULL;
+  c->spare_cap = c->spare_hcap = 0;
 }
 
 static int append(Ctx *c, const Node *tmpl, const int *in) {
@@ -168,7 +228,7 @@ static int append(Ctx *c, const Node *tmpl, const int *in) {
                 "derivatives)", MAX_NODES);
   }
   if (g->n == g->cap) {
-    int ncap = g->cap ? g->cap * 2 : 256;
+    int ncap = g->cap ? g->cap + g->cap / 2 + 16 : 256;
     Node *nn = realloc(g->nodes, sizeof *nn * (size_t)ncap);
     if (!nn)
       abort();

@@ -16,6 +16,11 @@
  *   dce       nodes no output needs are dropped (forward values the
  *             backward does not read are never computed or stored)
  * -O0 stops after parse. `--emit ir --after PASS` shows any point.
+ * Without --after (or with --after cse or dce), strip, fold, simplify and
+ * cse are one rebuild with all their rules on: a rule fires as a node is
+ * rebuilt, on operands the earlier rules have already rewritten, so this
+ * is the four passes at once (the same C for every test graph and 3,000
+ * random ones) at 2 rebuilds of the graph instead of 5.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +84,7 @@ static void rebuild_graph(Ctx *c, int strip, int live_only,
   c->g.outs = old.outs;
   c->g.nouts = old.nouts;
   c->g.outcap = old.outcap;
+  ir_graph_reserve(c, old.n + 16);
   if (c->rules & R_CSE)
     ir_hash_reserve(c, old.n); /* a rebuild has at most about old.n nodes */
   int tcap = 8;
@@ -126,8 +132,7 @@ static void rebuild_graph(Ctx *c, int strip, int live_only,
   arena_release(&c->arena, map, mapsz);
   if (live)
     arena_release(&c->arena, live, (size_t)old.n + 1);
-  free(old.nodes);
-  free(old.hash);
+  ir_graph_recycle(c, &old);
   arena_free(&old.ins);
   memset(&c->prev, 0, sizeof c->prev);
 }
@@ -331,17 +336,26 @@ static void trim_nodes(Ctx *c) {
   }
 }
 
-void run_passes(Ctx *c, const char *stop_after) {
-  trim_nodes(c);
+static void passes_from(Ctx *c, const char *stop_after) {
   check_ir(c, "parse");
   if (stop_after && strcmp(stop_after, "parse") == 0)
     return;
   if (c->opt.O0)
     return;
-  for (size_t i = 0; i < sizeof passes / sizeof passes[0]; i++) {
+  size_t i0 = 0;
+  if (!stop_after || strcmp(stop_after, "cse") == 0 ||
+      strcmp(stop_after, "dce") == 0) {
+    /* strip, fold, simplify and cse in one rebuild with all their rules */
+    c->rules |= R_FOLD | R_SIMPLIFY | R_CSE;
+    rebuild_graph(c, 1, 0, NULL);
+    check_ir(c, "cse");
+    if (stop_after && strcmp(stop_after, "cse") == 0)
+      return;
+    i0 = 4;
+  }
+  for (size_t i = i0; i < sizeof passes / sizeof passes[0]; i++) {
     c->rules |= passes[i].rules;
     rebuild_graph(c, passes[i].strip, passes[i].live_only, NULL);
-    trim_nodes(c);
     check_ir(c, passes[i].name);
     if (stop_after && strcmp(stop_after, passes[i].name) == 0)
       return;
@@ -351,4 +365,10 @@ void run_passes(Ctx *c, const char *stop_after) {
     rebuild_graph(c, 0, 0, order);
     check_ir(c, "schedule");
   }
+}
+
+void run_passes(Ctx *c, const char *stop_after) {
+  passes_from(c, stop_after);
+  ir_spare_free(c);
+  trim_nodes(c);
 }
