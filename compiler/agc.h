@@ -49,6 +49,7 @@ void *arena_grow(Arena *a, void *old, size_t oldn, size_t n);
 void arena_release(Arena *a, void *old, size_t oldn);
 char *arena_strndup(Arena *a, const char *s, size_t n);
 void arena_free(Arena *a);
+void arena_clear(Arena *a); /* empty, its newest block kept for reuse */
 
 /* A growable string; lives in malloc, freed by sb_free. */
 typedef struct {
@@ -61,6 +62,7 @@ void sb_puts(StrBuf *b, const char *s);
 void sb_printf(StrBuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void sb_putn(StrBuf *b, const char *s, size_t n);
+void sb_insert(StrBuf *b, size_t pos, const char *s, size_t n);
 void sb_free(StrBuf *b);
 
 /* Reads a whole (graph) file into b; -1 with a one-line message naming the
@@ -442,6 +444,8 @@ typedef struct {
 
 struct Ctx {
   Arena arena;
+  Arena tmp;            /* the C generator's strings for one statement
+                           (emit*.c), emptied after each */
   Options opt;
   const char *path;     /* file name for messages */
   const char *src;      /* source text */

@@ -137,6 +137,7 @@ void agc_free(Ctx *c) {
   if (!c)
     return;
   arena_free(&c->arena);
+  arena_free(&c->tmp);
   free(c->g.nodes);
   free(c->g.hash);
   arena_free(&c->g.ins);

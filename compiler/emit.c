@@ -41,7 +41,7 @@ char *em_fmt(E *e, const char *f, ...) {
   va_start(ap, f);
   int n = vsnprintf(NULL, 0, f, ap);
   va_end(ap);
-  char *s = arena_alloc(&e->c->arena, (size_t)n + 1);
+  char *s = arena_alloc(&e->c->tmp, (size_t)n + 1);
   va_start(ap, f);
   vsnprintf(s, (size_t)n + 1, f, ap);
   va_end(ap);
@@ -76,12 +76,19 @@ static const char *ctype(E *e, const Node *n) {
 /* ---- buffers -------------------------------------------------------------- */
 
 /* The C name of argument i of the function (by its role, optim.c). */
+static const char *const arg_prefix[] = {"in_", "p_", "", "s_", "in_"};
+
 const char *em_argname(Ctx *c, int i) {
-  static const char *const prefix[] = {"in_", "p_", "", "s_", "in_"};
   const Arg *a = &c->g.args[i];
   char *s = arena_alloc(&c->arena, strlen(a->name) + 4);
-  sprintf(s, "%s%s", prefix[a->role], a->name);
+  sprintf(s, "%s%s", arg_prefix[a->role], a->name);
   return s;
+}
+
+/* the same, for one statement's code */
+static const char *em_tmp_argname(E *e, int i) {
+  const Arg *a = &e->c->g.args[i];
+  return em_fmt(e, "%s%s", arg_prefix[a->role], a->name);
 }
 
 const char *em_bufname(E *e, int id) {
@@ -89,13 +96,13 @@ const char *em_bufname(E *e, int id) {
   Node *n = ND(e, b);
   if (n->op == OP_INPUT || n->op == OP_PARAM) {
     e->arg_used[n->ext] = 1;
-    return em_argname(e->c, n->ext);
+    return em_tmp_argname(e, n->ext);
   }
   if (e->p->store[b] >= 0) {
     const Out *o = &e->c->g.outs[e->p->store[b]];
     if (o->home >= 0) {
       e->arg_used[o->home] = 1;
-      return em_argname(e->c, o->home);
+      return em_tmp_argname(e, o->home);
     }
     return em_fmt(e, "out_%s", o->name);
   }
@@ -171,11 +178,12 @@ static void ix_end(E *e, int on) {
 /* Index names for operand x (rank r) of a node of rank R: broadcasting
  * aligns trailing axes; an axis of size 1 reads index 0. */
 char **em_bcast_idx(E *e, const Node *x, int R_, char **idx) {
-  char **ci = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
-  if (e->flat) {
-    ci[0] = idx[0];
-    return ci;
-  }
+  int same = e->flat || x->shape.rank == R_;
+  for (int j = 0; j < x->shape.rank && !e->flat; j++)
+    same &= x->shape.d[j] != 1;
+  if (same) /* the node's own indices (read-only, as every caller uses them) */
+    return idx;
+  char **ci = arena_alloc(&e->c->tmp, sizeof(char *) * MAX_RANK);
   for (int j = 0; j < x->shape.rank; j++)
     ci[j] = x->shape.d[j] == 1 ? "0" : idx[j + R_ - x->shape.rank];
   return ci;
@@ -254,7 +262,7 @@ static const char *ew_c(E *e, Op op, const char *const *opnd) {
     default: error_plain(e->c, "internal: bad template of op %s", op_name(op));
     }
   }
-  char *r = arena_strndup(&e->c->arena, b.s, b.len);
+  char *r = arena_strndup(&e->c->tmp, b.s, b.len);
   sb_free(&b);
   return r;
 }
@@ -291,13 +299,13 @@ static const char *val_at(E *e, int id, char **idx, int top) {
   case OP_BCAST:
     return em_val(e, n->in[0], em_bcast_idx(e, ND(e, R(e, n->in[0])), R_, idx));
   case OP_TRANSPOSE: {
-    char **ci = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+    char **ci = arena_alloc(&e->c->tmp, sizeof(char *) * MAX_RANK);
     for (int d = 0; d < R_; d++)
       ci[n->perm[d]] = idx[d];
     return em_val(e, n->in[0], ci);
   }
   case OP_SLICE: {
-    char **ci = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+    char **ci = arena_alloc(&e->c->tmp, sizeof(char *) * MAX_RANK);
     for (int d = 0; d < R_; d++)
       ci[d] = n->perm[d] ? em_fmt(e, "(%s + %d)", idx[d], n->perm[d]) : idx[d];
     return em_val(e, n->in[0], ci);
@@ -330,7 +338,7 @@ static const char *val_at(E *e, int id, char **idx, int top) {
 /* The JIT gets `do { } while (++i < n)` loops (dimensions are at least 2
  * here): TinyCC lays a `for` out with three jumps per iteration. */
 char **em_loop_open(E *e, const Shape *s, const char *prefix) {
-  char **idx = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  char **idx = arena_alloc(&e->c->tmp, sizeof(char *) * MAX_RANK);
   for (int d = 0; d < s->rank; d++) {
     if (s->d[d] == 1) {
       idx[d] = "0";
@@ -693,8 +701,11 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
   e.arg_used = arena_alloc(&c->arena, sizeof(int) * (size_t)(c->g.nargs + 1));
   e.inloop = arena_alloc(&c->arena, (size_t)c->g.n + 1);
   e.rowof = arena_alloc(&c->arena, sizeof(char *) * ((size_t)c->g.n + 1));
-  StrBuf body = {0};
-  e.o = &body;
+  /* the body is written in place at the end of o; what precedes it in the
+     file (which depends on what the body uses) is inserted before it after
+     (one copy of the text, not two: it is most of a large graph's C) */
+  size_t body_at = o->len;
+  e.o = o;
   e.ind = 1;
   /* workspace pointers */
   StrBuf decls = {0};
@@ -719,19 +730,25 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
         n->op == OP_PARAM || n->op == OP_RESHAPE || n->op == OP_ID ||
         n->op == OP_DETACH || p->host[i] >= 0)
       continue;
-    if (em_row_loop(&e, i))
-      continue;
-    if (p->fnext[i] >= 0)
-      fused_loop(&e, i);
-    else
-      em_node_code(&e, i);
+    if (!em_row_loop(&e, i)) {
+      if (p->fnext[i] >= 0)
+        fused_loop(&e, i);
+      else
+        em_node_code(&e, i);
+    }
+    arena_clear(&c->tmp); /* its strings are written out */
   }
   for (int o2 = 0; o2 < c->g.nouts; o2++)
     if (c->opt.mode != MODE_STEP || c->g.outs[o2].home >= 0 ||
         c->g.nodes[p->alias[plan_resolve(c, c->g.outs[o2].node)]].op !=
-            OP_PARAM)
+            OP_PARAM) {
       em_store_code(&e, o2);
+      arena_clear(&c->tmp);
+    }
 
+  StrBuf head = {0};
+  StrBuf *const body = o;
+  o = &head;
   if (parts & PART_PROLOGUE) {
     em_header_comment(c, o);
     em_prototypes(&e, o);
@@ -742,7 +759,10 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
     sb_puts(o, "\n");
   }
   if (!(parts & PART_BODY)) {
-    sb_free(&body);
+    body->len = body_at;
+    body->s[body_at] = 0;
+    sb_insert(body, body_at, head.s ? head.s : "", head.len);
+    sb_free(&head);
     sb_free(&decls);
     return;
   }
@@ -803,10 +823,10 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
   c->stack_est = 96 + 4 * (int64_t)npointers +
                  (int64_t)e.maxrows * ROW_CHUNK * 4 +
                  (update && decls.len ? (p->work_bytes + 7) / 8 * 8 : 0);
-  if (body.s)
-    sb_puts(o, body.s);
+  sb_insert(body, body_at, head.s ? head.s : "", head.len);
+  sb_free(&head);
+  o = body;
   sb_printf(o, "  return %s;\n}\n\n", e.uses_status ? "status" : "0");
-  sb_free(&body);
   sb_free(&decls);
   if (!update) {
     em_generic(c, o, e.real);

@@ -115,7 +115,7 @@ static void firstmax_loop(E *e, int id) {
     em_line(e, "{");
     e->ind++;
   }
-  char **ik = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  char **ik = arena_alloc(&e->c->tmp, sizeof(char *) * MAX_RANK);
   memcpy(ik, idx, sizeof(char *) * MAX_RANK);
   ik[axis] = "k";
   em_line(e, "long best = 0;");
@@ -147,7 +147,7 @@ static void prodexcl_loop(E *e, int id) {
   e->ind++;
   em_line(e, "%s prod = %s;", e->real, em_lit(e, 1));
   char **gi = em_loop_open(e, &grp, "g");
-  char **ri = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  char **ri = arena_alloc(&e->c->tmp, sizeof(char *) * MAX_RANK);
   StrBuf same = {0};
   int nsame = 0;
   for (int d = 0; d < s.rank; d++) {
@@ -184,7 +184,7 @@ static void prodexcl2_loop(E *e, int id) {
   char **gi = em_loop_open(e, &grp, "g");
   em_line(e, "{");
   e->ind++;
-  char **ri = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  char **ri = arena_alloc(&e->c->tmp, sizeof(char *) * MAX_RANK);
   StrBuf gj = {0};
   int ngj = 0;
   for (int d = 0; d < s.rank; d++) {
@@ -196,7 +196,7 @@ static void prodexcl2_loop(E *e, int id) {
   em_line(e, "if (%s) continue;", ngj ? gj.s : "1");
   em_line(e, "%s prod = %s;", e->real, em_load(e, g, ri));
   char **hi = em_loop_open(e, &grp, "h");
-  char **ki = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  char **ki = arena_alloc(&e->c->tmp, sizeof(char *) * MAX_RANK);
   for (int d = 0; d < s.rank; d++) {
     int red = n->mask & (1u << d) && s.d[d] != 1;
     ki[d] = red ? hi[d] : idx[d];
@@ -255,7 +255,7 @@ static void pad_loop(E *e, int id) {
        dst, em_lit(e, 0));
   Shape in = ND(e, a)->shape;
   char **idx = em_loop_open(e, &in, "i");
-  char **oi = arena_alloc(&e->c->arena, sizeof(char *) * MAX_RANK);
+  char **oi = arena_alloc(&e->c->tmp, sizeof(char *) * MAX_RANK);
   for (int d = 0; d < in.rank; d++)
     oi[d] = n->perm[d] ? em_fmt(e, "(%s + %d)", idx[d], n->perm[d]) : idx[d];
   if (in.rank == 0 || ND(e, a)->numel == 1) {

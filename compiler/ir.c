@@ -147,7 +147,10 @@ static void hash_resize(Graph *g, int ncap) {
 }
 
 static void hash_grow(Graph *g) {
-  hash_resize(g, g->hcap ? g->hcap * 2 : 1024);
+  int cap = g->hcap ? g->hcap * 2 : 1024;
+  while (cap < 2 * (g->n + 1)) /* an empty table for a graph (dce) */
+    cap *= 2;
+  hash_resize(g, cap);
 }
 
 void ir_hash_reserve(Ctx *c, int n) {

@@ -14,7 +14,8 @@
  *             constants, constants reassociated)
  *   cse       equal pure nodes become one (hash-consing)
  *   dce       nodes no output needs are dropped (forward values the
- *             backward does not read are never computed or stored)
+ *             backward does not read are never computed or stored), in
+ *             place: nothing is rebuilt
  * -O0 stops after parse. `--emit ir --after PASS` shows any point.
  * Without --after (or with --after cse or dce), strip, fold, simplify and
  * cse are one rebuild with all their rules on: a rule fires as a node is
@@ -67,12 +68,10 @@ static int rebuild(Ctx *c, const Node *n, const int *in) {
 }
 
 /* Rebuilds the graph under c->rules. strip: IDs and detach become their
- * operand; live_only: dead nodes are not rebuilt. */
-static void rebuild_graph(Ctx *c, int strip, int live_only,
-                          const int *order) {
+ * operand; order: the old nodes in this order (NULL: as they are). */
+static void rebuild_graph(Ctx *c, int strip, const int *order) {
   Graph old = c->g;
   c->prev = old;
-  char *live = live_only ? ir_live_nodes(c) : NULL;
   /* in the arena, so an error during the pass leaks nothing; given back
      at the end (a large allocation is a block of its own) */
   size_t mapsz = sizeof(int) * (size_t)(old.n + 1);
@@ -99,8 +98,6 @@ static void rebuild_graph(Ctx *c, int strip, int live_only,
       c->g.nodes[map[i]].ext = n->ext;
       continue;
     }
-    if (live && !live[i])
-      continue;
     if (strip && (n->op == OP_ID || n->op == OP_DETACH)) {
       map[i] = map[n->in[0]];
     } else {
@@ -130,11 +127,50 @@ static void rebuild_graph(Ctx *c, int strip, int live_only,
   }
   arena_release(&c->arena, tmp, sizeof(int) * (size_t)tcap);
   arena_release(&c->arena, map, mapsz);
-  if (live)
-    arena_release(&c->arena, live, (size_t)old.n + 1);
   ir_graph_recycle(c, &old);
   arena_free(&old.ins);
   memset(&c->prev, 0, sizeof c->prev);
+}
+
+/* dce: drops the nodes no output needs, in place. Nodes are in
+ * topological order, so a kept node only moves down and its operands have
+ * moved before it; leaves stay (arguments name them). No node changes, so
+ * nothing is rebuilt through the constructors; the hash-consing table is
+ * made again, for all nodes, by the next ir_node that needs it. */
+static void compact_live(Ctx *c) {
+  Graph *g = &c->g;
+  char *live = ir_live_nodes(c);
+  size_t mapsz = sizeof(int) * (size_t)(g->n + 1);
+  int *map = arena_alloc(&c->arena, mapsz);
+  int m = 0;
+  for (int i = 0; i < g->n; i++) {
+    const Node *n = &g->nodes[i];
+    if (!live[i] && n->op != OP_INPUT && n->op != OP_PARAM) {
+      map[i] = -1;
+      continue;
+    }
+    map[i] = m;
+    if (m != i)
+      g->nodes[m] = *n;
+    Node *t = &g->nodes[m++];
+    for (int k = 0; k < t->nin; k++)
+      t->in[k] = map[t->in[k]];
+  }
+  g->n = m;
+  for (int a = 0; a < g->nargs; a++)
+    g->args[a].node = map[g->args[a].node];
+  for (int o = 0; o < g->nouts; o++)
+    g->outs[o].node = map[g->outs[o].node];
+  for (int r = 0; r < c->nbroots; r++) {
+    c->broots[r] = map[c->broots[r]];
+    if (c->bseeds[r] >= 0)
+      c->bseeds[r] = map[c->bseeds[r]];
+  }
+  free(g->hash);
+  g->hash = NULL;
+  g->hcap = 0;
+  arena_release(&c->arena, map, mapsz);
+  arena_release(&c->arena, live, (size_t)mapsz / sizeof(int));
 }
 
 /* ---- schedule: each param's update as early as it may run ------------- */
@@ -347,7 +383,7 @@ static void passes_from(Ctx *c, const char *stop_after) {
       strcmp(stop_after, "dce") == 0) {
     /* strip, fold, simplify and cse in one rebuild with all their rules */
     c->rules |= R_FOLD | R_SIMPLIFY | R_CSE;
-    rebuild_graph(c, 1, 0, NULL);
+    rebuild_graph(c, 1, NULL);
     check_ir(c, "cse");
     if (stop_after && strcmp(stop_after, "cse") == 0)
       return;
@@ -355,14 +391,17 @@ static void passes_from(Ctx *c, const char *stop_after) {
   }
   for (size_t i = i0; i < sizeof passes / sizeof passes[0]; i++) {
     c->rules |= passes[i].rules;
-    rebuild_graph(c, passes[i].strip, passes[i].live_only, NULL);
+    if (passes[i].live_only)
+      compact_live(c);
+    else
+      rebuild_graph(c, passes[i].strip, NULL);
     check_ir(c, passes[i].name);
     if (stop_after && strcmp(stop_after, passes[i].name) == 0)
       return;
   }
   int *order = update_order(c);
   if (order) {
-    rebuild_graph(c, 0, 0, order);
+    rebuild_graph(c, 0, order);
     check_ir(c, "schedule");
   }
 }

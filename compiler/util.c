@@ -9,6 +9,7 @@
 struct ArenaBlock {
   ArenaBlock *next;
   size_t used, cap;
+  int own; /* a large allocation's block of its own */
   max_align_t data[];
 };
 
@@ -33,6 +34,7 @@ void *arena_alloc(Arena *a, size_t n) {
   if (n >= ARENA_OWN_BLOCK) {
     ArenaBlock *own = xmalloc(sizeof *own + n);
     own->used = own->cap = n; /* full: later small allocations go elsewhere */
+    own->own = 1;
     if (b) {
       own->next = b->next;
       b->next = own;
@@ -51,6 +53,7 @@ void *arena_alloc(Arena *a, size_t n) {
     b->next = a->head;
     b->used = 0;
     b->cap = cap;
+    b->own = 0;
     a->head = b;
   }
   void *p = (char *)b->data + b->used;
@@ -85,6 +88,24 @@ char *arena_strndup(Arena *a, const char *s, size_t n) {
   return p;
 }
 
+/* Empties the arena, keeping its newest ordinary block for reuse. */
+void arena_clear(Arena *a) {
+  ArenaBlock *keep = a->head;
+  if (keep && keep->own)
+    keep = NULL;
+  for (ArenaBlock *b = a->head; b;) {
+    ArenaBlock *next = b->next;
+    if (b != keep)
+      free(b);
+    b = next;
+  }
+  if (keep) {
+    keep->next = NULL;
+    keep->used = 0;
+  }
+  a->head = keep;
+}
+
 void arena_free(Arena *a) {
   ArenaBlock *b = a->head;
   while (b) {
@@ -108,6 +129,14 @@ static void sb_reserve(StrBuf *b, size_t extra) {
   }
   b->s = s;
   b->cap = cap;
+}
+
+/* Inserts n bytes at byte pos (<= b->len). */
+void sb_insert(StrBuf *b, size_t pos, const char *s, size_t n) {
+  sb_reserve(b, n);
+  memmove(b->s + pos + n, b->s + pos, b->len - pos + 1);
+  memcpy(b->s + pos, s, n);
+  b->len += n;
 }
 
 void sb_putc(StrBuf *b, char ch) {
