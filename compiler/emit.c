@@ -16,36 +16,89 @@
 
 #include "emit.h"
 void em_line(E *e, const char *fmt, ...) {
-  for (int i = 0; i < e->ind; i++)
-    sb_puts(e->o, "  ");
+  static const char spaces[] = "                                        ";
+  int ind = 2 * e->ind;
+  for (; ind > 0; ind -= 40)
+    sb_putn(e->o, spaces, (size_t)(ind < 40 ? ind : 40));
   va_list ap;
+  if (fmt[0] == '%' && fmt[1] == 's' && !fmt[2]) { /* a line made already */
+    va_start(ap, fmt);
+    sb_puts(e->o, va_arg(ap, const char *));
+    va_end(ap);
+    sb_putc(e->o, '\n');
+    return;
+  }
   va_start(ap, fmt);
   char buf[4096];
   int n = vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
   if (n >= (int)sizeof buf) { /* long line: format again on the heap */
     char *big = malloc((size_t)n + 1);
+    if (!big)
+      abort();
     va_start(ap, fmt);
     vsnprintf(big, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    sb_puts(e->o, big);
+    sb_putn(e->o, big, (size_t)n);
     free(big);
-  } else {
-    sb_puts(e->o, buf);
+  } else if (n > 0) {
+    sb_putn(e->o, buf, (size_t)n);
   }
   sb_putc(e->o, '\n');
 }
 
 char *em_fmt(E *e, const char *f, ...) {
   va_list ap;
+  char buf[256];
   va_start(ap, f);
-  int n = vsnprintf(NULL, 0, f, ap);
+  int n = vsnprintf(buf, sizeof buf, f, ap);
   va_end(ap);
+  if (n < 0)
+    n = 0;
   char *s = arena_alloc(&e->c->tmp, (size_t)n + 1);
+  if ((size_t)n < sizeof buf) { /* the usual short string: formatted once */
+    memcpy(s, buf, (size_t)n + 1);
+    return s;
+  }
   va_start(ap, f);
   vsnprintf(s, (size_t)n + 1, f, ap);
   va_end(ap);
   return s;
+}
+
+/* The strings up to NULL, concatenated (the generator's most frequent
+ * strings, without printf's parsing of a format each time). */
+char *em_cat(E *e, const char *a, ...) {
+  va_list ap;
+  size_t n = 0;
+  va_start(ap, a);
+  for (const char *x = a; x; x = va_arg(ap, const char *))
+    n += strlen(x);
+  va_end(ap);
+  char *s = arena_alloc(&e->c->tmp, n + 1), *w = s;
+  va_start(ap, a);
+  for (const char *x = a; x; x = va_arg(ap, const char *)) {
+    size_t k = strlen(x);
+    memcpy(w, x, k);
+    w += k;
+  }
+  va_end(ap);
+  *w = 0;
+  return s;
+}
+
+/* prefix followed by the decimal k ("v12") */
+char *em_name(E *e, const char *prefix, long long k) {
+  char d[24];
+  int i = (int)sizeof d - 1;
+  unsigned long long u = k < 0 ? 0ULL - (unsigned long long)k : (unsigned long long)k;
+  d[i] = 0;
+  do
+    d[--i] = (char)('0' + u % 10);
+  while (u /= 10);
+  if (k < 0)
+    d[--i] = '-';
+  return em_cat(e, prefix, d + i, (const char *)NULL);
 }
 
 /* A float literal that reads back exactly in the target type. */
@@ -56,17 +109,31 @@ char *em_lit(E *e, double v) {
   if (!isfinite(e->c->opt.f64 ? v : (double)(float)v))
     error_plain(e->c, "a constant of the program (%g) is beyond the range "
                 "of %s", v, e->real);
-  if (e->c->opt.f64)
+  double fv = e->c->opt.f64 ? v : (double)(float)v;
+  if (fv == floor(fv) && fabs(fv) < 1e9 && !(fv == 0 && signbit(fv))) {
+    /* an integer: its digits are what %.9g / %.17g print */
+    long long k = (long long)fv;
+    unsigned long long u = k < 0 ? 0ULL - (unsigned long long)k : (unsigned long long)k;
+    int i = (int)sizeof buf - 1;
+    buf[i] = 0;
+    do
+      buf[--i] = (char)('0' + u % 10);
+    while (u /= 10);
+    if (k < 0)
+      buf[--i] = '-';
+    memmove(buf, buf + i, sizeof buf - (size_t)i);
+  } else if (e->c->opt.f64) {
     snprintf(buf, sizeof buf, "%.17g", v);
-  else
+  } else {
     snprintf(buf, sizeof buf, "%.9g", (double)(float)v);
+  }
   if (!strpbrk(buf, ".en"))
     strcat(buf, ".0");
   if (!e->c->opt.f64)
     strcat(buf, "f");
   if (v < 0)
-    return em_fmt(e, "(%s)", buf);
-  return em_fmt(e, "%s", buf);
+    return em_cat(e, "(", buf, ")", (const char *)NULL);
+  return em_cat(e, buf, (const char *)NULL);
 }
 
 static const char *ctype(E *e, const Node *n) {
@@ -135,7 +202,7 @@ char *em_offset(E *e, const Shape *s, char **idx) {
     else
       sb_printf(&b, "%s * %lld", terms[k], (long long)strides[k]);
   }
-  char *r = em_fmt(e, "%s", b.s);
+  char *r = em_cat(e, b.s, (const char *)NULL);
   sb_free(&b);
   if (e->loop_off && strcmp(r, e->loop_off) == 0)
     return "ix";
@@ -197,7 +264,8 @@ const char *em_val(E *e, int id, char **idx) { return val_at(e, id, idx, 0); }
 
 const char *em_load(E *e, int id, char **idx) {
   Node *n = ND(e, id);
-  return em_fmt(e, "%s[%s]", em_bufname(e, id), em_offset(e, &n->shape, idx));
+  return em_cat(e, em_bufname(e, id), "[", em_offset(e, &n->shape, idx), "]",
+                (const char *)NULL);
 }
 
 /* exp: f32 uses the branch-free NAME_expf of kernels.c, which compilers
@@ -290,7 +358,7 @@ static const char *val_at(E *e, int id, char **idx, int top) {
   if (n->op == OP_CONST)
     return em_lit(e, n->val);
   if (!top && (e->p->local[id] || e->inloop[id]))
-    return em_fmt(e, "l%d", id);
+    return em_name(e, "l", id);
   if (!top && !e->p->inl[id])
     return em_load(e, id, idx);
   int R_ = n->shape.rank;
@@ -327,9 +395,10 @@ static const char *val_at(E *e, int id, char **idx, int top) {
    * spills every local. (Each fused node has one use, so nothing is
    * computed twice; the .c output keeps one named local per node.) */
   if (e->t->nest_exprs && strlen(x) < 200 && reads_operands_once(n, e->c))
-    return em_fmt(e, "(%s)", x);
-  const char *v = em_fmt(e, "v%d", e->nvals++);
-  em_line(e, "const %s %s = %s;", e->real, v, x);
+    return em_cat(e, "(", x, ")", (const char *)NULL);
+  const char *v = em_name(e, "v", e->nvals++);
+  em_line(e, "%s", em_cat(e, "const ", e->real, " ", v, " = ", x, ";",
+                          (const char *)NULL));
   return v;
 }
 

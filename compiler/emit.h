@@ -51,6 +51,8 @@ static inline int R(E *e, int id) { return plan_resolve(e->c, id); }
 void em_line(E *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *em_fmt(E *e, const char *f, ...) __attribute__((format(printf, 2, 3)));
 char *em_lit(E *e, double v);        /* a constant of the element type */
+char *em_cat(E *e, const char *a, ...); /* strings up to NULL, joined */
+char *em_name(E *e, const char *prefix, long long k); /* "v12" */
 const char *em_bufname(E *e, int id); /* the buffer node id is stored in */
 const char *em_argname(Ctx *c, int i); /* argument i's C name */
 /* the offset of element idx (index expressions) in a C-order shape s */
