@@ -164,6 +164,8 @@ Token *lex(Ctx *c, int *ntok, size_t *bytes) {
     }
     int matched = 0;
     for (const char **q = puncts; *q; q++) {
+      if (**q != ch)
+        continue;
       size_t len = strlen(*q);
       if ((size_t)(end - p) >= len && memcmp(p, *q, len) == 0) {
         if (**q == '(' || **q == '[')
