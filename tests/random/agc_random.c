@@ -429,6 +429,21 @@ static int compare(Case *c, int cfg, int oi, const double *got) {
   double tol = rtol * scale + s * c->sens[oi] + atol * (1 + G);
   if (err <= tol || c->unstable[oi])
     return 0;
+  if (rv != r->v) {
+    /* Two f32 results that differ by more than rounding can both be
+     * rounded results: in an ill-conditioned step (1 - tanh(x)^2 for a
+     * saturated tanh) one ulp of difference in an intermediate is a large
+     * relative change, which the inputs' sensitivity does not see. Then
+     * the judge is the f64 reference: got is no mismatch when it is as
+     * close to it as the f32 reference is (twice, plus the f32-vs-f64
+     * tolerance's atol), and within that tolerance. */
+    double s64, e_got, e_ref, G64;
+    max_err(c, r->n, got, r->v, &s64, &e_got, &G64);
+    max_err(c, r->n, rv, r->v, &s64, &e_ref, &G64);
+    double tol64 = 1e-2 * s64 + 10 * c->sens[oi] + 1e-4 * (1 + G64);
+    if (e_got <= 2 * e_ref + 1e-6 * (1 + G64) && e_got <= tol64)
+      return 0;
+  }
   case_fail(c, "%s: output %s[%lld] = %.9g, ref (%s) %.9g; max err %.3g > tol %.3g "
             "(scale %.3g, sens %.3g)", cfg_name[cfg], r->name, (long long)worst,
             got[worst], rname, rv[worst], err, tol, scale, c->sens[oi]);
