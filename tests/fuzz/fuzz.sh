@@ -44,7 +44,8 @@ for t in $TARGETS; do
     # the kernels the JIT links against (runtime/kernels), as the meson
     # build compiles them
     $CC $FLAGS $INC -DAGC_TCC_LIBDIR="\"$TCC_LIBDIR\"" -Dmain=agc_main \
-      "$SRC/tests/fuzz/fuzz_run.c" "$SRC/compiler/main.c" "$SRC/runtime/agc_graph.c" \
+      "$SRC/tests/fuzz/fuzz_run.c" "$SRC/compiler/main.c" "$SRC/compiler/cli_files.c" \
+      "$SRC/compiler/cli_run.c" "$SRC/runtime/agc_graph.c" \
       "$SRC/runtime/npy.c" "$SRC/runtime/jit.c" "$K/gemm.c" "$K/im2col.c" "$K/pool.c" \
       "$K/tanhf.c" "$K/expf.c" "$K/row.c" "$K/matmul_small.c" "$K/f64.c" $COMP \
       /usr/lib/x86_64-linux-gnu/libtcc.a -ldl -lm -o "$B/fuzz_run" ;;
