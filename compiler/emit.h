@@ -2,8 +2,10 @@
  *
  *   emit.c      the driver (emit_c), buffers, expressions, loops, fusion
  *   emit_row.c  the JIT's row mode (f32 loops as row-kernel calls)
- *   emit_ops.c  every other node: matmul, conv, pooling, ... and stores
- *   emit_api.c  what callers see: header, macros, signatures, tables
+ *   emit_ops.c  every other node: matmul, conv, pooling, ..., stores and
+ *               reductions
+ *   emit_api.c  what callers see: header, macros, signatures, tables; a
+ *               training graph's step and update (siblings)
  */
 #ifndef AGC_EMIT_H
 #define AGC_EMIT_H
@@ -66,6 +68,7 @@ void em_loop_close(E *e, const Shape *s);
 void em_comment(E *e, int id);
 void em_ew_loop(E *e, const char *dst, int src, const char *op, int root);
 void em_reduce_loop(E *e, int id);
+void em_acc_add(E *e, const char *name, const char *v); /* acc += v */
 void em_sums_open(E *e, int h);
 void em_sums_close(E *e, int h);
 int em_group_flat(E *e, int h, const Shape *s);

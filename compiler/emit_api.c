@@ -323,3 +323,69 @@ void emit_h(Ctx *c, StrBuf *o) {
   }
   sb_printf(o, "\n#endif /* AGC_%s_H */\n", G);
 }
+
+/* ---- a training graph's three functions ------------------------------ */
+
+/* The other functions of a graph with an optimizer: the same source
+ * compiled as a training step or an update (optim.c). */
+static Ctx *sibling(Ctx *c, int mode, const char *name) {
+  Options opt = c->opt;
+  opt.mode = mode;
+  opt.name = name;
+  opt.after = NULL;
+  Ctx *s = agc_compile(c->path, c->src, c->srclen, &opt);
+  if (!s->failed && setjmp(s->jmp) == 0)
+    ctx_plan(s);
+  if (s->failed) {
+    sb_puts(&c->diag, agc_messages(s));
+    agc_free(s);
+    c->failed = 1;
+    longjmp(c->jmp, 1);
+  }
+  return s;
+}
+
+/* The step and the update of a training graph (em_training), compiled
+ * and planned; an error in either becomes c's. */
+void em_siblings(Ctx *c, Ctx **st, Ctx **up) {
+  char *uname = arena_alloc(&c->arena, strlen(c->name) + 8);
+  sprintf(uname, "%s_update", c->name);
+  *st = sibling(c, MODE_STEP, c->name);
+  *up = sibling(c, MODE_UPDATE, uname);
+}
+
+_Noreturn void em_siblings_failed(Ctx *c, Ctx *bad, Ctx *other) {
+  sb_puts(&c->diag, agc_messages(bad));
+  agc_free(bad);
+  agc_free(other);
+  c->failed = 1;
+  longjmp(c->jmp, 1);
+}
+
+int em_training(const Ctx *c) {
+  return c->optim.kind && !c->opt.no_grad && c->opt.mode == MODE_GRAD;
+}
+
+/* --emit plan of a training graph: the step's plan (the function a
+ * firmware build calls), then the gradient function's. */
+void emit_plan(Ctx *c, StrBuf *o) {
+  if (!em_training(c)) {
+    dump_plan(c, ctx_plan(c), o);
+    return;
+  }
+  Ctx *st, *up;
+  em_siblings(c, &st, &up);
+  if (setjmp(st->jmp))
+    em_siblings_failed(c, st, up);
+  sb_printf(o, "# the training step %s:\n", st->name);
+  dump_plan(st, ctx_plan(st), o);
+  const char *name = c->name;
+  char *gname = arena_alloc(&c->arena, strlen(name) + 8);
+  sprintf(gname, "%s_grad", name);
+  c->name = gname;
+  sb_printf(o, "\n# the gradient function %s:\n", gname);
+  dump_plan(c, ctx_plan(c), o);
+  c->name = name;
+  agc_free(st);
+  agc_free(up);
+}

@@ -528,3 +528,143 @@ void em_store_code(E *e, int o) {
   em_line(e, "/* %s %s */", op[0] == '+' ? "accumulate" : "store", out->name);
   em_ew_loop(e, em_fmt(e, "out_%s", out->name), v, op, 0);
 }
+
+/* ---- reductions ------------------------------------------------------- */
+
+/* A whole-tensor sum's accumulator: the target's wider type, or the
+ * element type with Kahan compensation (no double on a single-precision
+ * FPU; the error stays a few ulps whatever the length). */
+static void acc_decl(E *e, const char *name, int prod) {
+  if (e->t->acc_type)
+    em_line(e, "%s %s = %s;", e->t->acc_type, name, prod ? "1.0" : "0.0");
+  else if (prod)
+    em_line(e, "%s %s = %s;", e->real, name, em_lit(e, 1));
+  else
+    em_line(e, "%s %s = %s, %s_c = %s;", e->real, name, em_lit(e, 0), name,
+            em_lit(e, 0));
+}
+
+void em_acc_add(E *e, const char *name, const char *v) {
+  if (e->t->acc_type) {
+    em_line(e, "%s += %s;", name, v);
+    return;
+  }
+  em_line(e, "{");
+  e->ind++;
+  em_line(e, "const %s y = %s - %s_c;", e->real, v, name);
+  em_line(e, "const %s s = %s + y;", e->real, name);
+  em_line(e, "%s_c = (s - %s) - y;", name, name);
+  em_line(e, "%s = s;", name);
+  e->ind--;
+  em_line(e, "}");
+}
+
+void em_reduce_loop(E *e, int id) {
+  Node *n = ND(e, id);
+  int a = R(e, n->in[0]);
+  Node *x = ND(e, a);
+  const char *dst = em_bufname(e, id);
+  Shape in = x->shape;
+  int minmax = n->op == OP_MAX || n->op == OP_MIN;
+  /* a whole-tensor sum or product runs in a double accumulator */
+  int acc = !minmax && n->numel == 1;
+  em_line(e, "{");
+  e->ind++;
+  if (minmax) {
+    /* start from the first element of each group: no infinities needed */
+    Shape first = in;
+    for (int d = 0; d < in.rank; d++)
+      if (n->mask & (1u << d))
+        first.d[d] = 1;
+    char **idx = em_loop_open(e, &first, "i");
+    em_line(e, "{");
+    e->ind++;
+    const char *v = em_val(e, a, idx);
+    em_line(e, "%s[%s] = %s;", dst, em_offset(e, &n->shape, idx), v);
+    e->ind--;
+    em_line(e, "}");
+    em_loop_close(e, &first);
+  } else if (acc) {
+    acc_decl(e, "acc", n->op == OP_PROD);
+  } else {
+    Shape o = n->shape;
+    char **oi = em_loop_open(e, &o, "j");
+    em_line(e, "%s[%s] = %s;", dst, em_offset(e, &o, oi),
+         em_lit(e, n->op == OP_PROD ? 1 : 0));
+    em_loop_close(e, &o);
+  }
+  char **idx = em_loop_open(e, &in, "i");
+  em_line(e, "{");
+  e->ind++;
+  const char *v = em_val(e, a, idx);
+  const char *slot =
+      acc ? "acc" : em_fmt(e, "%s[%s]", dst, em_offset(e, &n->shape, idx));
+  switch (n->op) {
+  case OP_SUM:
+    if (acc)
+      em_acc_add(e, slot, v);
+    else
+      em_line(e, "%s += %s;", slot, v);
+    break;
+  case OP_PROD: em_line(e, "%s *= %s;", slot, v); break;
+  case OP_MAX: em_line(e, "if (%s > %s) %s = %s;", v, slot, slot, v); break;
+  case OP_MIN: em_line(e, "if (%s < %s) %s = %s;", v, slot, slot, v); break;
+  default: break;
+  }
+  e->ind--;
+  em_line(e, "}");
+  em_loop_close(e, &in);
+  if (acc)
+    em_line(e, "%s[0] = (%s)acc;", dst, e->real);
+  e->ind--;
+  em_line(e, "}");
+}
+
+/* A fused loop's block: its sums start before the loop (a double
+ * accumulator, a row of double partial sums, or zeros) and whole-tensor
+ * sums are stored after it. */
+void em_sums_open(E *e, int h) {
+  const Plan *p = e->p;
+  em_line(e, "{");
+  e->ind++;
+  for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
+    Node *n = ND(e, m);
+    int64_t row = plan_acc_row(e->c, p, m);
+    if (n->op != OP_SUM)
+      continue;
+    if (row) {
+      em_line(e, "double *const acc%d = (double *)(void *)(w + %lld); "
+           "/* partial sums */", m, (long long)p->acc_off[m]);
+      em_line(e, "for (long j = 0; j < %lld; j++) acc%d[j] = 0.0;",
+           (long long)row, m);
+    } else if (n->numel == 1) {
+      acc_decl(e, em_fmt(e, "acc%d", m), 0);
+    } else {
+      Shape o = n->shape;
+      char **oi = em_loop_open(e, &o, "j");
+      em_line(e, "%s[%s] = %s;", em_bufname(e, m), em_offset(e, &o, oi), em_lit(e, 0));
+      em_loop_close(e, &o);
+    }
+  }
+}
+
+void em_sums_close(E *e, int h) {
+  const Plan *p = e->p;
+  for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
+    int64_t row = plan_acc_row(e->c, p, m);
+    if (row) {
+      em_line(e, "{");
+      e->ind++;
+      em_line(e, "%s sum = 0;", e->t->acc_type);
+      em_line(e, "for (long j = 0; j < %lld; j++) sum += acc%d[j];",
+           (long long)row, m);
+      em_line(e, "%s[0] = (%s)sum;", em_bufname(e, m), e->real);
+      e->ind--;
+      em_line(e, "}");
+    } else if (ND(e, m)->op == OP_SUM && ND(e, m)->numel == 1) {
+      em_line(e, "%s[0] = (%s)acc%d;", em_bufname(e, m), e->real, m);
+    }
+  }
+  e->ind--;
+  em_line(e, "}");
+}
