@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../runtime/agc_api.h"
+
 #define AGC_VERSION "0.1.0"
 #define MAX_RANK 8
 /* Elements of one tensor: indices are C `long`, which is 32 bits on many
@@ -430,17 +432,23 @@ int optim_is_update(const Ctx *c, const Node *n);
 
 /* ---- compile.c: the library entry -------------------------------------- */
 
+/* The compiler's options: the library's (agc_api.h: f64, accumulate,
+ * no_grad, name, expose_roots, O0; backend and mcu choose `target`), one
+ * struct for the API, the command and the compiler, and what only agc
+ * itself sets. */
 typedef struct {
-  int f64;          /* --dtype f64 */
-  int accumulate;   /* --accumulate */
-  int no_grad;      /* --no-grad */
-  const char *name; /* --name, or NULL: `graph NAME`, else the file stem */
-  int expose_roots; /* also output each backward root (for agc check) */
-  int O0;           /* no optimizer passes, no fusion: the reference path */
+  agc_graph_options api;
   const char *after; /* stop the pass pipeline after this pass (--after) */
-  int mode;         /* MODE_*: which function of a training graph */
-  int target;       /* TARGET_*: what the plan is for (the workspace) */
+  int mode;          /* MODE_*: which function of a training graph */
+  int target;        /* TARGET_*: what the plan is for (the workspace) */
 } Options;
+
+/* the target a library user's options ask for: the JIT's (tcc), the
+ * host's (cc) or the microcontroller's */
+static inline int target_of(const agc_graph_options *o) {
+  return o->mcu ? TARGET_MCU
+                : o->backend == AGC_BACKEND_TCC ? TARGET_JIT : TARGET_HOST;
+}
 
 struct Ctx {
   Arena arena;

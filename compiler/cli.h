@@ -13,10 +13,13 @@
 #define MAX_REPEAT 1000000
 
 typedef struct {
-  const char *graph, *out, *header, *emit, *name, *inputs, *outdir;
-  const char *backend;
-  int f64, accumulate, no_grad, repeat, O0, target, steps;
-  const char *after;
+  const char *graph, *out, *header, *emit, *inputs, *outdir;
+  const char *backend; /* as written (--backend) */
+  /* --dtype, --accumulate, --no-grad, --name, -O0, --backend, --after,
+     --target: the compiler's options, which run and check hand to the
+     library (their .api) */
+  Options opt;
+  int repeat, steps;
   double tol;
   const char **pairs; /* NAME=FILE */
   int npairs;

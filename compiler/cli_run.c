@@ -337,12 +337,11 @@ static agc_graph *load_graph(Cli *o, const agc_graph_options *opt) {
 int cmd_run(Cli *o) {
   if (o->out)
     return die2("%s", "run writes its results with --out DIR, not -o");
-  if (o->steps && (o->repeat || o->accumulate))
+  if (o->steps && (o->repeat || o->opt.api.accumulate))
     return die2("%s", "--steps cannot be combined with --repeat or "
                 "--accumulate");
-  agc_graph_options opt = {o->f64, o->accumulate, 0, 0, o->name, 0, o->O0, o->target == TARGET_MCU};
-  if (o->backend && strcmp(o->backend, "cc") == 0)
-    opt.backend = AGC_BACKEND_CC;
+  agc_graph_options opt = o->opt.api; /* --dtype ... --backend */
+  opt.mcu = o->opt.target == TARGET_MCU;
   char err[8192];
   agc_graph *g = load_graph(o, &opt);
   if (!g)
@@ -386,7 +385,7 @@ int cmd_run(Cli *o) {
     }
     outp[i] = a->data;
     snprintf(path, sizeof path, "%s/%s.npy", outdir, agc_graph_name(g, 1, i));
-    if (o->accumulate && agc_graph_is_grad(g, i) && access(path, F_OK) == 0) {
+    if (o->opt.api.accumulate && agc_graph_is_grad(g, i) && access(path, F_OK) == 0) {
       agc_array prev;
       if (agc_npy_read(path, &prev, err, sizeof err) != 0) {
         fprintf(stderr, "agc: %s\n", err);
@@ -574,7 +573,12 @@ static double fd_error(const Objective *J, int gi, double *x, int64_t n,
 int cmd_check(Cli *o) {
   if (o->out)
     return die2("%s", "check writes no files: -o does not apply");
-  agc_graph_options opt = {1, 0, 0, 0, o->name, 1, o->O0, 0};
+  /* f64 and the backward roots as outputs, on the JIT */
+  agc_graph_options opt = {0};
+  opt.f64 = 1;
+  opt.name = o->opt.api.name;
+  opt.expose_roots = 1;
+  opt.O0 = o->opt.api.O0;
   char err[8192];
   agc_graph *g = load_graph(o, &opt);
   if (!g)

@@ -74,8 +74,8 @@ Ctx *agc_compile(const char *path, const char *src, size_t len,
   c->srclen = len;
   if (setjmp(c->jmp))
     return c; /* an error: c->failed and c->diag say which */
-  if (opt->name)
-    c->name = opt->name;
+  if (opt->api.name)
+    c->name = opt->api.name;
   int ntok;
   size_t tokbytes;
   Token *toks = lex(c, &ntok, &tokbytes);

@@ -39,9 +39,9 @@ void dump_ir(Ctx *c, StrBuf *o) {
   int nlive = 0;
   for (int i = 0; i < c->g.n; i++)
     nlive += live[i] != 0;
-  const char *at = c->opt.O0 ? "parse (-O0)" : c->opt.after ? c->opt.after : "dce";
+  const char *at = c->opt.api.O0 ? "parse (-O0)" : c->opt.after ? c->opt.after : "dce";
   sb_printf(o, "graph %s  # %s; after %s: %d nodes, %d live (dead ones not "
-            "shown)\n", c->name, c->opt.f64 ? "f64" : "f32", at, c->g.n,
+            "shown)\n", c->name, c->opt.api.f64 ? "f64" : "f32", at, c->g.n,
             nlive);
   for (int i = 0; i < c->g.n; i++) {
     if (!live[i])

@@ -106,10 +106,10 @@ char *em_lit(E *e, double v) {
   char buf[64];
   /* the front end keeps constants finite in the element type (literals,
      folding); C has no portable literal for an infinity or a NaN */
-  if (!isfinite(e->c->opt.f64 ? v : (double)(float)v))
+  if (!isfinite(e->c->opt.api.f64 ? v : (double)(float)v))
     error_plain(e->c, "a constant of the program (%g) is beyond the range "
                 "of %s", v, e->real);
-  double fv = e->c->opt.f64 ? v : (double)(float)v;
+  double fv = e->c->opt.api.f64 ? v : (double)(float)v;
   if (fv == floor(fv) && fabs(fv) < 1e9 && !(fv == 0 && signbit(fv))) {
     /* an integer: its digits are what %.9g / %.17g print */
     long long k = (long long)fv;
@@ -122,14 +122,14 @@ char *em_lit(E *e, double v) {
     if (k < 0)
       buf[--i] = '-';
     memmove(buf, buf + i, sizeof buf - (size_t)i);
-  } else if (e->c->opt.f64) {
+  } else if (e->c->opt.api.f64) {
     snprintf(buf, sizeof buf, "%.17g", v);
   } else {
     snprintf(buf, sizeof buf, "%.9g", (double)(float)v);
   }
   if (!strpbrk(buf, ".en"))
     strcat(buf, ".0");
-  if (!e->c->opt.f64)
+  if (!e->c->opt.api.f64)
     strcat(buf, "f");
   if (v < 0)
     return em_cat(e, "(", buf, ")", (const char *)NULL);
@@ -271,7 +271,7 @@ const char *em_load(E *e, int id, char **idx) {
 /* exp: f32 uses the branch-free NAME_expf of kernels.c, which compilers
  * vectorize (the JIT calls its ahead-of-time copy). */
 static const char *exp_fn(E *e) {
-  if (e->c->opt.f64)
+  if (e->c->opt.api.f64)
     return "exp";
   if (!e->t->own_math)
     return "expf";
@@ -283,7 +283,7 @@ static const char *exp_fn(E *e) {
  * vectorize (the JIT calls its ahead-of-time copy: tcc's scalar code is
  * slow). */
 static const char *tanh_fn(E *e) {
-  if (e->c->opt.f64)
+  if (e->c->opt.api.f64)
     return "tanh";
   if (!e->t->own_math)
     return "tanhf";
@@ -577,7 +577,7 @@ static void kernels(E *e, StrBuf *o) {
               "%s *pack);\n\n",
               em_gemm_name(e), e->real, e->real, e->real, e->real);
   } else if (e->uses_gemm) {
-    emit_gemm(o, em_gemm_name(e), c->opt.f64, 1);
+    emit_gemm(o, em_gemm_name(e), c->opt.api.f64, 1);
     sb_puts(o, "\n");
   }
   if (e->uses_tanh && t->aot_kernels)
@@ -596,23 +596,23 @@ static void kernels(E *e, StrBuf *o) {
                "long ars, long sa);\n"
                "void agc_row_accd_f32(long T, long n, const float *a, "
                "long ars, long sa, double *o);\n\n");
-  const char *T = e->real, *sfx = c->opt.f64 ? "f64" : "f32";
+  const char *T = e->real, *sfx = c->opt.api.f64 ? "f64" : "f32";
   if (e->uses_im2col && t->aot_kernels)
     sb_printf(o, "void agc_im2col_%s(const %s *x, long C, long H, long W, "
               "long KH, long KW, long st, long pad, long OH, long OW, "
               "%s *col, int back);\n\n", sfx, T, T);
   else if (e->uses_im2col)
-    emit_im2col(o, em_fmt(e, "%s_im2col", c->name), c->opt.f64);
+    emit_im2col(o, em_fmt(e, "%s_im2col", c->name), c->opt.api.f64);
   if (e->uses_pool && t->aot_kernels)
     sb_printf(o, "void agc_pool_%s(int op, const %s *x, const %s *g, "
               "long NC, long H, long W, long k, long st, long OH, long OW, "
               "%s *d);\n\n", sfx, T, T, T);
   else if (e->uses_pool)
-    emit_pool(o, em_fmt(e, "%s_pool", c->name), c->opt.f64);
+    emit_pool(o, em_fmt(e, "%s_pool", c->name), c->opt.api.f64);
   if (e->uses_mm)
     sb_printf(o, "void agc_matmul_%s(long M, long N, long K, const %s *A, "
               "long sai, long sak, const %s *B, long sbk, long sbj, %s *C);"
-              "\n\n", c->opt.f64 ? "f64" : "f32", e->real, e->real, e->real);
+              "\n\n", c->opt.api.f64 ? "f64" : "f32", e->real, e->real, e->real);
 }
 
 /* One function of the file: its kernels, the function, its generic entry
@@ -627,8 +627,8 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
   e.c = c;
   e.p = p;
   e.t = t;
-  e.real = c->opt.f64 ? "double" : "float";
-  e.mf = c->opt.f64 ? "" : "f";
+  e.real = c->opt.api.f64 ? "double" : "float";
+  e.mf = c->opt.api.f64 ? "" : "f";
   e.arg_used = arena_alloc(&c->arena, sizeof(int) * (size_t)(c->g.nargs + 1));
   e.inloop = arena_alloc(&c->arena, (size_t)c->g.n + 1);
   e.rowof = arena_alloc(&c->arena, sizeof(char *) * ((size_t)c->g.n + 1));
@@ -708,7 +708,7 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
   int update = c->opt.mode == MODE_UPDATE;
   if (decls.len && update) {
     /* NAME_update has no workspace argument: its few scalars live here */
-    int64_t es = c->opt.f64 ? 8 : 4;
+    int64_t es = c->opt.api.f64 ? 8 : 4;
     sb_printf(o, "  %s work[%lld];\n", e.real,
               (long long)((p->work_bytes + es - 1) / es));
     sb_puts(o, "  char *const w = (char *)work;\n");
@@ -819,7 +819,7 @@ void emit_mem(Ctx *c, const Target *t, StrBuf *o) {
   StrBuf scratch = {0};
   emit_part(f, p, t, &scratch, PART_BODY, NULL); /* for the stack */
   sb_free(&scratch);
-  int64_t es = c->opt.f64 ? 8 : 4, par = 0, in = 0, out = 0;
+  int64_t es = c->opt.api.f64 ? 8 : 4, par = 0, in = 0, out = 0;
   for (int i = 0; i < f->g.nargs; i++) {
     const Arg *a = &f->g.args[i];
     const Node *n = &f->g.nodes[a->node];
@@ -836,7 +836,7 @@ void emit_mem(Ctx *c, const Target *t, StrBuf *o) {
       out += f->g.nodes[plan_resolve(f, f->g.outs[i].node)].numel * es;
   sb_printf(o, "# memory of %s%s (target %s, %s), bytes\n", f->name,
             st ? ", one training step" : "", t->name,
-            c->opt.f64 ? "f64" : "f32");
+            c->opt.api.f64 ? "f64" : "f32");
   mem_line(o, "params", par, st ? "(updated in place)" : NULL);
   mem_line(o, "inputs", in, NULL);
   int grads = 0;

@@ -11,7 +11,7 @@
 
 const char *em_gemm_name(E *e) {
   if (e->t->aot_kernels) /* the runtime's optimized copy */
-    return e->c->opt.f64 ? "agc_gemm_f64" : "agc_gemm_f32";
+    return e->c->opt.api.f64 ? "agc_gemm_f64" : "agc_gemm_f32";
   return em_fmt(e, "%s_gemm", e->c->name);
 }
 
@@ -61,7 +61,7 @@ static void matmul_loop(E *e, int id) {
            (long long)(tb ? 1 : N), (long long)(tb ? K : 1), C);
     else
       em_line(e, "agc_matmul_%s(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, "
-           "%lld, %s);", e->c->opt.f64 ? "f64" : "f32", (long long)M,
+           "%lld, %s);", e->c->opt.api.f64 ? "f64" : "f32", (long long)M,
            (long long)N, (long long)K, A, (long long)(ta ? 1 : K),
            (long long)(ta ? M : 1), B, (long long)(tb ? 1 : N),
            (long long)(tb ? K : 1), C);
@@ -289,7 +289,7 @@ static void im2col(E *e, const Shape *x, const Shape *w, const Shape *y,
   int64_t C = x->d[1], H = x->d[2], W = x->d[3], KH = w->d[2], KW = w->d[3];
   int64_t OH = y->d[2], OW = y->d[3];
   const char *f = e->t->aot_kernels
-                      ? (e->c->opt.f64 ? "agc_im2col_f64" : "agc_im2col_f32")
+                      ? (e->c->opt.api.f64 ? "agc_im2col_f64" : "agc_im2col_f32")
                       : em_fmt(e, "%s_im2col", e->c->name);
   em_line(e, "%s(%s + n * %lld, %lld, %lld, %lld, %lld, %lld, %d, %d, %lld, "
        "%lld, col, %d);", f, X, (long long)(C * H * W), (long long)C,
@@ -388,7 +388,7 @@ static void conv_code(E *e, int id) {
   const Shape *x = cg.x, *w = cg.w, *y = cg.y;
   int64_t Nb = x->d[0], O = w->d[0], CKK = w->d[1] * w->d[2] * w->d[3];
   int64_t P = y->d[2] * y->d[3];
-  int64_t colat = kernel_pack_elems(e->c->opt.f64, cg.M, cg.N, cg.K);
+  int64_t colat = kernel_pack_elems(e->c->opt.api.f64, cg.M, cg.N, cg.K);
   const char *g = em_gemm_name(e);
   e->uses_gemm = 1;
   em_line(e, "{");
@@ -441,7 +441,7 @@ static void pool_code(E *e, int id) {
   const char *X = n->op == OP_MAXPOOL_DX || fwd ? A : "0";
   const char *G = fwd ? "0" : em_bufname(e, R(e, n->in[n->nin - 1]));
   const char *f = e->t->aot_kernels
-                      ? (e->c->opt.f64 ? "agc_pool_f64" : "agc_pool_f32")
+                      ? (e->c->opt.api.f64 ? "agc_pool_f64" : "agc_pool_f32")
                       : em_fmt(e, "%s_pool", e->c->name);
   em_line(e, "%s(%d, %s, %s, %lld, %lld, %lld, %d, %d, %lld, %lld, %s);", f, op,
        X, G, (long long)NC, (long long)H, (long long)W, k, st, (long long)OH,
@@ -524,7 +524,7 @@ void em_store_code(E *e, int o) {
     return; /* computed in place */
   if (out->home >= 0) /* an update that changes nothing (plan_homes) */
     return;
-  const char *op = out->is_grad && e->c->opt.accumulate ? "+=" : "=";
+  const char *op = out->is_grad && e->c->opt.api.accumulate ? "+=" : "=";
   em_line(e, "/* %s %s */", op[0] == '+' ? "accumulate" : "store", out->name);
   em_ew_loop(e, em_fmt(e, "out_%s", out->name), v, op, 0);
 }

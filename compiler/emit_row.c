@@ -119,7 +119,7 @@ static RowV row_val(E *e, int id, char **idx, const char *dst) {
  * 0, with nothing written, if it cannot be. */
 int em_row_loop(E *e, int h) {
   const Plan *p = e->p;
-  if (!e->t->row_kernels || e->c->opt.f64 || op_kind(ND(e, h)->op) != K_EW ||
+  if (!e->t->row_kernels || e->c->opt.api.f64 || op_kind(ND(e, h)->op) != K_EW ||
       ND(e, h)->op == OP_CONST)
     return 0;
   /* written aside: a loop that cannot be done this way leaves no trace */

@@ -61,7 +61,7 @@ static Node *N(Ctx *c, int id) { return &c->g.nodes[id]; }
  * would be one: such a fold is not done (the operation runs at run time,
  * where it gives the same infinity). */
 static int fits(const Ctx *c, double v) {
-  return isfinite(v) && (c->opt.f64 || fabs(v) <= FLT_MAX);
+  return isfinite(v) && (c->opt.api.f64 || fabs(v) <= FLT_MAX);
 }
 
 /* ---- interning ---------------------------------------------------------- */

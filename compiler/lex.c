@@ -151,14 +151,14 @@ Token *lex(Ctx *c, int *ntok, size_t *bytes) {
          3.4e38); subnormal and underflowing literals are errors, like
          overflowing ones, never silently 0 */
       int nonzero = strcspn(buf, "123456789") < strcspn(buf, "eE");
-      double lo = c->opt.f64 ? DBL_MIN : FLT_MIN;
-      double hi = c->opt.f64 ? DBL_MAX : FLT_MAX;
+      double lo = c->opt.api.f64 ? DBL_MIN : FLT_MIN;
+      double hi = c->opt.api.f64 ? DBL_MAX : FLT_MAX;
       if (!isfinite(v) || v > hi)
         error_at(c, loc, "number '%s' is out of range for %s (largest %g)",
-                 buf, c->opt.f64 ? "f64" : "f32", hi);
+                 buf, c->opt.api.f64 ? "f64" : "f32", hi);
       if (nonzero && v < lo)
         error_at(c, loc, "number '%s' is too small for %s (smallest %g; "
-                 "write 0 for zero)", buf, c->opt.f64 ? "f64" : "f32", lo);
+                 "write 0 for zero)", buf, c->opt.api.f64 ? "f64" : "f32", lo);
       PUSH(((Token){T_NUM, s, (int)len, loc.line, loc.col, v, is_int}));
       continue;
     }

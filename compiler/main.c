@@ -140,23 +140,23 @@ static int parse_cli(int argc, char **argv, int start, Cli *o, int mode) {
     } else if (strcmp(a, "--emit") == 0 && mode == 0) {
       if (!(o->emit = NEXT())) return 2;
     } else if (strcmp(a, "--name") == 0) {
-      if (!(o->name = NEXT())) return 2;
+      if (!(o->opt.api.name = NEXT())) return 2;
     } else if (strcmp(a, "--dtype") == 0) {
       const char *v = NEXT();
       if (!v) return 2;
-      if (strcmp(v, "f32") == 0) o->f64 = 0;
-      else if (strcmp(v, "f64") == 0) o->f64 = 1;
+      if (strcmp(v, "f32") == 0) o->opt.api.f64 = 0;
+      else if (strcmp(v, "f64") == 0) o->opt.api.f64 = 1;
       else return die2("--dtype takes f32 or f64, not '%s'", v);
     } else if (strcmp(a, "--accumulate") == 0 && mode != 2) {
-      o->accumulate = 1;
+      o->opt.api.accumulate = 1;
     } else if (strcmp(a, "--no-grad") == 0 && mode == 0) {
-      o->no_grad = 1;
+      o->opt.api.no_grad = 1;
     } else if (strcmp(a, "-O0") == 0) {
-      o->O0 = 1;
+      o->opt.api.O0 = 1;
     } else if (strcmp(a, "-O1") == 0) {
-      o->O0 = 0;
+      o->opt.api.O0 = 0;
     } else if (strcmp(a, "--after") == 0 && mode == 0) {
-      if (!(o->after = NEXT())) return 2;
+      if (!(o->opt.after = NEXT())) return 2;
     } else if (strcmp(a, "--inputs") == 0 && mode) {
       if (!(o->inputs = NEXT())) return 2;
     } else if (strcmp(a, "--out") == 0 && mode == 1) {
@@ -165,6 +165,8 @@ static int parse_cli(int argc, char **argv, int start, Cli *o, int mode) {
       if (!(o->backend = NEXT())) return 2;
       if (strcmp(o->backend, "tcc") && strcmp(o->backend, "cc"))
         return die2("--backend takes tcc or cc, not '%s'", o->backend);
+      o->opt.api.backend = strcmp(o->backend, "cc") == 0 ? AGC_BACKEND_CC
+                                                         : AGC_BACKEND_TCC;
     } else if (strcmp(a, "--repeat") == 0 && mode == 1) {
       const char *v = NEXT();
       if (!v) return 2;
@@ -177,8 +179,8 @@ static int parse_cli(int argc, char **argv, int start, Cli *o, int mode) {
     } else if (strcmp(a, "--target") == 0 && mode != 2) {
       const char *v = NEXT();
       if (!v) return 2;
-      if (strcmp(v, "host") == 0) o->target = TARGET_HOST;
-      else if (strcmp(v, "mcu") == 0) o->target = TARGET_MCU;
+      if (strcmp(v, "host") == 0) o->opt.target = TARGET_HOST;
+      else if (strcmp(v, "mcu") == 0) o->opt.target = TARGET_MCU;
       else return die2("--target takes host or mcu, not '%s'", v);
     } else if (strcmp(a, "--steps") == 0 && mode == 1) {
       const char *v = NEXT();
@@ -234,11 +236,11 @@ static int cmd_compile(Cli *o) {
   }
   if (o->header && kind != EMIT_C)
     return die2("%s", "--header goes with C output");
-  if (o->after && kind != EMIT_IR && kind != EMIT_DOT)
+  if (o->opt.after && kind != EMIT_IR && kind != EMIT_DOT)
     return die2("%s", "--after goes with --emit ir or --emit dot");
-  if (o->after && !pass_known(o->after))
+  if (o->opt.after && !pass_known(o->opt.after))
     return die2("--after: no pass named '%s' (passes: " PASS_LIST ")",
-                o->after);
+                o->opt.after);
   StrBuf src = {0};
   char err[4200];
   if (read_text_file(o->graph, &src, err, sizeof err) != 0) {
@@ -246,13 +248,11 @@ static int cmd_compile(Cli *o) {
     sb_free(&src);
     return 1;
   }
-  Options opt = {o->f64, o->accumulate, o->no_grad, o->name, 0, o->O0,
-                 o->after, MODE_GRAD, o->target};
-  Ctx *c = agc_compile(o->graph, src.s ? src.s : "", src.len, &opt);
+  Ctx *c = agc_compile(o->graph, src.s ? src.s : "", src.len, &o->opt);
   StrBuf code = {0}, hdr = {0};
   int rc = 0;
-  if (agc_failed(c) || agc_emit(c, kind, o->target, &code) != 0 ||
-      (o->header && agc_emit(c, EMIT_H, o->target, &hdr) != 0)) {
+  if (agc_failed(c) || agc_emit(c, kind, o->opt.target, &code) != 0 ||
+      (o->header && agc_emit(c, EMIT_H, o->opt.target, &hdr) != 0)) {
     rc = 1;
   } else {
     const char *paths[2] = {o->out, o->header};
@@ -287,10 +287,10 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "run") == 0)
     mode = 1, start = 2;
   else if (strcmp(argv[1], "check") == 0)
-    mode = 2, start = 2, o.f64 = 1;
+    mode = 2, start = 2, o.opt.api.f64 = 1;
   int rc = parse_cli(argc, argv, start, &o, mode);
   if (rc == 0) {
-    if (mode == 2 && !o.f64)
+    if (mode == 2 && !o.opt.api.f64)
       rc = die2("%s", "check always runs in f64 (--dtype f64)");
     else
       rc = mode == 0 ? cmd_compile(&o) : mode == 1 ? cmd_run(&o) : cmd_check(&o);

@@ -243,7 +243,7 @@ static int state_slot(B *b, const char *what, const char *of, Shape s) {
   sprintf(name, "%s%s%s", what, *of ? "_" : "", of);
   int id = new_arg(b, name, s, ROLE_STATE);
   c->g.args[c->g.nargs - 1].state_off = b->off;
-  int64_t bytes = shape_numel(&s) * (c->opt.f64 ? 8 : 4);
+  int64_t bytes = shape_numel(&s) * (c->opt.api.f64 ? 8 : 4);
   b->off += (bytes + 7) / 8 * 8; /* every slot aligned for double */
   return id;
 }

@@ -762,7 +762,7 @@ static void do_backward(P *p, Root *roots, int nroots) {
               "its gradient is zero", a->name);
     ir_add_out(c, gname, grads[j], 1, a->loc);
   }
-  if (c->opt.expose_roots)
+  if (c->opt.api.expose_roots)
     for (int i = 0; i < nroots; i++) {
       char *rname = arena_alloc(&c->arena, strlen(roots[i].name) + 16);
       sprintf(rname, "agc_root_%s", roots[i].name);
@@ -792,7 +792,7 @@ void parse_program(Ctx *c, Token *toks, int ntok) {
       if (p.nstmts > 0)
         error_at(c, loc, "'graph' must be the first statement");
       const char *name = ps_ident(&p, "the graph");
-      if (!c->opt.name)
+      if (!c->opt.api.name)
         c->name = name;
       ps_end_stmt(&p);
     } else if (ps_is_ident(t, "input") || ps_is_ident(t, "param")) {
@@ -853,10 +853,10 @@ void parse_program(Ctx *c, Token *toks, int ntok) {
   if (c->optim.clip && !c->optim.kind)
     error_at(c, c->optim.clip_loc, "'clip_grad_norm' needs an 'optimizer' "
              "after it");
-  if (c->opt.mode != MODE_GRAD && (!c->optim.kind || c->opt.no_grad))
+  if (c->opt.mode != MODE_GRAD && (!c->optim.kind || c->opt.api.no_grad))
     error_plain(c, "internal: a training step of a graph without an "
                 "optimizer");
-  if (nroots && !c->opt.no_grad)
+  if (nroots && !c->opt.api.no_grad)
     do_backward(&p, roots, nroots);
   if (c->g.nouts == 0)
     error_at(c, (Loc){toks[ntok - 1].line, 1},

@@ -376,7 +376,7 @@ static void passes_from(Ctx *c, const char *stop_after) {
   check_ir(c, "parse");
   if (stop_after && strcmp(stop_after, "parse") == 0)
     return;
-  if (c->opt.O0)
+  if (c->opt.api.O0)
     return;
   size_t i0 = 0;
   if (!stop_after || strcmp(stop_after, "cse") == 0 ||

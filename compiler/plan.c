@@ -27,7 +27,7 @@ int plan_resolve(const Ctx *c, int id) {
 }
 
 int64_t elem_size(const Ctx *c, const Node *n) {
-  return n->dt == DT_I32 ? 4 : (c->opt.f64 ? 8 : 4);
+  return n->dt == DT_I32 ? 4 : (c->opt.api.f64 ? 8 : 4);
 }
 
 /* May node x be computed inside the loop of its consumer k? */
@@ -124,7 +124,7 @@ static void fuse_loops(Ctx *c, Plan *p) {
       continue;
     int red = x->op == OP_SUM;
     int can_host = p->fnext[i] == -1;
-    if (c->opt.O0 || (!can_host && !red) || pwrite[i]) {
+    if (c->opt.api.O0 || (!can_host && !red) || pwrite[i]) {
       recent = -1;
       continue;
     }
@@ -226,7 +226,7 @@ static void plan_inline(PS *s) {
       p->inl[i] = !needbuf[i]; /* a literal wherever it is read */
       continue;
     }
-    if (needbuf[i] || c->opt.O0 || s->homeout[i]) /* O0: every value is
+    if (needbuf[i] || c->opt.api.O0 || s->homeout[i]) /* O0: every value is
                                                      stored; a home output
                                                      is written in place */
       continue;
@@ -288,7 +288,7 @@ static void plan_homes(PS *s) {
     int v = plan_resolve(c, g->outs[o].node);
     Node *x = &g->nodes[v];
     if (outcount[v] != 1 || p->inl[v] || op_kind(x->op) == K_LEAF ||
-        x->op == OP_RESHAPE || (g->outs[o].is_grad && c->opt.accumulate))
+        x->op == OP_RESHAPE || (g->outs[o].is_grad && c->opt.api.accumulate))
       continue;
     if (!viewed[v])
       p->store[v] = o;

@@ -343,7 +343,7 @@ void plan_scratch(PS *s) {
   int n = s->n;
   int64_t top = s->top;
   int64_t pack = 0;
-  int64_t es = c->opt.f64 ? 8 : 4;
+  int64_t es = c->opt.api.f64 ? 8 : 4;
   for (int i = 0; i < n; i++) {
     Node *x = &g->nodes[i];
     if (p->live[i] && target_get(c->opt.target)->gemm &&
@@ -352,16 +352,16 @@ void plan_scratch(PS *s) {
       Shape sa = g->nodes[plan_resolve(c, x->in[0])].shape;
       Shape sb = g->nodes[plan_resolve(c, x->in[1])].shape;
       ConvGeom cg = conv_geometry(x, &sa, &sb);
-      int64_t b = (kernel_pack_elems(c->opt.f64, cg.M, cg.N, cg.K) + cg.col) * es;
+      int64_t b = (kernel_pack_elems(c->opt.api.f64, cg.M, cg.N, cg.K) + cg.col) * es;
       if (b > pack)
         pack = b;
     }
     if (p->live[i] && x->op == OP_MATMUL && plan_uses_gemm(c, x)) {
       Shape sa = g->nodes[plan_resolve(c, x->in[0])].shape;
       int64_t k = x->flags & MM_TA ? sa.d[sa.rank - 2] : sa.d[sa.rank - 1];
-      int64_t b = kernel_pack_elems(c->opt.f64, x->shape.d[x->shape.rank - 2],
+      int64_t b = kernel_pack_elems(c->opt.api.f64, x->shape.d[x->shape.rank - 2],
                                     x->shape.d[x->shape.rank - 1], k) *
-                  (c->opt.f64 ? 8 : 4);
+                  (c->opt.api.f64 ? 8 : 4);
       if (b > pack)
         pack = b;
     }

@@ -43,12 +43,8 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
   agc_graph_options dflt = {0};
   if (!opt)
     opt = &dflt;
-  Options o = {opt->f64, opt->accumulate, opt->no_grad, opt->name,
-               opt->expose_roots, opt->O0, NULL, MODE_GRAD, TARGET_HOST};
-  int target = opt->backend == AGC_BACKEND_TCC ? TARGET_JIT : TARGET_HOST;
-  if (opt->mcu)
-    target = TARGET_MCU;
-  o.target = target;
+  Options o = {*opt, NULL, MODE_GRAD, target_of(opt)};
+  int target = o.target;
   Ctx *c = agc_compile(path, src, len, &o);
   StrBuf code = {0};
   if (agc_failed(c) || agc_emit(c, EMIT_C, target, &code) != 0) {
@@ -68,7 +64,7 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
   g->is_param = calloc((size_t)c->g.nargs + 1, sizeof(int));
   for (int i = 0; i < c->g.nargs; i++)
     g->is_param[i] = c->g.args[i].is_param;
-  int training = c->optim.kind && !c->opt.no_grad;
+  int training = c->optim.kind && !c->opt.api.no_grad;
   g->state_bytes = (size_t)c->state_bytes;
   g->step_work = (size_t)c->step_work;
   /* i32 inputs that index: the fewest classes / table rows they meet */

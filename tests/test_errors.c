@@ -642,7 +642,7 @@ START_TEST(test_seed_graphs_compile) {
     ck_assert(compile_any(srcs[i], strlen(srcs[i])));
     for (int v = 0; v < 3; v++) {
       Options opt = {0};
-      opt.f64 = v == 0, opt.no_grad = v == 1, opt.accumulate = v == 2;
+      opt.api.f64 = v == 0, opt.api.no_grad = v == 1, opt.api.accumulate = v == 2;
       Ctx *c = agc_compile("t.graph", srcs[i], strlen(srcs[i]), &opt);
       ck_assert_msg(!agc_failed(c), "%s", agc_messages(c));
       StrBuf out = {0};

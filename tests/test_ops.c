@@ -125,8 +125,8 @@ END_TEST
 START_TEST(test_parses) {
   const OpCase *t = &cases[_i];
   Options o = {0};
-  o.f64 = 1;
-  o.O0 = 1;
+  o.api.f64 = 1;
+  o.api.O0 = 1;
   o.after = "parse";
   const char *src = program(t);
   Ctx *c = agc_compile("t.graph", src, strlen(src), &o);

@@ -15,8 +15,8 @@
 static void one(const uint8_t *data, size_t size, int f64, int O0,
                 int target) {
   Options opt = {0};
-  opt.f64 = f64;
-  opt.O0 = O0;
+  opt.api.f64 = f64;
+  opt.api.O0 = O0;
   opt.target = target;
   Ctx *c = agc_compile("f.graph", (const char *)data, size, &opt);
   const char *m = agc_messages(c);

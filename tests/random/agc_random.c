@@ -1383,8 +1383,8 @@ static const char *xfmt_tmp(const char *f, ...) {
 static char *emit_case_c(const Case *c, int f64, int mcu, const char *name, char *err,
                          size_t errlen) {
   Options o = {0};
-  o.f64 = f64;
-  o.name = name;
+  o.api.f64 = f64;
+  o.api.name = name;
   o.target = mcu ? TARGET_MCU : TARGET_HOST;
   Ctx *ctx = agc_compile(c->label, c->src, strlen(c->src), &o);
   StrBuf sb = {0};
@@ -2265,9 +2265,9 @@ static int run_compile_only(void) {
       train += g.l[i].kind == RL_OPTIM && !strncmp(g.l[i].text, "optimizer", 9);
     for (int O0 = 1; O0 >= 0; O0--) {
       Options o = {0};
-      o.f64 = 1;
-      o.O0 = O0;
-      o.name = "rg";
+      o.api.f64 = 1;
+      o.api.O0 = O0;
+      o.api.name = "rg";
       char label[64];
       snprintf(label, sizeof label, "s%llu-g%ld", (unsigned long long)opt.seed, id);
       Ctx *ctx = agc_compile(label, src, strlen(src), &o);
