@@ -282,6 +282,7 @@ typedef struct Plan {
   int64_t pack_off;    /* matmul packing scratch, -1 if no kernel call */
   int64_t *acc_off;    /* a fused whole-tensor sum's row of double partial
                           sums (plan_acc_row): workspace byte offset */
+  int64_t acc_base;    /* where the scratch of partial sums starts */
 } Plan;
 
 int64_t plan_acc_row(const Ctx *c, const Plan *p, int id);
@@ -296,6 +297,58 @@ typedef struct {
 ConvGeom conv_geometry(const Node *n, const Shape *a, const Shape *b);
 
 void plan_graph(Ctx *c, Plan *p);
+
+/* ---- lower.c: the loop-nest IR ----------------------------------------- */
+
+typedef enum { LB_WORK, LB_ARG, LB_OUT, LB_STATE } LBufKind;
+typedef struct {
+  LBufKind kind;
+  int idx;       /* WORK: the node; ARG/STATE: the argument; OUT: output */
+  int64_t off;   /* WORK: workspace offset; STATE: offset in the state */
+  int64_t bytes; /* its declared size */
+} LBuf;
+typedef struct {
+  int node, stmt; /* the node whose memory; the statement's node */
+  LBuf buf;
+  Shape shape;    /* the layout the access indexes */
+  int64_t end;    /* one past the last byte the loop nest reaches */
+  int esize, write;
+  int bad_dim;    /* -1, or an axis whose coordinate leaves its dimension */
+} LAccess;
+typedef enum { LA_LOCAL, LA_SCRATCH, LA_OWN } LAccKind;
+typedef struct {
+  int node;
+  LAccKind kind;  /* a local of the loop; partial sums at off; the
+                     reduction's own buffer */
+  int64_t off, bytes;
+  int esize;
+} LAcc;
+typedef enum { LS_LOOP, LS_NODE, LS_STORE } LStmtKind;
+typedef struct {
+  LStmtKind kind;
+  int node;       /* LOOP: its head; NODE: the node; STORE: the value */
+  int out;        /* STORE: the output */
+  Shape iter;     /* the iteration space */
+  int nmembers, kernel, uses_pack;
+  int first_access, naccess, first_acc, nacc;
+} LStmt;
+typedef struct Loops {
+  LStmt *s;
+  int ns;
+  LAccess *a;
+  int na;
+  LAcc *acc;
+  int nacc;
+} Loops;
+struct Target;
+Loops *lower_graph(Ctx *c, const Plan *p, const struct Target *t);
+void lower_check(Ctx *c, const Plan *p, const Loops *L);
+void lower_dump(Ctx *c, const Plan *p, const Loops *L, const struct Target *t,
+                StrBuf *o);
+void lower_free(Loops *L);
+LBuf lower_buf(const Ctx *c, const Plan *p, int id);
+int lower_scheduled(const Ctx *c, const Plan *p, int i);
+int lower_store_first(const Ctx *c, const Plan *p, int o);
 /* The compilation's plan, computed on first use, then kept. */
 const Plan *ctx_plan(Ctx *c);
 /* The node whose value id is (skipping named values and detach). */
@@ -305,7 +358,7 @@ int plan_resolve(const Ctx *c, int id);
 
 /* A target description: how the emitter writes C for one kind of consumer.
  * The emitter reads only these fields, never a target's name. */
-typedef struct {
+typedef struct Target {
   const char *name;     /* "host", "jit" */
   int loops_dowhile;    /* `do { } while (++i < n)` loops and a running
                            offset `ix` (TinyCC lays `for` out with three
@@ -337,12 +390,13 @@ int target_find(const char *name); /* id, or -1 */
 
 /* ---- emit.c ----------------------------------------------------------- */
 
-enum { EMIT_C, EMIT_H, EMIT_IR, EMIT_DOT, EMIT_PLAN, EMIT_MEM };
+enum { EMIT_C, EMIT_H, EMIT_IR, EMIT_DOT, EMIT_PLAN, EMIT_MEM, EMIT_LOOPS };
 void emit_c(Ctx *c, const Plan *p, const Target *t, StrBuf *out);
 void emit_h(Ctx *c, StrBuf *out);
 void emit_plan(Ctx *c, StrBuf *out); /* dump_plan, of each function */
 /* --emit mem: the bytes a call needs, for target t */
 void emit_mem(Ctx *c, const Target *t, StrBuf *out);
+void emit_loops(Ctx *c, const Target *t, StrBuf *out); /* lower_dump */
 void dump_ir(Ctx *c, StrBuf *out);
 void dump_dot(Ctx *c, StrBuf *out);
 void dump_plan(Ctx *c, const Plan *p, StrBuf *out); /* dump.c */
@@ -486,6 +540,7 @@ struct Ctx {
    * the passes of passes.c turn them on one at a time. */
   unsigned rules;
   struct Plan *plan;    /* ctx_plan(): computed once, after the passes */
+  struct Loops *loops;  /* the last lower_graph() (freed with the Ctx) */
   OptSpec optim;        /* `optimizer`, `clip_grad_norm` (kind OPT_NONE) */
   int64_t state_bytes;  /* MODE_STEP/UPDATE: optimizer state size; a
                            training graph's, once its C is written */

@@ -109,6 +109,9 @@ int agc_emit(Ctx *c, int kind, int target, StrBuf *out) {
   case EMIT_MEM:
     emit_mem(c, t, out);
     break;
+  case EMIT_LOOPS:
+    emit_loops(c, t, out);
+    break;
   case EMIT_H:
     emit_h(c, out);
     break;
@@ -138,6 +141,7 @@ void agc_free(Ctx *c) {
     return;
   arena_free(&c->arena);
   arena_free(&c->tmp);
+  lower_free(c->loops);
   free(c->g.nodes);
   free(c->g.hash);
   arena_free(&c->g.ins);

@@ -646,36 +646,21 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
       sb_printf(&decls, "  %s *const t%d = (%s *)(void *)(w + %lld);\n",
                 ctype(&e, n), i, ctype(&e, n), (long long)p->off[i]);
     }
-  /* a training step's output that is a param (or a view of one) is the
-     value before the update: stored first */
-  if (c->opt.mode == MODE_STEP)
-    for (int o2 = 0; o2 < c->g.nouts; o2++) {
-      int v = p->alias[plan_resolve(c, c->g.outs[o2].node)];
-      if (c->g.outs[o2].home < 0 && c->g.nodes[v].op == OP_PARAM)
-        em_store_code(&e, o2);
-    }
-  /* the schedule: stored nodes in topological order, then the stores */
-  for (int i = 0; i < c->g.n; i++) {
-    Node *n = &c->g.nodes[i];
-    if (!p->live[i] || p->inl[i] || n->op == OP_INPUT ||
-        n->op == OP_PARAM || n->op == OP_RESHAPE || n->op == OP_ID ||
-        n->op == OP_DETACH || p->host[i] >= 0)
-      continue;
-    if (!em_row_loop(&e, i)) {
-      if (p->fnext[i] >= 0)
-        fused_loop(&e, i);
-      else
-        em_node_code(&e, i);
-    }
+  /* the statements of the loop-nest IR (lower.c), checked, in order */
+  const Loops *L = lower_graph(c, p, t);
+  lower_check(c, p, L);
+  for (int k = 0; k < L->ns; k++) {
+    const LStmt *s = &L->s[k];
+    if (s->kind == LS_STORE)
+      em_store_code(&e, s->out);
+    else if (em_row_loop(&e, s->node))
+      ;
+    else if (s->kind == LS_LOOP)
+      fused_loop(&e, s->node);
+    else
+      em_node_code(&e, s->node);
     arena_clear(&c->tmp); /* its strings are written out */
   }
-  for (int o2 = 0; o2 < c->g.nouts; o2++)
-    if (c->opt.mode != MODE_STEP || c->g.outs[o2].home >= 0 ||
-        c->g.nodes[p->alias[plan_resolve(c, c->g.outs[o2].node)]].op !=
-            OP_PARAM) {
-      em_store_code(&e, o2);
-      arena_clear(&c->tmp);
-    }
 
   StrBuf head = {0};
   StrBuf *const body = o;

@@ -389,3 +389,34 @@ void emit_plan(Ctx *c, StrBuf *o) {
   agc_free(st);
   agc_free(up);
 }
+
+static void loops_of(Ctx *c, const Target *t, StrBuf *o) {
+  const Plan *p = ctx_plan(c);
+  const Loops *L = lower_graph(c, p, t);
+  lower_check(c, p, L);
+  lower_dump(c, p, L, t, o);
+}
+
+/* --emit loops: the loop-nest IR for target t (of a training graph: the
+ * step's, then the gradient function's). */
+void emit_loops(Ctx *c, const Target *t, StrBuf *o) {
+  if (!em_training(c)) {
+    loops_of(c, t, o);
+    return;
+  }
+  Ctx *st, *up;
+  em_siblings(c, &st, &up);
+  if (setjmp(st->jmp))
+    em_siblings_failed(c, st, up);
+  sb_printf(o, "# the training step %s:\n", st->name);
+  loops_of(st, t, o);
+  const char *name = c->name;
+  char *gname = arena_alloc(&c->arena, strlen(name) + 8);
+  sprintf(gname, "%s_grad", name);
+  c->name = gname;
+  sb_printf(o, "\n# the gradient function %s:\n", gname);
+  loops_of(c, t, o);
+  c->name = name;
+  agc_free(st);
+  agc_free(up);
+}

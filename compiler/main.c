@@ -28,7 +28,9 @@ static const char usage[] =
 "  --header FILE     also write the header (macros, prototypes, tables)\n"
 "  --emit KIND       c (default), h, ir (the IR after differentiation),\n"
 "                    plan (each stored value's buffer, offset, size and\n"
-"                    lifetime), mem (bytes of params, optimizer state,\n"
+"                    lifetime), loops (the loop-nest IR: each statement, its\n"
+"                    accumulators and the last byte it reaches in every\n"
+"                    buffer), mem (bytes of params, optimizer state,\n"
 "                    workspace with its lower bound, estimated stack) or dot\n"
 "                    (forward and backward graph for Graphviz)\n"
 "  --dtype f32|f64   element type of every float tensor (default f32)\n"
@@ -228,7 +230,8 @@ static int cmd_compile(Cli *o) {
     else if (strcmp(o->emit, "dot") == 0) kind = EMIT_DOT;
     else if (strcmp(o->emit, "plan") == 0) kind = EMIT_PLAN;
     else if (strcmp(o->emit, "mem") == 0) kind = EMIT_MEM;
-    else return die2("--emit takes c, h, ir, plan, mem or dot, not '%s'", o->emit);
+    else if (strcmp(o->emit, "loops") == 0) kind = EMIT_LOOPS;
+    else return die2("--emit takes c, h, ir, plan, loops, mem or dot, not '%s'", o->emit);
     if (!o->out)
       o->out = "-";
   } else if (!o->out) {

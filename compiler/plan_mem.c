@@ -369,6 +369,7 @@ void plan_scratch(PS *s) {
   p->pack_off = pack ? top : -1;
   top += (pack + ALIGN - 1) / ALIGN * ALIGN;
   s->acc_base = top;
+  p->acc_base = top;
   int64_t accmax = 0;
   for (int h = 0; h < n; h++) {
     if (p->host[h] >= 0 || p->fnext[h] < 0)

@@ -832,6 +832,65 @@ START_TEST(test_known_bad_deep_nesting) {
 }
 END_TEST
 
+/* The loop checker (lower.c) verifies the loop-nest IR independently of
+ * the plan that made it: a plan with a buffer too small for the loop that
+ * writes it, or partial sums outside the scratch the plan owns, is an
+ * internal error, never C that touches memory it does not own. The plans
+ * are spoiled by hand after planning. */
+static Ctx *planned(const char *src) {
+  Options opt = {0};
+  Ctx *c = agc_compile("t.graph", src, strlen(src), &opt);
+  ck_assert_msg(!agc_failed(c), "%s", agc_messages(c));
+  StrBuf b = {0};
+  ck_assert_int_eq(agc_emit(c, EMIT_C, TARGET_HOST, &b), 0); /* plans */
+  sb_free(&b);
+  return c;
+}
+
+static void expect_loop_check(Ctx *c, const char *phrase) {
+  StrBuf b = {0};
+  int rc = agc_emit(c, EMIT_LOOPS, TARGET_HOST, &b);
+  sb_free(&b);
+  ck_assert_int_eq(rc, -1);
+  ck_assert_msg(strstr(agc_messages(c), "internal error (please report): "
+                       "loop check: ") && strstr(agc_messages(c), phrase),
+                "%s", agc_messages(c));
+  agc_free(c);
+}
+
+START_TEST(test_loop_check) {
+  /* a matmul's result: its slice shrunk by 64 bytes */
+  const char *mlp = "param W[4, 3]\ninput x[8, 4]\ny = tanh(x @ W)\n"
+                    "loss = sum(y * y)\noutput loss\nbackward loss\n";
+  Ctx *c = planned(mlp);
+  Plan *p = (Plan *)ctx_plan(c);
+  int shrunk = -1;
+  for (int i = 0; i < c->g.n && shrunk < 0; i++)
+    if (c->g.nodes[i].op == OP_MATMUL && p->off[i] >= 0 && p->size[i] > 64)
+      shrunk = i, p->size[i] -= 64;
+  ck_assert_int_ge(shrunk, 0);
+  expect_loop_check(c, "bytes");
+  /* a fused sum's partial sums moved into another buffer's slice */
+  const char *rows = "param p[6, 5]\nloss = sum(sin(p) * p)\noutput loss\n"
+                     "backward loss\n";
+  c = planned(rows);
+  p = (Plan *)ctx_plan(c);
+  int moved = -1;
+  for (int i = 0; i < c->g.n && moved < 0; i++)
+    if (plan_acc_row(c, p, i) && p->acc_off[i] > 0)
+      moved = i, p->acc_off[i] = 0;
+  ck_assert_int_ge(moved, 0);
+  expect_loop_check(c, "not in scratch the plan owns");
+  /* unspoiled, both pass */
+  c = planned(rows);
+  StrBuf b = {0};
+  ck_assert_int_eq(agc_emit(c, EMIT_LOOPS, TARGET_HOST, &b), 0);
+  ck_assert_msg(b.s && strstr(b.s, "partial sums at work+"), "%s", b.s);
+  sb_free(&b);
+  agc_free(c);
+}
+END_TEST
+
 static Suite *errors_suite(void) {
   Suite *s = suite_create("errors");
   TCase *tc = tcase_create("contract");
@@ -859,6 +918,7 @@ static Suite *errors_suite(void) {
   TCase *kb = tcase_create("regressions");
   tcase_add_test(kb, test_known_bad_deep_nesting);
   tcase_add_test(kb, test_known_bad_messages);
+  tcase_add_test(kb, test_loop_check);
   suite_add_tcase(s, kb);
   return s;
 }

@@ -25,7 +25,7 @@ static void one(const uint8_t *data, size_t size, int f64, int O0,
     if (strncmp(m, "f.graph:", 8) != 0 || !strstr(m, "error: "))
       abort();
   } else {
-    for (int kind = EMIT_C; kind <= EMIT_MEM; kind++) {
+    for (int kind = EMIT_C; kind <= EMIT_LOOPS; kind++) {
       StrBuf out = {0};
       int rc = agc_emit(c, kind, target, &out);
       /* the back end may refuse with a message, never without */

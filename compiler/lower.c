@@ -1,0 +1,510 @@
+/* lower.c — the loop-nest IR: the optimized IR and its memory plan turned
+ * into the statements the generated function runs, before any C exists.
+ *
+ * A statement (LStmt) is one of
+ *   loop    a fused loop: its head's iteration space, its members (the
+ *           plan's fnext chain), each computed at the loop's index;
+ *   node    one node's own code: an element-wise loop, a reduction, or a
+ *           kernel (matmul, conv, pooling, ...);
+ *   store   an output copied (or accumulated) into the caller's buffer.
+ * with, for each, every buffer it touches (LAccess: which buffer, the
+ * largest element index the loop nest reaches, read or written) and every
+ * accumulator (LAcc: a local of the loop, a row of partial sums in the
+ * plan's scratch, or the reduction's own buffer).
+ *
+ * The C generator (emit.c) renders the statements in this order; the
+ * checker (lower_check) verifies them independently of how they were
+ * made: every access inside its buffer (each coordinate inside its
+ * dimension, the last byte inside the buffer's declared size, a workspace
+ * buffer inside the workspace), every accumulator in memory the plan owns
+ * (never a caller's buffer) with room for its type. A violation is an
+ * internal error, never code that touches memory it does not own.
+ * `--emit loops` prints the statements. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agc.h"
+
+typedef struct {
+  Ctx *c;
+  const Plan *p;
+  const Target *t;
+  Loops *L;
+  int cap_s, cap_a, cap_acc;
+  char *inloop; /* members of the fused loop being lowered, read as locals */
+  int64_t es;   /* bytes of the element type */
+} Low;
+
+static void *grow(void *p, int *cap, int n, size_t el) {
+  if (n < *cap)
+    return p;
+  int nc = *cap ? *cap * 2 : 64;
+  void *q = realloc(p, el * (size_t)nc);
+  if (!q)
+    abort();
+  *cap = nc;
+  return q;
+}
+
+/* The memory node id lives in: a caller's argument, a caller's output
+ * buffer, or a workspace slice (as emit.c's em_bufname names it). */
+LBuf lower_buf(const Ctx *c, const Plan *p, int id) {
+  LBuf b = {LB_WORK, -1, 0, 0};
+  int v = p->alias[id];
+  const Node *n = &c->g.nodes[v];
+  int64_t es = c->opt.api.f64 ? 8 : 4;
+  if (n->op == OP_INPUT || n->op == OP_PARAM) {
+    const Arg *a = &c->g.args[n->ext];
+    b.kind = a->role == ROLE_STATE ? LB_STATE : LB_ARG;
+    b.idx = n->ext;
+    b.off = a->role == ROLE_STATE ? a->state_off : 0;
+    b.bytes = n->numel * (n->dt == DT_I32 ? 4 : es);
+    return b;
+  }
+  if (p->store[v] >= 0) {
+    const Out *o = &c->g.outs[p->store[v]];
+    if (o->home >= 0) {
+      const Arg *a = &c->g.args[o->home];
+      const Node *h = &c->g.nodes[a->node];
+      b.kind = a->role == ROLE_STATE ? LB_STATE : LB_ARG;
+      b.idx = o->home;
+      b.off = a->role == ROLE_STATE ? a->state_off : 0;
+      b.bytes = h->numel * es;
+      return b;
+    }
+    b.kind = LB_OUT;
+    b.idx = p->store[v];
+    b.bytes = c->g.nodes[plan_resolve(c, o->node)].numel * es;
+    return b;
+  }
+  b.idx = v;
+  b.off = p->off[v];
+  b.bytes = p->off[v] >= 0 ? p->size[v] : 0;
+  return b;
+}
+
+/* records an access of node id's memory (shape s) at coordinates up to mc */
+static void access(Low *w, int stmt_node, int id, const Shape *s,
+                   const int64_t *mc, int write) {
+  Loops *L = w->L;
+  L->a = grow(L->a, &w->cap_a, L->na, sizeof *L->a);
+  LAccess *a = &L->a[L->na];
+  memset(a, 0, sizeof *a);
+  a->node = id;
+  a->stmt = stmt_node;
+  a->write = write;
+  a->buf = lower_buf(w->c, w->p, id);
+  a->shape = *s;
+  int64_t off = 0, stride = 1;
+  a->bad_dim = -1;
+  for (int d = s->rank - 1; d >= 0; d--) {
+    int64_t x = s->d[d] == 1 ? 0 : mc[d]; /* a size-1 axis reads index 0 */
+    if ((x < 0 || x >= s->d[d]) && a->bad_dim < 0)
+      a->bad_dim = d;
+    off += x * stride;
+    stride *= s->d[d];
+  }
+  const Node *n = &w->c->g.nodes[id];
+  a->esize = n->dt == DT_I32 ? 4 : w->es;
+  a->end = (off + 1) * a->esize;
+  /* the same access as the one before it (a value read twice) is kept once */
+  const LAccess *b = L->na > 0 ? &L->a[L->na - 1] : NULL;
+  if (b && L->ns > 0 && L->na - 1 >= L->s[L->ns - 1].first_access &&
+      b->node == a->node && b->write == a->write && b->end == a->end &&
+      b->bad_dim == a->bad_dim)
+    return;
+  L->na++;
+}
+
+/* the whole of node id's memory (a kernel's operand or result) */
+static void access_all(Low *w, int stmt_node, int id, int write) {
+  const Node *n = &w->c->g.nodes[id];
+  int64_t mc[MAX_RANK];
+  for (int d = 0; d < n->shape.rank; d++)
+    mc[d] = n->shape.d[d] - 1;
+  access(w, stmt_node, id, &n->shape, mc, write);
+}
+
+/* coordinates of operand x (rank r) of a node of rank R at mc: trailing
+ * axes aligned, a size-1 axis at 0 (broadcasting) */
+static void bcast_mc(const Shape *x, int R_, const int64_t *mc, int64_t *out) {
+  for (int j = 0; j < x->rank; j++)
+    out[j] = x->d[j] == 1 ? 0 : mc[j + R_ - x->rank];
+}
+
+/* The reads of node id's value at coordinates mc, as emit.c's val_at
+ * computes it: a constant or a local reads no memory, a stored value is
+ * loaded, an inlined node reads its operands (broadcast, transposed or
+ * sliced as the node says). */
+static void reads(Low *w, int stmt_node, int id, const int64_t *mc, int top,
+                  int depth) {
+  const Plan *p = w->p;
+  id = plan_resolve(w->c, id);
+  const Node *n = &w->c->g.nodes[id];
+  if (n->op == OP_CONST || depth > 4 * MAX_NODES)
+    return;
+  if (!top && (p->local[id] || w->inloop[id]))
+    return;
+  if (!top && !p->inl[id]) {
+    access(w, stmt_node, id, &n->shape, mc, 0);
+    return;
+  }
+  int64_t ci[MAX_RANK];
+  switch (n->op) {
+  case OP_TRANSPOSE:
+    for (int d = 0; d < n->shape.rank; d++)
+      ci[n->perm[d]] = mc[d];
+    reads(w, stmt_node, n->in[0], ci, 0, depth + 1);
+    return;
+  case OP_SLICE:
+    for (int d = 0; d < n->shape.rank; d++)
+      ci[d] = mc[d] + n->perm[d];
+    reads(w, stmt_node, n->in[0], ci, 0, depth + 1);
+    return;
+  default:
+    break;
+  }
+  if (op_kind(n->op) != K_EW)
+    return; /* a kernel's node is stored: never inlined */
+  for (int k = 0; k < n->nin; k++) {
+    const Node *x = &w->c->g.nodes[plan_resolve(w->c, n->in[k])];
+    bcast_mc(&x->shape, n->shape.rank, mc, ci);
+    reads(w, stmt_node, n->in[k], ci, 0, depth + 1);
+  }
+}
+
+static LStmt *stmt(Low *w, LStmtKind kind, int node, const Shape *iter) {
+  Loops *L = w->L;
+  L->s = grow(L->s, &w->cap_s, L->ns, sizeof *L->s);
+  LStmt *s = &L->s[L->ns++];
+  memset(s, 0, sizeof *s);
+  s->kind = kind;
+  s->node = node;
+  s->iter = *iter;
+  s->first_access = L->na;
+  s->first_acc = L->nacc;
+  return s;
+}
+
+static void acc(Low *w, int node, LAccKind kind, int64_t off, int64_t bytes,
+                int esize) {
+  Loops *L = w->L;
+  L->acc = grow(L->acc, &w->cap_acc, L->nacc, sizeof *L->acc);
+  LAcc *a = &L->acc[L->nacc++];
+  a->node = node;
+  a->kind = kind;
+  a->off = off;
+  a->bytes = bytes;
+  a->esize = esize;
+}
+
+static void max_of(const Shape *s, int64_t *mc) {
+  for (int d = 0; d < s->rank; d++)
+    mc[d] = s->d[d] - 1;
+}
+
+/* the accumulator of a whole-tensor sum: the target's wider type (or the
+   element type with Kahan compensation) in a local */
+static int acc_esize(const Low *w) { return w->t->acc_type ? 8 : (int)w->es; }
+
+static void lower_loop(Low *w, int h) {
+  const Plan *p = w->p;
+  const Node *hn = &w->c->g.nodes[h];
+  LStmt *s = stmt(w, LS_LOOP, h, &hn->shape);
+  int64_t mc[MAX_RANK];
+  max_of(&hn->shape, mc);
+  for (int m = h; m >= 0; m = p->fnext[m]) {
+    const Node *n = &w->c->g.nodes[m];
+    s->nmembers++;
+    if (n->op == OP_SUM) {
+      reads(w, m, n->in[0], mc, 0, 0);
+      int64_t row = plan_acc_row(w->c, p, m);
+      if (row)
+        acc(w, m, LA_SCRATCH, p->acc_off[m], row * 8, 8);
+      else if (n->numel == 1)
+        acc(w, m, LA_LOCAL, 0, 0, acc_esize(w));
+      else
+        access(w, m, m, &n->shape, mc, 1); /* into its own buffer */
+      if (row || n->numel == 1) /* the total stored after the loop */
+        access_all(w, m, m, 1);
+    } else {
+      reads(w, m, m, mc, 1, 0);
+      if (!p->local[m])
+        access(w, m, m, &hn->shape, mc, 1);
+      w->inloop[m] = 1;
+    }
+  }
+  for (int m = h; m >= 0; m = p->fnext[m])
+    w->inloop[m] = 0;
+}
+
+static void lower_node(Low *w, int id) {
+  const Node *n = &w->c->g.nodes[id];
+  LStmt *s = stmt(w, LS_NODE, id, &n->shape);
+  s->nmembers = 1;
+  int64_t mc[MAX_RANK];
+  int kind = op_kind(n->op);
+  if (kind == K_EW || n->op == OP_CONST || n->op == OP_TRANSPOSE ||
+      n->op == OP_SLICE) {
+    max_of(&n->shape, mc);
+    reads(w, id, id, mc, 1, 0);
+    access(w, id, id, &n->shape, mc, 1);
+    return;
+  }
+  if (kind == K_RED) {
+    const Node *x = &w->c->g.nodes[plan_resolve(w->c, n->in[0])];
+    s->iter = x->shape;
+    max_of(&x->shape, mc);
+    reads(w, id, n->in[0], mc, 0, 0);
+    if ((n->op == OP_SUM || n->op == OP_PROD) && n->numel == 1) {
+      acc(w, id, LA_LOCAL, 0, 0, acc_esize(w));
+      access_all(w, id, id, 1);
+    } else {
+      /* into the output, at the operand's coordinates with the reduced
+         axes (size 1 in the result) at 0 */
+      acc(w, id, LA_OWN, 0, 0, (int)w->es);
+      access(w, id, id, &n->shape, mc, 1);
+    }
+    return;
+  }
+  /* a kernel: every operand read whole (from memory, or computed where
+     it is read when the plan inlines it: pad, one-hot, ...), its result
+     written whole; the matmul packing buffer is the plan's scratch */
+  s->kernel = 1;
+  for (int k = 0; k < n->nin; k++) {
+    const Node *x = &w->c->g.nodes[plan_resolve(w->c, n->in[k])];
+    max_of(&x->shape, mc);
+    reads(w, id, n->in[k], mc, 0, 0);
+  }
+  access_all(w, id, id, 1);
+  if (w->p->pack_off >= 0 && plan_uses_gemm(w->c, n))
+    s->uses_pack = 1;
+}
+
+static void lower_store(Low *w, int o) {
+  const Out *out = &w->c->g.outs[o];
+  int v = plan_resolve(w->c, out->node);
+  if (w->p->store[v] == o || out->home >= 0)
+    return; /* computed in place, or an update that changes nothing */
+  const Node *n = &w->c->g.nodes[v];
+  LStmt *s = stmt(w, LS_STORE, v, &n->shape);
+  s->out = o;
+  int64_t mc[MAX_RANK];
+  max_of(&n->shape, mc);
+  reads(w, v, v, mc, 0, 0);
+  Loops *L = w->L;
+  L->a = grow(L->a, &w->cap_a, L->na, sizeof *L->a);
+  LAccess *a = &L->a[L->na++];
+  memset(a, 0, sizeof *a);
+  a->node = v;
+  a->stmt = v;
+  a->write = 1;
+  a->buf.kind = LB_OUT;
+  a->buf.idx = o;
+  a->buf.bytes = n->numel * w->es;
+  a->shape = n->shape;
+  a->bad_dim = -1;
+  a->esize = (int)w->es;
+  a->end = n->numel * w->es;
+}
+
+static void finish(Loops *L) {
+  for (int i = 0; i < L->ns; i++) {
+    LStmt *s = &L->s[i];
+    s->naccess = (i + 1 < L->ns ? L->s[i + 1].first_access : L->na) -
+                 s->first_access;
+    s->nacc = (i + 1 < L->ns ? L->s[i + 1].first_acc : L->nacc) - s->first_acc;
+  }
+}
+
+/* Is stored node i a statement of its own (emit.c runs the schedule in
+ * this order)? */
+int lower_scheduled(const Ctx *c, const Plan *p, int i) {
+  const Node *n = &c->g.nodes[i];
+  return p->live[i] && !p->inl[i] && n->op != OP_INPUT &&
+         n->op != OP_PARAM && n->op != OP_RESHAPE && n->op != OP_ID &&
+         n->op != OP_DETACH && p->host[i] < 0;
+}
+
+/* A training step's output that is a param (or a view of one) holds the
+ * value before the update: it is stored first. */
+int lower_store_first(const Ctx *c, const Plan *p, int o) {
+  return c->opt.mode == MODE_STEP && c->g.outs[o].home < 0 &&
+         c->g.nodes[p->alias[plan_resolve(c, c->g.outs[o].node)]].op ==
+             OP_PARAM;
+}
+
+Loops *lower_graph(Ctx *c, const Plan *p, const Target *t) {
+  Loops *L = calloc(1, sizeof *L);
+  if (!L)
+    abort();
+  lower_free(c->loops); /* kept by the Ctx, so an error frees it too */
+  c->loops = L;
+  Low w = {c, p, t, L, 0, 0, 0, NULL, c->opt.api.f64 ? 8 : 4};
+  w.inloop = calloc((size_t)c->g.n + 1, 1);
+  if (!w.inloop)
+    abort();
+  for (int o = 0; o < c->g.nouts; o++)
+    if (lower_store_first(c, p, o))
+      lower_store(&w, o);
+  for (int i = 0; i < c->g.n; i++) {
+    if (!lower_scheduled(c, p, i))
+      continue;
+    if (p->fnext[i] >= 0)
+      lower_loop(&w, i);
+    else
+      lower_node(&w, i);
+  }
+  for (int o = 0; o < c->g.nouts; o++)
+    if (!lower_store_first(c, p, o))
+      lower_store(&w, o);
+  free(w.inloop);
+  finish(L);
+  return L;
+}
+
+void lower_free(Loops *L) {
+  if (!L)
+    return;
+  free(L->s);
+  free(L->a);
+  free(L->acc);
+  free(L);
+}
+
+/* ---- the checker ------------------------------------------------------- */
+
+static const char *buf_kind[] = {"work", "arg", "out", "state"};
+
+/* NULL, or what is wrong with the statements (a static message in buf). */
+static const char *check(const Ctx *c, const Plan *p, const Loops *L,
+                         char *buf, size_t n) {
+  for (int i = 0; i < L->na; i++) {
+    const LAccess *a = &L->a[i];
+    const char *rw = a->write ? "writes" : "reads";
+    if (a->bad_dim >= 0) {
+      snprintf(buf, n, "the loop of t%d %s t%d outside its axis %d", a->stmt,
+               rw, a->node, a->bad_dim);
+      return buf;
+    }
+    if (a->buf.kind == LB_WORK && a->buf.off < 0) {
+      snprintf(buf, n, "the loop of t%d %s t%d, which has no memory", a->stmt,
+               rw, a->node);
+      return buf;
+    }
+    if (a->end > a->buf.bytes) {
+      snprintf(buf, n, "the loop of t%d %s byte %lld of t%d's %s buffer of "
+               "%lld bytes", a->stmt, rw, (long long)a->end - 1, a->node,
+               buf_kind[a->buf.kind], (long long)a->buf.bytes);
+      return buf;
+    }
+    if (a->buf.kind == LB_WORK && a->buf.off + a->buf.bytes > p->work_bytes) {
+      snprintf(buf, n, "t%d's buffer ends at byte %lld of a %lld-byte "
+               "workspace", a->node, (long long)(a->buf.off + a->buf.bytes),
+               (long long)p->work_bytes);
+      return buf;
+    }
+  }
+  for (int i = 0; i < L->nacc; i++) {
+    const LAcc *a = &L->acc[i];
+    if (a->kind == LA_SCRATCH) {
+      /* partial sums: 8-byte aligned in the workspace, in the scratch
+         after the buffers or in the sum's own slice, never in a caller's
+         buffer */
+      LBuf own = lower_buf(c, p, a->node);
+      int in_own = own.kind == LB_WORK && a->off == own.off &&
+                   a->bytes <= own.bytes;
+      if (a->off < 0 || a->off % 8 || a->off + a->bytes > p->work_bytes ||
+          (!in_own && a->off < p->acc_base)) {
+        snprintf(buf, n, "the partial sums of t%d (%lld bytes at %lld) are "
+                 "not in scratch the plan owns", a->node,
+                 (long long)a->bytes, (long long)a->off);
+        return buf;
+      }
+    } else if (a->kind == LA_OWN) {
+      const Node *x = &c->g.nodes[a->node];
+      if (a->esize != (x->dt == DT_I32 ? 4 : (c->opt.api.f64 ? 8 : 4))) {
+        snprintf(buf, n, "the accumulator of t%d is not of its buffer's type",
+                 a->node);
+        return buf;
+      }
+    }
+  }
+  return NULL;
+}
+
+void lower_check(Ctx *c, const Plan *p, const Loops *L) {
+  char buf[256];
+  const char *why = check(c, p, L, buf, sizeof buf);
+  if (why)
+    error_plain(c, "internal error (please report): loop check: %s", why);
+}
+
+/* ---- --emit loops ------------------------------------------------------ */
+
+static void put_buf(StrBuf *o, const Ctx *c, const LBuf *b) {
+  switch (b->kind) {
+  case LB_WORK:
+    sb_printf(o, "work+%lld (%lld bytes)", (long long)b->off,
+              (long long)b->bytes);
+    break;
+  case LB_ARG:
+    sb_printf(o, "arg %s (%lld bytes)", c->g.args[b->idx].name,
+              (long long)b->bytes);
+    break;
+  case LB_STATE:
+    sb_printf(o, "state+%lld (%lld bytes)", (long long)b->off,
+              (long long)b->bytes);
+    break;
+  case LB_OUT:
+    sb_printf(o, "out %s (%lld bytes)", c->g.outs[b->idx].name,
+              (long long)b->bytes);
+    break;
+  }
+}
+
+void lower_dump(Ctx *c, const Plan *p, const Loops *L, const Target *t,
+                StrBuf *o) {
+  sb_printf(o, "# loops of %s (target %s, %s): %d statements, workspace %lld "
+            "bytes\n", c->name, t->name, c->opt.api.f64 ? "f64" : "f32", L->ns,
+            (long long)p->work_bytes);
+  sb_puts(o, "# each access: the buffer, and the last byte the loop nest "
+          "reaches in it\n");
+  for (int i = 0; i < L->ns; i++) {
+    const LStmt *s = &L->s[i];
+    const Node *n = &c->g.nodes[s->node];
+    char sh[160];
+    shape_str(&s->iter, sh, sizeof sh);
+    if (s->kind == LS_LOOP) {
+      sb_printf(o, "loop %s over %s:", op_name(n->op), sh);
+      for (int m = s->node; m >= 0; m = p->fnext[m])
+        sb_printf(o, " t%d%s", m, p->local[m] ? "(local)" : "");
+      sb_puts(o, "\n");
+    } else if (s->kind == LS_STORE) {
+      sb_printf(o, "store %s over %s: t%d\n", c->g.outs[s->out].name, sh,
+                s->node);
+    } else {
+      sb_printf(o, "%s t%d %s over %s\n", s->kernel ? "kernel" : "node",
+                s->node, op_name(n->op), sh);
+    }
+    for (int k = 0; k < s->nacc; k++) {
+      const LAcc *a = &L->acc[s->first_acc + k];
+      if (a->kind == LA_LOCAL)
+        sb_printf(o, "  acc   t%d: a local (%d-byte)\n", a->node, a->esize);
+      else if (a->kind == LA_SCRATCH)
+        sb_printf(o, "  acc   t%d: partial sums at work+%lld (%lld bytes)\n",
+                  a->node, (long long)a->off, (long long)a->bytes);
+      else
+        sb_printf(o, "  acc   t%d: its own buffer\n", a->node);
+    }
+    for (int k = 0; k < s->naccess; k++) {
+      const LAccess *a = &L->a[s->first_access + k];
+      sb_printf(o, "  %s t%d ", a->write ? "write" : "read ", a->node);
+      put_buf(o, c, &a->buf);
+      sb_printf(o, " to byte %lld\n", (long long)a->end - 1);
+    }
+    if (s->uses_pack)
+      sb_printf(o, "  pack  work+%lld\n", (long long)p->pack_off);
+  }
+}
