@@ -328,7 +328,7 @@ void emit_h(Ctx *c, StrBuf *o) {
 
 /* The other functions of a graph with an optimizer: the same source
  * compiled as a training step or an update (optim.c). */
-static Ctx *sibling(Ctx *c, int mode, const char *name) {
+static Ctx *sibling(Ctx *c, int mode, const char *name, Ctx *other) {
   Options opt = c->opt;
   opt.mode = mode;
   opt.api.name = name;
@@ -339,6 +339,8 @@ static Ctx *sibling(Ctx *c, int mode, const char *name) {
   if (s->failed) {
     sb_puts(&c->diag, agc_messages(s));
     agc_free(s);
+    agc_free(other); /* the sibling compiled before it (found by fuzzing:
+                        a step that compiled and an update that did not) */
     c->failed = 1;
     longjmp(c->jmp, 1);
   }
@@ -350,8 +352,8 @@ static Ctx *sibling(Ctx *c, int mode, const char *name) {
 void em_siblings(Ctx *c, Ctx **st, Ctx **up) {
   char *uname = arena_alloc(&c->arena, strlen(c->name) + 8);
   sprintf(uname, "%s_update", c->name);
-  *st = sibling(c, MODE_STEP, c->name);
-  *up = sibling(c, MODE_UPDATE, uname);
+  *st = sibling(c, MODE_STEP, c->name, NULL);
+  *up = sibling(c, MODE_UPDATE, uname, *st);
 }
 
 _Noreturn void em_siblings_failed(Ctx *c, Ctx *bad, Ctx *other) {
