@@ -330,6 +330,7 @@ typedef struct {
   int out;        /* STORE: the output */
   Shape iter;     /* the iteration space */
   int nmembers, kernel, uses_pack;
+  int row;        /* the JIT's row kernels run it (lower_row_ok) */
   int first_access, naccess, first_acc, nacc;
 } LStmt;
 typedef struct Loops {
@@ -349,6 +350,16 @@ void lower_free(Loops *L);
 LBuf lower_buf(const Ctx *c, const Plan *p, int id);
 int lower_scheduled(const Ctx *c, const Plan *p, int i);
 int lower_store_first(const Ctx *c, const Plan *p, int o);
+int lower_group_flat(const Ctx *c, const Plan *p, int h, const Shape *s);
+/* may node id's expression tree run flat over shape s (top: id itself is
+   computed, not loaded)? */
+int lower_flat_ok(const Ctx *c, const Plan *p, int id, const Shape *s,
+                  int top);
+int lower_row_ok(const Ctx *c, const Plan *p, const struct Target *t, int h);
+/* the JIT's row mode: tiles of at most ROW_CHUNK_ELEMS elements, at most
+ * ROW_SCRATCH_ROWS rows of scratch on the stack (emit_row.c) */
+#define ROW_CHUNK_ELEMS 256
+#define ROW_SCRATCH_ROWS 32
 /* The compilation's plan, computed on first use, then kept. */
 const Plan *ctx_plan(Ctx *c);
 /* The node whose value id is (skipping named values and detach). */

@@ -437,26 +437,6 @@ void em_loop_close(E *e, const Shape *s) {
     }
 }
 
-/* Can node id's fused tree be run as one flat loop over its elements?
- * Yes when every node in it, and every buffer it reads, has its shape. */
-static int flat_ok(E *e, int id, const Shape *s, int top) {
-  id = R(e, id);
-  Node *n = ND(e, id);
-  if (n->op == OP_CONST)
-    return 1;
-  if (n->shape.rank != s->rank ||
-      memcmp(n->shape.d, s->d, sizeof(int64_t) * (size_t)s->rank))
-    return 0;
-  if (!top && !e->p->inl[id])
-    return 1;
-  if (n->op == OP_BCAST || n->op == OP_TRANSPOSE || n->op == OP_SLICE)
-    return 0;
-  for (int k = 0; k < n->nin; k++)
-    if (!flat_ok(e, n->in[k], s, 0))
-      return 0;
-  return 1;
-}
-
 void em_comment(E *e, int id) {
   Node *n = ND(e, id);
   char sh[160];
@@ -470,7 +450,7 @@ void em_ew_loop(E *e, const char *dst, int src, const char *op,
                     int root) {
   Node *n = ND(e, R(e, src));
   Shape s = n->shape;
-  e->flat = s.rank > 1 && flat_ok(e, src, &s, 1);
+  e->flat = s.rank > 1 && lower_flat_ok(e->c, e->p, src, &s, 1);
   if (e->flat) {
     Shape f = {1, {n->numel}};
     s = f;
@@ -499,18 +479,9 @@ void em_ew_loop(E *e, const char *dst, int src, const char *op,
 /* Comments the nodes of host h's loop; may the loop be one flat index over
  * shape s (every node has it, no partial sums)? */
 int em_group_flat(E *e, int h, const Shape *s) {
-  const Plan *p = e->p;
-  int flat = 1;
-  for (int m = h; m >= 0; m = p->fnext[m]) {
-    Node *n = ND(e, m);
+  for (int m = h; m >= 0; m = e->p->fnext[m])
     em_comment(e, m);
-    if (n->op == OP_SUM)
-      flat = flat && n->numel == 1 && !plan_acc_row(e->c, p, m) &&
-             flat_ok(e, n->in[0], s, 0);
-    else
-      flat = flat && flat_ok(e, m, s, 1);
-  }
-  return flat;
+  return lower_group_flat(e->c, e->p, h, s); /* decided by lowering */
 }
 
 /* A loop that computes several stored nodes (plan.c, loop fusion): the
@@ -653,7 +624,11 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
     const LStmt *s = &L->s[k];
     if (s->kind == LS_STORE)
       em_store_code(&e, s->out);
-    else if (em_row_loop(&e, s->node))
+    else if (s->row && !em_row_loop(&e, s->node))
+      /* lowering decided row mode (lower_row_ok); the writer must agree */
+      error_plain(c, "internal error (please report): the row kernels "
+                  "cannot run the loop of t%d", s->node);
+    else if (s->row)
       ;
     else if (s->kind == LS_LOOP)
       fused_loop(&e, s->node);

@@ -46,8 +46,8 @@ static inline int R(E *e, int id) { return plan_resolve(e->c, id); }
 
 /* JIT row mode (emit_row.c): tiles of at most ROW_CHUNK elements, at most
  * ROW_SCRATCH rows of scratch on the stack */
-#define ROW_CHUNK 256
-#define ROW_SCRATCH 32
+#define ROW_CHUNK ROW_CHUNK_ELEMS
+#define ROW_SCRATCH ROW_SCRATCH_ROWS
 
 /* ---- emit.c ---------------------------------------------------------- */
 void em_line(E *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

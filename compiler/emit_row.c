@@ -115,8 +115,10 @@ static RowV row_val(E *e, int id, char **idx, const char *dst) {
   return r;
 }
 
-/* The loop of stored node h (and of the nodes fused into it) in row mode;
- * 0, with nothing written, if it cannot be. */
+/* The loop of stored node h (and of the nodes fused into it) in row mode,
+ * which lower.c (lower_row_ok) has decided it can be; 0, with nothing
+ * written, if writing it finds otherwise (then emit.c reports an internal
+ * error: the two must agree). */
 int em_row_loop(E *e, int h) {
   const Plan *p = e->p;
   if (!e->t->row_kernels || e->c->opt.api.f64 || op_kind(ND(e, h)->op) != K_EW ||

@@ -208,10 +208,181 @@ static void max_of(const Shape *s, int64_t *mc) {
    element type with Kahan compensation) in a local */
 static int acc_esize(const Low *w) { return w->t->acc_type ? 8 : (int)w->es; }
 
+/* ---- decisions made here, before any text: flat loops, row mode ------- */
+
+/* Can node id's fused tree run as one flat loop over its elements? Yes
+ * when every node in it, and every buffer it reads, has shape s. */
+static int flat_ok(const Low *w, int id, const Shape *s, int top) {
+  id = plan_resolve(w->c, id);
+  const Node *n = &w->c->g.nodes[id];
+  if (n->op == OP_CONST)
+    return 1;
+  if (n->shape.rank != s->rank ||
+      memcmp(n->shape.d, s->d, sizeof(int64_t) * (size_t)s->rank))
+    return 0;
+  if (!top && !w->p->inl[id])
+    return 1;
+  if (n->op == OP_BCAST || n->op == OP_TRANSPOSE || n->op == OP_SLICE)
+    return 0;
+  for (int k = 0; k < n->nin; k++)
+    if (!flat_ok(w, n->in[k], s, 0))
+      return 0;
+  return 1;
+}
+
+int lower_flat_ok(const Ctx *c, const Plan *p, int id, const Shape *s,
+                  int top) {
+  Low w = {(Ctx *)c, p, NULL, NULL, 0, 0, 0, NULL, 0};
+  return flat_ok(&w, id, s, top);
+}
+
+/* May the loop of h (and its members) be one flat loop over shape s? */
+int lower_group_flat(const Ctx *c, const Plan *p, int h, const Shape *s) {
+  Low w = {(Ctx *)c, p, NULL, NULL, 0, 0, 0, NULL, 0};
+  int flat = 1;
+  for (int m = h; m >= 0; m = p->fnext[m]) {
+    const Node *n = &c->g.nodes[m];
+    if (n->op == OP_SUM)
+      flat = flat && n->numel == 1 && !plan_acc_row(c, p, m) &&
+             flat_ok(&w, n->in[0], s, 0);
+    else
+      flat = flat && flat_ok(&w, m, s, 1);
+  }
+  return flat;
+}
+
+/* JIT row mode (emit_row.c): may the loop of h run as calls of the row
+ * kernels? The conditions emit_row.c's row_val meets while writing, made
+ * here first: every operation has a row kernel, every stored operand is
+ * f32 and read along a row of stride 1 (or once per row), at most
+ * ROW_SCRATCH rows of scratch, tiles worth a call, sums of a kind a
+ * kernel adds. */
+typedef struct {
+  const Ctx *c;
+  const Plan *p;
+  char *rowof; /* members already in a row of this loop */
+  int nrows, flat, ra, ta;
+  const Shape *s;
+} RowQ;
+
+static int row_op_of(const Ctx *c, const Node *n) {
+  double k;
+  if (n->op == OP_POW)
+    return ir_is_const((Ctx *)c, plan_resolve(c, n->in[1]), &k) && k == 2
+               ? ROW_MUL : -1;
+  return op_row(n->op);
+}
+
+static int row_scratch_ok(RowQ *q) {
+  if (q->nrows == ROW_SCRATCH_ROWS)
+    return 0;
+  q->nrows++;
+  return 1;
+}
+
+/* axes[d]: the loop axis coordinate d of node id runs along, or -1 */
+static int row_val_ok(RowQ *q, int id, const int *axes, int dst) {
+  const Ctx *c = q->c;
+  id = plan_resolve(c, id);
+  const Node *n = &c->g.nodes[id];
+  int ax[MAX_RANK];
+  if (n->op == OP_CONST)
+    return 1;
+  if (!dst && q->rowof[id])
+    return 1;
+  if (!dst && !q->p->inl[id]) {
+    int axc = -1;
+    for (int d = 0; d < n->shape.rank && !q->flat; d++)
+      if (n->shape.d[d] != 1 && axes[d] == q->ra)
+        axc = d;
+    if (n->dt != DT_F)
+      return 0;
+    if (!q->flat && axc >= 0) {
+      int64_t st = 1;
+      for (int d = axc + 1; d < n->shape.rank; d++)
+        st *= n->shape.d[d];
+      if (st != 1)
+        return 0;
+    }
+    return 1;
+  }
+  if (n->op == OP_BCAST) {
+    const Node *x = &c->g.nodes[plan_resolve(c, n->in[0])];
+    for (int j = 0; j < x->shape.rank; j++)
+      ax[j] = q->flat ? axes[j] : x->shape.d[j] == 1
+                                      ? -1 : axes[j + n->shape.rank - x->shape.rank];
+    return row_val_ok(q, n->in[0], ax, 0);
+  }
+  if (row_op_of(c, n) < 0)
+    return 0;
+  for (int k = 0; k < n->nin && k < 2; k++) {
+    if (k == 1 && n->op == OP_POW)
+      break;
+    const Node *x = &c->g.nodes[plan_resolve(c, n->in[k])];
+    for (int j = 0; j < x->shape.rank; j++)
+      ax[j] = q->flat ? axes[j] : x->shape.d[j] == 1
+                                      ? -1 : axes[j + n->shape.rank - x->shape.rank];
+    if (!row_val_ok(q, n->in[k], ax, 0))
+      return 0;
+  }
+  return dst || row_scratch_ok(q);
+}
+
+int lower_row_ok(const Ctx *c, const Plan *p, const Target *t, int h) {
+  const Node *hn = &c->g.nodes[h];
+  if (!t->row_kernels || c->opt.api.f64 || op_kind(hn->op) != K_EW ||
+      hn->op == OP_CONST)
+    return 0;
+  Shape s = hn->shape;
+  int flat = lower_group_flat(c, p, h, &s);
+  if (flat && s.rank != 1) {
+    Shape f = {1, {hn->numel}};
+    s = f;
+  }
+  if (s.rank == 0) {
+    Shape f = {1, {1}};
+    s = f;
+  }
+  int ra = s.rank - 1;
+  while (ra > 0 && s.d[ra] == 1)
+    ra--;
+  int64_t L = s.d[ra];
+  int ta = ra - 1;
+  while (ta >= 0 && s.d[ta] == 1)
+    ta--;
+  int64_t T = ta >= 0 && L <= ROW_CHUNK_ELEMS / 2 ? ROW_CHUNK_ELEMS / L : 1;
+  if (ta >= 0 && T > s.d[ta])
+    T = s.d[ta];
+  if (T * L < 8)
+    return 0; /* calls would cost more than TinyCC's loop */
+  RowQ q = {c, p, calloc((size_t)c->g.n + 1, 1), 0, flat, ra, ta, &s};
+  if (!q.rowof)
+    abort();
+  int axes[MAX_RANK];
+  for (int d = 0; d < s.rank; d++)
+    axes[d] = d == ra || d == ta ? d : -2; /* -2: an outer loop's index */
+  int ok = 1;
+  for (int m = h; m >= 0 && ok; m = p->fnext[m]) {
+    const Node *n = &c->g.nodes[m];
+    if (n->op == OP_SUM) {
+      ok = row_val_ok(&q, n->in[0], axes, 0) &&
+           (plan_acc_row(c, p, m) || n->numel == 1 || n->shape.d[ra] == L ||
+            T == 1);
+    } else {
+      ok = (!p->local[m] || row_scratch_ok(&q)) &&
+           row_val_ok(&q, m, axes, 1);
+      q.rowof[m] = 1;
+    }
+  }
+  free(q.rowof);
+  return ok;
+}
+
 static void lower_loop(Low *w, int h) {
   const Plan *p = w->p;
   const Node *hn = &w->c->g.nodes[h];
   LStmt *s = stmt(w, LS_LOOP, h, &hn->shape);
+  s->row = lower_row_ok(w->c, p, w->t, h);
   int64_t mc[MAX_RANK];
   max_of(&hn->shape, mc);
   for (int m = h; m >= 0; m = p->fnext[m]) {
@@ -243,6 +414,7 @@ static void lower_node(Low *w, int id) {
   const Node *n = &w->c->g.nodes[id];
   LStmt *s = stmt(w, LS_NODE, id, &n->shape);
   s->nmembers = 1;
+  s->row = lower_row_ok(w->c, w->p, w->t, id);
   int64_t mc[MAX_RANK];
   int kind = op_kind(n->op);
   if (kind == K_EW || n->op == OP_CONST || n->op == OP_TRANSPOSE ||
@@ -477,7 +649,8 @@ void lower_dump(Ctx *c, const Plan *p, const Loops *L, const Target *t,
     char sh[160];
     shape_str(&s->iter, sh, sizeof sh);
     if (s->kind == LS_LOOP) {
-      sb_printf(o, "loop %s over %s:", op_name(n->op), sh);
+      sb_printf(o, "loop %s over %s%s:", op_name(n->op), sh,
+                s->row ? " (row kernels)" : "");
       for (int m = s->node; m >= 0; m = p->fnext[m])
         sb_printf(o, " t%d%s", m, p->local[m] ? "(local)" : "");
       sb_puts(o, "\n");
@@ -485,8 +658,8 @@ void lower_dump(Ctx *c, const Plan *p, const Loops *L, const Target *t,
       sb_printf(o, "store %s over %s: t%d\n", c->g.outs[s->out].name, sh,
                 s->node);
     } else {
-      sb_printf(o, "%s t%d %s over %s\n", s->kernel ? "kernel" : "node",
-                s->node, op_name(n->op), sh);
+      sb_printf(o, "%s t%d %s over %s%s\n", s->kernel ? "kernel" : "node",
+                s->node, op_name(n->op), sh, s->row ? " (row kernels)" : "");
     }
     for (int k = 0; k < s->nacc; k++) {
       const LAcc *a = &L->acc[s->first_acc + k];
