@@ -356,6 +356,13 @@ int lower_group_flat(const Ctx *c, const Plan *p, int h, const Shape *s);
 int lower_flat_ok(const Ctx *c, const Plan *p, int id, const Shape *s,
                   int top);
 int lower_row_ok(const Ctx *c, const Plan *p, const struct Target *t, int h);
+/* a row-mode loop over s: rows along axis ra (the last longer than 1), of
+   L elements, taken T at a time along axis ta (-1: none) */
+typedef struct {
+  int ra, ta;
+  int64_t L, T;
+} RowTile;
+RowTile lower_row_tile(const Shape *s);
 /* the JIT's row mode: tiles of at most ROW_CHUNK_ELEMS elements, at most
  * ROW_SCRATCH_ROWS rows of scratch on the stack (emit_row.c) */
 #define ROW_CHUNK_ELEMS 256

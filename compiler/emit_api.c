@@ -368,28 +368,9 @@ int em_training(const Ctx *c) {
   return c->optim.kind && !c->opt.api.no_grad && c->opt.mode == MODE_GRAD;
 }
 
-/* --emit plan of a training graph: the step's plan (the function a
- * firmware build calls), then the gradient function's. */
-void emit_plan(Ctx *c, StrBuf *o) {
-  if (!em_training(c)) {
-    dump_plan(c, ctx_plan(c), o);
-    return;
-  }
-  Ctx *st, *up;
-  em_siblings(c, &st, &up);
-  if (setjmp(st->jmp))
-    em_siblings_failed(c, st, up);
-  sb_printf(o, "# the training step %s:\n", st->name);
-  dump_plan(st, ctx_plan(st), o);
-  const char *name = c->name;
-  char *gname = arena_alloc(&c->arena, strlen(name) + 8);
-  sprintf(gname, "%s_grad", name);
-  c->name = gname;
-  sb_printf(o, "\n# the gradient function %s:\n", gname);
+static void plan_of(Ctx *c, const Target *t, StrBuf *o) {
+  (void)t;
   dump_plan(c, ctx_plan(c), o);
-  c->name = name;
-  agc_free(st);
-  agc_free(up);
 }
 
 static void loops_of(Ctx *c, const Target *t, StrBuf *o) {
@@ -399,11 +380,12 @@ static void loops_of(Ctx *c, const Target *t, StrBuf *o) {
   lower_dump(c, p, L, t, o);
 }
 
-/* --emit loops: the loop-nest IR for target t (of a training graph: the
- * step's, then the gradient function's). */
-void emit_loops(Ctx *c, const Target *t, StrBuf *o) {
+/* show() of each function of c: of a training graph, the step (the
+ * function a firmware build calls), then the gradient function. */
+static void each_function(Ctx *c, const Target *t, StrBuf *o,
+                          void (*show)(Ctx *, const Target *, StrBuf *)) {
   if (!em_training(c)) {
-    loops_of(c, t, o);
+    show(c, t, o);
     return;
   }
   Ctx *st, *up;
@@ -411,14 +393,22 @@ void emit_loops(Ctx *c, const Target *t, StrBuf *o) {
   if (setjmp(st->jmp))
     em_siblings_failed(c, st, up);
   sb_printf(o, "# the training step %s:\n", st->name);
-  loops_of(st, t, o);
+  show(st, t, o);
   const char *name = c->name;
   char *gname = arena_alloc(&c->arena, strlen(name) + 8);
   sprintf(gname, "%s_grad", name);
   c->name = gname;
   sb_printf(o, "\n# the gradient function %s:\n", gname);
-  loops_of(c, t, o);
+  show(c, t, o);
   c->name = name;
   agc_free(st);
   agc_free(up);
+}
+
+/* --emit plan */
+void emit_plan(Ctx *c, StrBuf *o) { each_function(c, NULL, o, plan_of); }
+
+/* --emit loops: the loop-nest IR for target t */
+void emit_loops(Ctx *c, const Target *t, StrBuf *o) {
+  each_function(c, t, o, loops_of);
 }

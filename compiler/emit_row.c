@@ -144,16 +144,9 @@ int em_row_loop(E *e, int h) {
   em_sums_open(e, h);
   /* rows run along the last axis longer than 1 (rc); short rows are
      taken several at a time along the axis before it (rt) */
-  int ra = s.rank - 1;
-  while (ra > 0 && s.d[ra] == 1)
-    ra--;
-  int64_t L = s.d[ra];
-  int ta = ra - 1;
-  while (ta >= 0 && s.d[ta] == 1)
-    ta--;
-  int64_t T = ta >= 0 && L <= ROW_CHUNK / 2 ? ROW_CHUNK / L : 1;
-  if (ta >= 0 && T > s.d[ta])
-    T = s.d[ta];
+  RowTile tile = lower_row_tile(&s);
+  int ra = tile.ra, ta = tile.ta;
+  int64_t L = tile.L, T = tile.T;
   if (T * L < 8)
     e->row_fail = 1; /* calls would cost more than TinyCC's loop */
   Shape outer = s;

@@ -328,6 +328,21 @@ static int row_val_ok(RowQ *q, int id, const int *axes, int dst) {
   return dst || row_scratch_ok(q);
 }
 
+RowTile lower_row_tile(const Shape *s) {
+  RowTile r;
+  r.ra = s->rank - 1;
+  while (r.ra > 0 && s->d[r.ra] == 1)
+    r.ra--;
+  r.L = s->d[r.ra];
+  r.ta = r.ra - 1;
+  while (r.ta >= 0 && s->d[r.ta] == 1)
+    r.ta--;
+  r.T = r.ta >= 0 && r.L <= ROW_CHUNK_ELEMS / 2 ? ROW_CHUNK_ELEMS / r.L : 1;
+  if (r.ta >= 0 && r.T > s->d[r.ta])
+    r.T = s->d[r.ta];
+  return r;
+}
+
 int lower_row_ok(const Ctx *c, const Plan *p, const Target *t, int h) {
   const Node *hn = &c->g.nodes[h];
   if (!t->row_kernels || c->opt.api.f64 || op_kind(hn->op) != K_EW ||
@@ -343,16 +358,9 @@ int lower_row_ok(const Ctx *c, const Plan *p, const Target *t, int h) {
     Shape f = {1, {1}};
     s = f;
   }
-  int ra = s.rank - 1;
-  while (ra > 0 && s.d[ra] == 1)
-    ra--;
-  int64_t L = s.d[ra];
-  int ta = ra - 1;
-  while (ta >= 0 && s.d[ta] == 1)
-    ta--;
-  int64_t T = ta >= 0 && L <= ROW_CHUNK_ELEMS / 2 ? ROW_CHUNK_ELEMS / L : 1;
-  if (ta >= 0 && T > s.d[ta])
-    T = s.d[ta];
+  RowTile rt = lower_row_tile(&s);
+  int ra = rt.ra, ta = rt.ta;
+  int64_t L = rt.L, T = rt.T;
   if (T * L < 8)
     return 0; /* calls would cost more than TinyCC's loop */
   RowQ q = {c, p, calloc((size_t)c->g.n + 1, 1), 0, flat, ra, ta, &s};
