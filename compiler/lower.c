@@ -403,8 +403,10 @@ static void lower_loop(Low *w, int h) {
         acc(w, m, LA_SCRATCH, p->acc_off[m], row * 8, 8);
       else if (n->numel == 1)
         acc(w, m, LA_LOCAL, 0, 0, acc_esize(w));
-      else
-        access(w, m, m, &n->shape, mc, 1); /* into its own buffer */
+      else {
+        acc(w, m, LA_OWN, 0, 0, (int)w->es); /* into its own buffer */
+        access(w, m, m, &n->shape, mc, 1);
+      }
       if (row || n->numel == 1) /* the total stored after the loop */
         access_all(w, m, m, 1);
     } else {

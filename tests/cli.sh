@@ -117,6 +117,17 @@ head -1 "$T/stdout" | grep -q "^# plan of fuse: workspace 128 bytes" && ok || ba
 grep -q "^t3 .*tanh .*local of loop t3" "$T/stdout" && ok || bad "plan: tanh should be a local of its loop"
 grep -q "^t4 .*sum .*work+0 (64 bytes), in loop t3, partial sums at work+0" "$T/stdout" && ok || bad "plan: loss partial sums"
 grep -q "^t10 .*sum .*\[1, 8\] .*work+64 (64 bytes)" "$T/stdout" && ok || bad "plan: grad_w sums"
+# --emit loops: one loop with the three, the loss's partial sums in the
+# plan's scratch (host) or a Kahan local (mcu), grad_w's sums in its buffer
+expect_rc 0 "--emit loops" "$AGC" "$T/fuse.graph" --emit loops
+grep -q "^loop tanh over \[4, 8\]: t3(local) t4 t10$" "$T/stdout" && ok || bad "loops: $(sed -n 3p "$T/stdout")"
+grep -q "^  acc   t4: partial sums at work+0 (64 bytes)$" "$T/stdout" && ok || bad "loops: the loss's partial sums"
+grep -q "^  acc   t10: its own buffer$" "$T/stdout" && ok || bad "loops: grad_w's sums"
+grep -q "^  write t10 work+64 (64 bytes) to byte 31$" "$T/stdout" && ok || bad "loops: grad_w's last byte"
+expect_rc 0 "--emit loops --target mcu" "$AGC" "$T/fuse.graph" --emit loops --target mcu
+grep -q "^  acc   t4: a local (4-byte)$" "$T/stdout" && ok || bad "mcu loops: a float (Kahan) local"
+expect_rc 2 "--emit nope" "$AGC" "$T/fuse.graph" --emit nope
+grep -q "c, h, ir, plan, loops, mem or dot" "$T/stderr" && ok || bad "--emit kinds: $(cat "$T/stderr")"
 o0=$("$AGC" "$T/fuse.graph" -O0 --emit h 2>/dev/null | sed -n 's/^#define FUSE_WORK_BYTES \([0-9]*\) .*/\1/p')
 [ -n "$o0" ] && [ "$o0" -ge 256 ] && ok || bad "-O0 stores tanh and x*w ([4, 8] each, 128 bytes): workspace $o0 < 256"
 expect_rc 0 "check the fused graph" "$AGC" check "$T/fuse.graph"
