@@ -330,7 +330,7 @@ typedef struct {
   int out;        /* STORE: the output */
   Shape iter;     /* the iteration space */
   int nmembers, kernel, uses_pack;
-  int row;        /* the JIT's row kernels run it (lower_row_ok) */
+  int row;        /* the JIT's row kernels run it (row_ok) */
   int first_access, naccess, first_acc, nacc;
 } LStmt;
 typedef struct Loops {
@@ -355,7 +355,6 @@ int lower_group_flat(const Ctx *c, const Plan *p, int h, const Shape *s);
    computed, not loaded)? */
 int lower_flat_ok(const Ctx *c, const Plan *p, int id, const Shape *s,
                   int top);
-int lower_row_ok(const Ctx *c, const Plan *p, const struct Target *t, int h);
 /* a row-mode loop over s: rows along axis ra (the last longer than 1), of
    L elements, taken T at a time along axis ta (-1: none) */
 typedef struct {

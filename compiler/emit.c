@@ -625,7 +625,7 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
     if (s->kind == LS_STORE)
       em_store_code(&e, s->out);
     else if (s->row && !em_row_loop(&e, s->node))
-      /* lowering decided row mode (lower_row_ok); the writer must agree */
+      /* lowering decided row mode (row_ok); the writer must agree */
       error_plain(c, "internal error (please report): the row kernels "
                   "cannot run the loop of t%d", s->node);
     else if (s->row)

@@ -116,7 +116,7 @@ static RowV row_val(E *e, int id, char **idx, const char *dst) {
 }
 
 /* The loop of stored node h (and of the nodes fused into it) in row mode,
- * which lower.c (lower_row_ok) has decided it can be; 0, with nothing
+ * which lower.c (row_ok) has decided it can be; 0, with nothing
  * written, if writing it finds otherwise (then emit.c reports an internal
  * error: the two must agree). */
 int em_row_loop(E *e, int h) {

@@ -33,6 +33,7 @@ typedef struct {
   Loops *L;
   int cap_s, cap_a, cap_acc;
   char *inloop; /* members of the fused loop being lowered, read as locals */
+  char *rowof;  /* row mode: members already in a row (row_ok) */
   int64_t es;   /* bytes of the element type */
 } Low;
 
@@ -142,7 +143,7 @@ static void reads(Low *w, int stmt_node, int id, const int64_t *mc, int top,
   const Plan *p = w->p;
   id = plan_resolve(w->c, id);
   const Node *n = &w->c->g.nodes[id];
-  if (n->op == OP_CONST || depth > 4 * MAX_NODES)
+  if (n->op == OP_CONST || depth > 1000) /* inlining is at most 40 deep */
     return;
   if (!top && (p->local[id] || w->inloop[id]))
     return;
@@ -232,13 +233,13 @@ static int flat_ok(const Low *w, int id, const Shape *s, int top) {
 
 int lower_flat_ok(const Ctx *c, const Plan *p, int id, const Shape *s,
                   int top) {
-  Low w = {(Ctx *)c, p, NULL, NULL, 0, 0, 0, NULL, 0};
+  Low w = {(Ctx *)c, p, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
   return flat_ok(&w, id, s, top);
 }
 
 /* May the loop of h (and its members) be one flat loop over shape s? */
 int lower_group_flat(const Ctx *c, const Plan *p, int h, const Shape *s) {
-  Low w = {(Ctx *)c, p, NULL, NULL, 0, 0, 0, NULL, 0};
+  Low w = {(Ctx *)c, p, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
   int flat = 1;
   for (int m = h; m >= 0; m = p->fnext[m]) {
     const Node *n = &c->g.nodes[m];
@@ -343,7 +344,9 @@ RowTile lower_row_tile(const Shape *s) {
   return r;
 }
 
-int lower_row_ok(const Ctx *c, const Plan *p, const Target *t, int h) {
+/* rowof: n + 1 bytes of zeros, given back as zeros */
+static int row_ok(const Ctx *c, const Plan *p, const Target *t, int h,
+                  char *rowof) {
   const Node *hn = &c->g.nodes[h];
   if (!t->row_kernels || c->opt.api.f64 || op_kind(hn->op) != K_EW ||
       hn->op == OP_CONST)
@@ -363,9 +366,7 @@ int lower_row_ok(const Ctx *c, const Plan *p, const Target *t, int h) {
   int64_t L = rt.L, T = rt.T;
   if (T * L < 8)
     return 0; /* calls would cost more than TinyCC's loop */
-  RowQ q = {c, p, calloc((size_t)c->g.n + 1, 1), 0, flat, ra, ta, &s};
-  if (!q.rowof)
-    abort();
+  RowQ q = {c, p, rowof, 0, flat, ra, ta, &s};
   int axes[MAX_RANK];
   for (int d = 0; d < s.rank; d++)
     axes[d] = d == ra || d == ta ? d : -2; /* -2: an outer loop's index */
@@ -382,7 +383,8 @@ int lower_row_ok(const Ctx *c, const Plan *p, const Target *t, int h) {
       q.rowof[m] = 1;
     }
   }
-  free(q.rowof);
+  for (int m = h; m >= 0; m = p->fnext[m])
+    q.rowof[m] = 0;
   return ok;
 }
 
@@ -390,7 +392,7 @@ static void lower_loop(Low *w, int h) {
   const Plan *p = w->p;
   const Node *hn = &w->c->g.nodes[h];
   LStmt *s = stmt(w, LS_LOOP, h, &hn->shape);
-  s->row = lower_row_ok(w->c, p, w->t, h);
+  s->row = row_ok(w->c, p, w->t, h, w->rowof);
   int64_t mc[MAX_RANK];
   max_of(&hn->shape, mc);
   for (int m = h; m >= 0; m = p->fnext[m]) {
@@ -424,7 +426,7 @@ static void lower_node(Low *w, int id) {
   const Node *n = &w->c->g.nodes[id];
   LStmt *s = stmt(w, LS_NODE, id, &n->shape);
   s->nmembers = 1;
-  s->row = lower_row_ok(w->c, w->p, w->t, id);
+  s->row = row_ok(w->c, w->p, w->t, id, w->rowof);
   int64_t mc[MAX_RANK];
   int kind = op_kind(n->op);
   if (kind == K_EW || n->op == OP_CONST || n->op == OP_TRANSPOSE ||
@@ -523,9 +525,10 @@ Loops *lower_graph(Ctx *c, const Plan *p, const Target *t) {
     abort();
   lower_free(c->loops); /* kept by the Ctx, so an error frees it too */
   c->loops = L;
-  Low w = {c, p, t, L, 0, 0, 0, NULL, c->opt.api.f64 ? 8 : 4};
+  Low w = {c, p, t, L, 0, 0, 0, NULL, NULL, c->opt.api.f64 ? 8 : 4};
   w.inloop = calloc((size_t)c->g.n + 1, 1);
-  if (!w.inloop)
+  w.rowof = calloc((size_t)c->g.n + 1, 1);
+  if (!w.inloop || !w.rowof)
     abort();
   for (int o = 0; o < c->g.nouts; o++)
     if (lower_store_first(c, p, o))
@@ -542,6 +545,7 @@ Loops *lower_graph(Ctx *c, const Plan *p, const Target *t) {
     if (!lower_store_first(c, p, o))
       lower_store(&w, o);
   free(w.inloop);
+  free(w.rowof);
   finish(L);
   return L;
 }
