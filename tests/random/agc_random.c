@@ -1108,9 +1108,12 @@ static int stage1(Case *c) {
     } else {
       a->v = calloc((size_t)a->n + 1, sizeof *a->v);
       a->v32 = calloc((size_t)a->n + 1, sizeof *a->v32);
+      /* values a float holds, so that the f32 and the f64 runs compute
+         from the same inputs (two values one float apart in f64 but equal
+         in f32 made min() pick different elements: s601-g5925) */
       for (int64_t k = 0; k < a->n; k++) {
-        a->v[k] = fill_value(c->dseed, a->name, k, l, NULL);
-        a->v32[k] = (float)a->v[k];
+        a->v32[k] = (float)fill_value(c->dseed, a->name, k, l, NULL);
+        a->v[k] = a->v32[k];
       }
     }
   }
