@@ -213,41 +213,35 @@ static int acc_esize(const Low *w) { return w->t->acc_type ? 8 : (int)w->es; }
 
 /* Can node id's fused tree run as one flat loop over its elements? Yes
  * when every node in it, and every buffer it reads, has shape s. */
-static int flat_ok(const Low *w, int id, const Shape *s, int top) {
-  id = plan_resolve(w->c, id);
-  const Node *n = &w->c->g.nodes[id];
+int lower_flat_ok(const Ctx *c, const Plan *p, int id, const Shape *s,
+                  int top) {
+  id = plan_resolve(c, id);
+  const Node *n = &c->g.nodes[id];
   if (n->op == OP_CONST)
     return 1;
   if (n->shape.rank != s->rank ||
       memcmp(n->shape.d, s->d, sizeof(int64_t) * (size_t)s->rank))
     return 0;
-  if (!top && !w->p->inl[id])
+  if (!top && !p->inl[id])
     return 1;
   if (n->op == OP_BCAST || n->op == OP_TRANSPOSE || n->op == OP_SLICE)
     return 0;
   for (int k = 0; k < n->nin; k++)
-    if (!flat_ok(w, n->in[k], s, 0))
+    if (!lower_flat_ok(c, p, n->in[k], s, 0))
       return 0;
   return 1;
 }
 
-int lower_flat_ok(const Ctx *c, const Plan *p, int id, const Shape *s,
-                  int top) {
-  Low w = {(Ctx *)c, p, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
-  return flat_ok(&w, id, s, top);
-}
-
 /* May the loop of h (and its members) be one flat loop over shape s? */
 int lower_group_flat(const Ctx *c, const Plan *p, int h, const Shape *s) {
-  Low w = {(Ctx *)c, p, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
   int flat = 1;
   for (int m = h; m >= 0; m = p->fnext[m]) {
     const Node *n = &c->g.nodes[m];
     if (n->op == OP_SUM)
       flat = flat && n->numel == 1 && !plan_acc_row(c, p, m) &&
-             flat_ok(&w, n->in[0], s, 0);
+             lower_flat_ok(c, p, n->in[0], s, 0);
     else
-      flat = flat && flat_ok(&w, m, s, 1);
+      flat = flat && lower_flat_ok(c, p, m, s, 1);
   }
   return flat;
 }
