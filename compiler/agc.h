@@ -43,6 +43,7 @@ typedef struct {
 } Arena;
 
 void *arena_alloc(Arena *a, size_t n);      /* zeroed; NULL never returned */
+void *arena_alloc_raw(Arena *a, size_t n);  /* the same, not zeroed */
 /* A copy of old (oldn bytes, from arena_alloc or arena_grow of a) in n
  * zeroed bytes; old's memory goes back to the system when it was large,
  * so an array doubled this way costs its final size, not the sum. */
@@ -89,18 +90,18 @@ typedef enum {
 } TokKind;
 
 typedef struct {
-  TokKind kind;
   const char *text; /* points into the source */
+  double num;       /* T_NUM */
+  TokKind kind;
   int len;
   int line, col;    /* 1-based */
-  double num;       /* T_NUM */
   int is_int;       /* T_NUM written without '.', 'e' */
 } Token;
 
 typedef struct Ctx Ctx;
 /* The tokens live in c->arena; *bytes gets their allocation's size, for
  * arena_release once parsed. */
-Token *lex(Ctx *c, int *ntok, size_t *bytes);
+Token *lex(Ctx *c, int *ntok); /* c->toks, freed with c or after parsing */
 
 /* ---- ir.c ------------------------------------------------------------- */
 
@@ -118,9 +119,14 @@ typedef enum {
   DT_I32, /* integer input */
 } DType;
 
+/* Dimensions are 32-bit: a tensor has at most MAX_ELEMS (2^31 - 1)
+ * elements, so every dimension and every product of one tensor's
+ * dimensions fits. A dimension computed from user input is checked with
+ * shape_dim before it is stored. Products across tensors, or with a byte
+ * size, are taken in int64_t. */
 typedef struct {
   int rank;
-  int64_t d[MAX_RANK];
+  int32_t d[MAX_RANK];
 } Shape;
 
 typedef struct {
@@ -144,8 +150,10 @@ typedef struct {
   double val;     /* CONST: the value; ONEHOT: class count */
   unsigned mask;  /* RED/PRODEXCL: axis bit mask; FIRSTMAX: axis bit */
   int flags;      /* MATMUL: MM_TA|MM_TB */
-  int perm[MAX_RANK]; /* TRANSPOSE: out dim d = in dim perm[d];
-                         SLICE/PAD: start per dim; CONV/POOL: params */
+  const int *perm; /* MAX_RANK ints: TRANSPOSE: out dim d = in dim perm[d];
+                      SLICE/PAD: start per dim; CONV/POOL: params. Kept
+                      with the operands (Node.in), or ir_zero_perm when
+                      the op has none */
   const char *name; /* user's name, if the node was named */
 } Node;
 
@@ -209,7 +217,8 @@ const char *op_math_call(const char *t, const char *from, size_t *len,
 /* ---- ir.c -------------------------------------------------------------- */
 int64_t shape_numel(const Shape *s);
 void shape_str(const Shape *s, char *buf, size_t n);
-Shape shape_make(int rank, const int64_t *d);
+/* v as a dimension; a located error beyond MAX_ELEMS */
+int32_t shape_dim(Ctx *c, int64_t v, Loc loc);
 
 int ir_leaf(Ctx *c, Op op, DType dt, Shape s, const char *name, Loc loc);
 int ir_const(Ctx *c, double v, Shape s);
@@ -232,6 +241,8 @@ void ir_hash_reserve(Ctx *c, int n);
 void ir_graph_reserve(Ctx *c, int n);
 void ir_graph_recycle(Ctx *c, Graph *old);
 void ir_spare_free(Ctx *c);
+void ir_rebuild_evict(Ctx *c);
+extern const int ir_zero_perm[MAX_RANK];
 /* conv2d, pooling, embedding and their gradients: attrs go to perm[]
  * (conv: stride, padding; pool: kernel, stride). */
 int ir_special(Ctx *c, Op op, const int *in, int nin, Shape s,
@@ -260,9 +271,9 @@ void autodiff(Ctx *c, const int *roots, const int *seeds, int nroots,
 /* ---- plan.c ----------------------------------------------------------- */
 
 typedef struct Plan {
-  int *live;      /* node needed by some output */
+  char *live;     /* node needed by some output */
   int *uses;      /* uses by live nodes and outputs */
-  int *inl;       /* computed inside its single consumer's loop */
+  char *inl;      /* computed inside its single consumer's loop */
   int *store;     /* -1, or the output index whose buffer is its home */
   int64_t *off;   /* workspace byte offset of stored nodes, -1 if none */
   int *alias;     /* node whose memory this node reads as its own */
@@ -270,10 +281,10 @@ typedef struct Plan {
                      too (loop fusion: an element-wise consumer or a sum
                      joins its producer's loop) */
   int *fnext;     /* a loop's nodes after its host, in order; -1 ends */
-  int *local;     /* a fused loop's value read only there: a local of the
+  char *local;    /* a fused loop's value read only there: a local of the
                      loop body, never stored */
   int64_t *size;  /* bytes of a workspace buffer (at off), aligned */
-  int64_t *last;  /* position of a stored value's last reader (n + 1: an
+  int *last;      /* position of a stored value's last reader (n + 1: an
                      output, read by the caller) */
   int64_t work_bytes;
   int64_t naive_bytes; /* all intermediates without reuse */
@@ -523,8 +534,11 @@ static inline int target_of(const agc_graph_options *o) {
 
 struct Ctx {
   Arena arena;
+  Token *toks;          /* the lexer's tokens, until the parser is done */
   Arena tmp;            /* the C generator's strings for one statement
                            (emit*.c), emptied after each */
+  Arena tmp_loop;       /* a fused loop's own strings (its indices) while
+                           tmp holds one member's, emptied after each */
   Options opt;
   const char *path;     /* file name for messages */
   const char *src;      /* source text */
@@ -542,6 +556,13 @@ struct Ctx {
    * page faults than the pass itself. Freed after the passes. */
   Node *spare_nodes;
   int spare_cap;
+  /* A rebuild in place (passes.c) writes the new graph over the node
+   * array of the old one: a node it appends goes below rb_lim, the first
+   * old node not read yet. When a rewrite needs more room than the old
+   * nodes read so far left free, the unread ones (from rb_from on) move
+   * to rb_rest first (ir.c: append). rb_lim 0: no rebuild in place. */
+  int rb_lim, rb_from, rb_n;
+  Node *rb_rest;
   struct HashSlot *spare_hash;
   int spare_hcap;
   const char *name;     /* function name */

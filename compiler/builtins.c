@@ -241,7 +241,7 @@ static int grad_call(P *p, Call *k) {
   if (vv) {
     seed = ps_need_node(p, *vv, "grad");
     Shape sy = ps_shape(p, y), sv = ps_shape(p, seed);
-    if (sy.rank != sv.rank || memcmp(sy.d, sv.d, sizeof(int64_t) *
+    if (sy.rank != sv.rank || memcmp(sy.d, sv.d, sizeof sy.d[0] *
                                                      (size_t)sy.rank)) {
       char a[128], b[128];
       shape_str(&sy, a, sizeof a);
@@ -305,8 +305,9 @@ static int conv2d_call(P *p, Call *k) {
     error_at(p->c, k->loc, "conv2d: kernel %lldx%lld is larger than the "
              "padded input %lldx%lld", (long long)sw.d[2], (long long)sw.d[3],
              (long long)hp, (long long)wp);
-  Shape s = {4, {sx.d[0], sw.d[0], (hp - sw.d[2]) / st + 1,
-                 (wp - sw.d[3]) / st + 1}};
+  Shape s = {4, {sx.d[0], sw.d[0],
+                 shape_dim(p->c, (hp - sw.d[2]) / st + 1, k->loc),
+                 shape_dim(p->c, (wp - sw.d[3]) / st + 1, k->loc)}};
   int in[2] = {x, w}, at[2] = {(int)st, (int)pad};
   return ir_special(p->c, OP_CONV2D, in, 2, s, at, 2, k->loc);
 }
@@ -643,7 +644,7 @@ static int fn_concat(P *p, Call *k) {
   /* concat = sum of zero-padded parts: PAD and its adjoint SLICE are
      the only primitives needed. */
   Shape out = s0;
-  out.d[ax] = total;
+  out.d[ax] = shape_dim(c, total, k->loc);
   int r = -1;
   int64_t at = 0;
   for (int i = 0; i < lv->nitems; i++) {

@@ -22,11 +22,14 @@ static const char *pair_for(Cli *o, const char *name) {
   return NULL;
 }
 
+/* "[2, 3]" (a .npy file's dimensions may be beyond a Shape's) */
 static void dims_str(int rank, const int64_t *d, char *buf, size_t n) {
-  Shape s = {rank, {0}};
-  for (int i = 0; i < rank; i++)
-    s.d[i] = d[i];
-  shape_str(&s, buf, n);
+  size_t k = (size_t)snprintf(buf, n, "[");
+  for (int i = 0; i < rank && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "",
+                          (long long)d[i]);
+  if (k < n)
+    snprintf(buf + k, n - k, "]");
 }
 
 /* NumPy's name for a dtype descr such as '<i8' (int64), or the descr. */

@@ -77,10 +77,10 @@ Ctx *agc_compile(const char *path, const char *src, size_t len,
   if (opt->api.name)
     c->name = opt->api.name;
   int ntok;
-  size_t tokbytes;
-  Token *toks = lex(c, &ntok, &tokbytes);
+  Token *toks = lex(c, &ntok);
   parse_program(c, toks, ntok);
-  arena_release(&c->arena, toks, tokbytes); /* nothing points into them */
+  free(c->toks); /* nothing points into them */
+  c->toks = NULL;
   if (!c->name)
     c->name = stem_name(c, path);
   check_fn_name(c, c->name);
@@ -141,6 +141,8 @@ void agc_free(Ctx *c) {
     return;
   arena_free(&c->arena);
   arena_free(&c->tmp);
+  free(c->toks);
+  arena_free(&c->tmp_loop);
   lower_free(c->loops);
   free(c->g.nodes);
   free(c->g.hash);
@@ -150,6 +152,7 @@ void agc_free(Ctx *c) {
   arena_free(&c->prev.ins);
   free(c->spare_nodes);
   free(c->spare_hash);
+  free(c->rb_rest);
   sb_free(&c->diag);
   free(c);
 }

@@ -55,7 +55,7 @@ char *em_fmt(E *e, const char *f, ...) {
   va_end(ap);
   if (n < 0)
     n = 0;
-  char *s = arena_alloc(&e->c->tmp, (size_t)n + 1);
+  char *s = arena_alloc_raw(&e->c->tmp, (size_t)n + 1);
   if ((size_t)n < sizeof buf) { /* the usual short string: formatted once */
     memcpy(s, buf, (size_t)n + 1);
     return s;
@@ -70,17 +70,19 @@ char *em_fmt(E *e, const char *f, ...) {
  * strings, without printf's parsing of a format each time). */
 char *em_cat(E *e, const char *a, ...) {
   va_list ap;
-  size_t n = 0;
+  size_t n = 0, len[16];
+  int k = 0;
   va_start(ap, a);
-  for (const char *x = a; x; x = va_arg(ap, const char *))
-    n += strlen(x);
+  for (const char *x = a; x; x = va_arg(ap, const char *), k++)
+    n += k < 16 ? (len[k] = strlen(x)) : strlen(x);
   va_end(ap);
-  char *s = arena_alloc(&e->c->tmp, n + 1), *w = s;
+  char *s = arena_alloc_raw(&e->c->tmp, n + 1), *w = s;
+  k = 0;
   va_start(ap, a);
-  for (const char *x = a; x; x = va_arg(ap, const char *)) {
-    size_t k = strlen(x);
-    memcpy(w, x, k);
-    w += k;
+  for (const char *x = a; x; x = va_arg(ap, const char *), k++) {
+    size_t m = k < 16 ? len[k] : strlen(x);
+    memcpy(w, x, m);
+    w += m;
   }
   va_end(ap);
   *w = 0;
@@ -504,8 +506,16 @@ static void fused_loop(E *e, int h) {
     em_line(e, "{");
     e->ind++;
   }
+  /* each member's strings are written out before the next member: they
+     go in an arena of their own, emptied after each (a loop of 100,000
+     members kept all of them otherwise); the loop's indices stay */
+  Ctx *c = e->c;
+  arena_free(&c->tmp_loop); /* empty, unless an error ended the last one */
+  c->tmp_loop = c->tmp;
+  memset(&c->tmp, 0, sizeof c->tmp);
   for (int m = h; m >= 0; m = p->fnext[m]) {
     Node *n = ND(e, m);
+    arena_clear(&c->tmp);
     if (n->op == OP_SUM) {
       const char *v = em_val(e, n->in[0], idx);
       if (plan_acc_row(e->c, p, m))
@@ -524,6 +534,9 @@ static void fused_loop(E *e, int h) {
       e->inloop[m] = 1;
     }
   }
+  arena_free(&c->tmp);
+  c->tmp = c->tmp_loop;
+  memset(&c->tmp_loop, 0, sizeof c->tmp_loop);
   for (int m = h; m >= 0; m = p->fnext[m])
     e->inloop[m] = 0;
   ix_step(e, ix);
@@ -602,7 +615,8 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
   e.mf = c->opt.api.f64 ? "" : "f";
   e.arg_used = arena_alloc(&c->arena, sizeof(int) * (size_t)(c->g.nargs + 1));
   e.inloop = arena_alloc(&c->arena, (size_t)c->g.n + 1);
-  e.rowof = arena_alloc(&c->arena, sizeof(char *) * ((size_t)c->g.n + 1));
+  if (t->row_kernels) /* the JIT's row mode (emit_row.c) */
+    e.rowof = arena_alloc(&c->arena, sizeof(char *) * ((size_t)c->g.n + 1));
   /* the body is written in place at the end of o; what precedes it in the
      file (which depends on what the body uses) is inserted before it after
      (one copy of the text, not two: it is most of a large graph's C) */

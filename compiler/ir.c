@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "agc.h"
+#include <sys/mman.h>
 
 
 int64_t shape_numel(const Shape *s) {
@@ -28,12 +29,6 @@ int64_t shape_numel(const Shape *s) {
   return n;
 }
 
-Shape shape_make(int rank, const int64_t *d) {
-  Shape s = {rank, {0}};
-  for (int i = 0; i < rank; i++)
-    s.d[i] = d[i];
-  return s;
-}
 
 static int shape_eq(const Shape *a, const Shape *b) {
   if (a->rank != b->rank)
@@ -83,8 +78,9 @@ static uint64_t node_hash(const Node *n) {
   h = mix(h, vb);
   h = mix(h, n->mask);
   h = mix(h, (uint64_t)n->flags);
-  for (int i = 0; i < MAX_RANK; i++)
-    h = mix(h, (uint64_t)(int64_t)n->perm[i]);
+  if (n->perm != ir_zero_perm)
+    for (int i = 0; i < MAX_RANK; i++)
+      h = mix(h, (uint64_t)(int64_t)n->perm[i]);
   /* the table index takes the low bits, which mix() leaves nearly a sum of
    * the operand ids: without this finalizer (MurmurHash3's) the nodes of a
    * long chain land in one cluster and every probe walks it (quadratic) */
@@ -100,7 +96,8 @@ static int node_same(const Node *a, const Node *b) {
   if (a->op != b->op || a->dt != b->dt || a->nin != b->nin ||
       !shape_eq(&a->shape, &b->shape) || a->mask != b->mask ||
       a->flags != b->flags || memcmp(&a->val, &b->val, sizeof a->val) ||
-      memcmp(a->perm, b->perm, sizeof a->perm))
+      (a->perm != b->perm &&
+       memcmp(a->perm, b->perm, sizeof(int) * MAX_RANK)))
     return 0;
   for (int i = 0; i < a->nin; i++)
     if (a->in[i] != b->in[i])
@@ -122,12 +119,31 @@ static void hash_insert(Graph *g, int id, uint64_t h) {
   g->hash[i].h = (uint32_t)h;
 }
 
+/* A table of ncap slots. Each probe of a large table is a cache miss at
+ * a random place; on 4 KB pages it is a TLB miss as well, so a table of
+ * 2 MB or more asks for huge pages where the system has them (Linux,
+ * transparent huge pages "madvise" or "always"): 11% of the compile time
+ * of 200,000 terms. The table is filled at once, so this costs no memory. */
+static struct HashSlot *hash_alloc(int ncap) {
+  size_t n = sizeof(struct HashSlot) * (size_t)ncap, huge = (size_t)2 << 20;
+  struct HashSlot *h;
+#ifdef MADV_HUGEPAGE
+  if (n >= huge) { /* n is a power of two: a multiple of 2 MB */
+    h = aligned_alloc(huge, n);
+    if (h)
+      madvise(h, n, MADV_HUGEPAGE); /* advice: failure is harmless */
+  } else
+#endif
+    h = malloc(n);
+  if (!h)
+    abort();
+  return h;
+}
+
 static void hash_resize(Graph *g, int ncap) {
   struct HashSlot *old = g->hash;
   int ocap = g->hcap;
-  g->hash = malloc(sizeof *g->hash * (size_t)ncap);
-  if (!g->hash)
-    abort();
+  g->hash = hash_alloc(ncap);
   for (int i = 0; i < ncap; i++)
     g->hash[i].id = -1;
   g->hcap = ncap;
@@ -213,6 +229,19 @@ void ir_graph_recycle(Ctx *c, Graph *old) {
   old->cap = old->hcap = 0;
 }
 
+/* During a rebuild in place: the old nodes not read yet (rb_lim on) move
+ * out of the node array, which is then the new graph's alone. */
+void ir_rebuild_evict(Ctx *c) {
+  int from = c->rb_lim, n = c->rb_n - from;
+  c->rb_rest = malloc(sizeof *c->rb_rest * (size_t)(n > 0 ? n : 1));
+  if (!c->rb_rest)
+    abort();
+  if (n > 0)
+    memcpy(c->rb_rest, c->g.nodes + from, sizeof *c->rb_rest * (size_t)n);
+  c->rb_from = from;
+  c->rb_lim = 0;
+}
+
 void ir_spare_free(Ctx *c) {
   free(c->spare_nodes);
   free(c->spare_hash);
@@ -223,6 +252,8 @@ void ir_spare_free(Ctx *c) {
 
 static int append(Ctx *c, const Node *tmpl, const int *in) {
   Graph *g = &c->g;
+  if (c->rb_lim && g->n >= c->rb_lim)
+    ir_rebuild_evict(c); /* the next slot still holds an unread old node */
   if (g->n >= MAX_NODES) {
     if (tmpl->loc.line > 0)
       error_at(c, tmpl->loc, "graph too large: more than %d IR nodes (with "
@@ -243,9 +274,17 @@ static int append(Ctx *c, const Node *tmpl, const int *in) {
   *n = *tmpl;
   /* operand lists live with this graph: a pass that rebuilds the graph
      frees the old one's (passes.c) */
-  n->in = arena_alloc(&g->ins, sizeof(int) * (size_t)(tmpl->nin + 1));
+  int has_perm = tmpl->perm != ir_zero_perm;
+  n->in = arena_alloc_raw(&g->ins, sizeof(int) * (size_t)(tmpl->nin + 1 +
+                                                         (has_perm ? MAX_RANK : 0)));
   for (int i = 0; i < tmpl->nin; i++)
     n->in[i] = in[i];
+  n->in[tmpl->nin] = 0;
+  if (has_perm) { /* the op's attributes, beside its operands */
+    int *p = n->in + tmpl->nin + 1;
+    memcpy(p, tmpl->perm, sizeof(int) * MAX_RANK);
+    n->perm = p;
+  }
   n->numel = shape_numel(&n->shape);
   return id;
 }
@@ -272,9 +311,12 @@ int ir_node(Ctx *c, const Node *tmpl, const int *in) {
   return id;
 }
 
+const int ir_zero_perm[MAX_RANK];
+
 static Node tmpl_of(Op op, DType dt, Shape s, Loc loc) {
   Node t;
   memset(&t, 0, sizeof t);
+  t.perm = ir_zero_perm;
   t.op = op;
   t.dt = dt;
   t.shape = s;
@@ -291,12 +333,19 @@ static void check_size(Ctx *c, Shape s, Loc loc) {
     if (s.d[i] <= 0)
       error_at(c, loc, "dimension %d is %lld: dimensions must be positive", i,
                (long long)s.d[i]);
-    if (s.d[i] > MAX_ELEMS || n > MAX_ELEMS / s.d[i])
+    if (n > MAX_ELEMS / s.d[i])
       error_at(c, loc,
                "tensor too large to address (more than %lld elements)",
                (long long)MAX_ELEMS);
     n *= s.d[i];
   }
+}
+
+int32_t shape_dim(Ctx *c, int64_t v, Loc loc) {
+  if (v > MAX_ELEMS)
+    error_at(c, loc, "tensor too large to address (more than %lld elements)",
+             (long long)MAX_ELEMS);
+  return (int32_t)v;
 }
 
 int ir_leaf(Ctx *c, Op op, DType dt, Shape s, const char *name, Loc loc) {
@@ -544,7 +593,7 @@ int ir_onehot(Ctx *c, int idx, int64_t classes, Loc loc) {
   if (s.rank >= MAX_RANK)
     error_at(c, loc, "one-hot result would have more than %d dimensions",
              MAX_RANK);
-  s.d[s.rank++] = classes;
+  s.d[s.rank++] = shape_dim(c, classes, loc);
   check_size(c, s, loc);
   Node t = tmpl_of(OP_ONEHOT, DT_F, s, loc);
   t.val = (double)classes;
@@ -618,8 +667,9 @@ int ir_transpose(Ctx *c, int a, const int *perm, Loc loc) {
   if (order_kept)
     return ir_reshape(c, a, s, loc);
   Node t = tmpl_of(OP_TRANSPOSE, na->dt, s, loc);
-  for (int i = 0; i < r; i++)
-    t.perm[i] = p[i];
+  for (int i = r; i < MAX_RANK; i++)
+    p[i] = 0;
+  t.perm = p;
   t.nin = 1;
   return ir_node(c, &t, &a);
 }
@@ -627,8 +677,10 @@ int ir_transpose(Ctx *c, int a, const int *perm, Loc loc) {
 int ir_slice(Ctx *c, Op op, int a, const int64_t *start, Shape out,
              Loc loc) {
   Node t = tmpl_of(op, N(c, a)->dt, out, loc);
+  int st[MAX_RANK] = {0};
   for (int i = 0; i < out.rank; i++)
-    t.perm[i] = (int)start[i];
+    st[i] = (int)start[i];
+  t.perm = st;
   t.nin = 1;
   if (op == OP_SLICE && shape_eq(&out, &N(c, a)->shape))
     return a;
@@ -703,8 +755,10 @@ int ir_special(Ctx *c, Op op, const int *in, int nin, Shape s,
                const int *attrs, int nattrs, Loc loc) {
   check_size(c, s, loc);
   Node t = tmpl_of(op, DT_F, s, loc);
+  int at[MAX_RANK] = {0};
   for (int i = 0; i < nattrs; i++)
-    t.perm[i] = attrs[i];
+    at[i] = attrs[i];
+  t.perm = at;
   t.nin = nin;
   return ir_node(c, &t, in);
 }

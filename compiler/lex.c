@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,11 +63,16 @@ static const char *puncts[] = {"**", "<=", ">=", "==", "!=", "(", ")", "[",
                                "]",  ",",  "=",  "+",  "-",  "*", "/", "@",
                                "<",  ">",  ".",  ":",  NULL};
 
-Token *lex(Ctx *c, int *ntok, size_t *bytes) {
+Token *lex(Ctx *c, int *ntok) {
   check_utf8(c);
   int cap = 256, n = 0, depth = 0;
-  /* Tokens live in the arena so that an error (a longjmp) leaks nothing. */
-  Token *t = arena_alloc(&c->arena, sizeof *t * (size_t)cap);
+  /* Tokens are c->toks, so that an error (a longjmp) leaks nothing
+     (agc_free); grown by realloc, which moves a large array's pages
+     instead of copying them and leaving the old ones behind */
+  Token *t = malloc(sizeof *t * (size_t)cap);
+  if (!t)
+    abort();
+  c->toks = t;
   const char *p = c->src, *end = c->src + c->srclen, *bol = p;
   int line = 1;
   if (end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
@@ -74,8 +80,12 @@ Token *lex(Ctx *c, int *ntok, size_t *bytes) {
 #define PUSH(tok)                                                              \
   do {                                                                         \
     if (n == cap) {                                                            \
-      t = arena_grow(&c->arena, t, sizeof *t * (size_t)cap,                    \
-                     sizeof *t * (size_t)cap * 2);                             \
+      if (cap > INT_MAX / 2)                                                   \
+        error_at(c, loc, "more than %d tokens", INT_MAX / 2);                  \
+      t = realloc(t, sizeof *t * (size_t)cap * 2);                             \
+      if (!t)                                                                  \
+        abort();                                                               \
+      c->toks = t;                                                             \
       cap *= 2;                                                                \
     }                                                                          \
     t[n++] = (tok);                                                            \
@@ -85,7 +95,8 @@ Token *lex(Ctx *c, int *ntok, size_t *bytes) {
     char ch = *p;
     if (ch == '\n') {
       if (depth == 0)
-        PUSH(((Token){T_NEWLINE, p, 1, loc.line, loc.col, 0, 0}));
+        PUSH(((Token){.kind = T_NEWLINE, .text = p, .len = 1,
+                      .line = loc.line, .col = loc.col}));
       p++;
       line++;
       bol = p;
@@ -106,7 +117,8 @@ Token *lex(Ctx *c, int *ntok, size_t *bytes) {
         p++;
       if (p - s > 200)
         error_at(c, loc, "identifier longer than 200 characters");
-      PUSH(((Token){T_IDENT, s, (int)(p - s), loc.line, loc.col, 0, 0}));
+      PUSH(((Token){.kind = T_IDENT, .text = s, .len = (int)(p - s),
+                    .line = loc.line, .col = loc.col}));
       continue;
     }
     if (isdigit((unsigned char)ch) ||
@@ -159,7 +171,8 @@ Token *lex(Ctx *c, int *ntok, size_t *bytes) {
       if (nonzero && v < lo)
         error_at(c, loc, "number '%s' is too small for %s (smallest %g; "
                  "write 0 for zero)", buf, c->opt.api.f64 ? "f64" : "f32", lo);
-      PUSH(((Token){T_NUM, s, (int)len, loc.line, loc.col, v, is_int}));
+      PUSH(((Token){.kind = T_NUM, .text = s, .len = (int)len, .line = loc.line,
+                    .col = loc.col, .num = v, .is_int = is_int}));
       continue;
     }
     int matched = 0;
@@ -172,7 +185,8 @@ Token *lex(Ctx *c, int *ntok, size_t *bytes) {
           depth++;
         if ((**q == ')' || **q == ']') && depth > 0)
           depth--;
-        PUSH(((Token){T_PUNCT, p, (int)len, loc.line, loc.col, 0, 0}));
+        PUSH(((Token){.kind = T_PUNCT, .text = p, .len = (int)len,
+                      .line = loc.line, .col = loc.col}));
         p += len;
         matched = 1;
         break;
@@ -187,10 +201,11 @@ Token *lex(Ctx *c, int *ntok, size_t *bytes) {
     }
   }
   Loc loc = {line, (int)(p - bol) + 1};
-  PUSH(((Token){T_NEWLINE, p, 0, loc.line, loc.col, 0, 0}));
-  PUSH(((Token){T_EOF, p, 0, loc.line, loc.col, 0, 0}));
+  PUSH(((Token){.kind = T_NEWLINE, .text = p, .len = 0, .line = loc.line,
+                .col = loc.col}));
+  PUSH(((Token){.kind = T_EOF, .text = p, .len = 0, .line = loc.line,
+                .col = loc.col}));
 #undef PUSH
   *ntok = n;
-  *bytes = sizeof *t * (size_t)cap;
   return t;
 }

@@ -220,7 +220,7 @@ int lower_flat_ok(const Ctx *c, const Plan *p, int id, const Shape *s,
   if (n->op == OP_CONST)
     return 1;
   if (n->shape.rank != s->rank ||
-      memcmp(n->shape.d, s->d, sizeof(int64_t) * (size_t)s->rank))
+      memcmp(n->shape.d, s->d, sizeof s->d[0] * (size_t)s->rank))
     return 0;
   if (!top && !p->inl[id])
     return 1;

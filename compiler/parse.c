@@ -24,7 +24,8 @@
 Token *ps_peek(P *p) { return &p->t[p->pos]; }
 Loc ps_tloc(const Token *t) { return (Loc){t->line, t->col}; }
 int ps_is_punct(const Token *t, const char *s) {
-  return t->kind == T_PUNCT && (size_t)t->len == strlen(s) &&
+  return t->kind == T_PUNCT && t->text[0] == s[0] &&
+         (size_t)t->len == strlen(s) &&
          memcmp(t->text, s, (size_t)t->len) == 0;
 }
 int ps_is_ident(const Token *t, const char *s) {
@@ -827,7 +828,7 @@ void parse_program(Ctx *c, Token *toks, int ntok) {
       t2.flags = 0;
       t2.mask = 0;
       t2.val = 0;
-      memset(t2.perm, 0, sizeof t2.perm);
+      t2.perm = ir_zero_perm;
       int id = ir_node(c, &t2, &x);
       define(&p, name, id, loc);
       ps_end_stmt(&p);

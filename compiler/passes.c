@@ -69,10 +69,18 @@ static int rebuild(Ctx *c, const Node *n, const int *in) {
 }
 
 /* Rebuilds the graph under c->rules. strip: IDs and detach become their
- * operand; order: the old nodes in this order (NULL: as they are). */
+ * operand; order: the old nodes in this order (NULL: as they are).
+ * In order, the rebuild is in place: node i of the new graph is written
+ * where old nodes already read were (a rewrite seldom adds nodes, and
+ * stripped, folded and shared ones leave room), so the largest graph is
+ * never in memory twice; ir_rebuild_evict moves the unread old nodes
+ * out when that room runs out. */
 static void rebuild_graph(Ctx *c, int strip, const int *order) {
   Graph old = c->g;
+  int inplace = !order && old.n > 0;
   c->prev = old;
+  if (inplace)
+    c->prev.nodes = NULL; /* c->g owns the array (agc_free) */
   /* in the arena, so an error during the pass leaks nothing; given back
      at the end (a large allocation is a block of its own) */
   size_t mapsz = sizeof(int) * (size_t)(old.n + 1);
@@ -84,7 +92,13 @@ static void rebuild_graph(Ctx *c, int strip, const int *order) {
   c->g.outs = old.outs;
   c->g.nouts = old.nouts;
   c->g.outcap = old.outcap;
-  ir_graph_reserve(c, old.n + 16);
+  if (inplace) {
+    c->g.nodes = old.nodes;
+    c->g.cap = old.cap;
+    c->rb_n = old.n;
+  } else {
+    ir_graph_reserve(c, old.n + 16);
+  }
   if (c->rules & R_CSE)
     ir_hash_reserve(c, old.n); /* a rebuild has at most about old.n nodes */
   int tcap = 8;
@@ -93,7 +107,16 @@ static void rebuild_graph(Ctx *c, int strip, const int *order) {
     map[i] = -1;
   for (int i0 = 0; i0 < old.n; i0++) {
     int i = order ? order[i0] : i0;
-    const Node *n = &old.nodes[i];
+    Node cur;
+    if (inplace) { /* a copy: slot i is free for the new graph now */
+      cur = c->rb_rest && i >= c->rb_from ? c->rb_rest[i - c->rb_from]
+                                          : old.nodes[i];
+      if (!c->rb_rest)
+        c->rb_lim = i + 1;
+    } else {
+      cur = old.nodes[i];
+    }
+    const Node *n = &cur;
     if (n->op == OP_INPUT || n->op == OP_PARAM) {
       map[i] = ir_leaf(c, n->op, n->dt, n->shape, n->name, n->loc);
       c->g.nodes[map[i]].ext = n->ext;
@@ -126,8 +149,15 @@ static void rebuild_graph(Ctx *c, int strip, const int *order) {
     if (c->bseeds[r] >= 0)
       c->bseeds[r] = map[c->bseeds[r]];
   }
+  c->rb_lim = 0;
+  free(c->rb_rest);
+  c->rb_rest = NULL;
   arena_release(&c->arena, tmp, sizeof(int) * (size_t)tcap);
   arena_release(&c->arena, map, mapsz);
+  if (inplace) { /* the node array is the new graph's */
+    old.nodes = NULL;
+    old.cap = 0;
+  }
   ir_graph_recycle(c, &old);
   arena_free(&old.ins);
   memset(&c->prev, 0, sizeof c->prev);
@@ -411,4 +441,9 @@ void run_passes(Ctx *c, const char *stop_after) {
   passes_from(c, stop_after);
   ir_spare_free(c);
   trim_nodes(c);
+  /* the hash-consing table (16 bytes a node) goes too: a node built after
+     the passes, if any, makes it again (ir.c: hash_grow) */
+  free(c->g.hash);
+  c->g.hash = NULL;
+  c->g.hcap = 0;
 }

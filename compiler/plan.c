@@ -52,7 +52,7 @@ static int inlinable_into(const Ctx *c, const Node *x, const Node *k) {
 
 int same_shape(const Shape *a, const Shape *b) {
   return a->rank == b->rank &&
-         !memcmp(a->d, b->d, sizeof(int64_t) * (size_t)a->rank);
+         !memcmp(a->d, b->d, sizeof a->d[0] * (size_t)a->rank);
 }
 
 /* Loop fusion: walks the stored values that node id's fused (inlined)
@@ -312,8 +312,8 @@ static void plan_lifetimes(PS *s) {
   Graph *g = s->g;
   Plan *p = s->p;
   int *consumer = s->consumer;
-  int64_t *rootpos = s->rootpos, *first = s->first, *last = s->last;
-  const int64_t END = s->END;
+  int *rootpos = s->rootpos, *first = s->first, *last = s->last;
+  const int END = s->END;
   int n = s->n;
   for (int i = n - 1; i >= 0; i--) {
     if (!p->live[i])
@@ -346,7 +346,7 @@ static void plan_lifetimes(PS *s) {
 static void plan_locals(PS *s) {
   Graph *g = s->g;
   Plan *p = s->p;
-  int64_t *first = s->first, *last = s->last;
+  int *first = s->first, *last = s->last;
   int *outcount = s->outcount;
   char *viewed = s->viewed;
   int n = s->n;
@@ -376,27 +376,27 @@ void plan_graph(Ctx *c, Plan *p) {
   Graph *g = &c->g;
   int n = g->n;
   memset(p, 0, sizeof *p);
-  p->live = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->live = arena_alloc(&c->arena, (size_t)n + 1);
   p->uses = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
-  p->inl = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->inl = arena_alloc(&c->arena, (size_t)n + 1);
   p->store = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   p->off = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
   p->alias = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   p->host = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   p->fnext = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
-  p->local = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  p->local = arena_alloc(&c->arena, (size_t)n + 1);
   p->acc_off = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
   p->size = arena_alloc(&c->arena, sizeof(int64_t) * ((size_t)n + 1));
-  PS s = {c, g, p, n, (int64_t)n + 1, NULL, NULL, NULL, NULL, NULL,
+  PS s = {c, g, p, n, n + 1, NULL, NULL, NULL, NULL, NULL,
           NULL, NULL, NULL, NULL, NULL, 0, 0};
   s.consumer = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   s.depth = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   s.outcount = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   s.needbuf = arena_alloc(&c->arena, (size_t)n + 1);
   s.viewed = arena_alloc(&c->arena, (size_t)n + 1);
-  s.first = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
-  s.last = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
-  s.rootpos = arena_alloc(&c->arena, sizeof(int64_t) * (size_t)n);
+  s.first = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  s.last = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
+  s.rootpos = arena_alloc(&c->arena, sizeof(int) * (size_t)n);
   s.homeout = arena_alloc(&c->arena, (size_t)n + 1);
   s.inplace_of = arena_alloc(&c->arena, sizeof(int) * ((size_t)n + 1));
   p->last = s.last;
@@ -411,6 +411,17 @@ void plan_graph(Ctx *c, Plan *p) {
   }
   for (size_t k = 0; k < sizeof plan_steps / sizeof plan_steps[0]; k++)
     plan_steps[k].run(&s);
+  /* the planner's own arrays go back (large ones are blocks of their own:
+     20 MB for a graph of 700,000 nodes); s.last is the plan's */
+  arena_release(&c->arena, s.inplace_of, sizeof(int) * ((size_t)n + 1));
+  arena_release(&c->arena, s.homeout, (size_t)n + 1);
+  arena_release(&c->arena, s.rootpos, sizeof(int) * (size_t)n);
+  arena_release(&c->arena, s.first, sizeof(int) * (size_t)n);
+  arena_release(&c->arena, s.viewed, (size_t)n + 1);
+  arena_release(&c->arena, s.needbuf, (size_t)n + 1);
+  arena_release(&c->arena, s.outcount, sizeof(int) * (size_t)n);
+  arena_release(&c->arena, s.depth, sizeof(int) * (size_t)n);
+  arena_release(&c->arena, s.consumer, sizeof(int) * (size_t)n);
 }
 
 /* The shapes and the per-image matrix product of a conv node (see

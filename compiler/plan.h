@@ -15,14 +15,14 @@ typedef struct {
   Graph *g;
   Plan *p;
   int n;
-  int64_t END;      /* position after the last node: read by the caller */
+  int END;          /* position after the last node: read by the caller */
   int *consumer;    /* the single reader of a node; -2 an output */
   int *depth;       /* nesting depth of an expression-fused node */
   int *outcount;    /* outputs a node is */
   char *needbuf;    /* read from memory by a matmul or special op */
   char *viewed;     /* another node (reshape) views its memory */
-  int64_t *first, *last; /* positions of its first and last readers */
-  int64_t *rootpos; /* where a node is read: its loop's position */
+  int *first, *last; /* positions of its first and last readers */
+  int *rootpos;     /* where a node is read: its loop's position */
   char *homeout;    /* the value of an output written in place (Out.home) */
   int *inplace_of;  /* the buffer this node's loop writes over, or -1 */
   int64_t top;      /* workspace bytes placed so far */

@@ -170,7 +170,7 @@ void plan_allocate(PS *s) {
   Ctx *c = s->c;
   Graph *g = s->g;
   Plan *p = s->p;
-  int64_t *last = s->last;
+  int *last = s->last;
   int n = s->n;
   /* outputs are read by the caller, after the last node */
   for (int o = 0; o < g->nouts; o++) {

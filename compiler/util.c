@@ -29,6 +29,12 @@ static void *xmalloc(size_t n) {
 #define ARENA_OWN_BLOCK (64u << 10)
 
 void *arena_alloc(Arena *a, size_t n) {
+  void *p = arena_alloc_raw(a, n);
+  memset(p, 0, n);
+  return p;
+}
+
+void *arena_alloc_raw(Arena *a, size_t n) {
   n = (n + 15) & ~(size_t)15;
   ArenaBlock *b = a->head;
   if (n >= ARENA_OWN_BLOCK) {
@@ -42,7 +48,6 @@ void *arena_alloc(Arena *a, size_t n) {
       own->next = NULL;
       a->head = own;
     }
-    memset(own->data, 0, n);
     return own->data;
   }
   if (!b || b->cap - b->used < n) {
@@ -58,7 +63,6 @@ void *arena_alloc(Arena *a, size_t n) {
   }
   void *p = (char *)b->data + b->used;
   b->used += n;
-  memset(p, 0, n);
   return p;
 }
 
@@ -82,7 +86,7 @@ void *arena_grow(Arena *a, void *old, size_t oldn, size_t n) {
 }
 
 char *arena_strndup(Arena *a, const char *s, size_t n) {
-  char *p = arena_alloc(a, n + 1);
+  char *p = arena_alloc_raw(a, n + 1);
   memcpy(p, s, n);
   p[n] = 0;
   return p;

@@ -264,6 +264,14 @@ static const ErrCase cases[] = {
     E("broadcast too large at rank 8",
       "input a[65536, 1, 1, 1, 1, 1, 1, 1]\ninput b[65536, 1, 1, 1, 1, 1, 1]\n"
       "y = a * b\noutput y\n", 3, 7, "too large"),
+    /* dimensions are 32-bit (agc.h: Shape): a computed one beyond
+       MAX_ELEMS is an error before it is stored */
+    E("concat result too large",
+      "input a[2000000000]\ninput b[2000000000]\ny = concat([a, b])\n"
+      "output y\n", 3, 5, "too large"),
+    E("conv2d padded output too large",
+      "input x[1, 1, 2147483647, 1]\nparam w[1, 1, 1, 1]\n"
+      "y = conv2d(x, w, padding=1)\noutput y\n", 3, 5, "too large"),
     E("broadcast_to too large",
       "input x[2]\ny = broadcast_to(x, [100000, 100000])\noutput y\n", 2, 30,
       "too large"),

@@ -132,6 +132,19 @@ static void conv_expect(const double *const *in, double **out) {
   out[1][0] = loss;
 }
 
+/* ---- 2 * (x * 3) -> x * 6: a rewrite that adds a node (the constant 6)
+ * where its old node was one, so the in-place rebuild (passes.c) runs out
+ * of room at the 5th node of 20 and moves the unread old nodes aside
+ * (ir_rebuild_evict) ----------------------------------------------------- */
+static void reassoc_expect(const double *const *in, double **out) {
+  const double *x = in[0];
+  out[0][0] = 0;
+  for (int i = 0; i < 3; i++) {
+    out[0][0] += 36 * x[i] * x[i];
+    out[1][i] = 72 * x[i];
+  }
+}
+
 static const Case cases[] = {
     {"sum(exp(p)) [8]",
      "param p[8]\nloss = sum(exp(p))\noutput loss\nbackward loss\n", in_ramp,
@@ -159,6 +172,10 @@ static const Case cases[] = {
      "y = conv2d(x, w, padding=1)\nloss = sum(y * y)\noutput y, loss\n"
      "backward loss\n",
      conv_inputs, conv_expect},
+    {"rebuild in place, out of room",
+     "param x[3]\ny = 2 * (x * 3)\nloss = sum(y * y)\noutput loss\n"
+     "backward loss\n",
+     in_ramp, reassoc_expect},
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
 
