@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dims_text.h"
 
 /* ---- inputs --------------------------------------------------------------- */
 
@@ -22,15 +23,6 @@ static const char *pair_for(Cli *o, const char *name) {
   return NULL;
 }
 
-/* "[2, 3]" (a .npy file's dimensions may be beyond a Shape's) */
-static void dims_str(int rank, const int64_t *d, char *buf, size_t n) {
-  size_t k = (size_t)snprintf(buf, n, "[");
-  for (int i = 0; i < rank && k < n; i++)
-    k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "",
-                          (long long)d[i]);
-  if (k < n)
-    snprintf(buf + k, n - k, "]");
-}
 
 /* NumPy's name for a dtype descr such as '<i8' (int64), or the descr. */
 static const char *numpy_name(const char *descr, char *buf, size_t n) {
@@ -116,8 +108,8 @@ static int load_input(Cli *o, agc_graph *g, int i, agc_array *a,
     same = a->dims[k] == d[k];
   if (!same) {
     char want_s[200], got_s[200];
-    dims_str(rank, d, want_s, sizeof want_s);
-    dims_str(a->rank, a->dims, got_s, sizeof got_s);
+    dims_text(rank, d, want_s, sizeof want_s);
+    dims_text(a->rank, a->dims, got_s, sizeof got_s);
     fprintf(stderr, "agc: input '%s' (%s): shape %s, expected %s\n", name,
             path, got_s, want_s);
     agc_array_free(a);

@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dims_text.h"
+
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 /* Data is copied straight between the file and memory, so the host must
  * share the files' byte order. */
@@ -448,15 +450,6 @@ static int read_data(FILE *f, const char *path, uint64_t offset, uint64_t bytes,
   }
   free(buf);
   return -1;
-}
-
-static void dims_text(int rank, const int64_t *dims, char *buf, size_t n) {
-  size_t k = (size_t)snprintf(buf, n, "[");
-  for (int i = 0; i < rank && k < n; i++)
-    k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "",
-                          (long long)dims[i]);
-  if (k < n)
-    snprintf(buf + k, n - k, "]");
 }
 
 static int read_stream(FILE *f, const char *path, agc_array *out, int want_rank,
