@@ -339,6 +339,131 @@ static int *update_order(Ctx *c) {
   return no == n ? order : NULL;
 }
 
+/* An update node that reads another param's memory directly (sum(a * b):
+ * a's gradient is b itself) must read it before that param's update
+ * writes it; when the two updates read each other's params (a's update
+ * reads b, b's reads a) no order of them does. Such a read goes through a
+ * copy: a pad by zero (a copy the planner always stores, never computes
+ * inside its consumer), which, like any other reader of the param, the
+ * schedule runs before the param's update. An update node that the
+ * param's own update depends on needs none (it runs first, or in the same
+ * loop at the same element). The copies are appended; returns their
+ * count. */
+static int step_copies(Ctx *c) {
+  if (c->opt.mode != MODE_STEP)
+    return 0;
+  Graph *g = &c->g;
+  int n = g->n, made = 0;
+  char *upd = arena_alloc(&c->arena, (size_t)n + 1);
+  for (int i = 0; i < n; i++)
+    upd[i] = (char)optim_is_update(c, &g->nodes[i]);
+  Edges us = {arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 2)), NULL};
+  int64_t ne = 0;
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < g->nodes[i].nin; k++)
+      us.start[g->nodes[i].in[k] + 1]++, ne++;
+  for (int i = 0; i < n; i++)
+    us.start[i + 1] += us.start[i];
+  us.to = arena_alloc(&c->arena, sizeof(int) * (size_t)(ne + 1));
+  int *fill = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < g->nodes[i].nin; k++) {
+      int a = g->nodes[i].in[k];
+      us.to[us.start[a] + fill[a]++] = i;
+    }
+  int *anc = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
+  int *seen = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
+  int *stack = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
+  int *pairs = NULL, npairs = 0, pcap = 0; /* (update node, operand slot) */
+  int64_t budget = 4 * (int64_t)n + 100000;
+  for (int o = 0; o < g->nouts; o++) {
+    int h = g->outs[o].home;
+    if (h < 0 || g->args[h].role != ROLE_PARAM)
+      continue;
+    int leaf = g->args[h].node, w = g->outs[o].node;
+    if (w == leaf || !upd[w])
+      continue;
+    /* the update nodes this param's update depends on */
+    int sp = 0;
+    stack[sp++] = w;
+    anc[w] = o + 1;
+    while (sp) {
+      int x = stack[--sp];
+      for (int k = 0; k < g->nodes[x].nin; k++) {
+        int a = g->nodes[x].in[k];
+        if (upd[a] && anc[a] != o + 1) {
+          if (--budget < 0)
+            return made;
+          anc[a] = o + 1;
+          stack[sp++] = a;
+        }
+      }
+    }
+    /* the param's memory (the param, or a reshape viewing it): an update
+       node reading it, and not among the above, reads it through a copy.
+       (A value computed from the param is stored before the param's
+       update: the schedule's anti-dependencies, and the planner, which
+       computes no other param's reader inside an update's loop.) */
+    sp = 0;
+    stack[sp++] = leaf;
+    seen[leaf] = o + 1;
+    while (sp) {
+      int y = stack[--sp];
+      for (int e = us.start[y]; e < us.start[y + 1]; e++) {
+        int r = us.to[e];
+        if (--budget < 0)
+          return made;
+        if (upd[r]) {
+          if (anc[r] == o + 1)
+            continue;
+          for (int k = 0; k < g->nodes[r].nin; k++)
+            if (g->nodes[r].in[k] == y) {
+              if (npairs == pcap) {
+                int ncap = pcap ? 2 * pcap : 16;
+                pairs = arena_grow(&c->arena, pairs, sizeof(int) * 2 * (size_t)pcap,
+                                   sizeof(int) * 2 * (size_t)ncap);
+                pcap = ncap;
+              }
+              pairs[2 * npairs] = r;
+              pairs[2 * npairs + 1] = k;
+              npairs++;
+            }
+          continue;
+        }
+        if (seen[r] != o + 1 && g->nodes[r].op == OP_RESHAPE) {
+          seen[r] = o + 1;
+          stack[sp++] = r;
+        }
+      }
+    }
+  }
+  for (int e = 0; e < npairs; e++) {
+    int r = pairs[2 * e], k = pairs[2 * e + 1];
+    int y = g->nodes[r].in[k];
+    const Node *ny = &g->nodes[y];
+    int64_t zero[MAX_RANK] = {0};
+    int cp = ir_slice(c, OP_PAD, y, zero, ny->shape, ny->loc);
+    g->nodes[r].in[k] = cp; /* after y: the schedule puts it in order */
+    made += cp >= n && cp == g->n - 1;
+  }
+  return made;
+}
+
+/* Each copy of step_copies right after what it copies, the rest in order:
+ * a topological order when the schedule has none. */
+static int *copies_in_place(Ctx *c, int n0) {
+  Graph *g = &c->g;
+  int *order = arena_alloc(&c->arena, sizeof(int) * (size_t)(g->n + 1));
+  int no = 0;
+  for (int i = 0; i < n0; i++) {
+    order[no++] = i;
+    for (int j = n0; j < g->n; j++)
+      if (g->nodes[j].in[0] == i)
+        order[no++] = j;
+  }
+  return order;
+}
+
 /* The IR checker: operands come first, arities and shapes agree. A
  * failure is a compiler bug, reported as such. */
 static void check_ir(Ctx *c, const char *after) {
@@ -430,7 +555,11 @@ static void passes_from(Ctx *c, const char *stop_after) {
     if (stop_after && strcmp(stop_after, passes[i].name) == 0)
       return;
   }
+  int n0 = c->g.n;
+  int copies = step_copies(c);
   int *order = update_order(c);
+  if (!order && copies)
+    order = copies_in_place(c, n0);
   if (order) {
     rebuild_graph(c, 0, order);
     check_ir(c, "schedule");

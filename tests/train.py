@@ -156,6 +156,42 @@ for be, tg, dt in CONFIGS:
        np.allclose(got["Wt"], [[1, 3], [2, 4]]) and
        np.allclose(got["b"], [0.4, 1.0], atol=1e-6), "%s: %s" % (what, got))
 
+# ---- a param's gradient is another param ------------------------------------
+# loss = sum(a * b): grad_a = b, grad_b = a, so each update reads the other
+# param's memory (an internal error before the step copied such reads,
+# tests/random/repro/found-step-gradient-is-other-param.graph); SGD, and
+# momentum, whose buffer is the gradient on the first step, over 2 steps
+a0, b0 = np.array([1.0, -2.0, 0.5]), np.array([3.0, 0.25, -1.0])
+
+
+def cross_steps(steps, lr, m):
+    a, b, ba, bb = a0.copy(), b0.copy(), None, None
+    for _ in range(steps):
+        ga, gb = b.copy(), a.copy()
+        ba = ga if ba is None or not m else m * ba + ga
+        bb = gb if bb is None or not m else m * bb + gb
+        a, b = a - lr * ba, b - lr * bb
+    return a, b
+
+
+for name, tail, m in (("cross-sgd", "optimizer sgd(lr=0.25)\n", 0),
+                      ("cross-momentum",
+                       "optimizer sgd(lr=0.25, momentum=0.5)\n", 0.5)):
+    g = write(name + ".graph", "param a[3]\nparam b[3]\nloss = sum(a * b)\n"
+              "output loss\nbackward loss\n" + tail)
+    wa, wb = cross_steps(2, 0.25, m)
+    for be, tg, dt in CONFIGS:
+        got, err = run_steps(g, {"a": a0, "b": b0}, 2, be, tg, dt)
+        what = "%s %s/%s/%s" % (name, be, tg, dt)
+        if got is None:
+            ok(False, what + ": " + err.strip())
+            continue
+        tol = 2e-6 if dt == "f32" else 1e-12
+        ok(np.max(np.abs(got["a"] - wa)) <= tol and
+           np.max(np.abs(got["b"] - wb)) <= tol,
+           "%s: a = %s b = %s, wanted %s %s" % (what, got["a"], got["b"], wa,
+                                                wb))
+
 # ---- a step against NAME_grad plus the optimizer in NumPy ------------------
 # tests/train/adam-clip.graph: clipping that clips, Adam with weight decay, a
 # param read by two matrix products (its update waits for both), a param the
