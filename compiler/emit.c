@@ -443,7 +443,10 @@ void em_comment(E *e, int id) {
   Node *n = ND(e, id);
   char sh[160];
   shape_str(&n->shape, sh, sizeof sh);
-  em_line(e, "/* %s %s%s%s, line %d */", op_name(n->op), sh,
+  /* a pad that pads nothing is a copy (a training step's copy of a param
+     that another update reads: passes.c, step_copies) */
+  int copy = n->op == OP_PAD && ND(e, R(e, n->in[0]))->numel == n->numel;
+  em_line(e, "/* %s %s%s%s, line %d */", copy ? "copy" : op_name(n->op), sh,
        n->name ? " " : "", n->name ? n->name : "", n->loc.line);
 }
 
