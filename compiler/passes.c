@@ -212,6 +212,46 @@ typedef struct {
   int *start, *to;
 } Edges;
 
+/* Which nodes are a training step's update arithmetic (optim.c). */
+static char *update_nodes(Ctx *c) {
+  char *upd = arena_alloc(&c->arena, (size_t)c->g.n + 1);
+  for (int i = 0; i < c->g.n; i++)
+    upd[i] = (char)optim_is_update(c, &c->g.nodes[i]);
+  return upd;
+}
+
+/* Output o's node, if it is an update that writes a param in place (the
+ * param's leaf in *leaf); else -1. */
+static int param_writer(const Ctx *c, const char *upd, int o, int *leaf) {
+  const Graph *g = &c->g;
+  int h = g->outs[o].home;
+  if (h < 0 || g->args[h].role != ROLE_PARAM)
+    return -1;
+  int w = g->outs[o].node;
+  *leaf = g->args[h].node;
+  return w == *leaf || !upd[w] ? -1 : w;
+}
+
+/* The users of each node (CSR); fill: n + 1 zeroed ints of scratch. */
+static Edges users_of(Ctx *c, int *fill) {
+  Graph *g = &c->g;
+  int n = g->n;
+  Edges us = {arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 2)), NULL};
+  int64_t ne = 0;
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < g->nodes[i].nin; k++)
+      us.start[g->nodes[i].in[k] + 1]++, ne++;
+  for (int i = 0; i < n; i++)
+    us.start[i + 1] += us.start[i];
+  us.to = arena_alloc(&c->arena, sizeof(int) * (size_t)(ne + 1));
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < g->nodes[i].nin; k++) {
+      int a = g->nodes[i].in[k];
+      us.to[us.start[a] + fill[a]++] = i;
+    }
+  return us;
+}
+
 /* The nodes of a training step (optim.c) in an order that runs each
  * update node as soon as its operands exist and, for the node that writes
  * a param in place, once every node that may read the param's memory has
@@ -224,27 +264,11 @@ static int *update_order(Ctx *c) {
     return NULL;
   Graph *g = &c->g;
   int n = g->n;
-  char *upd = arena_alloc(&c->arena, (size_t)n + 1);
+  char *upd = update_nodes(c);
   int *need = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
   int *order = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
-  for (int i = 0; i < n; i++) {
-    upd[i] = (char)optim_is_update(c, &g->nodes[i]);
-  }
-  /* users of each node (CSR) */
-  Edges us = {arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 2)), NULL};
-  int64_t ne = 0;
-  for (int i = 0; i < n; i++)
-    for (int k = 0; k < g->nodes[i].nin; k++)
-      us.start[g->nodes[i].in[k] + 1]++, ne++;
-  for (int i = 0; i < n; i++)
-    us.start[i + 1] += us.start[i];
-  us.to = arena_alloc(&c->arena, sizeof(int) * (size_t)(ne + 1));
   int *fill = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
-  for (int i = 0; i < n; i++)
-    for (int k = 0; k < g->nodes[i].nin; k++) {
-      int a = g->nodes[i].in[k];
-      us.to[us.start[a] + fill[a]++] = i;
-    }
+  Edges us = users_of(c, fill);
   for (int i = 0; i < n; i++)
     if (upd[i])
       need[i] = g->nodes[i].nin;
@@ -254,11 +278,8 @@ static int *update_order(Ctx *c) {
   int *stack = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
   int64_t budget = 4 * (int64_t)n + 100000;
   for (int o = 0; o < g->nouts; o++) {
-    int h = g->outs[o].home;
-    if (h < 0 || g->args[h].role != ROLE_PARAM)
-      continue;
-    int leaf = g->args[h].node, w = g->outs[o].node;
-    if (w == leaf || !upd[w])
+    int leaf, w = param_writer(c, upd, o, &leaf);
+    if (w < 0)
       continue;
     int sp = 0;
     stack[sp++] = leaf;
@@ -354,34 +375,16 @@ static int step_copies(Ctx *c) {
     return 0;
   Graph *g = &c->g;
   int n = g->n, made = 0;
-  char *upd = arena_alloc(&c->arena, (size_t)n + 1);
-  for (int i = 0; i < n; i++)
-    upd[i] = (char)optim_is_update(c, &g->nodes[i]);
-  Edges us = {arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 2)), NULL};
-  int64_t ne = 0;
-  for (int i = 0; i < n; i++)
-    for (int k = 0; k < g->nodes[i].nin; k++)
-      us.start[g->nodes[i].in[k] + 1]++, ne++;
-  for (int i = 0; i < n; i++)
-    us.start[i + 1] += us.start[i];
-  us.to = arena_alloc(&c->arena, sizeof(int) * (size_t)(ne + 1));
-  int *fill = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
-  for (int i = 0; i < n; i++)
-    for (int k = 0; k < g->nodes[i].nin; k++) {
-      int a = g->nodes[i].in[k];
-      us.to[us.start[a] + fill[a]++] = i;
-    }
+  char *upd = update_nodes(c);
+  Edges us = users_of(c, arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1)));
   int *anc = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
   int *seen = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
   int *stack = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
   int *pairs = NULL, npairs = 0, pcap = 0; /* (update node, operand slot) */
   int64_t budget = 4 * (int64_t)n + 100000;
   for (int o = 0; o < g->nouts; o++) {
-    int h = g->outs[o].home;
-    if (h < 0 || g->args[h].role != ROLE_PARAM)
-      continue;
-    int leaf = g->args[h].node, w = g->outs[o].node;
-    if (w == leaf || !upd[w])
+    int leaf, w = param_writer(c, upd, o, &leaf);
+    if (w < 0)
       continue;
     /* the update nodes this param's update depends on */
     int sp = 0;
