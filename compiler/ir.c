@@ -78,9 +78,10 @@ static uint64_t node_hash(const Node *n) {
   h = mix(h, vb);
   h = mix(h, n->mask);
   h = mix(h, (uint64_t)n->flags);
-  if (n->perm != ir_zero_perm)
+  if (n->perm != ir_zero_perm) /* zeros leave the hash as ir_zero_perm's */
     for (int i = 0; i < MAX_RANK; i++)
-      h = mix(h, (uint64_t)(int64_t)n->perm[i]);
+      if (n->perm[i])
+        h = mix(h, ((uint64_t)i << 32) ^ (uint32_t)n->perm[i]);
   /* the table index takes the low bits, which mix() leaves nearly a sum of
    * the operand ids: without this finalizer (MurmurHash3's) the nodes of a
    * long chain land in one cluster and every probe walks it (quadratic) */
@@ -274,7 +275,11 @@ static int append(Ctx *c, const Node *tmpl, const int *in) {
   *n = *tmpl;
   /* operand lists live with this graph: a pass that rebuilds the graph
      frees the old one's (passes.c) */
-  int has_perm = tmpl->perm != ir_zero_perm;
+  /* canonical: all-zero attributes are ir_zero_perm itself, so that
+     node_same and node_hash agree whichever way a template gave them */
+  int has_perm = 0;
+  for (int i = 0; i < MAX_RANK && tmpl->perm != ir_zero_perm; i++)
+    has_perm |= tmpl->perm[i] != 0;
   n->in = arena_alloc_raw(&g->ins, sizeof(int) * (size_t)(tmpl->nin + 1 +
                                                          (has_perm ? MAX_RANK : 0)));
   for (int i = 0; i < tmpl->nin; i++)
@@ -284,6 +289,8 @@ static int append(Ctx *c, const Node *tmpl, const int *in) {
     int *p = n->in + tmpl->nin + 1;
     memcpy(p, tmpl->perm, sizeof(int) * MAX_RANK);
     n->perm = p;
+  } else {
+    n->perm = ir_zero_perm;
   }
   n->numel = shape_numel(&n->shape);
   return id;
