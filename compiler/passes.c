@@ -369,12 +369,12 @@ static int *update_order(Ctx *c) {
  * schedule runs before the param's update. An update node that the
  * param's own update depends on needs none (it runs first, or in the same
  * loop at the same element). The copies are appended; returns their
- * count. */
+ * count (none when the walks would cost more than linear time). */
 static int step_copies(Ctx *c) {
   if (c->opt.mode != MODE_STEP)
     return 0;
   Graph *g = &c->g;
-  int n = g->n, made = 0;
+  int n = g->n;
   char *upd = update_nodes(c);
   Edges us = users_of(c, arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1)));
   int *anc = arena_alloc(&c->arena, sizeof(int) * (size_t)(n + 1));
@@ -396,7 +396,7 @@ static int step_copies(Ctx *c) {
         int a = g->nodes[x].in[k];
         if (upd[a] && anc[a] != o + 1) {
           if (--budget < 0)
-            return made;
+            return 0;
           anc[a] = o + 1;
           stack[sp++] = a;
         }
@@ -415,7 +415,7 @@ static int step_copies(Ctx *c) {
       for (int e = us.start[y]; e < us.start[y + 1]; e++) {
         int r = us.to[e];
         if (--budget < 0)
-          return made;
+          return 0;
         if (upd[r]) {
           if (anc[r] == o + 1)
             continue;
@@ -447,22 +447,29 @@ static int step_copies(Ctx *c) {
     int64_t zero[MAX_RANK] = {0};
     int cp = ir_slice(c, OP_PAD, y, zero, ny->shape, ny->loc);
     g->nodes[r].in[k] = cp; /* after y: the schedule puts it in order */
-    made += cp >= n && cp == g->n - 1;
   }
-  return made;
+  return g->n - n;
 }
 
-/* Each copy of step_copies right after what it copies, the rest in order:
- * a topological order when the schedule has none. */
+/* Each copy of step_copies (nodes n0 on) right after what it copies, the
+ * rest in order: a topological order when the schedule has none. */
 static int *copies_in_place(Ctx *c, int n0) {
   Graph *g = &c->g;
   int *order = arena_alloc(&c->arena, sizeof(int) * (size_t)(g->n + 1));
+  /* the copies of each node, as lists: head[i], then next[j - n0] */
+  int *head = arena_alloc(&c->arena, sizeof(int) * (size_t)(n0 + 1));
+  int *next = arena_alloc(&c->arena, sizeof(int) * (size_t)(g->n - n0 + 1));
+  for (int i = 0; i < n0; i++)
+    head[i] = -1;
+  for (int j = g->n - 1; j >= n0; j--) {
+    next[j - n0] = head[g->nodes[j].in[0]];
+    head[g->nodes[j].in[0]] = j;
+  }
   int no = 0;
   for (int i = 0; i < n0; i++) {
     order[no++] = i;
-    for (int j = n0; j < g->n; j++)
-      if (g->nodes[j].in[0] == i)
-        order[no++] = j;
+    for (int j = head[i]; j >= 0; j = next[j - n0])
+      order[no++] = j;
   }
   return order;
 }

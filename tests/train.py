@@ -192,6 +192,28 @@ for name, tail, m in (("cross-sgd", "optimizer sgd(lr=0.25)\n", 0),
            "%s: a = %s b = %s, wanted %s %s" % (what, got["a"], got["b"], wa,
                                                 wb))
 
+# ... and when the schedule gives up (its walks over the readers of 40
+# params through a 3,000-statement chain cost more than linear time), the
+# copies are put right after what they copy (passes.c: copies_in_place)
+fb = ["param a[3]", "param b[3]"] + ["param p%d[4]" % i for i in range(1, 41)]
+fb.append("v0 = " + " * ".join("p%d" % i for i in range(1, 41)))
+fb += ["v%d = sin(v%d) * 0.5" % (i, i - 1) for i in range(1, 3001)]
+fb += ["loss = sum(v3000) + sum(a * b)", "output loss", "backward loss",
+       "optimizer sgd(lr=0.25)"]
+g = write("cross-fallback.graph", "\n".join(fb) + "\n")
+wa, wb = cross_steps(2, 0.25, 0)
+ins = dict({"a": a0, "b": b0}, **{"p%d" % i: np.full(4, 0.5) for i in range(1, 41)})
+for be, tg, dt in (("tcc", "host", "f64"), ("tcc", "mcu", "f32"), ("cc", "host", "f32")):
+    got, err = run_steps(g, ins, 2, be, tg, dt)
+    what = "cross-fallback %s/%s/%s" % (be, tg, dt)
+    if got is None:
+        ok(False, what + ": " + err.strip())
+        continue
+    tol = 2e-6 if dt == "f32" else 1e-12
+    ok(np.max(np.abs(got["a"] - wa)) <= tol and
+       np.max(np.abs(got["b"] - wb)) <= tol,
+       "%s: a = %s b = %s, wanted %s %s" % (what, got["a"], got["b"], wa, wb))
+
 # ---- a step against NAME_grad plus the optimizer in NumPy ------------------
 # tests/train/adam-clip.graph: clipping that clips, Adam with weight decay, a
 # param read by two matrix products (its update waits for both), a param the
