@@ -3,7 +3,9 @@
 # undefined) and runs each of them.
 #   tests/fuzz/fuzz.sh [SECONDS] [TARGET...]     (default: 60 s each, all)
 # Targets: compile (the compiler: .graph text -> C), npy (the .npy reader),
-# run (`agc run` end to end on a small graph with a fuzzed x.npy).
+# run (`agc run` end to end on a small graph with a fuzzed x.npy). A run
+# shorter than 600 s starts from every 8th input of a corpus of more than
+# 400 (CI's 60 s runs): the whole corpus would take the minute to load.
 # Builds in $FUZZ_BUILD (default build-fuzz/ at the top of the tree). New
 # corpus entries go to build-fuzz/corpus-TARGET (the committed corpus in
 # tests/fuzz/corpus/TARGET is read, not written); a crash or hang leaves
