@@ -334,19 +334,29 @@ typedef struct {
   int64_t off, bytes;
   int esize;
 } LAcc;
+/* what a statement computes at each index of its loop, in order */
+typedef struct {
+  int node;
+  int acc;   /* a sum: its accumulator (an index into Loops.acc); else -1 */
+  int store; /* a value: written to its buffer too (else a local only) */
+} LMember;
 typedef enum { LS_LOOP, LS_NODE, LS_STORE } LStmtKind;
 typedef struct {
   LStmtKind kind;
   int node;       /* LOOP: its head; NODE: the node; STORE: the value */
   int out;        /* STORE: the output */
   Shape iter;     /* the iteration space */
+  int flat;       /* every member and every buffer it reads has the shape
+                     iter: the loop may run as one flat index */
   int nmembers, kernel, uses_pack;
   int row;        /* the JIT's row kernels run it (row_ok) */
-  int first_access, naccess, first_acc, nacc;
+  int first_member, first_access, naccess, first_acc, nacc;
 } LStmt;
 typedef struct Loops {
   LStmt *s;
   int ns;
+  LMember *m;
+  int nm;
   LAccess *a;
   int na;
   LAcc *acc;

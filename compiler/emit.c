@@ -451,11 +451,11 @@ void em_comment(E *e, int id) {
 }
 
 /* dst[i] = (or +=) value of src, elementwise over src's shape. */
-void em_ew_loop(E *e, const char *dst, int src, const char *op,
-                    int root) {
+void em_ew_loop(E *e, const char *dst, int src, const char *op, int root,
+                int flat) {
   Node *n = ND(e, R(e, src));
   Shape s = n->shape;
-  e->flat = s.rank > 1 && lower_flat_ok(e->c, e->p, src, &s, 1);
+  e->flat = s.rank > 1 && flat;
   if (e->flat) {
     Shape f = {1, {n->numel}};
     s = f;
@@ -481,30 +481,53 @@ void em_ew_loop(E *e, const char *dst, int src, const char *op,
   e->flat = 0;
 }
 
-/* Comments the nodes of host h's loop; may the loop be one flat index over
- * shape s (every node has it, no partial sums)? */
-int em_group_flat(E *e, int h, const Shape *s) {
-  for (int m = h; m >= 0; m = e->p->fnext[m])
-    em_comment(e, m);
-  return lower_group_flat(e->c, e->p, h, s); /* decided by lowering */
+void em_comments(E *e, const LStmt *s) {
+  for (int k = 0; k < s->nmembers; k++)
+    em_comment(e, MEM(e, s, k)->node);
+}
+
+/* One member of a fused loop at index idx of the loop's space ls: a sum
+ * adds into its accumulator; a value goes in a local (later members read
+ * it), and in its buffer if it is read outside the loop. */
+static void fused_member(E *e, const LMember *mb, const Shape *ls,
+                         char **idx) {
+  int m = mb->node;
+  Node *n = ND(e, m);
+  const LAcc *a = ACC(e, mb);
+  if (a) {
+    const char *v = em_val(e, n->in[0], idx);
+    if (a->kind == LA_SCRATCH)
+      em_line(e, "acc%d[%s] += %s;", m, idx[ls->rank - 1], v);
+    else if (a->kind == LA_LOCAL)
+      em_acc_add(e, em_fmt(e, "acc%d", m), v);
+    else
+      em_line(e, "%s[%s] += %s;", em_bufname(e, m),
+              em_offset(e, &n->shape, idx), v);
+    return;
+  }
+  const char *v = val_at(e, m, idx, 1);
+  em_line(e, "const %s l%d = %s;", e->real, m, v);
+  if (mb->store)
+    em_line(e, "%s[%s] = l%d;", em_bufname(e, m), em_offset(e, ls, idx), m);
+  e->inloop[m] = 1;
 }
 
 /* A loop that computes several stored nodes (plan.c, loop fusion): the
  * host, then element-wise nodes and sums that read it at the same index. */
-static void fused_loop(E *e, int h) {
-  const Plan *p = e->p;
-  Shape s = ND(e, h)->shape;
-  int flat = em_group_flat(e, h, &s) && s.rank > 1;
-  em_sums_open(e, h);
+static void fused_loop(E *e, const LStmt *st) {
+  Shape s = st->iter;
+  em_comments(e, st);
+  int flat = st->flat && s.rank > 1;
+  em_sums_open(e, st);
   Shape ls = s;
   if (flat) {
-    Shape f = {1, {ND(e, h)->numel}};
+    Shape f = {1, {ND(e, st->node)->numel}};
     ls = f;
   }
   e->flat = flat;
   int ix = ix_begin(e, &ls);
   char **idx = em_loop_open(e, &ls, "i");
-  int block = ND(e, h)->numel == 1;
+  int block = ND(e, st->node)->numel == 1;
   if (block) {
     em_line(e, "{");
     e->ind++;
@@ -516,32 +539,15 @@ static void fused_loop(E *e, int h) {
   arena_free(&c->tmp_loop); /* empty, unless an error ended the last one */
   c->tmp_loop = c->tmp;
   memset(&c->tmp, 0, sizeof c->tmp);
-  for (int m = h; m >= 0; m = p->fnext[m]) {
-    Node *n = ND(e, m);
+  for (int k = 0; k < st->nmembers; k++) {
     arena_clear(&c->tmp);
-    if (n->op == OP_SUM) {
-      const char *v = em_val(e, n->in[0], idx);
-      if (plan_acc_row(e->c, p, m))
-        em_line(e, "acc%d[%s] += %s;", m, idx[ls.rank - 1], v);
-      else if (n->numel == 1)
-        em_acc_add(e, em_fmt(e, "acc%d", m), v);
-      else
-        em_line(e, "%s[%s] += %s;", em_bufname(e, m), em_offset(e, &n->shape, idx), v);
-    } else {
-      /* a local, stored if read outside the loop; later nodes of the loop
-         read the local (at the same index, by construction) */
-      const char *v = val_at(e, m, idx, 1);
-      em_line(e, "const %s l%d = %s;", e->real, m, v);
-      if (!p->local[m])
-        em_line(e, "%s[%s] = l%d;", em_bufname(e, m), em_offset(e, &ls, idx), m);
-      e->inloop[m] = 1;
-    }
+    fused_member(e, MEM(e, st, k), &ls, idx);
   }
   arena_free(&c->tmp);
   c->tmp = c->tmp_loop;
   memset(&c->tmp_loop, 0, sizeof c->tmp_loop);
-  for (int m = h; m >= 0; m = p->fnext[m])
-    e->inloop[m] = 0;
+  for (int k = 0; k < st->nmembers; k++)
+    e->inloop[MEM(e, st, k)->node] = 0;
   ix_step(e, ix);
   if (block) {
     e->ind--;
@@ -550,7 +556,7 @@ static void fused_loop(E *e, int h) {
   em_loop_close(e, &ls);
   ix_end(e, ix);
   e->flat = 0;
-  em_sums_close(e, h);
+  em_sums_close(e, st);
 }
 
 /* The kernels the code calls: the runtime's ahead-of-time copies declared
@@ -637,20 +643,21 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
   /* the statements of the loop-nest IR (lower.c), checked, in order */
   const Loops *L = lower_graph(c, p, t);
   lower_check(c, p, L);
+  e.L = L;
   for (int k = 0; k < L->ns; k++) {
     const LStmt *s = &L->s[k];
     if (s->kind == LS_STORE)
-      em_store_code(&e, s->out);
-    else if (s->row && !em_row_loop(&e, s->node))
+      em_store_code(&e, s);
+    else if (s->row && !em_row_loop(&e, s))
       /* lowering decided row mode (row_ok); the writer must agree */
       error_plain(c, "internal error (please report): the row kernels "
                   "cannot run the loop of t%d", s->node);
     else if (s->row)
       ;
     else if (s->kind == LS_LOOP)
-      fused_loop(&e, s->node);
+      fused_loop(&e, s);
     else
-      em_node_code(&e, s->node);
+      em_node_code(&e, s);
     arena_clear(&c->tmp); /* its strings are written out */
   }
 

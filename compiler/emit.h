@@ -15,6 +15,7 @@
 typedef struct {
   Ctx *c;
   const Plan *p;
+  const Loops *L;  /* the statements (lower.c) being rendered */
   StrBuf *o;       /* the function body */
   const Target *t; /* what the code is for (target.c) */
   const char *real; /* "float" or "double" */
@@ -43,6 +44,13 @@ typedef struct {
 
 static inline Node *ND(E *e, int id) { return &e->c->g.nodes[id]; }
 static inline int R(E *e, int id) { return plan_resolve(e->c, id); }
+/* member k of statement s, and a member's accumulator (NULL: none) */
+static inline const LMember *MEM(E *e, const LStmt *s, int k) {
+  return &e->L->m[s->first_member + k];
+}
+static inline const LAcc *ACC(E *e, const LMember *m) {
+  return m->acc >= 0 ? &e->L->acc[m->acc] : NULL;
+}
 
 /* JIT row mode (emit_row.c): tiles of at most ROW_CHUNK elements, at most
  * ROW_SCRATCH rows of scratch on the stack */
@@ -66,20 +74,24 @@ const char *em_load(E *e, int id, char **idx); /* its stored element */
 char **em_loop_open(E *e, const Shape *s, const char *prefix);
 void em_loop_close(E *e, const Shape *s);
 void em_comment(E *e, int id);
-void em_ew_loop(E *e, const char *dst, int src, const char *op, int root);
-void em_reduce_loop(E *e, int id);
+/* dst[i] op value of src, over src's shape (one flat index if flat, as
+   lowering decided, and the rank is above 1) */
+void em_ew_loop(E *e, const char *dst, int src, const char *op, int root,
+                int flat);
+void em_reduce_loop(E *e, const LStmt *s);
 void em_acc_add(E *e, const char *name, const char *v); /* acc += v */
-void em_sums_open(E *e, int h);
-void em_sums_close(E *e, int h);
-int em_group_flat(E *e, int h, const Shape *s);
+void em_sums_open(E *e, const LStmt *s);
+void em_sums_close(E *e, const LStmt *s);
+void em_comments(E *e, const LStmt *s); /* one per member */
 
 /* ---- emit_row.c ------------------------------------------------------ */
-int em_row_loop(E *e, int h); /* 0, with nothing written, if it cannot */
+int em_row_loop(E *e, const LStmt *s); /* 0, with nothing written, if it
+                                          cannot */
 
 /* ---- emit_ops.c ------------------------------------------------------ */
 const char *em_gemm_name(E *e);
-void em_node_code(E *e, int id);
-void em_store_code(E *e, int o);
+void em_node_code(E *e, const LStmt *s);
+void em_store_code(E *e, const LStmt *s);
 
 /* ---- emit_api.c ------------------------------------------------------ */
 void em_prototypes(E *e, StrBuf *o);

@@ -475,15 +475,16 @@ static void embed_code(E *e, int id) {
   e->uses_status = 1;
 }
 
-void em_node_code(E *e, int id) {
+void em_node_code(E *e, const LStmt *s) {
+  int id = s->node;
   Node *n = ND(e, id);
   em_comment(e, id);
   switch (op_kind(n->op)) {
   case K_EW:
-    em_ew_loop(e, em_bufname(e, id), id, "=", 1);
+    em_ew_loop(e, em_bufname(e, id), id, "=", 1, s->flat);
     return;
   case K_RED:
-    em_reduce_loop(e, id);
+    em_reduce_loop(e, s);
     return;
   case K_MM:
     matmul_loop(e, id);
@@ -493,7 +494,7 @@ void em_node_code(E *e, int id) {
   }
   switch (n->op) {
   case OP_CONST: case OP_TRANSPOSE: case OP_SLICE:
-    em_ew_loop(e, em_bufname(e, id), id, "=", 1);
+    em_ew_loop(e, em_bufname(e, id), id, "=", 1, s->flat);
     return;
   case OP_PAD: pad_loop(e, id); return;
   case OP_FIRSTMAX: case OP_FIRSTMIN: firstmax_loop(e, id); return;
@@ -515,18 +516,14 @@ void em_node_code(E *e, int id) {
   }
 }
 
-/* The fused node is computed inside the store loop: mark it so ew_loop
- * treats it as the loop's root. */
-void em_store_code(E *e, int o) {
-  Out *out = &e->c->g.outs[o];
-  int v = R(e, out->node);
-  if (e->p->store[v] == o)
-    return; /* computed in place */
-  if (out->home >= 0) /* an update that changes nothing (plan_homes) */
-    return;
+/* An output copied (or added) into the caller's buffer from its value
+ * (lowering leaves out outputs computed in place and updates that change
+ * nothing). */
+void em_store_code(E *e, const LStmt *s) {
+  Out *out = &e->c->g.outs[s->out];
   const char *op = out->is_grad && e->c->opt.api.accumulate ? "+=" : "=";
   em_line(e, "/* %s %s */", op[0] == '+' ? "accumulate" : "store", out->name);
-  em_ew_loop(e, em_fmt(e, "out_%s", out->name), v, op, 0);
+  em_ew_loop(e, em_fmt(e, "out_%s", out->name), s->node, op, 0, s->flat);
 }
 
 /* ---- reductions ------------------------------------------------------- */
@@ -559,15 +556,16 @@ void em_acc_add(E *e, const char *name, const char *v) {
   em_line(e, "}");
 }
 
-void em_reduce_loop(E *e, int id) {
+void em_reduce_loop(E *e, const LStmt *s) {
+  int id = s->node;
   Node *n = ND(e, id);
   int a = R(e, n->in[0]);
-  Node *x = ND(e, a);
   const char *dst = em_bufname(e, id);
-  Shape in = x->shape;
+  Shape in = s->iter;
   int minmax = n->op == OP_MAX || n->op == OP_MIN;
-  /* a whole-tensor sum or product runs in a double accumulator */
-  int acc = !minmax && n->numel == 1;
+  /* a whole-tensor sum or product runs in a local accumulator (lowering
+     decides); otherwise into the result's own buffer */
+  int acc = ACC(e, MEM(e, s, 0))->kind == LA_LOCAL;
   em_line(e, "{");
   e->ind++;
   if (minmax) {
@@ -620,27 +618,26 @@ void em_reduce_loop(E *e, int id) {
   em_line(e, "}");
 }
 
-/* A fused loop's block: its sums start before the loop (a double
- * accumulator, a row of double partial sums, or zeros) and whole-tensor
- * sums are stored after it. */
-void em_sums_open(E *e, int h) {
-  const Plan *p = e->p;
+/* A fused loop's block: its sums start before the loop (a local
+ * accumulator, a row of double partial sums, or zeros) and the totals of
+ * whole-tensor sums are stored after it. */
+void em_sums_open(E *e, const LStmt *s) {
   em_line(e, "{");
   e->ind++;
-  for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
-    Node *n = ND(e, m);
-    int64_t row = plan_acc_row(e->c, p, m);
-    if (n->op != OP_SUM)
+  for (int k = 0; k < s->nmembers; k++) {
+    const LAcc *a = ACC(e, MEM(e, s, k));
+    int m = MEM(e, s, k)->node;
+    if (!a)
       continue;
-    if (row) {
+    if (a->kind == LA_SCRATCH) {
       em_line(e, "double *const acc%d = (double *)(void *)(w + %lld); "
-           "/* partial sums */", m, (long long)p->acc_off[m]);
+           "/* partial sums */", m, (long long)a->off);
       em_line(e, "for (long j = 0; j < %lld; j++) acc%d[j] = 0.0;",
-           (long long)row, m);
-    } else if (n->numel == 1) {
+           (long long)(a->bytes / 8), m);
+    } else if (a->kind == LA_LOCAL) {
       acc_decl(e, em_fmt(e, "acc%d", m), 0);
     } else {
-      Shape o = n->shape;
+      Shape o = ND(e, m)->shape;
       char **oi = em_loop_open(e, &o, "j");
       em_line(e, "%s[%s] = %s;", em_bufname(e, m), em_offset(e, &o, oi), em_lit(e, 0));
       em_loop_close(e, &o);
@@ -648,20 +645,20 @@ void em_sums_open(E *e, int h) {
   }
 }
 
-void em_sums_close(E *e, int h) {
-  const Plan *p = e->p;
-  for (int m = p->fnext[h]; m >= 0; m = p->fnext[m]) {
-    int64_t row = plan_acc_row(e->c, p, m);
-    if (row) {
+void em_sums_close(E *e, const LStmt *s) {
+  for (int k = 0; k < s->nmembers; k++) {
+    const LAcc *a = ACC(e, MEM(e, s, k));
+    int m = MEM(e, s, k)->node;
+    if (a && a->kind == LA_SCRATCH) {
       em_line(e, "{");
       e->ind++;
       em_line(e, "%s sum = 0;", e->t->acc_type);
       em_line(e, "for (long j = 0; j < %lld; j++) sum += acc%d[j];",
-           (long long)row, m);
+           (long long)(a->bytes / 8), m);
       em_line(e, "%s[0] = (%s)sum;", em_bufname(e, m), e->real);
       e->ind--;
       em_line(e, "}");
-    } else if (ND(e, m)->op == OP_SUM && ND(e, m)->numel == 1) {
+    } else if (a && a->kind == LA_LOCAL) {
       em_line(e, "%s[0] = (%s)acc%d;", em_bufname(e, m), e->real, m);
     }
   }

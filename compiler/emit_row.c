@@ -115,41 +115,58 @@ static RowV row_val(E *e, int id, char **idx, const char *dst) {
   return r;
 }
 
-/* The loop of stored node h (and of the nodes fused into it) in row mode,
- * which lower.c (row_ok) has decided it can be; 0, with nothing
- * written, if writing it finds otherwise (then emit.c reports an internal
- * error: the two must agree). */
-int em_row_loop(E *e, int h) {
-  const Plan *p = e->p;
-  if (!e->t->row_kernels || e->c->opt.api.f64 || op_kind(ND(e, h)->op) != K_EW ||
-      ND(e, h)->op == OP_CONST)
-    return 0;
-  /* written aside: a loop that cannot be done this way leaves no trace */
-  StrBuf *saved = e->o, tmp = {0};
-  int ind = e->ind, nvals = e->nvals, ncl = e->nclosers, maxrows = e->maxrows;
-  e->o = &tmp;
-  e->row_fail = 0;
-  e->nrows = 0;
-  Shape s = ND(e, h)->shape;
-  int flat = em_group_flat(e, h, &s);
-  if (flat && s.rank != 1) {
-    Shape f = {1, {ND(e, h)->numel}};
-    s = f;
+/* One member of a row-mode loop over s, at row index idx: a sum adds the
+ * rows into its accumulator; a value is computed into its buffer's rows,
+ * or into scratch rows if it is a local. */
+static void row_member(E *e, const LMember *mb, const Shape *s, char **idx,
+                       RowTile tile) {
+  int m = mb->node;
+  Node *n = ND(e, m);
+  const LAcc *a = ACC(e, mb);
+  if (!a) {
+    const char *dst;
+    if (!mb->store) {
+      dst = row_scratch(e);
+    } else {
+      dst = em_fmt(e, "r%d", m);
+      em_line(e, "float *const %s = &%s[%s];", dst, em_bufname(e, m),
+           em_offset(e, s, idx));
+    }
+    row_val(e, m, idx, dst);
+    e->rowof[m] = dst;
+    return;
   }
-  if (s.rank == 0) {
-    Shape f = {1, {1}};
-    s = f;
+  RowV v = row_val(e, n->in[0], idx, NULL);
+  if (e->row_fail)
+    return;
+  if (a->kind == LA_SCRATCH) {
+    em_line(e, "agc_row_accd_f32(rtn, rn, %s, %s, %d, acc%d + rc);", v.ptr,
+         v.rs, v.cs, m);
+  } else if (a->kind == LA_LOCAL) {
+    em_line(e, "acc%d += agc_row_sum_f32(rtn, rn, %s, %s, %d);", m, v.ptr,
+         v.rs, v.cs);
+  } else if (n->shape.d[tile.ra] == tile.L) {
+    /* the sum keeps the row axis: rows add into rows */
+    int64_t ors = tile.ta >= 0 && n->shape.d[tile.ta] != 1
+                      ? stride_of(&n->shape, tile.ta) : 0;
+    em_line(e, "agc_row_f32(%d, rtn, rn, %s, %s, %d, 0, 0, 0, &%s[%s], "
+         "%lld); /* ACC */", ROW_ACC, v.ptr, v.rs, v.cs, em_bufname(e, m),
+         em_offset(e, &n->shape, idx), (long long)ors);
+  } else if (tile.T == 1) {
+    em_line(e, "%s[%s] += (float)agc_row_sum_f32(rtn, rn, %s, %s, %d);",
+         em_bufname(e, m), em_offset(e, &n->shape, idx), v.ptr, v.rs, v.cs);
+  } else {
+    e->row_fail = 1; /* one sum per row of a tile: no kernel for it */
   }
-  e->flat = flat;
-  em_sums_open(e, h);
-  /* rows run along the last axis longer than 1 (rc); short rows are
-     taken several at a time along the axis before it (rt) */
-  RowTile tile = lower_row_tile(&s);
+}
+
+/* The loops around the rows: the outer axes, the tiles of short rows
+ * along axis ta (rt, rtn of them), the chunks of each row (rc, rn long);
+ * its members inside. */
+static void row_nest(E *e, const LStmt *st, const Shape *s, RowTile tile) {
   int ra = tile.ra, ta = tile.ta;
   int64_t L = tile.L, T = tile.T;
-  if (T * L < 8)
-    e->row_fail = 1; /* calls would cost more than TinyCC's loop */
-  Shape outer = s;
+  Shape outer = *s;
   outer.d[ra] = 1;
   if (ta >= 0)
     outer.d[ta] = 1;
@@ -157,11 +174,11 @@ int em_row_loop(E *e, int h) {
   idx[ra] = "rc";
   if (ta >= 0) {
     idx[ta] = "rt";
-    em_line(e, "for (long rt = 0; rt < %lld; rt += %lld) {", (long long)s.d[ta],
+    em_line(e, "for (long rt = 0; rt < %lld; rt += %lld) {", (long long)s->d[ta],
          (long long)T);
     e->ind++;
     em_line(e, "const long rtn = %lld - rt < %lld ? %lld - rt : %lld;",
-         (long long)s.d[ta], (long long)T, (long long)s.d[ta], (long long)T);
+         (long long)s->d[ta], (long long)T, (long long)s->d[ta], (long long)T);
   } else {
     em_line(e, "{");
     e->ind++;
@@ -171,53 +188,52 @@ int em_row_loop(E *e, int h) {
   e->ind++;
   em_line(e, "const long rn = %lld - rc < %d ? %lld - rc : %d;", (long long)L,
        ROW_CHUNK, (long long)L, ROW_CHUNK);
-  for (int m = h; m >= 0 && !e->row_fail; m = p->fnext[m]) {
-    Node *n = ND(e, m);
-    if (n->op == OP_SUM) {
-      RowV v = row_val(e, n->in[0], idx, NULL);
-      if (e->row_fail)
-        break;
-      if (plan_acc_row(e->c, p, m)) {
-        em_line(e, "agc_row_accd_f32(rtn, rn, %s, %s, %d, acc%d + rc);", v.ptr,
-             v.rs, v.cs, m);
-      } else if (n->numel == 1) {
-        em_line(e, "acc%d += agc_row_sum_f32(rtn, rn, %s, %s, %d);", m, v.ptr,
-             v.rs, v.cs);
-      } else if (n->shape.d[ra] == L) {
-        /* the sum keeps the row axis: rows add into rows */
-        int64_t ors = ta >= 0 && n->shape.d[ta] != 1
-                          ? stride_of(&n->shape, ta) : 0;
-        em_line(e, "agc_row_f32(%d, rtn, rn, %s, %s, %d, 0, 0, 0, &%s[%s], "
-             "%lld); /* ACC */", ROW_ACC, v.ptr, v.rs, v.cs, em_bufname(e, m),
-             em_offset(e, &n->shape, idx), (long long)ors);
-      } else if (T == 1) {
-        em_line(e, "%s[%s] += (float)agc_row_sum_f32(rtn, rn, %s, %s, %d);",
-             em_bufname(e, m), em_offset(e, &n->shape, idx), v.ptr, v.rs, v.cs);
-      } else {
-        e->row_fail = 1; /* one sum per row of a tile: no kernel for it */
-      }
-    } else {
-      const char *dst;
-      if (p->local[m]) {
-        dst = row_scratch(e);
-      } else {
-        dst = em_fmt(e, "r%d", m);
-        em_line(e, "float *const %s = &%s[%s];", dst, em_bufname(e, m),
-             em_offset(e, &s, idx));
-      }
-      row_val(e, m, idx, dst);
-      e->rowof[m] = dst;
-    }
-  }
-  for (int m = h; m >= 0; m = p->fnext[m])
-    e->rowof[m] = NULL;
+  for (int k = 0; k < st->nmembers && !e->row_fail; k++)
+    row_member(e, MEM(e, st, k), s, idx, tile);
+  for (int k = 0; k < st->nmembers; k++)
+    e->rowof[MEM(e, st, k)->node] = NULL;
   e->ind--;
   em_line(e, "}");
   e->ind--;
   em_line(e, "}");
   em_loop_close(e, &outer);
+}
+
+/* The loop of statement st (a stored node and the nodes fused into it) in
+ * row mode, which lower.c (row_ok) has decided it can be; 0, with nothing
+ * written, if writing it finds otherwise (then emit.c reports an internal
+ * error: the two must agree). */
+int em_row_loop(E *e, const LStmt *st) {
+  int h = st->node;
+  if (!e->t->row_kernels || e->c->opt.api.f64 || op_kind(ND(e, h)->op) != K_EW ||
+      ND(e, h)->op == OP_CONST)
+    return 0;
+  /* written aside: a loop that cannot be done this way leaves no trace */
+  StrBuf *saved = e->o, tmp = {0};
+  int ind = e->ind, nvals = e->nvals, ncl = e->nclosers, maxrows = e->maxrows;
+  e->o = &tmp;
+  e->row_fail = 0;
+  e->nrows = 0;
+  Shape s = st->iter;
+  em_comments(e, st);
+  if (st->flat && s.rank != 1) {
+    Shape f = {1, {ND(e, h)->numel}};
+    s = f;
+  }
+  if (s.rank == 0) {
+    Shape f = {1, {1}};
+    s = f;
+  }
+  e->flat = st->flat;
+  em_sums_open(e, st);
+  /* rows run along the last axis longer than 1 (ra); short rows are
+     taken several at a time along the axis before it (ta) */
+  RowTile tile = lower_row_tile(&s);
+  if (tile.T * tile.L < 8)
+    e->row_fail = 1; /* calls would cost more than TinyCC's loop */
+  row_nest(e, st, &s, tile);
   e->flat = 0;
-  em_sums_close(e, h);
+  em_sums_close(e, st);
   e->o = saved;
   if (e->row_fail) {
     e->ind = ind;

@@ -31,7 +31,7 @@ typedef struct {
   const Plan *p;
   const Target *t;
   Loops *L;
-  int cap_s, cap_a, cap_acc;
+  int cap_s, cap_a, cap_acc, cap_m;
   char *inloop; /* members of the fused loop being lowered, read as locals */
   char *rowof;  /* row mode: members already in a row (row_ok) */
   int64_t es;   /* bytes of the element type */
@@ -183,9 +183,22 @@ static LStmt *stmt(Low *w, LStmtKind kind, int node, const Shape *iter) {
   s->kind = kind;
   s->node = node;
   s->iter = *iter;
+  s->first_member = L->nm;
   s->first_access = L->na;
   s->first_acc = L->nacc;
   return s;
+}
+
+/* the statement's next member: node, its accumulator (the one acc() made
+   last, if acc), written to its buffer or not */
+static void member(Low *w, LStmt *s, int node, int has_acc, int store) {
+  Loops *L = w->L;
+  L->m = grow(L->m, &w->cap_m, L->nm, sizeof *L->m);
+  LMember *m = &L->m[L->nm++];
+  m->node = node;
+  m->acc = has_acc ? L->nacc - 1 : -1;
+  m->store = store;
+  s->nmembers++;
 }
 
 static void acc(Low *w, int node, LAccKind kind, int64_t off, int64_t bytes,
@@ -387,11 +400,11 @@ static void lower_loop(Low *w, int h) {
   const Node *hn = &w->c->g.nodes[h];
   LStmt *s = stmt(w, LS_LOOP, h, &hn->shape);
   s->row = row_ok(w->c, p, w->t, h, w->rowof);
+  s->flat = lower_group_flat(w->c, p, h, &hn->shape);
   int64_t mc[MAX_RANK];
   max_of(&hn->shape, mc);
   for (int m = h; m >= 0; m = p->fnext[m]) {
     const Node *n = &w->c->g.nodes[m];
-    s->nmembers++;
     if (n->op == OP_SUM) {
       reads(w, m, n->in[0], mc, 0, 0);
       int64_t row = plan_acc_row(w->c, p, m);
@@ -405,11 +418,13 @@ static void lower_loop(Low *w, int h) {
       }
       if (row || n->numel == 1) /* the total stored after the loop */
         access_all(w, m, m, 1);
+      member(w, s, m, 1, 0);
     } else {
       reads(w, m, m, mc, 1, 0);
       if (!p->local[m])
         access(w, m, m, &hn->shape, mc, 1);
       w->inloop[m] = 1;
+      member(w, s, m, 0, !p->local[m]);
     }
   }
   for (int m = h; m >= 0; m = p->fnext[m])
@@ -419,15 +434,16 @@ static void lower_loop(Low *w, int h) {
 static void lower_node(Low *w, int id) {
   const Node *n = &w->c->g.nodes[id];
   LStmt *s = stmt(w, LS_NODE, id, &n->shape);
-  s->nmembers = 1;
   s->row = row_ok(w->c, w->p, w->t, id, w->rowof);
   int64_t mc[MAX_RANK];
   int kind = op_kind(n->op);
   if (kind == K_EW || n->op == OP_CONST || n->op == OP_TRANSPOSE ||
       n->op == OP_SLICE) {
+    s->flat = lower_flat_ok(w->c, w->p, id, &n->shape, 1);
     max_of(&n->shape, mc);
     reads(w, id, id, mc, 1, 0);
     access(w, id, id, &n->shape, mc, 1);
+    member(w, s, id, 0, 1);
     return;
   }
   if (kind == K_RED) {
@@ -444,6 +460,7 @@ static void lower_node(Low *w, int id) {
       acc(w, id, LA_OWN, 0, 0, (int)w->es);
       access(w, id, id, &n->shape, mc, 1);
     }
+    member(w, s, id, 1, 0);
     return;
   }
   /* a kernel: every operand read whole (from memory, or computed where
@@ -456,6 +473,7 @@ static void lower_node(Low *w, int id) {
     reads(w, id, n->in[k], mc, 0, 0);
   }
   access_all(w, id, id, 1);
+  member(w, s, id, 0, 1);
   if (w->p->pack_off >= 0 && plan_uses_gemm(w->c, n))
     s->uses_pack = 1;
 }
@@ -468,6 +486,8 @@ static void lower_store(Low *w, int o) {
   const Node *n = &w->c->g.nodes[v];
   LStmt *s = stmt(w, LS_STORE, v, &n->shape);
   s->out = o;
+  s->flat = lower_flat_ok(w->c, w->p, v, &n->shape, 1);
+  member(w, s, v, 0, 1);
   int64_t mc[MAX_RANK];
   max_of(&n->shape, mc);
   reads(w, v, v, mc, 0, 0);
@@ -519,7 +539,7 @@ Loops *lower_graph(Ctx *c, const Plan *p, const Target *t) {
     abort();
   lower_free(c->loops); /* kept by the Ctx, so an error frees it too */
   c->loops = L;
-  Low w = {c, p, t, L, 0, 0, 0, NULL, NULL, c->opt.api.f64 ? 8 : 4};
+  Low w = {c, p, t, L, 0, 0, 0, 0, NULL, NULL, c->opt.api.f64 ? 8 : 4};
   w.inloop = calloc((size_t)c->g.n + 1, 1);
   w.rowof = calloc((size_t)c->g.n + 1, 1);
   if (!w.inloop || !w.rowof)
@@ -550,6 +570,7 @@ void lower_free(Loops *L) {
   free(L->s);
   free(L->a);
   free(L->acc);
+  free(L->m);
   free(L);
 }
 
@@ -656,18 +677,22 @@ void lower_dump(Ctx *c, const Plan *p, const Loops *L, const Target *t,
     const Node *n = &c->g.nodes[s->node];
     char sh[160];
     shape_str(&s->iter, sh, sizeof sh);
+    const char *how = s->row ? " (row kernels)"
+                      : s->flat && s->iter.rank > 1 ? " (flat)" : "";
     if (s->kind == LS_LOOP) {
-      sb_printf(o, "loop %s over %s%s:", op_name(n->op), sh,
-                s->row ? " (row kernels)" : "");
-      for (int m = s->node; m >= 0; m = p->fnext[m])
-        sb_printf(o, " t%d%s", m, p->local[m] ? "(local)" : "");
+      sb_printf(o, "loop %s over %s%s:", op_name(n->op), sh, how);
+      for (int k = 0; k < s->nmembers; k++) {
+        const LMember *m = &L->m[s->first_member + k];
+        sb_printf(o, " t%d%s", m->node,
+                  m->acc < 0 && !m->store ? "(local)" : "");
+      }
       sb_puts(o, "\n");
     } else if (s->kind == LS_STORE) {
-      sb_printf(o, "store %s over %s: t%d\n", c->g.outs[s->out].name, sh,
-                s->node);
+      sb_printf(o, "store %s over %s%s: t%d\n", c->g.outs[s->out].name, sh,
+                how, s->node);
     } else {
       sb_printf(o, "%s t%d %s over %s%s\n", s->kernel ? "kernel" : "node",
-                s->node, op_name(n->op), sh, s->row ? " (row kernels)" : "");
+                s->node, op_name(n->op), sh, how);
     }
     for (int k = 0; k < s->nacc; k++) {
       const LAcc *a = &L->acc[s->first_acc + k];
