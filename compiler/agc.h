@@ -341,6 +341,10 @@ typedef struct {
   int store; /* a value: written to its buffer too (else a local only) */
 } LMember;
 typedef enum { LS_LOOP, LS_NODE, LS_STORE } LStmtKind;
+/* how a kernel statement runs: its own loops in the function, the packed
+   matrix product (a convolution through im2col and it), or a call of the
+   runtime's ahead-of-time narrow matrix product, pooling or im2col */
+typedef enum { LK_NONE, LK_LOOPS, LK_GEMM, LK_MATMUL, LK_CALL } LKernel;
 typedef struct {
   LStmtKind kind;
   int node;       /* LOOP: its head; NODE: the node; STORE: the value */
@@ -348,7 +352,8 @@ typedef struct {
   Shape iter;     /* the iteration space */
   int flat;       /* every member and every buffer it reads has the shape
                      iter: the loop may run as one flat index */
-  int nmembers, kernel, uses_pack;
+  LKernel kernel; /* NODE: how a kernel runs (LK_NONE: not a kernel) */
+  int nmembers, uses_pack;
   int row;        /* the JIT's row kernels run it (row_ok) */
   int first_member, first_access, naccess, first_acc, nacc;
 } LStmt;

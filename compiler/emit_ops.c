@@ -15,7 +15,8 @@ const char *em_gemm_name(E *e) {
   return em_fmt(e, "%s_gemm", e->c->name);
 }
 
-static void matmul_loop(E *e, int id) {
+static void matmul_loop(E *e, const LStmt *st) {
+  int id = st->node;
   Node *n = ND(e, id);
   int a = R(e, n->in[0]), b = R(e, n->in[1]);
   Shape sa = ND(e, a)->shape, sb = ND(e, b)->shape, sc = n->shape;
@@ -50,10 +51,10 @@ static void matmul_loop(E *e, int id) {
     em_line(e, "%s *C = %s + %s;", e->real, C, co);
     A = "A", B = "B", C = "C";
   }
-  /* For the JIT, a product too narrow for the packed kernel still runs
-     ahead-of-time code: TinyCC's own loops are several times slower. */
-  int gemm = plan_uses_gemm(e->c, n);
-  if (gemm || e->t->aot_kernels) {
+  /* the packed kernel, the runtime's narrow product (the JIT: TinyCC's
+     own loops are several times slower), or loops here (lowering chose) */
+  int gemm = st->kernel == LK_GEMM;
+  if (st->kernel != LK_LOOPS) {
     if (gemm)
       em_line(e, "%s(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %lld, %s, 0, "
            "pack);", em_gemm_name(e), (long long)M, (long long)N, (long long)K,
@@ -487,7 +488,7 @@ void em_node_code(E *e, const LStmt *s) {
     em_reduce_loop(e, s);
     return;
   case K_MM:
-    matmul_loop(e, id);
+    matmul_loop(e, s);
     return;
   default:
     break;
@@ -502,7 +503,7 @@ void em_node_code(E *e, const LStmt *s) {
   case OP_PRODEXCL2: prodexcl2_loop(e, id); return;
   case OP_ONEHOT: onehot_loop(e, id); return;
   case OP_CONV2D: case OP_CONV2D_DX: case OP_CONV2D_DW:
-    if (e->t->gemm)
+    if (s->kernel == LK_GEMM)
       conv_code(e, id);
     else
       conv_direct(e, id);

@@ -3,9 +3,11 @@
  *
  * A statement (LStmt) is one of
  *   loop    a fused loop: its head's iteration space, its members (the
- *           plan's fnext chain), each computed at the loop's index;
+ *           plan's fnext chain: each a value, stored or a local, or a sum
+ *           with its accumulator) computed at the loop's index, and
+ *           whether it may run as one flat index;
  *   node    one node's own code: an element-wise loop, a reduction, or a
- *           kernel (matmul, conv, pooling, ...);
+ *           kernel (matmul, conv, pooling, ...), and how it runs;
  *   store   an output copied (or accumulated) into the caller's buffer.
  * with, for each, every buffer it touches (LAccess: which buffer, the
  * largest element index the loop nest reaches, read or written) and every
@@ -431,6 +433,22 @@ static void lower_loop(Low *w, int h) {
     w->inloop[m] = 0;
 }
 
+/* how kernel node n runs on this target */
+static LKernel kernel_of(const Low *w, const Node *n) {
+  switch (n->op) {
+  case OP_MATMUL:
+    return plan_uses_gemm(w->c, n) ? LK_GEMM
+           : w->t->aot_kernels     ? LK_MATMUL /* TinyCC's loops are slow */
+                                   : LK_LOOPS;
+  case OP_CONV2D: case OP_CONV2D_DX: case OP_CONV2D_DW:
+    return w->t->gemm ? LK_GEMM : LK_LOOPS; /* through im2col, or direct */
+  case OP_MAXPOOL: case OP_MAXPOOL_DX: case OP_AVGPOOL: case OP_AVGPOOL_DX:
+    return LK_CALL;
+  default:
+    return LK_LOOPS;
+  }
+}
+
 static void lower_node(Low *w, int id) {
   const Node *n = &w->c->g.nodes[id];
   LStmt *s = stmt(w, LS_NODE, id, &n->shape);
@@ -466,7 +484,7 @@ static void lower_node(Low *w, int id) {
   /* a kernel: every operand read whole (from memory, or computed where
      it is read when the plan inlines it: pad, one-hot, ...), its result
      written whole; the matmul packing buffer is the plan's scratch */
-  s->kernel = 1;
+  s->kernel = kernel_of(w, n);
   for (int k = 0; k < n->nin; k++) {
     const Node *x = &w->c->g.nodes[plan_resolve(w->c, n->in[k])];
     max_of(&x->shape, mc);
@@ -677,8 +695,11 @@ void lower_dump(Ctx *c, const Plan *p, const Loops *L, const Target *t,
     const Node *n = &c->g.nodes[s->node];
     char sh[160];
     shape_str(&s->iter, sh, sizeof sh);
-    const char *how = s->row ? " (row kernels)"
-                      : s->flat && s->iter.rank > 1 ? " (flat)" : "";
+    static const char *const kern[] = {"", "", " (gemm)", " (matmul call)",
+                                        " (call)"};
+    const char *how = s->row                         ? " (row kernels)"
+                      : s->flat && s->iter.rank > 1 ? " (flat)"
+                                                     : kern[s->kernel];
     if (s->kind == LS_LOOP) {
       sb_printf(o, "loop %s over %s%s:", op_name(n->op), sh, how);
       for (int k = 0; k < s->nmembers; k++) {

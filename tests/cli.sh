@@ -126,6 +126,15 @@ grep -q "^  acc   t10: its own buffer$" "$T/stdout" && ok || bad "loops: grad_w'
 grep -q "^  write t10 work+64 (64 bytes) to byte 31$" "$T/stdout" && ok || bad "loops: grad_w's last byte"
 expect_rc 0 "--emit loops --target mcu" "$AGC" "$T/fuse.graph" --emit loops --target mcu
 grep -q "^  acc   t4: a local (4-byte)$" "$T/stdout" && ok || bad "mcu loops: a float (Kahan) local"
+# how each statement runs, as lowering decided: the packed kernel on the
+# host, plain loops on the mcu; a loop over equal shapes is one flat index
+expect_rc 0 "--emit loops mlp" "$AGC" "$SRC/examples/mlp.graph" --emit loops
+grep -q "^kernel t6 matmul over \[32, 16\] (gemm)$" "$T/stdout" && ok || bad "loops: the host's matmul through gemm"
+expect_rc 0 "--emit loops mlp mcu" "$AGC" "$SRC/examples/mlp.graph" --emit loops --target mcu
+grep -q "^kernel t6 matmul over \[32, 16\]$" "$T/stdout" && ok || bad "loops: the mcu's matmul as loops"
+printf 'input x: f32[4, 8]\nparam w: f32[4, 8]\ny = tanh(x * w)\noutput y\n' > "$T/flat.graph"
+expect_rc 0 "--emit loops flat" "$AGC" "$T/flat.graph" --emit loops
+grep -q "^store y over \[4, 8\] (flat): t3$" "$T/stdout" && ok || bad "loops: a flat store: $(sed -n 3p "$T/stdout")"
 expect_rc 2 "--emit nope" "$AGC" "$T/fuse.graph" --emit nope
 grep -q "c, h, ir, plan, loops, mem or dot" "$T/stderr" && ok || bad "--emit kinds: $(cat "$T/stderr")"
 o0=$("$AGC" "$T/fuse.graph" -O0 --emit h 2>/dev/null | sed -n 's/^#define FUSE_WORK_BYTES \([0-9]*\) .*/\1/p')
