@@ -608,6 +608,87 @@ static void kernels(E *e, StrBuf *o) {
               "\n\n", c->opt.api.f64 ? "f64" : "f32", e->real, e->real, e->real);
 }
 
+/* The statements of the loop-nest IR (lower.c), checked, in order. */
+static void statements(E *e) {
+  Ctx *c = e->c;
+  const Loops *L = lower_graph(c, e->p, e->t);
+  lower_check(c, e->p, L);
+  e->L = L;
+  for (int k = 0; k < L->ns; k++) {
+    const LStmt *s = &L->s[k];
+    if (s->kind == LS_STORE)
+      em_store_code(e, s);
+    else if (s->row && !em_row_loop(e, s))
+      /* lowering decided row mode (row_ok); the writer must agree */
+      error_plain(c, "internal error (please report): the row kernels "
+                  "cannot run the loop of t%d", s->node);
+    else if (s->row)
+      ;
+    else if (s->kind == LS_LOOP)
+      fused_loop(e, s);
+    else
+      em_node_code(e, s);
+    arena_clear(&c->tmp); /* its strings are written out */
+  }
+}
+
+/* The function's locals: the workspace and state pointers, arguments it
+ * does not read, the status, the row scratch; and the stack the function
+ * needs, estimated (c->stack_est). */
+static void locals(E *e, StrBuf *o, StrBuf *decls) {
+  Ctx *c = e->c;
+  const Plan *p = e->p;
+  int update = c->opt.mode == MODE_UPDATE;
+  if (decls->len && update) {
+    /* NAME_update has no workspace argument: its few scalars live here */
+    int64_t es = c->opt.api.f64 ? 8 : 4;
+    sb_printf(o, "  %s work[%lld];\n", e->real,
+              (long long)((p->work_bytes + es - 1) / es));
+    sb_puts(o, "  char *const w = (char *)work;\n");
+    sb_puts(o, decls->s);
+  } else if (decls->len) {
+    sb_puts(o, "  char *const w = (char *)work;\n");
+    sb_puts(o, decls->s);
+  } else if (!update) {
+    sb_puts(o, "  (void)work;\n");
+  }
+  /* the optimizer state's slots */
+  int uses_state = 0;
+  for (int i = 0; i < c->g.nargs; i++)
+    if (c->g.args[i].role == ROLE_STATE && e->arg_used[i]) {
+      if (!uses_state)
+        sb_puts(o, "  char *const st = (char *)state;\n");
+      uses_state = 1;
+      sb_printf(o, "  %s *const %s = (%s *)(void *)(st + %lld);\n", e->real,
+                em_argname(c, i), e->real, (long long)c->g.args[i].state_off);
+    }
+  if (!uses_state && c->opt.mode != MODE_GRAD)
+    sb_puts(o, "  (void)state;\n");
+  for (int i = 0; i < c->g.nargs; i++)
+    if (!e->arg_used[i] && c->g.args[i].role != ROLE_STATE &&
+        c->g.args[i].role != ROLE_NONE)
+      sb_printf(o, "  (void)%s; /* not needed by any output */\n",
+                em_argname(c, i));
+  if (e->uses_status)
+    sb_puts(o, "  int status = 0;\n");
+  if (e->maxrows)
+    sb_printf(o, "  float rw[%d][%d]; /* rows for agc_row_f32 */\n",
+              e->maxrows, ROW_CHUNK);
+  /* the stack, estimated from above: saved registers and a 4-byte slot for
+     every buffer pointer the body may spill (measured with gcc
+     -fstack-usage at -Os on a Cortex-M4F: 104 bytes for
+     examples/mlp_adam.graph, 144 for examples/firmware/digits.graph;
+     this gives 212 and 256), the row scratch, NAME_update's scalars */
+  int npointers = 0;
+  for (size_t k = 0; k < decls->len; k++)
+    npointers += decls->s[k] == '\n';
+  for (int i = 0; i < c->g.nargs; i++)
+    npointers += c->g.args[i].role != ROLE_NONE;
+  c->stack_est = 96 + 4 * (int64_t)npointers +
+                 (int64_t)e->maxrows * ROW_CHUNK * 4 +
+                 (update && decls->len ? (p->work_bytes + 7) / 8 * 8 : 0);
+}
+
 /* One function of the file: its kernels, the function, its generic entry
  * point and tables (body); the file's comment, includes and macros
  * (prologue). */
@@ -640,26 +721,7 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
       sb_printf(&decls, "  %s *const t%d = (%s *)(void *)(w + %lld);\n",
                 ctype(&e, n), i, ctype(&e, n), (long long)p->off[i]);
     }
-  /* the statements of the loop-nest IR (lower.c), checked, in order */
-  const Loops *L = lower_graph(c, p, t);
-  lower_check(c, p, L);
-  e.L = L;
-  for (int k = 0; k < L->ns; k++) {
-    const LStmt *s = &L->s[k];
-    if (s->kind == LS_STORE)
-      em_store_code(&e, s);
-    else if (s->row && !em_row_loop(&e, s))
-      /* lowering decided row mode (row_ok); the writer must agree */
-      error_plain(c, "internal error (please report): the row kernels "
-                  "cannot run the loop of t%d", s->node);
-    else if (s->row)
-      ;
-    else if (s->kind == LS_LOOP)
-      fused_loop(&e, s);
-    else
-      em_node_code(&e, s);
-    arena_clear(&c->tmp); /* its strings are written out */
-  }
+  statements(&e);
 
   StrBuf head = {0};
   StrBuf *const body = o;
@@ -689,61 +751,13 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
   if (e.uses_gemm)
     sb_printf(&decls, "  %s *const pack = (%s *)(void *)(w + %lld); /* matmul "
               "packing */\n", e.real, e.real, (long long)p->pack_off);
-  int update = c->opt.mode == MODE_UPDATE;
-  if (decls.len && update) {
-    /* NAME_update has no workspace argument: its few scalars live here */
-    int64_t es = c->opt.api.f64 ? 8 : 4;
-    sb_printf(o, "  %s work[%lld];\n", e.real,
-              (long long)((p->work_bytes + es - 1) / es));
-    sb_puts(o, "  char *const w = (char *)work;\n");
-    sb_puts(o, decls.s);
-  } else if (decls.len) {
-    sb_puts(o, "  char *const w = (char *)work;\n");
-    sb_puts(o, decls.s);
-  } else if (!update) {
-    sb_puts(o, "  (void)work;\n");
-  }
-  /* the optimizer state's slots */
-  int uses_state = 0;
-  for (int i = 0; i < c->g.nargs; i++)
-    if (c->g.args[i].role == ROLE_STATE && e.arg_used[i]) {
-      if (!uses_state)
-        sb_puts(o, "  char *const st = (char *)state;\n");
-      uses_state = 1;
-      sb_printf(o, "  %s *const %s = (%s *)(void *)(st + %lld);\n", e.real,
-                em_argname(c, i), e.real, (long long)c->g.args[i].state_off);
-    }
-  if (!uses_state && c->opt.mode != MODE_GRAD)
-    sb_puts(o, "  (void)state;\n");
-  for (int i = 0; i < c->g.nargs; i++)
-    if (!e.arg_used[i] && c->g.args[i].role != ROLE_STATE &&
-        c->g.args[i].role != ROLE_NONE)
-      sb_printf(o, "  (void)%s; /* not needed by any output */\n",
-                em_argname(c, i));
-  if (e.uses_status)
-    sb_puts(o, "  int status = 0;\n");
-  if (e.maxrows)
-    sb_printf(o, "  float rw[%d][%d]; /* rows for agc_row_f32 */\n",
-              e.maxrows, ROW_CHUNK);
-  /* the stack, estimated from above: saved registers and a 4-byte slot for
-     every buffer pointer the body may spill (measured with gcc
-     -fstack-usage at -Os on a Cortex-M4F: 104 bytes for
-     examples/mlp_adam.graph, 144 for examples/firmware/digits.graph;
-     this gives 212 and 256), the row scratch, NAME_update's scalars */
-  int npointers = 0;
-  for (size_t k = 0; k < decls.len; k++)
-    npointers += decls.s[k] == '\n';
-  for (int i = 0; i < c->g.nargs; i++)
-    npointers += c->g.args[i].role != ROLE_NONE;
-  c->stack_est = 96 + 4 * (int64_t)npointers +
-                 (int64_t)e.maxrows * ROW_CHUNK * 4 +
-                 (update && decls.len ? (p->work_bytes + 7) / 8 * 8 : 0);
+  locals(&e, o, &decls);
   sb_insert(body, body_at, head.s ? head.s : "", head.len);
   sb_free(&head);
   o = body;
   sb_printf(o, "  return %s;\n}\n\n", e.uses_status ? "status" : "0");
   sb_free(&decls);
-  if (!update) {
+  if (c->opt.mode != MODE_UPDATE) {
     em_generic(c, o, e.real);
     em_tables(c, o, 0);
   }

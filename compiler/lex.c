@@ -14,6 +14,63 @@
 
 #include "agc.h"
 
+/* The number literal at p (line loc.line starts at bol): its token in
+ * *out; returns the end of the literal. */
+static const char *number(Ctx *c, const char *p, const char *end,
+                          const char *bol, Loc loc, Token *out) {
+  const char *s = p;
+  int is_int = 1;
+  while (p < end && isdigit((unsigned char)*p))
+    p++;
+  if (p < end && *p == '.') {
+    is_int = 0;
+    p++;
+    while (p < end && isdigit((unsigned char)*p))
+      p++;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    const char *q = p + 1;
+    if (q < end && (*q == '+' || *q == '-'))
+      q++;
+    if (q < end && isdigit((unsigned char)*q)) {
+      is_int = 0;
+      p = q;
+      while (p < end && isdigit((unsigned char)*p))
+        p++;
+    } else {
+      error_at(c, (Loc){loc.line, (int)(p - bol) + 1},
+               "malformed number: exponent has no digits");
+    }
+  }
+  if (p < end && (isalpha((unsigned char)*p) || *p == '_'))
+    error_at(c, (Loc){loc.line, (int)(p - bol) + 1},
+             "malformed number: unexpected '%c' after digits", *p);
+  char buf[128];
+  size_t len = (size_t)(p - s);
+  if (len >= sizeof buf)
+    error_at(c, loc, "number literal too long");
+  memcpy(buf, s, len);
+  buf[len] = 0;
+  errno = 0;
+  double v = strtod(buf, NULL);
+  /* one rule for both ends: a literal is 0 or a normal number of the
+     graph's float type (f64: 2.2e-308 to 1.8e308; f32: 1.2e-38 to
+     3.4e38); subnormal and underflowing literals are errors, like
+     overflowing ones, never silently 0 */
+  int nonzero = strcspn(buf, "123456789") < strcspn(buf, "eE");
+  double lo = c->opt.api.f64 ? DBL_MIN : FLT_MIN;
+  double hi = c->opt.api.f64 ? DBL_MAX : FLT_MAX;
+  if (!isfinite(v) || v > hi)
+    error_at(c, loc, "number '%s' is out of range for %s (largest %g)",
+             buf, c->opt.api.f64 ? "f64" : "f32", hi);
+  if (nonzero && v < lo)
+    error_at(c, loc, "number '%s' is too small for %s (smallest %g; "
+             "write 0 for zero)", buf, c->opt.api.f64 ? "f64" : "f32", lo);
+  *out = (Token){.kind = T_NUM, .text = s, .len = (int)len, .line = loc.line,
+                 .col = loc.col, .num = v, .is_int = is_int};
+  return p;
+}
+
 /* Length of the valid UTF-8 sequence at p, or 0. */
 static int utf8_len(const unsigned char *p, const unsigned char *end) {
   unsigned c = p[0];
@@ -123,56 +180,9 @@ Token *lex(Ctx *c, int *ntok) {
     }
     if (isdigit((unsigned char)ch) ||
         (ch == '.' && p + 1 < end && isdigit((unsigned char)p[1]))) {
-      const char *s = p;
-      int is_int = 1;
-      while (p < end && isdigit((unsigned char)*p))
-        p++;
-      if (p < end && *p == '.') {
-        is_int = 0;
-        p++;
-        while (p < end && isdigit((unsigned char)*p))
-          p++;
-      }
-      if (p < end && (*p == 'e' || *p == 'E')) {
-        const char *q = p + 1;
-        if (q < end && (*q == '+' || *q == '-'))
-          q++;
-        if (q < end && isdigit((unsigned char)*q)) {
-          is_int = 0;
-          p = q;
-          while (p < end && isdigit((unsigned char)*p))
-            p++;
-        } else {
-          error_at(c, (Loc){line, (int)(p - bol) + 1},
-                   "malformed number: exponent has no digits");
-        }
-      }
-      if (p < end && (isalpha((unsigned char)*p) || *p == '_'))
-        error_at(c, (Loc){line, (int)(p - bol) + 1},
-                 "malformed number: unexpected '%c' after digits", *p);
-      char buf[128];
-      size_t len = (size_t)(p - s);
-      if (len >= sizeof buf)
-        error_at(c, loc, "number literal too long");
-      memcpy(buf, s, len);
-      buf[len] = 0;
-      errno = 0;
-      double v = strtod(buf, NULL);
-      /* one rule for both ends: a literal is 0 or a normal number of the
-         graph's float type (f64: 2.2e-308 to 1.8e308; f32: 1.2e-38 to
-         3.4e38); subnormal and underflowing literals are errors, like
-         overflowing ones, never silently 0 */
-      int nonzero = strcspn(buf, "123456789") < strcspn(buf, "eE");
-      double lo = c->opt.api.f64 ? DBL_MIN : FLT_MIN;
-      double hi = c->opt.api.f64 ? DBL_MAX : FLT_MAX;
-      if (!isfinite(v) || v > hi)
-        error_at(c, loc, "number '%s' is out of range for %s (largest %g)",
-                 buf, c->opt.api.f64 ? "f64" : "f32", hi);
-      if (nonzero && v < lo)
-        error_at(c, loc, "number '%s' is too small for %s (smallest %g; "
-                 "write 0 for zero)", buf, c->opt.api.f64 ? "f64" : "f32", lo);
-      PUSH(((Token){.kind = T_NUM, .text = s, .len = (int)len, .line = loc.line,
-                    .col = loc.col, .num = v, .is_int = is_int}));
+      Token tok;
+      p = number(c, p, end, bol, loc, &tok);
+      PUSH(tok);
       continue;
     }
     int matched = 0;

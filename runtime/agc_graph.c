@@ -37,6 +37,67 @@ static void put(char *err, size_t n, const char *s) {
   }
 }
 
+/* The i32 inputs that index (one-hot classes, embedding rows), through
+ * views to the input: the fewest classes or table rows each meets
+ * (abound, by argument) and the function that reads it (afn). */
+static void index_bounds(const Ctx *c, int64_t *abound, const char **afn) {
+  int nargs = c->g.nargs;
+  for (int id = 0; id < c->g.n; id++) {
+    const Node *n = &c->g.nodes[id];
+    int ix;
+    int64_t count;
+    if (n->op == OP_ONEHOT)
+      ix = n->in[0], count = (int64_t)n->val;
+    else if (n->op == OP_EMBED)
+      ix = n->in[1], count = c->g.nodes[n->in[0]].shape.d[0];
+    else if (n->op == OP_EMBED_DT)
+      ix = n->in[1], count = n->shape.d[0];
+    else
+      continue;
+    for (;;) { /* through views of the indices to the input */
+      Op op = c->g.nodes[ix].op;
+      if (op != OP_ID && op != OP_RESHAPE && op != OP_SLICE &&
+          op != OP_TRANSPOSE && op != OP_BCAST && op != OP_DETACH)
+        break;
+      ix = c->g.nodes[ix].in[0];
+    }
+    const Node *leaf = &c->g.nodes[ix];
+    if (leaf->op != OP_INPUT || leaf->ext < 0 || leaf->ext >= nargs)
+      continue;
+    if (!abound[leaf->ext] || count < abound[leaf->ext]) {
+      abound[leaf->ext] = count;
+      afn[leaf->ext] = n->op == OP_ONEHOT ? "cross_entropy" : "embedding";
+    }
+  }
+}
+
+/* The generated module's entry points and tables (name: the function's
+ * name; stepname: a training graph's generic step): 0 if one is missing. */
+static int find_symbols(agc_graph *g, const char *name, const char *stepname,
+                        int training) {
+  char sym[300];
+  snprintf(sym, sizeof sym, "%s_generic", name);
+  g->fn = (entry_fn)(uintptr_t)agc_module_symbol(g->mod, sym);
+  static const char *const kinds[2] = {"input", "output"};
+  int ok = g->fn != NULL;
+  if (training) {
+    g->step = (step_fn)(uintptr_t)agc_module_symbol(g->mod, stepname);
+    ok = ok && g->step;
+  }
+  for (int k = 0; k < 2 && ok; k++) {
+    snprintf(sym, sizeof sym, "%s_%s_names", name, kinds[k]);
+    g->names[k] = agc_module_symbol(g->mod, sym);
+    snprintf(sym, sizeof sym, "%s_%s_dtypes", name, kinds[k]);
+    g->dtypes[k] = agc_module_symbol(g->mod, sym);
+    snprintf(sym, sizeof sym, "%s_%s_ranks", name, kinds[k]);
+    g->ranks[k] = agc_module_symbol(g->mod, sym);
+    snprintf(sym, sizeof sym, "%s_%s_dims", name, kinds[k]);
+    g->dims[k] = agc_module_symbol(g->mod, sym);
+    ok = g->names[k] && g->dtypes[k] && g->ranks[k] && g->dims[k];
+  }
+  return ok;
+}
+
 agc_graph *agc_graph_load_source(const char *path, const char *src,
                                  size_t len, const agc_graph_options *opt,
                                  char *err, size_t errlen) {
@@ -74,33 +135,7 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
   char **aname = calloc((size_t)nargs + 1, sizeof *aname);
   for (int i = 0; i < nargs; i++)
     aname[i] = strdup(c->g.args[i].name);
-  for (int id = 0; id < c->g.n; id++) {
-    const Node *n = &c->g.nodes[id];
-    int ix;
-    int64_t count;
-    if (n->op == OP_ONEHOT)
-      ix = n->in[0], count = (int64_t)n->val;
-    else if (n->op == OP_EMBED)
-      ix = n->in[1], count = c->g.nodes[n->in[0]].shape.d[0];
-    else if (n->op == OP_EMBED_DT)
-      ix = n->in[1], count = n->shape.d[0];
-    else
-      continue;
-    for (;;) { /* through views of the indices to the input */
-      Op op = c->g.nodes[ix].op;
-      if (op != OP_ID && op != OP_RESHAPE && op != OP_SLICE &&
-          op != OP_TRANSPOSE && op != OP_BCAST && op != OP_DETACH)
-        break;
-      ix = c->g.nodes[ix].in[0];
-    }
-    const Node *leaf = &c->g.nodes[ix];
-    if (leaf->op != OP_INPUT || leaf->ext < 0 || leaf->ext >= nargs)
-      continue;
-    if (!abound[leaf->ext] || count < abound[leaf->ext]) {
-      abound[leaf->ext] = count;
-      afn[leaf->ext] = n->op == OP_ONEHOT ? "cross_entropy" : "embedding";
-    }
-  }
+  index_bounds(c, abound, afn);
   char name[256], stepname[256];
   snprintf(name, sizeof name, "%s%s", c->name, training ? "_grad" : "");
   snprintf(stepname, sizeof stepname, "%s_generic", c->name);
@@ -121,26 +156,7 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
     agc_graph_free(g);
     return NULL;
   }
-  char sym[300];
-  snprintf(sym, sizeof sym, "%s_generic", name);
-  g->fn = (entry_fn)(uintptr_t)agc_module_symbol(g->mod, sym);
-  static const char *const kinds[2] = {"input", "output"};
-  int ok = g->fn != NULL;
-  if (training) {
-    g->step = (step_fn)(uintptr_t)agc_module_symbol(g->mod, stepname);
-    ok = ok && g->step;
-  }
-  for (int k = 0; k < 2 && ok; k++) {
-    snprintf(sym, sizeof sym, "%s_%s_names", name, kinds[k]);
-    g->names[k] = agc_module_symbol(g->mod, sym);
-    snprintf(sym, sizeof sym, "%s_%s_dtypes", name, kinds[k]);
-    g->dtypes[k] = agc_module_symbol(g->mod, sym);
-    snprintf(sym, sizeof sym, "%s_%s_ranks", name, kinds[k]);
-    g->ranks[k] = agc_module_symbol(g->mod, sym);
-    snprintf(sym, sizeof sym, "%s_%s_dims", name, kinds[k]);
-    g->dims[k] = agc_module_symbol(g->mod, sym);
-    ok = g->names[k] && g->dtypes[k] && g->ranks[k] && g->dims[k];
-  }
+  int ok = find_symbols(g, name, stepname, training);
   if (!ok) {
     for (int a = 0; a < nargs; a++)
       free(aname[a]);
