@@ -424,6 +424,9 @@ typedef struct Target {
                            double partial sums in the workspace */
   int own_math;         /* f32 tanh and exp through the vectorizable kernels
                            of runtime/kernels (else <math.h>'s) */
+  int readable;         /* a comment per node and indentation (the JIT's C
+                           is never read: leaving them out saves TinyCC a
+                           third of the text to tokenize) */
   int align;            /* workspace buffers start at multiples of this
                            (64: a cache line for vector loads; 8: a double) */
 } Target;

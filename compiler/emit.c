@@ -17,7 +17,7 @@
 #include "emit.h"
 void em_line(E *e, const char *fmt, ...) {
   static const char spaces[] = "                                        ";
-  int ind = 2 * e->ind;
+  int ind = e->t->readable ? 2 * e->ind : 0;
   for (; ind > 0; ind -= 40)
     sb_putn(e->o, spaces, (size_t)(ind < 40 ? ind : 40));
   va_list ap;
@@ -440,6 +440,8 @@ void em_loop_close(E *e, const Shape *s) {
 }
 
 void em_comment(E *e, int id) {
+  if (!e->t->readable)
+    return;
   Node *n = ND(e, id);
   char sh[160];
   shape_str(&n->shape, sh, sizeof sh);

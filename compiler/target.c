@@ -23,6 +23,7 @@ static const Target targets[TARGET_COUNT] = {
             .gemm = 1,
             .sum_rows = 1,
             .own_math = 1,
+            .readable = 1,
             .align = 64,
         },
     [TARGET_JIT] =
@@ -63,6 +64,7 @@ static const Target targets[TARGET_COUNT] = {
             .gemm = 0,
             .sum_rows = 0,
             .own_math = 1,
+            .readable = 1,
             .align = 8,
         },
 };
