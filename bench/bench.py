@@ -397,15 +397,16 @@ def first_line(s):
     return ""
 
 
-def time_agc(o, cs, backend, out):
-    """Times `agc run --backend B --repeat N`: N grows until N calls take at
-    least min-time seconds (N >= 3). Returns (us, calls) or an error text."""
+def time_agc(o, cs, backend, out, threads=1):
+    """Times `agc run --backend B --threads T --repeat N`: N grows until N
+    calls take at least min-time seconds (N >= 3). Returns (us, calls) or an
+    error text."""
     agc = os.path.join(o["repo"], "build", "agc")
     n = 1
     for _ in range(4):
         rc, _, err = run([agc, "run", cs["graph_path"], "--inputs", cs["dir"],
                           "--out", out, "--backend", backend,
-                          "--repeat", str(n)])
+                          "--threads", str(threads), "--repeat", str(n)])
         r = parse_median(err) if rc == 0 else None
         if r is None:
             return first_line(err) or f"exit status {rc}"
@@ -802,7 +803,7 @@ def main():
     for cs in cases:
         r = results.setdefault(cs["name"], {})
         outs = {k: os.path.join(work, "out", cs["name"], k)
-                for k in ("base", "blas", "cc", "tcc", "torch", "torchN")}
+                for k in ("base", "blas", "cc", "tcc", "ccN", "torch", "torchN")}
         for d in outs.values():
             os.makedirs(d, exist_ok=True)
         if cs["kind"] == "mlp" and cs["baseline"]:
@@ -820,6 +821,11 @@ def main():
                 continue
             log(f"[bench] {cs['name']}: agc --backend {bk}")
             r[bk] = time_agc(o, cs, bk, outs[bk])
+        if cs["supported"] and ncpu > 1:
+            log(f"[bench] {cs['name']}: agc --backend cc --threads {ncpu}")
+            r["ccN"] = time_agc(o, cs, "cc", outs["ccN"], ncpu)
+        else:
+            r["ccN"] = "n/a (one CPU)" if cs["supported"] else "n/a (not supported)"
         if have_torch:
             for key, th in (("torch", 1), ("torchN", ncpu)):
                 log(f"[bench] {cs['name']}: PyTorch, {th} thread(s)")
@@ -833,7 +839,8 @@ def main():
             ("baseline C", outs["base"]) if isinstance(r.get("base"), tuple) else None)
         if ref and cs["name"] != "mlp_s":
             for who, key in (("baseline C", "base"), ("OpenBLAS C", "blas"),
-                             ("agc tcc", "tcc"), ("PyTorch 1 thread", "torch"),
+                             ("agc tcc", "tcc"), (f"agc cc {ncpu} threads", "ccN"),
+                             ("PyTorch 1 thread", "torch"),
                              (f"PyTorch {ncpu} threads", "torchN")):
                 if isinstance(r.get(key), tuple) and outs[key] != ref[1]:
                     for n, norm, elem in compare(outs[key], ref[1],
@@ -959,19 +966,22 @@ def main():
     P()
     P("### Training step, median time per call\n")
     P("| case | baseline C (gcc -O3) | OpenBLAS C (1 thread) | agc --backend cc "
-      f"| agc --backend tcc | PyTorch eager, 1 thread | PyTorch eager, {ncpu} threads "
-      "| agc-cc / baseline | agc-cc / OpenBLAS | agc-tcc / agc-cc | torch-1 / agc-cc |")
-    P("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      f"| agc --backend tcc | PyTorch eager, 1 thread | agc --backend cc, {ncpu} threads "
+      f"| PyTorch eager, {ncpu} threads "
+      "| agc-cc / baseline | agc-cc / OpenBLAS | agc-tcc / agc-cc | torch-1 / agc-cc "
+      f"| torch-{ncpu} / agc-cc-{ncpu} |")
+    P("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for cs in cases:
         r = results[cs["name"]]
         base = cell(r["base"]) if "base" in r else "—"
         blas = cell(r["blas"]) if "blas" in r else "—"
         P(f"| {cs['label']} | {base} | {blas} | {cell(r['cc'])} | {cell(r['tcc'])} | "
-          f"{cell(r['torch'])} | {cell(r['torchN'])} | "
+          f"{cell(r['torch'])} | {cell(r['ccN'])} | {cell(r['torchN'])} | "
           f"{ratio(r['cc'], r.get('base'))} | {ratio(r['cc'], r.get('blas'))} | "
-          f"{ratio(r['tcc'], r['cc'])} | {ratio(r['torch'], r['cc'])} |")
+          f"{ratio(r['tcc'], r['cc'])} | {ratio(r['torch'], r['cc'])} | "
+          f"{ratio(r['torchN'], r['ccN'])} |")
     P()
-    keys = ("base", "blas", "cc", "tcc", "torch", "torchN")
+    keys = ("base", "blas", "cc", "tcc", "torch", "ccN", "torchN")
     P(f"Calls timed per cell ({' / '.join(keys)}): " + "; ".join(
         f"{cs['name']} " + "/".join(
             str(results[cs['name']][k][1]) if isinstance(results[cs['name']].get(k), tuple)
@@ -996,6 +1006,7 @@ def main():
             for k, who in (("base", "baseline C"), ("blas", "OpenBLAS C, 1 thread"),
                            ("cc", "agc --backend cc"), ("tcc", "agc --backend tcc"),
                            ("torch", "PyTorch eager, 1 thread"),
+                           ("ccN", f"agc --backend cc, {ncpu} threads"),
                            ("torchN", f"PyTorch eager, {ncpu} threads")):
                 v = r.get(k)
                 if isinstance(v, tuple):

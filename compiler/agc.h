@@ -299,6 +299,11 @@ typedef struct Plan {
 int64_t plan_acc_row(const Ctx *c, const Plan *p, int id);
 /* Does this matmul run through the packed kernel (kernels.c)? */
 int plan_uses_gemm(const Ctx *c, const Node *n);
+/* Such a product's M, N, K and one thread's packing scratch (elements);
+ * the threads it runs on (1, or up to --threads). */
+void plan_gemm_dims(const Ctx *c, const Node *n, int64_t *M, int64_t *N,
+                    int64_t *K, int64_t *pack_each);
+int plan_gemm_threads(const Ctx *c, const Node *n);
 /* A conv2d node (or one of its gradients): its x, w, y shapes, the matrix
  * product it runs per image (M x K times K x N) and its im2col size. */
 typedef struct {
@@ -353,6 +358,7 @@ typedef struct {
   int flat;       /* every member and every buffer it reads has the shape
                      iter: the loop may run as one flat index */
   LKernel kernel; /* NODE: how a kernel runs (LK_NONE: not a kernel) */
+  int threads;    /* LK_GEMM: the threads a matrix product runs on */
   int nmembers, uses_pack;
   int row;        /* the JIT's row kernels run it (row_ok) */
   int first_member, first_access, naccess, first_acc, nacc;
@@ -464,6 +470,7 @@ char *ir_live_nodes(Ctx *c);
  * kernel named `name` for f32 or f64, im2col and pooling (static), and f32
  * tanh and exp as vectorizable functions. */
 void emit_gemm(StrBuf *o, const char *name, int f64, int is_static);
+void emit_gemm_mt(StrBuf *o, const char *name, int f64);
 void emit_im2col(StrBuf *o, const char *name, int f64);
 void emit_pool(StrBuf *o, const char *name, int f64);
 void emit_tanhf(StrBuf *o, const char *name, int is_static);

@@ -74,6 +74,12 @@ Ctx *agc_compile(const char *path, const char *src, size_t len,
   c->srclen = len;
   if (setjmp(c->jmp))
     return c; /* an error: c->failed and c->diag say which */
+  if (opt->api.threads < 0 || opt->api.threads > AGC_MAX_THREADS)
+    error_plain(c, "threads must be from 1 to %d, not %d", AGC_MAX_THREADS,
+                opt->api.threads);
+  if (opt->api.threads > 1 && opt->target == TARGET_MCU)
+    error_plain(c, "threads (%d) need the host target: the mcu C runs on one "
+                "core", opt->api.threads);
   if (opt->api.name)
     c->name = opt->api.name;
   int ntok;

@@ -575,6 +575,15 @@ static void kernels(E *e, StrBuf *o) {
     emit_gemm(o, em_gemm_name(e), c->opt.api.f64, 1);
     sb_puts(o, "\n");
   }
+  if (e->uses_gemm_mt && t->aot_kernels) {
+    sb_printf(o, "void %s(long M, long N, long K, const %s *A, long sai, "
+              "long sak, const %s *B, long sbk, long sbj, %s *C, int acc, "
+              "%s *pack, long pack_each, int T);\n\n", em_gemm_mt_name(e),
+              e->real, e->real, e->real, e->real);
+  } else if (e->uses_gemm_mt) {
+    emit_gemm_mt(o, c->name, c->opt.api.f64);
+    sb_puts(o, "\n");
+  }
   if (e->uses_tanh && t->aot_kernels)
     sb_puts(o, "float agc_tanhf(float x);\n\n");
   else if (e->uses_tanh)
@@ -731,7 +740,10 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
   if (parts & PART_PROLOGUE) {
     em_header_comment(c, o);
     em_prototypes(&e, o);
-    sb_puts(o, "#include <stddef.h>\n#include <stdint.h>\n\n");
+    sb_puts(o, "#include <stddef.h>\n#include <stdint.h>\n");
+    if (c->opt.api.threads > 1 && !t->aot_kernels) /* gemm_mt.c */
+      sb_puts(o, "#include <pthread.h>\n#include <stdlib.h>\n");
+    sb_puts(o, "\n");
     em_macros(c, o, p);
     if (extra_macros)
       sb_puts(o, extra_macros);

@@ -25,6 +25,7 @@ typedef struct {
   int uses_status;
   int flat;         /* current loop is one flat index over equal shapes */
   int uses_gemm;    /* a matmul calls the kernel */
+  int uses_gemm_mt; /* ... on several threads (gemm_mt.c) */
   int uses_tanh;    /* f32 tanh goes through NAME_tanhf */
   int uses_exp;     /* f32 exp goes through NAME_expf */
   int uses_mm;      /* JIT: a narrow matmul through agc_matmul_T */
@@ -90,6 +91,7 @@ int em_row_loop(E *e, const LStmt *s); /* 0, with nothing written, if it
 
 /* ---- emit_ops.c ------------------------------------------------------ */
 const char *em_gemm_name(E *e);
+const char *em_gemm_mt_name(E *e);
 void em_node_code(E *e, const LStmt *s);
 void em_store_code(E *e, const LStmt *s);
 

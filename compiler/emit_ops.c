@@ -15,6 +15,12 @@ const char *em_gemm_name(E *e) {
   return em_fmt(e, "%s_gemm", e->c->name);
 }
 
+const char *em_gemm_mt_name(E *e) {
+  if (e->t->aot_kernels)
+    return e->c->opt.api.f64 ? "agc_gemm_mt_f64" : "agc_gemm_mt_f32";
+  return em_fmt(e, "%s_gemm_mt", e->c->name);
+}
+
 static void matmul_loop(E *e, const LStmt *st) {
   int id = st->node;
   Node *n = ND(e, id);
@@ -55,7 +61,16 @@ static void matmul_loop(E *e, const LStmt *st) {
      own loops are several times slower), or loops here (lowering chose) */
   int gemm = st->kernel == LK_GEMM;
   if (st->kernel != LK_LOOPS) {
-    if (gemm)
+    if (gemm && st->threads > 1) { /* pack: one thread's scratch each */
+      int64_t m_, n_, k_, each;
+      plan_gemm_dims(e->c, n, &m_, &n_, &k_, &each);
+      em_line(e, "%s(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %lld, %s, 0, "
+           "pack, %lld, %d);", em_gemm_mt_name(e), (long long)M, (long long)N,
+           (long long)K, A, (long long)(ta ? 1 : K), (long long)(ta ? M : 1), B,
+           (long long)(tb ? 1 : N), (long long)(tb ? K : 1), C,
+           (long long)each, st->threads);
+      e->uses_gemm_mt = 1;
+    } else if (gemm)
       em_line(e, "%s(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %lld, %s, 0, "
            "pack);", em_gemm_name(e), (long long)M, (long long)N, (long long)K,
            A, (long long)(ta ? 1 : K), (long long)(ta ? M : 1), B,

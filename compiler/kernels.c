@@ -13,7 +13,7 @@
 #include "agc.h"
 
 extern const char agc_text_gemm[], agc_text_im2col[], agc_text_pool[],
-    agc_text_tanhf[], agc_text_expf[];
+    agc_text_tanhf[], agc_text_expf[], agc_text_gemm_mt[];
 
 /* Copies text, replacing each whole identifier subst[2k] by subst[2k+1]
  * (an empty replacement also takes the space after it). */
@@ -67,6 +67,20 @@ void emit_gemm(StrBuf *o, const char *name, int f64, int is_static) {
                          "AGC_GEMM", name, "AGC_LINKAGE",
                          is_static ? "static" : "", NULL};
   copy_text(o, agc_text_gemm, subst);
+}
+
+/* the threaded product of the file whose functions are named NAME_...:
+   NAME_gemm_mt, running NAME_gemm */
+void emit_gemm_mt(StrBuf *o, const char *name, int f64) {
+  char gemm[300], mt[300], job[300], band[300];
+  snprintf(gemm, sizeof gemm, "%s_gemm", name);
+  snprintf(mt, sizeof mt, "%s_gemm_mt", name);
+  snprintf(job, sizeof job, "%s_gemm_job", name);
+  snprintf(band, sizeof band, "%s_gemm_band", name);
+  const char *subst[] = {"AGC_T", f64 ? "double" : "float", "AGC_GEMM", gemm,
+                         "AGC_GEMM_MT", mt, "AGC_GEMM_JOB", job,
+                         "AGC_GEMM_BAND", band, "AGC_LINKAGE", "static", NULL};
+  copy_text(o, agc_text_gemm_mt, subst);
 }
 
 void emit_im2col(StrBuf *o, const char *name, int f64) {

@@ -485,6 +485,7 @@ static void lower_node(Low *w, int id) {
      it is read when the plan inlines it: pad, one-hot, ...), its result
      written whole; the matmul packing buffer is the plan's scratch */
   s->kernel = kernel_of(w, n);
+  s->threads = s->kernel == LK_GEMM ? plan_gemm_threads(w->c, n) : 1;
   for (int k = 0; k < n->nin; k++) {
     const Node *x = &w->c->g.nodes[plan_resolve(w->c, n->in[k])];
     max_of(&x->shape, mc);
@@ -697,8 +698,12 @@ void lower_dump(Ctx *c, const Plan *p, const Loops *L, const Target *t,
     shape_str(&s->iter, sh, sizeof sh);
     static const char *const kern[] = {"", "", " (gemm)", " (matmul call)",
                                         " (call)"};
+    char thr[48] = "";
+    if (s->threads > 1)
+      snprintf(thr, sizeof thr, " (gemm, %d threads)", s->threads);
     const char *how = s->row                         ? " (row kernels)"
                       : s->flat && s->iter.rank > 1 ? " (flat)"
+                      : s->threads > 1               ? thr
                                                      : kern[s->kernel];
     if (s->kind == LS_LOOP) {
       sb_printf(o, "loop %s over %s%s:", op_name(n->op), sh, how);

@@ -21,8 +21,8 @@ static const char usage[] =
 "  agc GRAPH -o OUT.c [--header OUT.h] [options]   write the C function\n"
 "  agc GRAPH --emit c|h|ir|plan|mem|dot [-o FILE] [options] one artifact (default: stdout)\n"
 "  agc run GRAPH [--inputs DIR] [NAME=FILE.npy ...] [--out DIR]\n"
-"              [--backend tcc|cc] [--target host|mcu] [--dtype f32|f64]\n"
-"              [--accumulate] [--repeat N] [--steps N]\n"
+"              [--backend tcc|cc] [--target host|mcu] [--threads N]\n"
+"              [--dtype f32|f64] [--accumulate] [--repeat N] [--steps N]\n"
 "  agc check GRAPH [--inputs DIR] [NAME=FILE.npy ...] [--dtype f64] [--tol T]\n"
 "  agc --help | --version\n"
 "\n"
@@ -48,6 +48,9 @@ static const char usage[] =
 "                    plain C99 for microcontrollers (no double in f32, no\n"
 "                    packing or transposed copies, only <math.h> float\n"
 "                    functions, memset and memcpy; see docs/firmware.md)\n"
+"  --threads N       large matrix products on up to N threads (1 to 64,\n"
+"                    default 1; run: every core), bit-identical results;\n"
+"                    AGC_NUM_THREADS lowers it at run time; host only\n"
 "  --after PASS      with --emit ir/dot: the IR after PASS, one of parse,\n"
 "                    strip, fold, simplify, cse, dce (the pipeline, in order)\n"
 "\n"
@@ -181,6 +184,14 @@ static int parse_cli(int argc, char **argv, int start, Cli *o, int mode) {
         return die2("--repeat takes a count from 1 to 1000000 (MAX_REPEAT), "
                     "not '%s'", v);
       o->repeat = (int)r;
+    } else if (strcmp(a, "--threads") == 0 && mode != 2) {
+      const char *v = NEXT();
+      if (!v) return 2;
+      char *end;
+      long r = strtol(v, &end, 10);
+      if (*end || !*v || r < 1 || r > AGC_MAX_THREADS)
+        return die2("--threads takes a count from 1 to 64, not '%s'", v);
+      o->opt.api.threads = (int)r;
     } else if (strcmp(a, "--target") == 0 && mode != 2) {
       const char *v = NEXT();
       if (!v) return 2;
@@ -219,6 +230,15 @@ static int parse_cli(int argc, char **argv, int start, Cli *o, int mode) {
   }
   if (!o->graph)
     return die2("%s", "no GRAPH file given");
+  if (o->opt.api.threads > 1 && o->opt.target == TARGET_MCU)
+    return die2("%s", "--threads needs the host target: the mcu C runs on "
+                "one core");
+  if (mode == 1 && !o->opt.api.threads && o->opt.target != TARGET_MCU) {
+    /* agc run: every core unless told */
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    o->opt.api.threads = n < 1 ? 1 : n > AGC_MAX_THREADS ? AGC_MAX_THREADS
+                                                         : (int)n;
+  }
   return 0;
 }
 

@@ -464,3 +464,32 @@ int plan_uses_gemm(const Ctx *c, const Node *n) {
     return 0;
   return n->shape.d[n->shape.rank - 1] >= 4; /* a narrow C wastes the panel */
 }
+
+/* A product through the packed kernel: its M, N, K and the elements of
+ * packing scratch one thread of it needs. */
+void plan_gemm_dims(const Ctx *c, const Node *n, int64_t *M, int64_t *N,
+                    int64_t *K, int64_t *pack_each) {
+  Shape sa = c->g.nodes[plan_resolve(c, n->in[0])].shape;
+  *M = n->shape.d[n->shape.rank - 2];
+  *N = n->shape.d[n->shape.rank - 1];
+  *K = n->flags & MM_TA ? sa.d[sa.rank - 2] : sa.d[sa.rank - 1];
+  *pack_each = kernel_pack_elems(c->opt.api.f64, *M, *N, *K);
+}
+
+/* How many threads run a matrix product (--threads): 1, or up to the
+ * option's count for a product through the packed kernel with at least
+ * two MR-row panels per thread and 2^21 multiply-adds (about 80 us on one
+ * core: a thread costs tens of microseconds to start and join). */
+int plan_gemm_threads(const Ctx *c, const Node *n) {
+  int T = c->opt.api.threads;
+  if (T <= 1 || n->op != OP_MATMUL || !plan_uses_gemm(c, n))
+    return 1;
+  int64_t M, N, K, each;
+  plan_gemm_dims(c, n, &M, &N, &K, &each);
+  if (M * N * K < ((int64_t)1 << 21))
+    return 1;
+  int64_t panels = (M + 5) / 6;
+  if (panels < 2 * (int64_t)T)
+    T = (int)(panels / 2);
+  return T > 1 ? T : 1;
+}

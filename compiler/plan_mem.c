@@ -357,11 +357,9 @@ void plan_scratch(PS *s) {
         pack = b;
     }
     if (p->live[i] && x->op == OP_MATMUL && plan_uses_gemm(c, x)) {
-      Shape sa = g->nodes[plan_resolve(c, x->in[0])].shape;
-      int64_t k = x->flags & MM_TA ? sa.d[sa.rank - 2] : sa.d[sa.rank - 1];
-      int64_t b = kernel_pack_elems(c->opt.api.f64, x->shape.d[x->shape.rank - 2],
-                                    x->shape.d[x->shape.rank - 1], k) *
-                  (c->opt.api.f64 ? 8 : 4);
+      int64_t M, N, K, each; /* each thread its own scratch */
+      plan_gemm_dims(c, x, &M, &N, &K, &each);
+      int64_t b = each * plan_gemm_threads(c, x) * es;
       if (b > pack)
         pack = b;
     }

@@ -28,7 +28,12 @@ typedef struct {
   int O0;               /* no optimizer passes, no loop fusion */
   int mcu;              /* compile the --target mcu C (plain loops, no
                            double in f32) instead of the host's */
+  int threads;          /* large matrix products on up to this many
+                           threads (0 or 1: one; not with mcu); the
+                           environment's AGC_NUM_THREADS may lower it at
+                           run time; results are the same for any count */
 } agc_graph_options;
+#define AGC_MAX_THREADS 64 /* the most agc_graph_options.threads may ask */
 
 typedef struct agc_graph agc_graph;
 

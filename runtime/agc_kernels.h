@@ -10,6 +10,14 @@ void agc_gemm_f32(long M, long N, long K, const float *A, long sai, long sak,
 void agc_gemm_f64(long M, long N, long K, const double *A, long sai, long sak,
                   const double *B, long sbk, long sbj, double *C, int acc,
                   double *pack);
+/* the same on up to T threads, pack_each elements of scratch each
+   (gemm_mt.c) */
+void agc_gemm_mt_f32(long M, long N, long K, const float *A, long sai,
+                     long sak, const float *B, long sbk, long sbj, float *C,
+                     int acc, float *pack, long pack_each, int T);
+void agc_gemm_mt_f64(long M, long N, long K, const double *A, long sai,
+                     long sak, const double *B, long sbk, long sbj,
+                     double *C, int acc, double *pack, long pack_each, int T);
 
 float agc_tanhf(float x);
 float agc_expf(float x);

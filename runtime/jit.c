@@ -99,6 +99,8 @@ static const host_sym host_glibc[] = {
  * with the optimizing compiler (agc_kernels.h). */
 static const host_sym host_kernels[] = {
   {"agc_gemm_f32", (const void *)agc_gemm_f32},
+  {"agc_gemm_mt_f32", (const void *)agc_gemm_mt_f32},
+  {"agc_gemm_mt_f64", (const void *)agc_gemm_mt_f64},
   {"agc_gemm_f64", (const void *)agc_gemm_f64},
   {"agc_tanhf", (const void *)agc_tanhf},
   {"agc_expf", (const void *)agc_expf},
@@ -432,6 +434,7 @@ static int cc_args(char **argv, int n, const bool *use, size_t bytes,
     if (use[k])
       argv[n++] = (char *)optional_flags[k].flag;
   argv[n++] = "-fPIC";
+  argv[n++] = "-pthread"; /* --threads: the product's threads (gemm_mt.c) */
   argv[n++] = "-shared";
   argv[n++] = "-o";
   argv[n++] = (char *)so;

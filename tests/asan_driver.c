@@ -2,7 +2,8 @@
  * its macros give, so AddressSanitizer flags any byte used past them.
  * Compiled by tests/generated_c.sh with the graph generated as `test_case`.
  * A training graph (TEST_CASE_STATE_BYTES): three steps, with a state of
- * exactly its size, params updated in place. */
+ * exactly its size, params updated in place. Prints a hash of each
+ * output's bytes. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,18 @@ int main(void) {
 #else
   int rc = test_case_generic(in, out, work);
 #endif
+  /* each output's bytes, hashed (FNV-1a): runs that must agree bit for
+     bit (--threads) compare these lines */
+  for (int i = 0; i < TEST_CASE_NUM_OUTPUTS; i++) {
+    int64_t n = 1;
+    for (int d = 0; d < test_case_output_ranks[i]; d++)
+      n *= test_case_output_dims[i][d];
+    uint64_t h = 14695981039346656037u;
+    const unsigned char *b = (const unsigned char *)out[i];
+    for (int64_t k = 0; k < n * (int64_t)el; k++)
+      h = (h ^ b[k]) * 1099511628211u;
+    printf("%s %016llx\n", test_case_output_names[i], (unsigned long long)h);
+  }
   for (int i = 0; i < TEST_CASE_NUM_INPUTS; i++)
     free((void *)in[i]);
   for (int i = 0; i < TEST_CASE_NUM_OUTPUTS; i++)

@@ -29,7 +29,7 @@ npy_vec() { # DESCR PERL_PACK FILE V1 V2 ...
   { printf '\223NUMPY\001\000'
     printf "$(printf '\\%03o\\%03o' $(( (${#hdr} + pad + 1) % 256 )) $(( (${#hdr} + pad + 1) / 256 )))"
     printf '%s' "$hdr"; printf "%${pad}s" ''; printf '\n'
-    for v in "$@"; do printf "$(perl -e 'print join "", map { sprintf "\\%03o", $_ } unpack "C*", pack $ARGV[1], $ARGV[0]' "$v" "$pk")"; done
+    perl -e '$p = shift; binmode STDOUT; print pack "$p*", @ARGV' "$pk" "$@"
   } > "$f"
 }
 
@@ -135,6 +135,46 @@ grep -q "^kernel t6 matmul over \[32, 16\]$" "$T/stdout" && ok || bad "loops: th
 printf 'input x: f32[4, 8]\nparam w: f32[4, 8]\ny = tanh(x * w)\noutput y\n' > "$T/flat.graph"
 expect_rc 0 "--emit loops flat" "$AGC" "$T/flat.graph" --emit loops
 grep -q "^store y over \[4, 8\] (flat): t3$" "$T/stdout" && ok || bad "loops: a flat store: $(sed -n 3p "$T/stdout")"
+# --threads: bad counts and the mcu are command-line errors; a product
+# big enough runs on the threads asked for, and agc run gives the same
+# bytes for 1 and 3 threads (and 3 lowered to 2 by AGC_NUM_THREADS), on
+# both backends
+expect_rc 2 "--threads 0" "$AGC" "$SRC/examples/mlp.graph" --threads 0 -o "$T/x.c"
+expect_rc 2 "--threads 65" "$AGC" "$SRC/examples/mlp.graph" --threads 65 -o "$T/x.c"
+expect_rc 2 "--threads x" "$AGC" "$SRC/examples/mlp.graph" --threads 2x -o "$T/x.c"
+expect_rc 2 "--threads mcu" "$AGC" "$SRC/examples/mlp.graph" --threads 2 --target mcu -o "$T/x.c"
+grep -q "^agc: --threads needs the host target: the mcu C runs on one core " "$T/stderr" && ok || bad "--threads mcu: $(cat "$T/stderr")"
+cat > "$T/thr.graph" <<'EOF2'
+input a[128]
+input b[192]
+param s[128]
+x = sin(reshape(b, [192, 1]) * reshape(a, [1, 128]))
+W = cos(reshape(s, [128, 1]) * reshape(a, [1, 128]))
+h = tanh(x @ W)
+loss = sum(h * h)
+output loss
+backward loss
+EOF2
+expect_rc 0 "--emit loops --threads 3" "$AGC" "$T/thr.graph" --emit loops --threads 3
+[ "$(grep -c '(gemm, 3 threads)$' "$T/stdout")" = 2 ] && ok || bad "threads: the forward and dW products on 3 threads: $(grep '^kernel' "$T/stdout")"
+expect_rc 0 "--emit loops one thread" "$AGC" "$T/thr.graph" --emit loops
+grep -q "threads" "$T/stdout" && bad "threads: the default is one thread" || ok
+vals() { awk -v n=$1 -v k=$2 'BEGIN { for (i = 0; i < n; i++) printf "%.6f ", sin(i * k) }'; }
+npy_f64 "$T/thr_a.npy" $(vals 128 0.37)
+npy_f64 "$T/thr_b.npy" $(vals 192 0.91)
+npy_f64 "$T/thr_s.npy" $(vals 128 1.3)
+for be in tcc cc; do
+  for run in 1:0 3:0 3:2; do
+    n=${run%:*} env=${run#*:}
+    expect_rc 0 "run --threads $n, AGC_NUM_THREADS=$env ($be)" env AGC_NUM_THREADS=$env "$AGC" run \
+      "$T/thr.graph" --dtype f64 --backend $be --threads $n a="$T/thr_a.npy" b="$T/thr_b.npy" \
+      s="$T/thr_s.npy" --out "$T/thr_$be$n${env#0}"
+  done
+  for d in "${be}3" "${be}32"; do
+    cmp -s "$T/thr_${be}1/grad_s.npy" "$T/thr_$d/grad_s.npy" && cmp -s "$T/thr_${be}1/loss.npy" "$T/thr_$d/loss.npy" &&
+      ok || bad "threads: $d differs from one thread"
+  done
+done
 expect_rc 2 "--emit nope" "$AGC" "$T/fuse.graph" --emit nope
 grep -q "c, h, ir, plan, loops, mem or dot" "$T/stderr" && ok || bad "--emit kinds: $(cat "$T/stderr")"
 o0=$("$AGC" "$T/fuse.graph" -O0 --emit h 2>/dev/null | sed -n 's/^#define FUSE_WORK_BYTES \([0-9]*\) .*/\1/p')

@@ -57,5 +57,61 @@ for g in $graphs; do
     pass=$((pass + 1))
   done
 done
+# --threads: the products on several threads. The C compiles strictly
+# (with -pthread), runs under ASan with exact buffers and under
+# ThreadSanitizer, and gives the same bytes with 1, 2 and 3 threads at run
+# time (AGC_NUM_THREADS) as the one-thread build, in f32 and f64.
+cat > "$T/thr.graph" <<'EOF2'
+input x[192, 128]
+input t[192, 10]
+param W1[128, 128]
+param b1[128]
+param W2[128, 10]
+loss = mean((tanh(x @ W1 + b1) @ W2 - t) ** 2)
+output loss
+backward loss
+EOF2
+for dt in f32 f64; do
+  real=float
+  [ $dt = f64 ] && real=double
+  "$AGC" "$T/thr.graph" --dtype $dt --name test_case -o "$T/one.c" 2>"$T/err" ||
+    { bad "threads ($dt): agc --threads 1 failed: $(head -1 "$T/err")"; continue; }
+  grep -q pthread "$T/one.c" && bad "threads ($dt): one-thread C mentions pthread"
+  "$AGC" "$T/thr.graph" --dtype $dt --threads 3 --name test_case -o "$T/gen.c" --header "$T/gen.h" 2>"$T/err" ||
+    { bad "threads ($dt): agc --threads 3 failed: $(head -1 "$T/err")"; continue; }
+  [ "$(grep -c 'test_case_gemm_mt(.*, 3);' "$T/gen.c")" -ge 2 ] ||
+    bad "threads ($dt): the products should run on 3 threads"
+  grep -q 'malloc' "$T/gen.c" && bad "threads ($dt): generated C mentions malloc"
+  for cc in gcc clang tcc; do
+    command -v $cc >/dev/null || continue
+    $cc $STRICT -pthread -c "$T/gen.c" -o "$T/gen.o" 2>"$T/err" ||
+      bad "threads ($dt): $cc: $(head -3 "$T/err")"
+  done
+  gcc -std=c99 -g -fsanitize=address,undefined -fno-sanitize-recover=all -pthread \
+    -DTEST_CASE_REAL=$real -I"$T" "$SRC/tests/asan_driver.c" "$T/gen.c" \
+    -o "$T/run" -lm 2>"$T/err" || { bad "threads ($dt): driver build: $(head -3 "$T/err")"; continue; }
+  cp "$T/gen.h" "$T/gen3.h"
+  cp "$T/one.c" "$T/gen.c"
+  "$AGC" "$T/thr.graph" --dtype $dt --name test_case --emit h > "$T/gen.h" 2>/dev/null
+  gcc -std=c99 -O1 -DTEST_CASE_REAL=$real -I"$T" "$SRC/tests/asan_driver.c" "$T/gen.c" \
+    -o "$T/run1" -lm 2>"$T/err" || { bad "threads ($dt): one-thread build: $(head -3 "$T/err")"; continue; }
+  "$T/run1" > "$T/want" 2>&1 || bad "threads ($dt): one-thread run failed"
+  for n in 1 2 3 64; do
+    AGC_NUM_THREADS=$n ASAN_OPTIONS=detect_leaks=1 "$T/run" > "$T/got" 2>&1 ||
+      { bad "threads ($dt): ASan run, AGC_NUM_THREADS=$n: $(grep -m2 -E 'ERROR|SUMMARY|error' "$T/got")"; continue; }
+    cmp -s "$T/want" "$T/got" || bad "threads ($dt): AGC_NUM_THREADS=$n differs from one thread: $(diff "$T/want" "$T/got" | head -3)"
+  done
+  "$AGC" "$T/thr.graph" --dtype $dt --threads 3 --name test_case -o "$T/gen.c" 2>/dev/null
+  cp "$T/gen3.h" "$T/gen.h"
+  if gcc -std=c99 -g -O1 -fsanitize=thread -pthread -DTEST_CASE_REAL=$real -I"$T" \
+       "$SRC/tests/asan_driver.c" "$T/gen.c" -o "$T/tsan" -lm 2>"$T/err"; then
+    AGC_NUM_THREADS=3 "$T/tsan" > "$T/got" 2>&1 ||
+      bad "threads ($dt): ThreadSanitizer: $(grep -m2 -E 'WARNING|ERROR|SUMMARY' "$T/got")"
+    cmp -s "$T/want" "$T/got" || bad "threads ($dt): the TSan run differs from one thread"
+  else
+    echo "threads ($dt): no ThreadSanitizer here, skipped: $(head -1 "$T/err")"
+  fi
+  pass=$((pass + 1))
+done
 echo "generated C: $((pass - fail)) passed, $fail failed"
 [ $fail -eq 0 ]

@@ -54,7 +54,8 @@ class _Options(ctypes.Structure):
     _fields_ = [("f64", ctypes.c_int), ("accumulate", ctypes.c_int),
                 ("no_grad", ctypes.c_int), ("backend", ctypes.c_int),
                 ("name", ctypes.c_char_p), ("expose_roots", ctypes.c_int),
-                ("O0", ctypes.c_int), ("mcu", ctypes.c_int)]
+                ("O0", ctypes.c_int), ("mcu", ctypes.c_int),
+                ("threads", ctypes.c_int)]
 
 
 def _distance(a, b):
@@ -151,7 +152,8 @@ def _load_library():
     return lib
 
 
-def _options(dtype, backend, accumulate, no_grad, name, target="host"):
+def _options(dtype, backend, accumulate, no_grad, name, target="host",
+             threads=1):
     dt = np.dtype(dtype) if not isinstance(dtype, str) or dtype not in (
         "f32", "f64") else np.dtype({"f32": np.float32,
                                      "f64": np.float64}[dtype])
@@ -162,10 +164,14 @@ def _options(dtype, backend, accumulate, no_grad, name, target="host"):
         raise ValueError("backend must be 'tcc' or 'cc', not %r" % (backend,))
     if target not in ("host", "mcu"):
         raise ValueError("target must be 'host' or 'mcu', not %r" % (target,))
+    if isinstance(threads, bool) or not isinstance(threads, int) or \
+            not 1 <= threads <= 64:
+        raise ValueError("threads must be an int from 1 to 64, not %r"
+                         % (threads,))
     return _Options(int(dt == np.float64), int(bool(accumulate)),
                     int(bool(no_grad)), _BACKENDS[backend],
                     name.encode() if name else None, 0, 0,
-                    int(target == "mcu"))
+                    int(target == "mcu"), threads)
 
 
 class Tensor:
@@ -352,12 +358,15 @@ def _finish(handle, err):
 
 
 def load(path, dtype="float32", backend="tcc", accumulate=False,
-         no_grad=False, name=None, target="host"):
+         no_grad=False, name=None, target="host", threads=1):
     """Compiles the .graph file at path. dtype: float32 or float64 (every
     float tensor); backend: 'tcc' (in-process) or 'cc' (system compiler);
-    target: 'host' or 'mcu' (the microcontroller C, run here)."""
+    target: 'host' or 'mcu' (the microcontroller C, run here); threads:
+    large matrix products on up to this many threads (AGC_NUM_THREADS in
+    the environment may lower it; the results do not depend on it)."""
     lib = _load_library()
-    opt = _options(dtype, backend, accumulate, no_grad, name, target)
+    opt = _options(dtype, backend, accumulate, no_grad, name, target,
+                   threads)
     err = ctypes.create_string_buffer(16384)
     h = lib.agc_graph_load(os.fsencode(path), ctypes.byref(opt), err,
                            len(err))
@@ -365,10 +374,12 @@ def load(path, dtype="float32", backend="tcc", accumulate=False,
 
 
 def compile(source, dtype="float32", backend="tcc", accumulate=False,
-            no_grad=False, name=None, path="<string>", target="host"):
+            no_grad=False, name=None, path="<string>", target="host",
+            threads=1):
     """Compiles .graph source text; messages name it `path`."""
     lib = _load_library()
-    opt = _options(dtype, backend, accumulate, no_grad, name, target)
+    opt = _options(dtype, backend, accumulate, no_grad, name, target,
+                   threads)
     src = source.encode() if isinstance(source, str) else bytes(source)
     err = ctypes.create_string_buffer(16384)
     h = lib.agc_graph_load_source(os.fsencode(path), src, len(src),

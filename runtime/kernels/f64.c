@@ -6,7 +6,11 @@
 #define AGC_IM2COL agc_im2col_f64
 #define AGC_POOL agc_pool_f64
 #define AGC_MATMUL agc_matmul_f64
+#define AGC_GEMM_MT agc_gemm_mt_f64
+#define AGC_GEMM_JOB agc_gemm_job_f64
+#define AGC_GEMM_BAND agc_gemm_band_f64
 #include "gemm.c"
 #include "im2col.c"
 #include "pool.c"
 #include "matmul_small.c"
+#include "gemm_mt.c"

@@ -220,6 +220,26 @@ class TestErrors(unittest.TestCase):
             agc.load(MLP, dtype="int32")
         with self.assertRaises(ValueError):
             agc.load(MLP, backend="gcc")
+        for t in (0, 65, 2.0, True):
+            with self.assertRaises(ValueError):
+                agc.load(MLP, threads=t)
+        with self.assertRaises(agc.CompileError) as e:
+            agc.load(MLP, threads=2, target="mcu")
+        self.assertIn("threads (2) need the host target", str(e.exception))
+
+    def test_threads_same_bytes(self):
+        """A product big enough for threads: the same bytes on 1 and 3."""
+        src = ("input x[256, 128]\nparam W[128, 128]\n"
+               "loss = sum(tanh(x @ W) ** 2)\noutput loss\nbackward loss\n")
+        r = np.random.default_rng(5)
+        ins = {"x": r.standard_normal((256, 128)).astype(np.float32),
+               "W": r.standard_normal((128, 128)).astype(np.float32)}
+        for backend in ("tcc", "cc"):
+            one = agc.compile(src, backend=backend)(ins)
+            three = agc.compile(src, backend=backend, threads=3)(ins)
+            for k in one:
+                self.assertEqual(one[k].tobytes(), three[k].tobytes(),
+                                 "%s %s" % (backend, k))
 
 
 class TestTrainingStep(unittest.TestCase):

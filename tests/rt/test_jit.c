@@ -470,6 +470,59 @@ START_TEST(test_matmul_narrow) {
 }
 END_TEST
 
+START_TEST(test_gemm_threads) {
+  /* the threaded product against the one-thread kernel, bit for bit: odd
+     sizes (bands of whole 6-row panels and a short last one), every
+     transpose, accumulating, 1 to 5 threads, AGC_NUM_THREADS lowering the
+     count; f32 and f64 */
+  static const long dims[][3] = {{1, 7, 5}, {13, 17, 300}, {61, 33, 9},
+                                 {128, 130, 70}};
+  for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+    long M = dims[d][0], N = dims[d][1], K = dims[d][2];
+    long each = 300 * 1040 + 120 * 300 + 6 * 16; /* > kernel_pack_elems */
+    float *A = malloc(sizeof *A * (size_t)(M * K)), *B = malloc(sizeof *B * (size_t)(K * N));
+    float *C1 = malloc(sizeof *C1 * (size_t)(M * N)), *C2 = malloc(sizeof *C2 * (size_t)(M * N));
+    float *pack = malloc(sizeof *pack * (size_t)(5 * each));
+    double *A64 = malloc(sizeof *A64 * (size_t)(M * K)), *B64 = malloc(sizeof *B64 * (size_t)(K * N));
+    double *D1 = malloc(sizeof *D1 * (size_t)(M * N)), *D2 = malloc(sizeof *D2 * (size_t)(M * N));
+    double *pack64 = malloc(sizeof *pack64 * (size_t)(5 * each));
+    for (long i = 0; i < M * K; i++)
+      A64[i] = A[i] = (float)sin(0.37 * (double)i);
+    for (long i = 0; i < K * N; i++)
+      B64[i] = B[i] = (float)cos(0.91 * (double)i);
+    for (int tr = 0; tr < 4; tr++) {
+      long sai = tr & 1 ? 1 : K, sak = tr & 1 ? M : 1;
+      long sbk = tr & 2 ? 1 : N, sbj = tr & 2 ? K : 1;
+      for (int acc = 0; acc < 2; acc++)
+        for (int T = 1; T <= 5; T++)
+          for (int env = 0; env < 2; env++) {
+            if (env)
+              setenv("AGC_NUM_THREADS", "2", 1);
+            else
+              unsetenv("AGC_NUM_THREADS");
+            for (long i = 0; i < M * N; i++)
+              D1[i] = D2[i] = C1[i] = C2[i] = (float)i;
+            agc_gemm_f32(M, N, K, A, sai, sak, B, sbk, sbj, C1, acc, pack);
+            agc_gemm_mt_f32(M, N, K, A, sai, sak, B, sbk, sbj, C2, acc, pack,
+                            each, T);
+            ck_assert_msg(memcmp(C1, C2, sizeof *C1 * (size_t)(M * N)) == 0,
+                          "f32 %ldx%ldx%ld tr %d acc %d T %d env %d", M, N, K,
+                          tr, acc, T, env);
+            agc_gemm_f64(M, N, K, A64, sai, sak, B64, sbk, sbj, D1, acc, pack64);
+            agc_gemm_mt_f64(M, N, K, A64, sai, sak, B64, sbk, sbj, D2, acc,
+                            pack64, each, T);
+            ck_assert_msg(memcmp(D1, D2, sizeof *D1 * (size_t)(M * N)) == 0,
+                          "f64 %ldx%ldx%ld tr %d acc %d T %d env %d", M, N, K,
+                          tr, acc, T, env);
+          }
+    }
+    unsetenv("AGC_NUM_THREADS");
+    free(A), free(B), free(C1), free(C2), free(pack);
+    free(A64), free(B64), free(D1), free(D2), free(pack64);
+  }
+}
+END_TEST
+
 static Suite *jit_suite(void) {
   Suite *s = suite_create("jit");
   TCase *tcc = tcase_create("tcc");
@@ -496,6 +549,7 @@ static Suite *jit_suite(void) {
   tcase_add_test(kern, test_expf_accuracy);
   tcase_add_test(kern, test_tanh_rows);
   tcase_add_test(kern, test_matmul_narrow);
+  tcase_add_test(kern, test_gemm_threads);
   suite_add_tcase(s, kern);
   return s;
 }
