@@ -77,6 +77,8 @@ Ctx *agc_compile(const char *path, const char *src, size_t len,
   if (opt->api.threads < 0 || opt->api.threads > AGC_MAX_THREADS)
     error_plain(c, "threads must be from 1 to %d, not %d", AGC_MAX_THREADS,
                 opt->api.threads);
+  if (opt->api.threads_min_macs < 0)
+    error_plain(c, "threads_min_macs must be 0 (the default) or more");
   if (opt->api.threads > 1 && opt->target == TARGET_MCU)
     error_plain(c, "threads (%d) need the host target: the mcu C runs on one "
                 "core", opt->api.threads);

@@ -478,18 +478,20 @@ void plan_gemm_dims(const Ctx *c, const Node *n, int64_t *M, int64_t *N,
 
 /* How many threads run a matrix product (--threads): 1, or up to the
  * option's count for a product through the packed kernel with at least
- * two MR-row panels per thread and 2^21 multiply-adds (about 80 us on one
- * core: a thread costs tens of microseconds to start and join). */
+ * 2^21 multiply-adds (about 80 us on one core: a thread costs tens of
+ * microseconds to start and join; threads_min_macs changes that), at most
+ * one thread per MR-row panel of the result. */
 int plan_gemm_threads(const Ctx *c, const Node *n) {
   int T = c->opt.api.threads;
   if (T <= 1 || n->op != OP_MATMUL || !plan_uses_gemm(c, n))
     return 1;
   int64_t M, N, K, each;
   plan_gemm_dims(c, n, &M, &N, &K, &each);
-  if (M * N * K < ((int64_t)1 << 21))
+  int64_t min = c->opt.api.threads_min_macs;
+  if (M * N * K < (min > 0 ? min : (int64_t)1 << 21))
     return 1;
   int64_t panels = (M + 5) / 6;
-  if (panels < 2 * (int64_t)T)
-    T = (int)(panels / 2);
+  if (panels < T)
+    T = (int)panels;
   return T > 1 ? T : 1;
 }

@@ -55,7 +55,8 @@ class _Options(ctypes.Structure):
                 ("no_grad", ctypes.c_int), ("backend", ctypes.c_int),
                 ("name", ctypes.c_char_p), ("expose_roots", ctypes.c_int),
                 ("O0", ctypes.c_int), ("mcu", ctypes.c_int),
-                ("threads", ctypes.c_int)]
+                ("threads", ctypes.c_int),
+                ("threads_min_macs", ctypes.c_int64)]
 
 
 def _distance(a, b):

@@ -60,7 +60,7 @@ static struct {
   long graphs, failed_graphs, mismatches, sanitizer, rejected, fd_fail;
   long skip_nonfinite, skip_unstable, skip_fd_graph, fd_checked, fd_skipped;
   long cc_graphs, asan_graphs, xfailed, xpass;
-  long train_graphs, skip_step, steps_checked, step_noise;
+  long train_graphs, skip_step, steps_checked, step_noise, threads_graphs;
   double t_inproc, t_cc, t_asan;
 } st;
 
@@ -114,6 +114,8 @@ typedef struct {
   double *sens;     /* per output: change under a 1e-5 relative perturbation */
   int *unstable;    /* per output: jumps under a 1e-9 one: not compared */
   double **ref32;   /* outputs of -O0 f32 (tcc): the f32 reference */
+  double **tcc64;   /* outputs of tcc f64 (-O1, one thread): what the
+                       threaded build must give bit for bit */
   int skip;         /* non-finite reference: no comparisons */
   int rejected;
   char *fail[8];    /* messages of failed checks (category: message) */
@@ -191,6 +193,9 @@ static void case_free(Case *c) {
   for (int i = 0; c->ref32 && i < c->nout; i++)
     free(c->ref32[i]);
   free(c->ref32);
+  for (int i = 0; c->tcc64 && i < c->nout; i++)
+    free(c->tcc64[i]);
+  free(c->tcc64);
   free(c->src);
   for (int i = 0; i < c->nfail; i++)
     free(c->fail[i]);
@@ -485,6 +490,56 @@ static int cmp_f64(Case *c, const char *cfg, int oi, const double *got, const do
 
 /* --accumulate (gradients add to what the buffers hold) and --no-grad
  * (the outputs alone), f64 tcc, against the reference. */
+/* --threads: a graph with a matrix product, built for 3 threads (tcc,
+ * f64) with every product of 12 rows or more threaded (threads_min_macs
+ * 1: the generator's products are below the default 2^21), gives the
+ * one-thread build's outputs bit for bit, with all 3 and with
+ * AGC_NUM_THREADS=2. */
+static void threads_check(Case *c) {
+  if (!c->tcc64 || !strchr(c->src, '@'))
+    return;
+  char err[4096], why[256];
+  agc_graph_options o = {0};
+  o.f64 = 1;
+  o.threads = 3;
+  o.threads_min_macs = 1;
+  o.name = "rg";
+  agc_graph *g = agc_graph_load_source(c->label, c->src, strlen(c->src), &o, err, sizeof err);
+  if (!g) {
+    case_fail(c, "threads-f64: compile failed: %s", errpart(err));
+    return;
+  }
+  double **outs = alloc_outs(c);
+  for (int env = 0; env < 2; env++) {
+    if (env)
+      setenv("AGC_NUM_THREADS", "2", 1);
+    const char *cfg = env ? "threads-f64 (3, AGC_NUM_THREADS=2)" : "threads-f64 (3)";
+    if (run_graph(g, 1, c, NULL, outs, why, sizeof why)) {
+      case_fail(c, "%s: %s", cfg, why);
+      st.sanitizer++;
+    } else {
+      for (int i = 0; i < c->nout; i++)
+        if (memcmp(outs[i], c->tcc64[i], (size_t)c->ref[i].n * sizeof(double))) {
+          int64_t k = 0;
+          while (outs[i][k] == c->tcc64[i][k] ||
+                 (isnan(outs[i][k]) && isnan(c->tcc64[i][k])))
+            if (++k == c->ref[i].n)
+              break;
+          if (k == c->ref[i].n)
+            continue; /* NaNs of other bits only */
+          case_fail(c, "%s: output %s[%lld] = %.17g, one thread %.17g", cfg,
+                    c->ref[i].name, (long long)k, outs[i][k], c->tcc64[i][k]);
+          st.mismatches++;
+          break;
+        }
+    }
+    unsetenv("AGC_NUM_THREADS");
+  }
+  st.threads_graphs++;
+  free_outs(c, outs);
+  agc_graph_free(g);
+}
+
 static void option_checks(Case *c) {
   char err[4096], why[256];
   agc_graph_options o = {0};
@@ -1259,6 +1314,13 @@ static int stage1(Case *c) {
         keep[k] = g;
         g = NULL;
       }
+      if (cf[k].cfg == CFG_TCC64 && !c->tcc64) { /* for threads_check */
+        c->tcc64 = calloc((size_t)c->nout + 1, sizeof *c->tcc64);
+        for (int i = 0; i < c->nout; i++) {
+          c->tcc64[i] = malloc((size_t)c->ref[i].n * sizeof(double) + 1);
+          memcpy(c->tcc64[i], outs[i], (size_t)c->ref[i].n * sizeof(double));
+        }
+      }
       if (cf[k].cfg == CFG_O0_32) { /* the f32 reference */
         c->ref32 = calloc((size_t)c->nout + 1, sizeof *c->ref32);
         for (int i = 0; i < c->nout; i++) {
@@ -1276,8 +1338,10 @@ static int stage1(Case *c) {
       agc_graph_free(keep[k]);
     }
   free_outs(c, outs);
-  if (!c->skip)
+  if (!c->skip) {
     option_checks(c);
+    threads_check(c);
+  }
   if (opt.fd && !c->skip)
     fd_check(c, ref);
   agc_graph_free(ref);
@@ -2387,6 +2451,8 @@ static int run_campaign(void) {
          "(trajectory non-finite or beyond 1e6, or unstable gradients), %ld without f32 "
          "step outputs (Adam from a gradient within f32 tolerance of 0)\n", st.train_graphs,
          st.steps_checked, st.skip_step, st.step_noise);
+  printf("agc_random: %ld graphs with a matrix product rebuilt for 3 threads and "
+         "compared bit for bit with one thread\n", st.threads_graphs);
   for (int i = 0; i < nsigs; i++)
     printf("agc_random: failure %d: %ld graph%s: %s (%s%s%s%s%s; first repro %s)\n", i + 1,
            sigs[i].count, sigs[i].count == 1 ? "" : "s", sigs[i].sig, sigs[i].first[0],
