@@ -312,21 +312,30 @@ def fmnist_run(o, work, have_torch, ncpu):
     with open(gpath, "w") as f:
         f.write(fmnist_graph())
     agc = os.path.join(o["repo"], "build", "agc")
-    exe = os.path.join(o["bin"], "fmnist_train")
-    rc, _, err = run([agc, gpath, "-o", os.path.join(gdir, "fmnist.c"),
-                      "--header", os.path.join(gdir, "fmnist.h")])
-    if rc == 0:
-        rc, _, err = run([o["cc"], "-O3", "-march=native", "-std=c11", "-Wall",
-                          "-Wextra", "-I", gdir,
-                          os.path.join(o["repo"], "bench", "fmnist_train.c"),
-                          os.path.join(gdir, "fmnist.c"), "-o", exe, "-lm"])
-    who = "agc-generated C (gcc -O3 -march=native), 1 thread"
-    if rc != 0:
-        rows.append(dict(who=who, error=first_line(err)))
-    else:
-        out_dir = os.path.join(work, "fmnist", "out_agc")
+    # one thread, and every core (--threads) when PyTorch runs on them too
+    agc_threads = [1] + ([ncpu] if ncpu > 1 and "all" in o["fmnist-threads"]
+                         else [])
+    for th in agc_threads:
+        exe = os.path.join(o["bin"], f"fmnist_train{th}")
+        cfile = os.path.join(gdir, f"fmnist{th}.c")
+        hdir = os.path.join(gdir, f"t{th}")
+        os.makedirs(hdir, exist_ok=True)
+        rc, _, err = run([agc, gpath, "-o", cfile, "--name", "fmnist",
+                          "--threads", str(th),
+                          "--header", os.path.join(hdir, "fmnist.h")])
+        if rc == 0:
+            rc, _, err = run([o["cc"], "-O3", "-march=native", "-std=c11",
+                              "-Wall", "-Wextra", "-pthread", "-I", hdir,
+                              os.path.join(o["repo"], "bench", "fmnist_train.c"),
+                              cfile, "-o", exe, "-lm"])
+        who = (f"agc-generated C (gcc -O3 -march=native), {th} thread"
+               + ("s" if th > 1 else ""))
+        if rc != 0:
+            rows.append(dict(who=who, error=first_line(err)))
+            continue
+        out_dir = os.path.join(work, "fmnist", f"out_agc{th}")
         os.makedirs(out_dir, exist_ok=True)
-        log(f"[bench] fmnist: agc, {epochs} epoch(s)")
+        log(f"[bench] fmnist: agc, {th} thread(s), {epochs} epoch(s)")
         rows.append(fmnist_one(who, [exe, d, str(epochs), str(FM["lr"]), out_dir],
                                None, out_dir, tx, ty, o["fmnist-timeout"]))
     if have_torch:
