@@ -47,9 +47,10 @@ static void copy_text(StrBuf *o, const char *text, const char *const *subst) {
   }
 }
 
-/* Column panel width: 16 floats or 8 doubles, two AVX registers
- * (AGC_NR of runtime/kernels/gemm.c). */
-int kernel_nr(int f64) { return f64 ? 8 : 16; }
+/* The widest column panel of runtime/kernels/gemm.c: two AVX-512
+ * registers, 32 floats or 16 doubles (the packing scratch is sized for it;
+ * an AVX2 build of the file uses half). */
+int kernel_nr(int f64) { return f64 ? 16 : 32; }
 
 /* Elements of packing scratch a product with inner dimension K needs. */
 int64_t kernel_pack_elems(int f64, int64_t M, int64_t N, int64_t K) {
@@ -61,9 +62,7 @@ int64_t kernel_pack_elems(int f64, int64_t M, int64_t N, int64_t K) {
 }
 
 void emit_gemm(StrBuf *o, const char *name, int f64, int is_static) {
-  char nr[8];
-  snprintf(nr, sizeof nr, "%d", kernel_nr(f64));
-  const char *subst[] = {"AGC_T", f64 ? "double" : "float", "AGC_NR", nr,
+  const char *subst[] = {"AGC_T", f64 ? "double" : "float",
                          "AGC_GEMM", name, "AGC_LINKAGE",
                          is_static ? "static" : "", NULL};
   copy_text(o, agc_text_gemm, subst);

@@ -1,7 +1,6 @@
 /* f64.c — the f64 copies of the typed kernels, for the TinyCC JIT. */
 #undef AGC_T
 #define AGC_T double
-#define AGC_NR 8
 #define AGC_GEMM agc_gemm_f64
 #define AGC_IM2COL agc_im2col_f64
 #define AGC_POOL agc_pool_f64

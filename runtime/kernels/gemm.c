@@ -4,7 +4,7 @@
  * and f64, into the runtime that the TinyCC JIT calls (tcc does not
  * vectorize, gcc -O3 does), and embeds the text between the AGC-EMBED
  * markers into agc, which copies it into every generated .c file that has a
- * matrix product (the file stays self-contained), with AGC_T, AGC_NR,
+ * matrix product (the file stays self-contained), with AGC_T,
  * AGC_GEMM and AGC_LINKAGE replaced (compiler/kernels.c).
  *
  * C[M,N] (+)= op(A) @ op(B) (adding when acc), with element (i,k) of op(A)
@@ -15,19 +15,32 @@
  * into `pack` (workspace sized for the product by kernel_pack_elems); a
  * block of MR x NR accumulators runs down each panel: with GNU C (gcc,
  * clang) as vector registers, elsewhere (tcc) as plain loops.
+ *
+ * The vector width comes from the compiler's target macros where the file
+ * is compiled: 64 bytes with AVX-512 (__AVX512F__), else 32 (AVX2, and
+ * what GNU C makes of 32-byte vectors on NEON or SSE); a panel is two
+ * vectors wide (NR = 32 or 16 floats, 16 or 8 doubles). Each element of C
+ * is summed in the same order whatever NR is, so the result does not
+ * depend on the width. agc sizes the packing scratch for the widest.
  */
 #include "agc_kernels.h"
 
 #ifndef AGC_T /* the f32 kernel; the build sets these for f64 */
 #define AGC_T float
-#define AGC_NR 16
 #define AGC_GEMM agc_gemm_f32
 #endif
 #define AGC_LINKAGE
 
 /* AGC-EMBED-BEGIN */
+#ifndef AGC_VEC_BYTES
+#if defined(__AVX512F__)
+#define AGC_VEC_BYTES 64
+#else
+#define AGC_VEC_BYTES 32
+#endif
+#endif
 #define MR 6
-#define NR AGC_NR
+#define NR (2 * AGC_VEC_BYTES / (long)sizeof(AGC_T))
 #define KC 256
 #define MC 120
 #define NC 1024
@@ -37,8 +50,8 @@ AGC_LINKAGE void AGC_GEMM(long M, long N, long K, const AGC_T *A, long sai,
 {
 #if defined(__GNUC__) && !defined(__TINYC__)
   /* GNU C vectors: two registers of NR/2 lanes per row of the block */
-  typedef AGC_T vec __attribute__((vector_size(32), aligned(sizeof(AGC_T)),
-                                 may_alias));
+  typedef AGC_T vec __attribute__((vector_size(AGC_VEC_BYTES),
+                                 aligned(sizeof(AGC_T)), may_alias));
 #endif
   /* scratch, sized for this product: a KC x NC block of B in NR-column
      panels, an MC x KC block of A in MR-row panels, an MR x NR tile */

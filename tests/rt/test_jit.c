@@ -15,6 +15,47 @@
 
 static char err[512];
 
+/* The matrix kernel at both widths, built here with the same flags whatever
+ * the machine (the compiler splits the vectors if it must): 64-byte GNU
+ * vectors (AVX-512: panels of 32 floats or 16 doubles) must give the bytes
+ * of 32-byte ones (AVX2) (test_gemm_widths). */
+#define AGC_VEC_BYTES 32
+#define AGC_T float
+#define AGC_GEMM gemm_narrow_f32
+#include "kernels/gemm.c"
+#undef AGC_T
+#undef AGC_GEMM
+#define AGC_T double
+#define AGC_GEMM gemm_narrow_f64
+#include "kernels/gemm.c"
+#undef AGC_T
+#undef AGC_GEMM
+#undef AGC_VEC_BYTES
+#define AGC_VEC_BYTES 64
+#define AGC_T float
+#define AGC_GEMM gemm_wide_f32
+#include "kernels/gemm.c"
+#undef AGC_T
+#undef AGC_GEMM
+#define AGC_T double
+#define AGC_GEMM gemm_wide_f64
+#include "kernels/gemm.c"
+#undef AGC_T
+#undef AGC_GEMM
+#undef AGC_VEC_BYTES
+void gemm_narrow_f32(long M, long N, long K, const float *A, long sai,
+                     long sak, const float *B, long sbk, long sbj, float *C,
+                     int acc, float *pack);
+void gemm_narrow_f64(long M, long N, long K, const double *A, long sai,
+                     long sak, const double *B, long sbk, long sbj, double *C,
+                     int acc, double *pack);
+void gemm_wide_f32(long M, long N, long K, const float *A, long sai, long sak,
+                   const float *B, long sbk, long sbj, float *C, int acc,
+                   float *pack);
+void gemm_wide_f64(long M, long N, long K, const double *A, long sai,
+                   long sak, const double *B, long sbk, long sbj, double *C,
+                   int acc, double *pack);
+
 typedef double (*fn_dd)(double);
 typedef float (*fn_ff)(float);
 typedef double (*fn_ddd)(double, double);
@@ -470,6 +511,45 @@ START_TEST(test_matmul_narrow) {
 }
 END_TEST
 
+START_TEST(test_gemm_widths) {
+  /* odd sizes across the K, M and N blocks (KC 256, MC 120, NC 1024),
+     every transpose, accumulating: the same bytes at both widths */
+  static const long dims[][3] = {{1, 1, 1}, {7, 33, 5}, {125, 17, 300},
+                                 {13, 1100, 9}, {64, 64, 64}};
+  for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+    long M = dims[d][0], N = dims[d][1], K = dims[d][2];
+    size_t mn = (size_t)(M * N);
+    float *A = malloc(sizeof *A * (size_t)(M * K)), *B = malloc(sizeof *B * (size_t)(K * N));
+    float *C1 = malloc(sizeof *C1 * mn), *C2 = malloc(sizeof *C2 * mn);
+    float *pack = malloc(sizeof *pack * (size_t)(256 * 1056 + 120 * 256 + 6 * 32));
+    double *A64 = malloc(sizeof *A64 * (size_t)(M * K)), *B64 = malloc(sizeof *B64 * (size_t)(K * N));
+    double *D1 = malloc(sizeof *D1 * mn), *D2 = malloc(sizeof *D2 * mn);
+    double *pack64 = malloc(sizeof *pack64 * (size_t)(256 * 1056 + 120 * 256 + 6 * 32));
+    for (long i = 0; i < M * K; i++)
+      A64[i] = A[i] = (float)sin(0.37 * (double)i);
+    for (long i = 0; i < K * N; i++)
+      B64[i] = B[i] = (float)cos(0.91 * (double)i);
+    for (int tr = 0; tr < 4; tr++)
+      for (int acc = 0; acc < 2; acc++) {
+        long sai = tr & 1 ? 1 : K, sak = tr & 1 ? M : 1;
+        long sbk = tr & 2 ? 1 : N, sbj = tr & 2 ? K : 1;
+        for (size_t i = 0; i < mn; i++)
+          D1[i] = D2[i] = C1[i] = C2[i] = (float)i;
+        gemm_narrow_f32(M, N, K, A, sai, sak, B, sbk, sbj, C1, acc, pack);
+        gemm_wide_f32(M, N, K, A, sai, sak, B, sbk, sbj, C2, acc, pack);
+        ck_assert_msg(memcmp(C1, C2, sizeof *C1 * mn) == 0,
+                      "f32 %ldx%ldx%ld tr %d acc %d", M, N, K, tr, acc);
+        gemm_narrow_f64(M, N, K, A64, sai, sak, B64, sbk, sbj, D1, acc, pack64);
+        gemm_wide_f64(M, N, K, A64, sai, sak, B64, sbk, sbj, D2, acc, pack64);
+        ck_assert_msg(memcmp(D1, D2, sizeof *D1 * mn) == 0,
+                      "f64 %ldx%ldx%ld tr %d acc %d", M, N, K, tr, acc);
+      }
+    free(A), free(B), free(C1), free(C2), free(pack);
+    free(A64), free(B64), free(D1), free(D2), free(pack64);
+  }
+}
+END_TEST
+
 START_TEST(test_gemm_threads) {
   /* the threaded product against the one-thread kernel, bit for bit: odd
      sizes (bands of whole 6-row panels and a short last one), every
@@ -550,6 +630,7 @@ static Suite *jit_suite(void) {
   tcase_add_test(kern, test_tanh_rows);
   tcase_add_test(kern, test_matmul_narrow);
   tcase_add_test(kern, test_gemm_threads);
+  tcase_add_test(kern, test_gemm_widths);
   suite_add_tcase(s, kern);
   return s;
 }
