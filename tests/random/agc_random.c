@@ -445,12 +445,19 @@ static int compare(Case *c, int cfg, int oi, const double *got) {
      * relative change, which the inputs' sensitivity does not see. Then
      * the judge is the f64 reference: got is no mismatch when it is as
      * close to it as the f32 reference is (twice, plus the f32-vs-f64
-     * tolerance's atol), and within that tolerance. */
+     * tolerance's atol), and within that tolerance. And when the f32
+     * reference itself is off f64 by a quarter of the f32 tolerance or
+     * more, the output is that ill-conditioned at f32: two rounded results
+     * can stand at any ratio of distances from f64 (s902-g4656: 1.1e-4
+     * and 2.4e-4, on either side, from 1 ulp of a saturated tanh), so
+     * within the f32-vs-f64 tolerance is enough. A well-conditioned
+     * output, which the f32 reference gets close, keeps the tight rule. */
     double s64, e_got, e_ref, G64;
     max_err(c, r->n, got, r->v, &s64, &e_got, &G64);
     max_err(c, r->n, rv, r->v, &s64, &e_ref, &G64);
     double tol64 = 1e-2 * s64 + 10 * c->sens[oi] + 1e-4 * (1 + G64);
-    if (e_got <= 2 * e_ref + 1e-6 * (1 + G64) && e_got <= tol64)
+    int ill = e_ref >= 0.25 * tol;
+    if ((ill || e_got <= 2 * e_ref + 1e-6 * (1 + G64)) && e_got <= tol64)
       return 0;
   }
   case_fail(c, "%s: output %s[%lld] = %.9g, ref (%s) %.9g; max err %.3g > tol %.3g "
@@ -754,13 +761,14 @@ static int parse_optim(const Case *c, Optim *o) {
 
 /* The reference trajectory: K steps from the case's params (pert: per
  * grad output, the amount to move each gradient element by, times a
- * random sign from rng seed `sgn`; NULL for none). Final params into
+ * random sign from rng seed `sgn`, the same at every step, or with `vary`
+ * drawn anew at each step; NULL for none). Final params into
  * p_out[i] (inputs that are params), the last step's outputs into
  * o_out[j]. Returns -1 if anything is not finite, a param beyond 1e6 or
  * an output beyond 1e15 (the params left the ranges the generator bounded
  * the values for: f32 overflows where f64 does not). */
 static int step_traj(Case *c, agc_graph *ref, const Optim *O, const double *pert,
-                     uint64_t sgn, double **p_out, double **o_out) {
+                     uint64_t sgn, int vary, double **p_out, double **o_out) {
   double **p64 = calloc((size_t)c->nin + 1, sizeof *p64);
   double **m1 = calloc((size_t)c->nin + 1, sizeof *m1), **m2 = calloc((size_t)c->nin + 1, sizeof *m2);
   double **outs = alloc_outs(c);
@@ -784,7 +792,7 @@ static int step_traj(Case *c, agc_graph *ref, const Optim *O, const double *pert
     if (t == c->K)
       for (int j = 0; j < c->nsout; j++)
         memcpy(o_out[j], outs[c->sout[j]], (size_t)c->ref[c->sout[j]].n * sizeof(double));
-    Rng r = {sgn};
+    Rng r = {vary ? sgn ^ (0x9e3779b97f4a7c15ULL * (uint64_t)t) : sgn};
     for (int i = 0; i < c->nin; i++) /* perturbed gradients */
       if (c->isparam[i] && c->pgrad[i] >= 0 && pert)
         for (int64_t k = 0; k < c->in[i].n; k++)
@@ -908,7 +916,7 @@ static void step_reference(Case *c, agc_graph *ref) {
   }
   c->sp_ref = alloc_params(c);
   c->so_ref = alloc_souts(c);
-  if (step_traj(c, ref, &O, NULL, 0, c->sp_ref, c->so_ref)) {
+  if (step_traj(c, ref, &O, NULL, 0, 0, c->sp_ref, c->so_ref)) {
     st.skip_step++;
     c->step_skip = 1;
     return;
@@ -943,10 +951,14 @@ static void step_reference(Case *c, agc_graph *ref) {
     c->sp_env[f32] = alloc_params(c);
     c->so_env[f32] = alloc_souts(c);
     double **pp = alloc_params(c), **oo = alloc_souts(c);
-    for (int sg = 0; sg < 2; sg++) {
+    /* four sign patterns: one random pattern and its negation, the same
+       at every step, and two drawn anew at each step (an error that
+       changes sign between steps moves Adam's second and third steps
+       further than a steady one: s902-g2310) */
+    for (int sg = 0; sg < 4; sg++) {
       for (int j = 0; j < c->nout; j++)
         pert[j] = -pert[j];
-      if (step_traj(c, ref, &O, pert, c->dseed ^ 0x57e9, pp, oo)) {
+      if (step_traj(c, ref, &O, pert, c->dseed ^ 0x57e9, sg >= 2, pp, oo)) {
         /* the perturbed trajectory leaves the domain: anything goes */
         for (int i = 0; i < c->nin; i++)
           for (int64_t k = 0; c->isparam[i] && k < c->in[i].n; k++)
