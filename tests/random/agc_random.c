@@ -60,7 +60,7 @@ static struct {
   long graphs, failed_graphs, mismatches, sanitizer, rejected, fd_fail;
   long skip_nonfinite, skip_unstable, skip_fd_graph, fd_checked, fd_skipped;
   long cc_graphs, asan_graphs, xfailed, xpass;
-  long train_graphs, skip_step, steps_checked, step_noise, threads_graphs;
+  long train_graphs, skip_step, steps_checked, step_noise, threads_graphs, f32_ties;
   double t_inproc, t_cc, t_asan;
 } st;
 
@@ -113,6 +113,8 @@ typedef struct {
   Arr *ref;         /* reference outputs (f64) */
   double *sens;     /* per output: change under a 1e-5 relative perturbation */
   int *unstable;    /* per output: jumps under a 1e-9 one: not compared */
+  int *still;       /* per output: moves under no perturbation at all (a
+                       step function here: comparisons, where, max) */
   double **ref32;   /* outputs of -O0 f32 (tcc): the f32 reference */
   double **tcc64;   /* outputs of tcc f64 (-O1, one thread): what the
                        threaded build must give bit for bit */
@@ -190,6 +192,7 @@ static void case_free(Case *c) {
   free(c->ref);
   free(c->sens);
   free(c->unstable);
+  free(c->still);
   for (int i = 0; c->ref32 && i < c->nout; i++)
     free(c->ref32[i]);
   free(c->ref32);
@@ -438,6 +441,16 @@ static int compare(Case *c, int cfg, int oi, const double *got) {
   double tol = rtol * scale + s * c->sens[oi] + atol * (1 + G);
   if (err <= tol || c->unstable[oi])
     return 0;
+  if (f32 && rv == r->v && c->still[oi]) {
+    /* An output that no perturbation moves is a step function here
+     * (comparisons, where): its f32 value can differ from f64's where f32
+     * rounding makes a tie that f64 does not (s912-g35214: tan(tanh(x))
+     * == x for a small x holds in f32 only). Every f32 configuration is
+     * still held to the f32 reference; only the f32 reference's distance
+     * from f64 is let go (counted). */
+    st.f32_ties++;
+    return 0;
+  }
   if (rv != r->v) {
     /* Two f32 results that differ by more than rounding can both be
      * rounded results: in an ill-conditioned step (1 - tanh(x)^2 for a
@@ -1242,6 +1255,7 @@ static int stage1(Case *c) {
   static const double rel[] = {1e-5, 1e-5, 1e-7, 1e-7, 1e-9, 1e-9};
   double *tiny = calloc((size_t)c->nout + 1, sizeof *tiny);
   c->unstable = calloc((size_t)c->nout + 1, sizeof *c->unstable);
+  c->still = calloc((size_t)c->nout + 1, sizeof *c->still);
   for (int t = 0; t < 6 && !c->skip; t++) {
     for (int i = 0; i < c->nin; i++) {
       if (c->in[i].is_int)
@@ -1269,6 +1283,7 @@ static int stage1(Case *c) {
     double scale = 0;
     for (int64_t k = 0; k < c->ref[i].n; k++)
       scale = fmax(scale, fabs(c->ref[i].v[k]));
+    c->still[i] = c->sens[i] == 0 && tiny[i] == 0;
     if (tiny[i] > 1e-2 * c->sens[i] + 1e-7 * scale + 1e-12) {
       c->unstable[i] = 1;
       st.skip_unstable++;
@@ -2464,7 +2479,8 @@ static int run_campaign(void) {
          "step outputs (Adam from a gradient within f32 tolerance of 0)\n", st.train_graphs,
          st.steps_checked, st.skip_step, st.step_noise);
   printf("agc_random: %ld graphs with a matrix product rebuilt for 3 threads and "
-         "compared bit for bit with one thread\n", st.threads_graphs);
+         "compared bit for bit with one thread; %ld step-function outputs whose f32 "
+         "reference differs from f64 (an f32 tie)\n", st.threads_graphs, st.f32_ties);
   for (int i = 0; i < nsigs; i++)
     printf("agc_random: failure %d: %ld graph%s: %s (%s%s%s%s%s; first repro %s)\n", i + 1,
            sigs[i].count, sigs[i].count == 1 ? "" : "s", sigs[i].sig, sigs[i].first[0],
