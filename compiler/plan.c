@@ -478,9 +478,11 @@ void plan_gemm_dims(const Ctx *c, const Node *n, int64_t *M, int64_t *N,
 
 /* How many threads run a matrix product (--threads): 1, or up to the
  * option's count for a product through the packed kernel with at least
- * 2^21 multiply-adds (about 80 us on one core: a thread costs tens of
- * microseconds to start and join; threads_min_macs changes that), at most
- * one thread per MR-row panel of the result. */
+ * 2^25 multiply-adds (about 1 ms on one core: a thread costs tens of
+ * microseconds to start and join, and on a 2-vCPU machine products of
+ * 4M and 13M multiply-adds ran slower on two threads than on one;
+ * threads_min_macs changes that), at most one thread per MR-row panel of
+ * the result. */
 int plan_gemm_threads(const Ctx *c, const Node *n) {
   int T = c->opt.api.threads;
   if (T <= 1 || n->op != OP_MATMUL || !plan_uses_gemm(c, n))
@@ -488,7 +490,7 @@ int plan_gemm_threads(const Ctx *c, const Node *n) {
   int64_t M, N, K, each;
   plan_gemm_dims(c, n, &M, &N, &K, &each);
   int64_t min = c->opt.api.threads_min_macs;
-  if (M * N * K < (min > 0 ? min : (int64_t)1 << 21))
+  if (M * N * K < (min > 0 ? min : (int64_t)1 << 25))
     return 1;
   int64_t panels = (M + 5) / 6;
   if (panels < T)

@@ -33,7 +33,7 @@ typedef struct {
                            environment's AGC_NUM_THREADS may lower it at
                            run time; results are the same for any count */
   int64_t threads_min_macs; /* a product runs threaded from this many
-                           multiply-adds (0: 2^21, about 80 us on a core) */
+                           multiply-adds (0: 2^25, about 1 ms on a core) */
 } agc_graph_options;
 #define AGC_MAX_THREADS 64 /* the most agc_graph_options.threads may ask */
 

@@ -145,11 +145,11 @@ expect_rc 2 "--threads x" "$AGC" "$SRC/examples/mlp.graph" --threads 2x -o "$T/x
 expect_rc 2 "--threads mcu" "$AGC" "$SRC/examples/mlp.graph" --threads 2 --target mcu -o "$T/x.c"
 grep -q "^agc: --threads needs the host target: the mcu C runs on one core " "$T/stderr" && ok || bad "--threads mcu: $(cat "$T/stderr")"
 cat > "$T/thr.graph" <<'EOF2'
-input a[128]
-input b[192]
-param s[128]
-x = sin(reshape(b, [192, 1]) * reshape(a, [1, 128]))
-W = cos(reshape(s, [128, 1]) * reshape(a, [1, 128]))
+input a[256]
+input b[512]
+param s[256]
+x = sin(reshape(b, [512, 1]) * reshape(a, [1, 256]))
+W = cos(reshape(s, [256, 1]) * reshape(a, [1, 256]))
 h = tanh(x @ W)
 loss = sum(h * h)
 output loss
@@ -160,9 +160,9 @@ expect_rc 0 "--emit loops --threads 3" "$AGC" "$T/thr.graph" --emit loops --thre
 expect_rc 0 "--emit loops one thread" "$AGC" "$T/thr.graph" --emit loops
 grep -q "threads" "$T/stdout" && bad "threads: the default is one thread" || ok
 vals() { awk -v n=$1 -v k=$2 'BEGIN { for (i = 0; i < n; i++) printf "%.6f ", sin(i * k) }'; }
-npy_f64 "$T/thr_a.npy" $(vals 128 0.37)
-npy_f64 "$T/thr_b.npy" $(vals 192 0.91)
-npy_f64 "$T/thr_s.npy" $(vals 128 1.3)
+npy_f64 "$T/thr_a.npy" $(vals 256 0.37)
+npy_f64 "$T/thr_b.npy" $(vals 512 0.91)
+npy_f64 "$T/thr_s.npy" $(vals 256 1.3)
 for be in tcc cc; do
   for run in 1:0 3:0 3:2; do
     n=${run%:*} env=${run#*:}

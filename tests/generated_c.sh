@@ -90,11 +90,11 @@ done
 # ThreadSanitizer, and gives the same bytes with 1, 2 and 3 threads at run
 # time (AGC_NUM_THREADS) as the one-thread build, in f32 and f64.
 cat > "$T/thr.graph" <<'EOF2'
-input x[192, 128]
-input t[192, 10]
-param W1[128, 128]
-param b1[128]
-param W2[128, 10]
+input x[512, 256]
+input t[512, 10]
+param W1[256, 256]
+param b1[256]
+param W2[256, 10]
 loss = mean((tanh(x @ W1 + b1) @ W2 - t) ** 2)
 output loss
 backward loss

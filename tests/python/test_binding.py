@@ -229,11 +229,11 @@ class TestErrors(unittest.TestCase):
 
     def test_threads_same_bytes(self):
         """A product big enough for threads: the same bytes on 1 and 3."""
-        src = ("input x[256, 128]\nparam W[128, 128]\n"
+        src = ("input x[512, 256]\nparam W[256, 256]\n"
                "loss = sum(tanh(x @ W) ** 2)\noutput loss\nbackward loss\n")
         r = np.random.default_rng(5)
-        ins = {"x": r.standard_normal((256, 128)).astype(np.float32),
-               "W": r.standard_normal((128, 128)).astype(np.float32)}
+        ins = {"x": r.standard_normal((512, 256)).astype(np.float32),
+               "W": r.standard_normal((256, 256)).astype(np.float32)}
         for backend in ("tcc", "cc"):
             one = agc.compile(src, backend=backend)(ins)
             three = agc.compile(src, backend=backend, threads=3)(ins)

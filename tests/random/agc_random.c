@@ -518,7 +518,7 @@ static int cmp_f64(Case *c, const char *cfg, int oi, const double *got, const do
  * (the outputs alone), f64 tcc, against the reference. */
 /* --threads: a graph with a matrix product, built for 3 threads (tcc,
  * f64) with every product of 12 rows or more threaded (threads_min_macs
- * 1: the generator's products are below the default 2^21), gives the
+ * 1: the generator's products are below the default 2^25), gives the
  * one-thread build's outputs bit for bit, with all 3 and with
  * AGC_NUM_THREADS=2. */
 static void threads_check(Case *c) {
