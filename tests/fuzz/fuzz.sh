@@ -29,7 +29,11 @@ COMP="$(sed -n "/static_library('agc_compiler'/,/dependencies/p" "$SRC/compiler/
   grep -o "'[a-z_]*\.c'" | tr -d "'" | sed "s|^|$SRC/compiler/|" | tr '\n' ' ') $B/kernel_text.c"
 cc -std=c11 -O1 "$SRC/compiler/embed.c" -o "$B/embed"
 "$B/embed" agc_text_gemm "$K/gemm.c" agc_text_im2col "$K/im2col.c" agc_text_pool "$K/pool.c" \
-  agc_text_tanhf "$K/tanhf.c" agc_text_expf "$K/expf.c" > "$B/kernel_text.c"
+  agc_text_tanhf "$K/tanhf.c" agc_text_expf "$K/expf.c" agc_text_gemm_mt "$K/gemm_mt.c" \
+  > "$B/kernel_text.c"
+# the kernels the JIT links against, as runtime/meson.build lists them
+KSRC="$(sed -n "/static_library('agc_kernels'/,/include_directories/p" "$SRC/runtime/meson.build" |
+  grep -o "'kernels/[a-z_0-9]*\.c'" | tr -d "'" | sed "s|^|$SRC/runtime/|" | tr '\n' ' ')"
 INC="-I$SRC/compiler -I$SRC/runtime"
 need() { # TARGET: rebuild when a source is newer
   [ ! -x "$B/fuzz_$1" ] || [ -n "$(find "$SRC/compiler" "$SRC/runtime" "$SRC/tests/fuzz" -newer "$B/fuzz_$1" -name '*.[ch]' | head -1)" ]
@@ -48,9 +52,8 @@ for t in $TARGETS; do
     $CC $FLAGS $INC -DAGC_TCC_LIBDIR="\"$TCC_LIBDIR\"" -Dmain=agc_main \
       "$SRC/tests/fuzz/fuzz_run.c" "$SRC/compiler/main.c" "$SRC/compiler/cli_files.c" \
       "$SRC/compiler/cli_run.c" "$SRC/runtime/agc_graph.c" \
-      "$SRC/runtime/npy.c" "$SRC/runtime/jit.c" "$K/gemm.c" "$K/im2col.c" "$K/pool.c" \
-      "$K/tanhf.c" "$K/expf.c" "$K/row.c" "$K/matmul_small.c" "$K/f64.c" $COMP \
-      /usr/lib/x86_64-linux-gnu/libtcc.a -ldl -lm -o "$B/fuzz_run" ;;
+      "$SRC/runtime/npy.c" "$SRC/runtime/jit.c" $KSRC $COMP \
+      /usr/lib/x86_64-linux-gnu/libtcc.a -pthread -ldl -lm -o "$B/fuzz_run" ;;
   *) echo "fuzz.sh: no target '$t' (compile, npy, run)" >&2; exit 2 ;;
   esac
 done
