@@ -359,7 +359,7 @@ typedef struct {
                      iter: the loop may run as one flat index */
   LKernel kernel; /* NODE: how a kernel runs (LK_NONE: not a kernel) */
   int threads;    /* LK_GEMM: the threads a matrix product runs on */
-  int nmembers, uses_pack;
+  int nmembers;
   int row;        /* the JIT's row kernels run it (row_ok) */
   int first_member, first_access, naccess, first_acc, nacc;
 } LStmt;
@@ -470,11 +470,14 @@ char *ir_live_nodes(Ctx *c);
  * kernel named `name` for f32 or f64, im2col and pooling (static), and f32
  * tanh and exp as vectorizable functions. */
 void emit_gemm(StrBuf *o, const char *name, int f64, int is_static);
-void emit_gemm_mt(StrBuf *o, const char *name, int f64);
+void emit_gemm_mt(StrBuf *o, const char *gemm, int f64);
 void emit_im2col(StrBuf *o, const char *name, int f64);
 void emit_pool(StrBuf *o, const char *name, int f64);
 void emit_tanhf(StrBuf *o, const char *name, int is_static);
 void emit_expf(StrBuf *o, const char *name, int is_static);
+/* the rows of one panel of runtime/kernels/gemm.c (MR; gemm_mt.c cuts C
+   into bands of whole panels) */
+enum { KERNEL_MR = 6 };
 int kernel_nr(int f64); /* the gemm's panel width */
 int64_t kernel_pack_elems(int f64, int64_t M, int64_t N, int64_t K);
 /* operations of agc_row_f32 (the JIT's row kernels, runtime/kernels/row.c),

@@ -581,7 +581,7 @@ static void kernels(E *e, StrBuf *o) {
               "%s *pack, long pack_each, int T);\n\n", em_gemm_mt_name(e),
               e->real, e->real, e->real, e->real);
   } else if (e->uses_gemm_mt) {
-    emit_gemm_mt(o, c->name, c->opt.api.f64);
+    emit_gemm_mt(o, em_gemm_name(e), c->opt.api.f64);
     sb_puts(o, "\n");
   }
   if (e->uses_tanh && t->aot_kernels)

@@ -18,7 +18,7 @@ const char *em_gemm_name(E *e) {
 const char *em_gemm_mt_name(E *e) {
   if (e->t->aot_kernels)
     return e->c->opt.api.f64 ? "agc_gemm_mt_f64" : "agc_gemm_mt_f32";
-  return em_fmt(e, "%s_gemm_mt", e->c->name);
+  return em_fmt(e, "%s_mt", em_gemm_name(e)); /* as emit_gemm_mt names it */
 }
 
 static void matmul_loop(E *e, const LStmt *st) {
@@ -27,8 +27,8 @@ static void matmul_loop(E *e, const LStmt *st) {
   int a = R(e, n->in[0]), b = R(e, n->in[1]);
   Shape sa = ND(e, a)->shape, sb = ND(e, b)->shape, sc = n->shape;
   int ta = n->flags & MM_TA, tb = n->flags & MM_TB;
-  int64_t M = sc.d[sc.rank - 2], N = sc.d[sc.rank - 1];
-  int64_t K = ta ? sa.d[sa.rank - 2] : sa.d[sa.rank - 1];
+  int64_t M, N, K, each; /* each: one thread's packing scratch */
+  plan_gemm_dims(e->c, n, &M, &N, &K, &each);
   const char *A = em_bufname(e, a), *B = em_bufname(e, b), *C = em_bufname(e, id);
   /* batch loops over the broadcast leading axes */
   Shape batch = {sc.rank - 2, {0}};
@@ -62,8 +62,6 @@ static void matmul_loop(E *e, const LStmt *st) {
   int gemm = st->kernel == LK_GEMM;
   if (st->kernel != LK_LOOPS) {
     if (gemm && st->threads > 1) { /* pack: one thread's scratch each */
-      int64_t m_, n_, k_, each;
-      plan_gemm_dims(e->c, n, &m_, &n_, &k_, &each);
       em_line(e, "%s(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %lld, %s, 0, "
            "pack, %lld, %d);", em_gemm_mt_name(e), (long long)M, (long long)N,
            (long long)K, A, (long long)(ta ? 1 : K), (long long)(ta ? M : 1), B,

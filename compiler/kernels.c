@@ -54,11 +54,11 @@ int kernel_nr(int f64) { return f64 ? 16 : 32; }
 
 /* Elements of packing scratch a product with inner dimension K needs. */
 int64_t kernel_pack_elems(int f64, int64_t M, int64_t N, int64_t K) {
-  /* as gemm.c lays it out: KC=256, MC=120, NC=1024, MR=6 */
+  /* as gemm.c lays it out: KC=256, MC=120, NC=1024, MR */
   int64_t nr = kernel_nr(f64), kcap = K < 256 ? K : 256;
   int64_t ncap = ((N < 1024 ? N : 1024) + nr - 1) / nr * nr;
-  int64_t mcap = ((M < 120 ? M : 120) + 5) / 6 * 6;
-  return kcap * ncap + mcap * kcap + 6 * nr;
+  int64_t mcap = ((M < 120 ? M : 120) + KERNEL_MR - 1) / KERNEL_MR * KERNEL_MR;
+  return kcap * ncap + mcap * kcap + KERNEL_MR * nr;
 }
 
 void emit_gemm(StrBuf *o, const char *name, int f64, int is_static) {
@@ -68,14 +68,13 @@ void emit_gemm(StrBuf *o, const char *name, int f64, int is_static) {
   copy_text(o, agc_text_gemm, subst);
 }
 
-/* the threaded product of the file whose functions are named NAME_...:
-   NAME_gemm_mt, running NAME_gemm */
-void emit_gemm_mt(StrBuf *o, const char *name, int f64) {
-  char gemm[300], mt[300], job[300], band[300];
-  snprintf(gemm, sizeof gemm, "%s_gemm", name);
-  snprintf(mt, sizeof mt, "%s_gemm_mt", name);
-  snprintf(job, sizeof job, "%s_gemm_job", name);
-  snprintf(band, sizeof band, "%s_gemm_band", name);
+/* the threaded product that runs the file's product `gemm` (emit_gemm):
+   GEMM_mt, with its GEMM_job and GEMM_band */
+void emit_gemm_mt(StrBuf *o, const char *gemm, int f64) {
+  char mt[300], job[300], band[300];
+  snprintf(mt, sizeof mt, "%s_mt", gemm);
+  snprintf(job, sizeof job, "%s_job", gemm);
+  snprintf(band, sizeof band, "%s_band", gemm);
   const char *subst[] = {"AGC_T", f64 ? "double" : "float", "AGC_GEMM", gemm,
                          "AGC_GEMM_MT", mt, "AGC_GEMM_JOB", job,
                          "AGC_GEMM_BAND", band, "AGC_LINKAGE", "static", NULL};

@@ -493,8 +493,6 @@ static void lower_node(Low *w, int id) {
   }
   access_all(w, id, id, 1);
   member(w, s, id, 0, 1);
-  if (w->p->pack_off >= 0 && plan_uses_gemm(w->c, n))
-    s->uses_pack = 1;
 }
 
 static void lower_store(Low *w, int o) {
@@ -736,7 +734,7 @@ void lower_dump(Ctx *c, const Plan *p, const Loops *L, const Target *t,
       put_buf(o, c, &a->buf);
       sb_printf(o, " to byte %lld\n", (long long)a->end - 1);
     }
-    if (s->uses_pack)
+    if (s->kernel == LK_GEMM) /* the packed kernel's scratch */
       sb_printf(o, "  pack  work+%lld\n", (long long)p->pack_off);
   }
 }

@@ -492,7 +492,7 @@ int plan_gemm_threads(const Ctx *c, const Node *n) {
   int64_t min = c->opt.api.threads_min_macs;
   if (M * N * K < (min > 0 ? min : (int64_t)1 << 25))
     return 1;
-  int64_t panels = (M + 5) / 6;
+  int64_t panels = (M + KERNEL_MR - 1) / KERNEL_MR;
   if (panels < T)
     T = (int)panels;
   return T > 1 ? T : 1;
