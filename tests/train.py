@@ -174,14 +174,11 @@ def cross_steps(steps, lr, m):
     return a, b
 
 
-for name, tail, m in (("cross-sgd", "optimizer sgd(lr=0.25)\n", 0),
-                      ("cross-momentum",
-                       "optimizer sgd(lr=0.25, momentum=0.5)\n", 0.5)):
-    g = write(name + ".graph", "param a[3]\nparam b[3]\nloss = sum(a * b)\n"
-              "output loss\nbackward loss\n" + tail)
+def check_cross(name, g, ins, configs, m):
+    """2 steps of graph g on each configuration: a and b as cross_steps."""
     wa, wb = cross_steps(2, 0.25, m)
-    for be, tg, dt in CONFIGS:
-        got, err = run_steps(g, {"a": a0, "b": b0}, 2, be, tg, dt)
+    for be, tg, dt in configs:
+        got, err = run_steps(g, ins, 2, be, tg, dt)
         what = "%s %s/%s/%s" % (name, be, tg, dt)
         if got is None:
             ok(False, what + ": " + err.strip())
@@ -192,6 +189,14 @@ for name, tail, m in (("cross-sgd", "optimizer sgd(lr=0.25)\n", 0),
            "%s: a = %s b = %s, wanted %s %s" % (what, got["a"], got["b"], wa,
                                                 wb))
 
+
+for name, tail, m in (("cross-sgd", "optimizer sgd(lr=0.25)\n", 0),
+                      ("cross-momentum",
+                       "optimizer sgd(lr=0.25, momentum=0.5)\n", 0.5)):
+    g = write(name + ".graph", "param a[3]\nparam b[3]\nloss = sum(a * b)\n"
+              "output loss\nbackward loss\n" + tail)
+    check_cross(name, g, {"a": a0, "b": b0}, CONFIGS, m)
+
 # ... and when the schedule gives up (its walks over the readers of 40
 # params through a 3,000-statement chain cost more than linear time), the
 # copies are put right after what they copy (passes.c: copies_in_place)
@@ -201,18 +206,9 @@ fb += ["v%d = sin(v%d) * 0.5" % (i, i - 1) for i in range(1, 3001)]
 fb += ["loss = sum(v3000) + sum(a * b)", "output loss", "backward loss",
        "optimizer sgd(lr=0.25)"]
 g = write("cross-fallback.graph", "\n".join(fb) + "\n")
-wa, wb = cross_steps(2, 0.25, 0)
 ins = dict({"a": a0, "b": b0}, **{"p%d" % i: np.full(4, 0.5) for i in range(1, 41)})
-for be, tg, dt in (("tcc", "host", "f64"), ("tcc", "mcu", "f32"), ("cc", "host", "f32")):
-    got, err = run_steps(g, ins, 2, be, tg, dt)
-    what = "cross-fallback %s/%s/%s" % (be, tg, dt)
-    if got is None:
-        ok(False, what + ": " + err.strip())
-        continue
-    tol = 2e-6 if dt == "f32" else 1e-12
-    ok(np.max(np.abs(got["a"] - wa)) <= tol and
-       np.max(np.abs(got["b"] - wb)) <= tol,
-       "%s: a = %s b = %s, wanted %s %s" % (what, got["a"], got["b"], wa, wb))
+check_cross("cross-fallback", g, ins,
+            (("tcc", "host", "f64"), ("tcc", "mcu", "f32"), ("cc", "host", "f32")), 0)
 
 # ---- a step against NAME_grad plus the optimizer in NumPy ------------------
 # tests/train/adam-clip.graph: clipping that clips, Adam with weight decay, a

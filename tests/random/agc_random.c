@@ -487,6 +487,12 @@ static int compare(Case *c, int cfg, int oi, const double *got) {
 
 /* ---- stage 1: in-process checks ------------------------------------------ */
 
+/* the case's graph compiled with options o (named rg) */
+static agc_graph *load_with(Case *c, agc_graph_options *o, char *err, size_t n) {
+  o->name = "rg";
+  return agc_graph_load_source(c->label, c->src, strlen(c->src), o, err, n);
+}
+
 static agc_graph *load(Case *c, int f64, int O0, int mcu, agc_backend be, char *err,
                        size_t n) {
   agc_graph_options o = {0};
@@ -494,8 +500,16 @@ static agc_graph *load(Case *c, int f64, int O0, int mcu, agc_backend be, char *
   o.O0 = O0;
   o.mcu = mcu;
   o.backend = be;
-  o.name = "rg";
-  return agc_graph_load_source(c->label, c->src, strlen(c->src), &o, err, n);
+  return load_with(c, &o, err, n);
+}
+
+/* the same for an option check named cfg: a compile error fails the case */
+static agc_graph *load_check(Case *c, agc_graph_options *o, const char *cfg) {
+  char err[4096];
+  agc_graph *g = load_with(c, o, err, sizeof err);
+  if (!g)
+    case_fail(c, "%s: compile failed: %s", cfg, errpart(err));
+  return g;
 }
 
 static void fd_check(Case *c, agc_graph *ref);
@@ -524,17 +538,14 @@ static int cmp_f64(Case *c, const char *cfg, int oi, const double *got, const do
 static void threads_check(Case *c) {
   if (!c->tcc64 || !strchr(c->src, '@'))
     return;
-  char err[4096], why[256];
+  char why[256];
   agc_graph_options o = {0};
   o.f64 = 1;
   o.threads = 3;
   o.threads_min_macs = 1;
-  o.name = "rg";
-  agc_graph *g = agc_graph_load_source(c->label, c->src, strlen(c->src), &o, err, sizeof err);
-  if (!g) {
-    case_fail(c, "threads-f64: compile failed: %s", errpart(err));
+  agc_graph *g = load_check(c, &o, "threads-f64");
+  if (!g)
     return;
-  }
   double **outs = alloc_outs(c);
   for (int env = 0; env < 2; env++) {
     if (env)
@@ -567,16 +578,13 @@ static void threads_check(Case *c) {
 }
 
 static void option_checks(Case *c) {
-  char err[4096], why[256];
+  char why[256];
   agc_graph_options o = {0};
   o.f64 = 1;
   o.accumulate = 1;
-  o.name = "rg";
-  agc_graph *g = agc_graph_load_source(c->label, c->src, strlen(c->src), &o, err, sizeof err);
-  if (!g) {
-    case_fail(c, "accumulate-f64: compile failed: %s", errpart(err));
+  agc_graph *g = load_check(c, &o, "accumulate-f64");
+  if (!g)
     return;
-  }
   double **outs = alloc_outs(c), **init = alloc_outs(c), **want = alloc_outs(c);
   for (int i = 0; i < c->nout; i++)
     for (int64_t k = 0; k < c->ref[i].n; k++) {
@@ -601,9 +609,8 @@ static void option_checks(Case *c) {
   /* --no-grad: inputs without the seeds, outputs without the gradients */
   o.accumulate = 0;
   o.no_grad = 1;
-  g = agc_graph_load_source(c->label, c->src, strlen(c->src), &o, err, sizeof err);
+  g = load_check(c, &o, "no-grad-f64");
   if (!g) {
-    case_fail(c, "no-grad-f64: compile failed: %s", errpart(err));
     free_outs(c, outs);
     return;
   }

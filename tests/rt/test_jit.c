@@ -511,41 +511,83 @@ START_TEST(test_matmul_narrow) {
 }
 END_TEST
 
+/* One product's operands and results for the kernel tests, f32 and f64:
+ * A [M, K] and B [K, N] filled alike in both types (either may be read
+ * transposed), results C1, C2 (f32) and D1, D2 (f64), and npacks packing
+ * buffers of PACK_MAX elements each: enough for any build of gemm.c (KC
+ * 256 rows of NC 1024 columns rounded up to a panel of 32, MC 120 rows, a
+ * 6 x 32 tile). */
+enum { PACK_MAX = 256 * 1056 + 120 * 256 + 6 * 32 };
+typedef struct {
+  long M, N, K;
+  float *A, *B, *C1, *C2, *pack;
+  double *A64, *B64, *D1, *D2, *pack64;
+} GemmCase;
+
+static void gemm_case_init(GemmCase *g, long M, long N, long K, int npacks) {
+  size_t mk = (size_t)(M * K), kn = (size_t)(K * N), mn = (size_t)(M * N);
+  size_t np = (size_t)npacks * PACK_MAX;
+  g->M = M, g->N = N, g->K = K;
+  g->A = malloc(sizeof *g->A * mk), g->B = malloc(sizeof *g->B * kn);
+  g->C1 = malloc(sizeof *g->C1 * mn), g->C2 = malloc(sizeof *g->C2 * mn);
+  g->pack = malloc(sizeof *g->pack * np);
+  g->A64 = malloc(sizeof *g->A64 * mk), g->B64 = malloc(sizeof *g->B64 * kn);
+  g->D1 = malloc(sizeof *g->D1 * mn), g->D2 = malloc(sizeof *g->D2 * mn);
+  g->pack64 = malloc(sizeof *g->pack64 * np);
+  for (size_t i = 0; i < mk; i++)
+    g->A64[i] = g->A[i] = (float)sin(0.37 * (double)i);
+  for (size_t i = 0; i < kn; i++)
+    g->B64[i] = g->B[i] = (float)cos(0.91 * (double)i);
+}
+
+/* the results' starting values (an accumulating product adds to them) */
+static void gemm_case_reset(GemmCase *g) {
+  for (size_t i = 0; i < (size_t)(g->M * g->N); i++)
+    g->D1[i] = g->D2[i] = g->C1[i] = g->C2[i] = (float)i;
+}
+
+/* both results of each type the same bytes? */
+static int gemm_case_same(const GemmCase *g, int f64) {
+  size_t mn = (size_t)(g->M * g->N);
+  return f64 ? memcmp(g->D1, g->D2, sizeof *g->D1 * mn) == 0
+             : memcmp(g->C1, g->C2, sizeof *g->C1 * mn) == 0;
+}
+
+static void gemm_case_free(GemmCase *g) {
+  free(g->A), free(g->B), free(g->C1), free(g->C2), free(g->pack);
+  free(g->A64), free(g->B64), free(g->D1), free(g->D2), free(g->pack64);
+}
+
+/* transpose variant tr (bit 0: A, bit 1: B) as strides */
+#define GEMM_STRIDES(g, tr)                                                    \
+  long sai = (tr) & 1 ? 1 : (g).K, sak = (tr) & 1 ? (g).M : 1;                 \
+  long sbk = (tr) & 2 ? 1 : (g).N, sbj = (tr) & 2 ? (g).K : 1
+
 START_TEST(test_gemm_widths) {
   /* odd sizes across the K, M and N blocks (KC 256, MC 120, NC 1024),
      every transpose, accumulating: the same bytes at both widths */
   static const long dims[][3] = {{1, 1, 1}, {7, 33, 5}, {125, 17, 300},
                                  {13, 1100, 9}, {64, 64, 64}};
   for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
-    long M = dims[d][0], N = dims[d][1], K = dims[d][2];
-    size_t mn = (size_t)(M * N);
-    float *A = malloc(sizeof *A * (size_t)(M * K)), *B = malloc(sizeof *B * (size_t)(K * N));
-    float *C1 = malloc(sizeof *C1 * mn), *C2 = malloc(sizeof *C2 * mn);
-    float *pack = malloc(sizeof *pack * (size_t)(256 * 1056 + 120 * 256 + 6 * 32));
-    double *A64 = malloc(sizeof *A64 * (size_t)(M * K)), *B64 = malloc(sizeof *B64 * (size_t)(K * N));
-    double *D1 = malloc(sizeof *D1 * mn), *D2 = malloc(sizeof *D2 * mn);
-    double *pack64 = malloc(sizeof *pack64 * (size_t)(256 * 1056 + 120 * 256 + 6 * 32));
-    for (long i = 0; i < M * K; i++)
-      A64[i] = A[i] = (float)sin(0.37 * (double)i);
-    for (long i = 0; i < K * N; i++)
-      B64[i] = B[i] = (float)cos(0.91 * (double)i);
+    GemmCase g;
+    gemm_case_init(&g, dims[d][0], dims[d][1], dims[d][2], 1);
+    long M = g.M, N = g.N, K = g.K;
     for (int tr = 0; tr < 4; tr++)
       for (int acc = 0; acc < 2; acc++) {
-        long sai = tr & 1 ? 1 : K, sak = tr & 1 ? M : 1;
-        long sbk = tr & 2 ? 1 : N, sbj = tr & 2 ? K : 1;
-        for (size_t i = 0; i < mn; i++)
-          D1[i] = D2[i] = C1[i] = C2[i] = (float)i;
-        gemm_narrow_f32(M, N, K, A, sai, sak, B, sbk, sbj, C1, acc, pack);
-        gemm_wide_f32(M, N, K, A, sai, sak, B, sbk, sbj, C2, acc, pack);
-        ck_assert_msg(memcmp(C1, C2, sizeof *C1 * mn) == 0,
-                      "f32 %ldx%ldx%ld tr %d acc %d", M, N, K, tr, acc);
-        gemm_narrow_f64(M, N, K, A64, sai, sak, B64, sbk, sbj, D1, acc, pack64);
-        gemm_wide_f64(M, N, K, A64, sai, sak, B64, sbk, sbj, D2, acc, pack64);
-        ck_assert_msg(memcmp(D1, D2, sizeof *D1 * mn) == 0,
-                      "f64 %ldx%ldx%ld tr %d acc %d", M, N, K, tr, acc);
+        GEMM_STRIDES(g, tr);
+        gemm_case_reset(&g);
+        gemm_narrow_f32(M, N, K, g.A, sai, sak, g.B, sbk, sbj, g.C1, acc, g.pack);
+        gemm_wide_f32(M, N, K, g.A, sai, sak, g.B, sbk, sbj, g.C2, acc, g.pack);
+        ck_assert_msg(gemm_case_same(&g, 0), "f32 %ldx%ldx%ld tr %d acc %d", M,
+                      N, K, tr, acc);
+        gemm_narrow_f64(M, N, K, g.A64, sai, sak, g.B64, sbk, sbj, g.D1, acc,
+                        g.pack64);
+        gemm_wide_f64(M, N, K, g.A64, sai, sak, g.B64, sbk, sbj, g.D2, acc,
+                      g.pack64);
+        ck_assert_msg(gemm_case_same(&g, 1), "f64 %ldx%ldx%ld tr %d acc %d", M,
+                      N, K, tr, acc);
       }
-    free(A), free(B), free(C1), free(C2), free(pack);
-    free(A64), free(B64), free(D1), free(D2), free(pack64);
+    gemm_case_free(&g);
   }
 }
 END_TEST
@@ -558,21 +600,11 @@ START_TEST(test_gemm_threads) {
   static const long dims[][3] = {{1, 7, 5}, {13, 17, 300}, {61, 33, 9},
                                  {128, 130, 70}};
   for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
-    long M = dims[d][0], N = dims[d][1], K = dims[d][2];
-    long each = 300 * 1040 + 120 * 300 + 6 * 16; /* > kernel_pack_elems */
-    float *A = malloc(sizeof *A * (size_t)(M * K)), *B = malloc(sizeof *B * (size_t)(K * N));
-    float *C1 = malloc(sizeof *C1 * (size_t)(M * N)), *C2 = malloc(sizeof *C2 * (size_t)(M * N));
-    float *pack = malloc(sizeof *pack * (size_t)(5 * each));
-    double *A64 = malloc(sizeof *A64 * (size_t)(M * K)), *B64 = malloc(sizeof *B64 * (size_t)(K * N));
-    double *D1 = malloc(sizeof *D1 * (size_t)(M * N)), *D2 = malloc(sizeof *D2 * (size_t)(M * N));
-    double *pack64 = malloc(sizeof *pack64 * (size_t)(5 * each));
-    for (long i = 0; i < M * K; i++)
-      A64[i] = A[i] = (float)sin(0.37 * (double)i);
-    for (long i = 0; i < K * N; i++)
-      B64[i] = B[i] = (float)cos(0.91 * (double)i);
+    GemmCase g;
+    gemm_case_init(&g, dims[d][0], dims[d][1], dims[d][2], 5);
+    long M = g.M, N = g.N, K = g.K;
     for (int tr = 0; tr < 4; tr++) {
-      long sai = tr & 1 ? 1 : K, sak = tr & 1 ? M : 1;
-      long sbk = tr & 2 ? 1 : N, sbj = tr & 2 ? K : 1;
+      GEMM_STRIDES(g, tr);
       for (int acc = 0; acc < 2; acc++)
         for (int T = 1; T <= 5; T++)
           for (int env = 0; env < 2; env++) {
@@ -580,25 +612,24 @@ START_TEST(test_gemm_threads) {
               setenv("AGC_NUM_THREADS", "2", 1);
             else
               unsetenv("AGC_NUM_THREADS");
-            for (long i = 0; i < M * N; i++)
-              D1[i] = D2[i] = C1[i] = C2[i] = (float)i;
-            agc_gemm_f32(M, N, K, A, sai, sak, B, sbk, sbj, C1, acc, pack);
-            agc_gemm_mt_f32(M, N, K, A, sai, sak, B, sbk, sbj, C2, acc, pack,
-                            each, T);
-            ck_assert_msg(memcmp(C1, C2, sizeof *C1 * (size_t)(M * N)) == 0,
+            gemm_case_reset(&g);
+            agc_gemm_f32(M, N, K, g.A, sai, sak, g.B, sbk, sbj, g.C1, acc, g.pack);
+            agc_gemm_mt_f32(M, N, K, g.A, sai, sak, g.B, sbk, sbj, g.C2, acc,
+                            g.pack, PACK_MAX, T);
+            ck_assert_msg(gemm_case_same(&g, 0),
                           "f32 %ldx%ldx%ld tr %d acc %d T %d env %d", M, N, K,
                           tr, acc, T, env);
-            agc_gemm_f64(M, N, K, A64, sai, sak, B64, sbk, sbj, D1, acc, pack64);
-            agc_gemm_mt_f64(M, N, K, A64, sai, sak, B64, sbk, sbj, D2, acc,
-                            pack64, each, T);
-            ck_assert_msg(memcmp(D1, D2, sizeof *D1 * (size_t)(M * N)) == 0,
+            agc_gemm_f64(M, N, K, g.A64, sai, sak, g.B64, sbk, sbj, g.D1, acc,
+                         g.pack64);
+            agc_gemm_mt_f64(M, N, K, g.A64, sai, sak, g.B64, sbk, sbj, g.D2,
+                            acc, g.pack64, PACK_MAX, T);
+            ck_assert_msg(gemm_case_same(&g, 1),
                           "f64 %ldx%ldx%ld tr %d acc %d T %d env %d", M, N, K,
                           tr, acc, T, env);
           }
     }
     unsetenv("AGC_NUM_THREADS");
-    free(A), free(B), free(C1), free(C2), free(pack);
-    free(A64), free(B64), free(D1), free(D2), free(pack64);
+    gemm_case_free(&g);
   }
 }
 END_TEST
