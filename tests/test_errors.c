@@ -464,6 +464,46 @@ START_TEST(test_api_error) {
 }
 END_TEST
 
+/* The library's thread options: a count out of 0..64, a negative
+ * threshold and threads for the mcu are errors, each with its message. */
+START_TEST(test_thread_options) {
+  static const char src[] = "param w[4]\nl = sum(w * w)\noutput l\n"
+                            "backward l\n";
+  static const struct {
+    int threads, mcu;
+    int64_t min;
+    const char *msg;
+  } bad[] = {
+      {-1, 0, 0, "error: threads must be from 1 to 64, not -1"},
+      {65, 0, 0, "error: threads must be from 1 to 64, not 65"},
+      {2, 0, -1, "error: threads_min_macs must be 0 (the default) or more"},
+      {2, 1, 0, "error: threads (2) need the host target: the mcu C runs on "
+                "one core"},
+  };
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    char err[512];
+    agc_graph_options opt = {0};
+    opt.threads = bad[k].threads;
+    opt.mcu = bad[k].mcu;
+    opt.threads_min_macs = bad[k].min;
+    agc_graph *g =
+        agc_graph_load_source("t.graph", src, strlen(src), &opt, err, sizeof err);
+    ck_assert_ptr_null(g);
+    ck_assert_msg(strstr(err, bad[k].msg) != NULL, "case %zu: %s", k, err);
+  }
+  /* 1 and 64 are fine */
+  for (int t = 1; t <= 64; t += 63) {
+    char err[512];
+    agc_graph_options opt = {0};
+    opt.threads = t;
+    agc_graph *g =
+        agc_graph_load_source("t.graph", src, strlen(src), &opt, err, sizeof err);
+    ck_assert_msg(g != NULL, "threads %d: %s", t, err);
+    agc_graph_free(g);
+  }
+}
+END_TEST
+
 /* Run time: an i32 label out of range makes the call return 1 (the
  * tool API's contract), in range 0. */
 START_TEST(test_label_out_of_range) {
@@ -906,6 +946,7 @@ static Suite *errors_suite(void) {
   tcase_add_test(tc, test_exact_diagnostic);
   tcase_add_test(tc, test_path_in_message);
   tcase_add_test(tc, test_warning_unused_param);
+  tcase_add_test(tc, test_thread_options);
   tcase_add_test(tc, test_api_error);
   tcase_add_test(tc, test_nesting_moderate);
   tcase_add_test(tc, test_caret_after_lone_cr);
