@@ -46,7 +46,7 @@ AGC_LINKAGE void AGC_GEMM_MT(long M, long N, long K, const AGC_T *A,
     long sai, long sak, const AGC_T *B, long sbk, long sbj, AGC_T *C,
     int acc, AGC_T *pack, long pack_each, int T)
 {
-  enum { MR_ = 6, TMAX = 64 };
+  enum { MR_ = 6, TMAX = 64 }; /* MR_: gemm.c's MR (the compiler's KERNEL_MR) */
   AGC_GEMM_JOB job[TMAX];
   pthread_t th[TMAX];
   int started[TMAX];
