@@ -31,13 +31,13 @@ if ! [ -x "$PYTHON" ] || ! "$PYTHON" -c 'import numpy' 2>/dev/null; then
 fi
 CC_BENCH=${CC_BENCH:-gcc}
 
-# 1. agc and its libraries
+# 1. agc and the bench's two programs on the tool API (bench/meson.build)
 if [ ! -f build/build.ninja ]; then
   meson setup build >&2
 fi
-ninja -C build agc libagc_api.a >&2
+ninja -C build agc bench/workspace bench/jit_latency >&2
 
-# 2. our programs
+# 2. a temporary directory: graphs, inputs, outputs, the programs
 work=$(mktemp -d "${TMPDIR:-/tmp}/agc-bench.XXXXXX")
 if [ "$keep" = 1 ]; then
   echo "bench: keeping $work" >&2
@@ -45,16 +45,7 @@ else
   trap 'rm -rf "$work"' EXIT INT TERM
 fi
 mkdir -p "$work/bin" "$work/tmp"
-
-# link line for programs using the tool API / compiler library: every static
-# library of the build's compiler/ and runtime/, in a group (order-free)
-libs="-Wl,--start-group build/libagc_api.a $(ls build/compiler/*.a build/runtime/*.a) -Wl,--end-group"
-for prog in jit_latency workspace; do
-  if ! "$CC_BENCH" -O2 -std=c11 -Wall -Wextra -Icompiler -Iruntime \
-      "$here/$prog.c" -o "$work/bin/$prog" $libs -ltcc -ldl -lm >&2; then
-    echo "bench: could not build $prog (its section will be missing)" >&2
-  fi
-done
+cp build/bench/workspace build/bench/jit_latency "$work/bin/"
 
 # 3. run; agc --backend cc writes its temporary files under $TMPDIR
 export TMPDIR="$work/tmp"

@@ -48,7 +48,7 @@ static int64_t all_bytes(Ctx *c) {
         x->op == OP_CONST || x->op == OP_ID || x->op == OP_DETACH ||
         x->op == OP_RESHAPE || p.store[i] >= 0)
       continue;
-    all += x->numel * (x->dt == DT_I32 ? 4 : (c->opt.f64 ? 8 : 4));
+    all += x->numel * (x->dt == DT_I32 ? 4 : (c->opt.api.f64 ? 8 : 4));
   }
   return all;
 }
