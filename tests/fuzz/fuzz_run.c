@@ -3,6 +3,10 @@
  * fuzzed file, the outputs written to a directory. Whatever the file holds,
  * agc exits 0 (and then wrote both results) or 1 with one line naming the
  * input; never a crash. The graph is JIT-compiled by TinyCC each time. */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE /* mkdtemp */
+#endif
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +16,36 @@
 
 int agc_main(int argc, char **argv);
 
-static char dir[64], graph[96], input[96], out[96], arg_x[128];
+static char dir[4096], graph[4200], input[4200], out[4200], arg_x[4300];
+
+/* the directory and what agc wrote in it, at exit (libFuzzer and replay.c
+   both return through exit); a crash leaves it for a look */
+static void cleanup(void) {
+  DIR *d = opendir(out);
+  if (d) {
+    struct dirent *e;
+    char path[8400];
+    while ((e = readdir(d)))
+      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+        snprintf(path, sizeof path, "%s/%s", out, e->d_name);
+        unlink(path);
+      }
+    closedir(d);
+    rmdir(out);
+  }
+  unlink(graph);
+  unlink(input);
+  rmdir(dir);
+}
 
 static void setup(void) {
   if (dir[0])
     return;
-  snprintf(dir, sizeof dir, "/tmp/agc-fuzz-run-%ld", (long)getpid());
-  mkdir(dir, 0700);
+  const char *tmp = getenv("TMPDIR");
+  snprintf(dir, sizeof dir, "%s/agc-fuzz-run-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(dir))
+    abort();
+  atexit(cleanup);
   snprintf(graph, sizeof graph, "%s/g.graph", dir);
   snprintf(input, sizeof input, "%s/x.npy", dir);
   snprintf(out, sizeof out, "%s/out", dir);
