@@ -433,6 +433,11 @@ typedef struct Target {
   int readable;         /* a comment per node and indentation (the JIT's C
                            is never read: leaving them out saves TinyCC a
                            third of the text to tokenize) */
+  int where_blend;      /* where(c, a, b) as NAME_where, which computes a
+                           and b and picks the bits by a mask: no load
+                           under a condition, which gcc 12.2 at -O3 with
+                           AVX2 makes a masked load and then sums wrongly
+                           in loop nests (else a C conditional) */
   int align;            /* workspace buffers start at multiples of this
                            (64: a cache line for vector loads; 8: a double) */
 } Target;

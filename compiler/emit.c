@@ -293,6 +293,13 @@ static const char *tanh_fn(E *e) {
   return e->t->aot_kernels ? "agc_tanhf" : em_fmt(e, "%s_tanhf", e->c->name);
 }
 
+/* where(c, a, b): NAME_where (the target's where_blend) or the macro
+ * AGC_WHERE, a C conditional. */
+static const char *where_fn(E *e) {
+  e->uses_where = 1;
+  return e->t->where_blend ? em_fmt(e, "%s_where", e->c->name) : "AGC_WHERE";
+}
+
 /* Small constant powers, as products (x ** 2 is x * x); NULL otherwise. */
 static const char *pow_c(E *e, const char *a, int bid) {
   double k;
@@ -329,6 +336,7 @@ static const char *ew_c(E *e, Op op, const char *const *opnd) {
     case '1': sb_puts(&b, em_lit(e, 1)); break;
     case 'E': sb_puts(&b, exp_fn(e)); break;
     case 'H': sb_puts(&b, tanh_fn(e)); break;
+    case 'W': sb_puts(&b, where_fn(e)); break;
     default: error_plain(e->c, "internal: bad template of op %s", op_name(op));
     }
   }
@@ -588,6 +596,20 @@ static void kernels(E *e, StrBuf *o) {
     sb_puts(o, "float agc_tanhf(float x);\n\n");
   else if (e->uses_tanh)
     emit_tanhf(o, em_fmt(e, "%s_tanhf", c->name), 1);
+  if (e->uses_where && t->where_blend) {
+    const int f64 = c->opt.api.f64;
+    sb_printf(o, "/* where(c, a, b) without a conditional load: gcc 12.2 at -O3 with\n"
+              "   AVX2 sums a masked load wrongly in loop nests */\n"
+              "static inline %s %s_where(%s c, %s a, %s b)\n{\n"
+              "  union { %s f; uint%d_t u; } x, y;\n"
+              "  x.f = a;\n  y.f = b;\n"
+              "  const uint%d_t m = (uint%d_t)0 - (uint%d_t)(c != 0);\n"
+              "  x.u = (x.u & m) | (y.u & ~m);\n  return x.f;\n}\n\n",
+              e->real, c->name, e->real, e->real, e->real, e->real, f64 ? 64 : 32,
+              f64 ? 64 : 32, f64 ? 64 : 32, f64 ? 64 : 32);
+  } else if (e->uses_where) {
+    sb_puts(o, "#define AGC_WHERE(c, a, b) ((c) != 0 ? (a) : (b))\n\n");
+  }
   if (e->uses_exp && t->aot_kernels)
     sb_puts(o, "float agc_expf(float x);\n\n");
   else if (e->uses_exp)

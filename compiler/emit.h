@@ -28,6 +28,7 @@ typedef struct {
   int uses_gemm_mt; /* ... on several threads (gemm_mt.c) */
   int uses_tanh;    /* f32 tanh goes through NAME_tanhf */
   int uses_exp;     /* f32 exp goes through NAME_expf */
+  int uses_where;   /* where() goes through NAME_where (or AGC_WHERE) */
   int uses_mm;      /* JIT: a narrow matmul through agc_matmul_T */
   int uses_im2col;  /* conv2d: im2col.c's kernel */
   int uses_pool;    /* pooling: pool.c's kernel */

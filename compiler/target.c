@@ -24,6 +24,7 @@ static const Target targets[TARGET_COUNT] = {
             .sum_rows = 1,
             .own_math = 1,
             .readable = 1,
+            .where_blend = 1,
             .align = 64,
         },
     [TARGET_JIT] =
@@ -65,6 +66,7 @@ static const Target targets[TARGET_COUNT] = {
             .sum_rows = 0,
             .own_math = 1,
             .readable = 1,
+            .where_blend = 1, /* its C is also built for hosts (tests) */
             .align = 8,
         },
 };
