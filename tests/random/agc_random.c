@@ -61,6 +61,7 @@ static struct {
   long skip_nonfinite, skip_unstable, skip_fd_graph, fd_checked, fd_skipped;
   long cc_graphs, asan_graphs, xfailed, xpass;
   long train_graphs, skip_step, steps_checked, step_noise, threads_graphs, f32_ties;
+  long f32_jumps, f32_margins, zero_noise;
   double t_inproc, t_cc, t_asan;
 } st;
 
@@ -116,6 +117,11 @@ typedef struct {
   int *still;       /* per output: moves under no perturbation at all (a
                        step function here: comparisons, where, max) */
   double **ref32;   /* outputs of -O0 f32 (tcc): the f32 reference */
+  double **jump32;  /* per output element: how far the f32 reference moves
+                       when the inputs move by one f32 ulp (f32_jumps) */
+  int margins;      /* 0: not computed; 1: in mv; -1: none (margins_explain) */
+  double **mv[2];   /* f64 outputs with every order comparison's right side
+                       moved by -1e-5 and +1e-5 of itself */
   double **tcc64;   /* outputs of tcc f64 (-O1, one thread): what the
                        threaded build must give bit for bit */
   int skip;         /* non-finite reference: no comparisons */
@@ -196,6 +202,14 @@ static void case_free(Case *c) {
   for (int i = 0; c->ref32 && i < c->nout; i++)
     free(c->ref32[i]);
   free(c->ref32);
+  for (int i = 0; c->jump32 && i < c->nout; i++)
+    free(c->jump32[i]);
+  free(c->jump32);
+  for (int m = 0; m < 2; m++) {
+    for (int i = 0; c->mv[m] && i < c->nout; i++)
+      free(c->mv[m][i]);
+    free(c->mv[m]);
+  }
   for (int i = 0; c->tcc64 && i < c->nout; i++)
     free(c->tcc64[i]);
   free(c->tcc64);
@@ -423,6 +437,134 @@ static int64_t max_err(const Case *c, int64_t n, const double *got,
   return worst;
 }
 
+/* Does the f32 reference jump, under one-ulp moves of the inputs, at
+ * every element where got is off rv by more than tol, by at least half
+ * that gap? Then the gap is an f32 tie: a comparison (or where, or max)
+ * that f32 rounding settles one way and f64, or another f32 order of
+ * operations, the other (s932-g4155: p1 / (erf(x) + 2) == p2, with erf(x)
+ * exactly -1 in f32 only, flips a term of 1.1). */
+static int jumps_explain(const Case *c, int oi, const double *got,
+                         const double *rv, double tol) {
+  if (!c->jump32 || !c->jump32[oi])
+    return 0;
+  for (int64_t k = 0; k < c->ref[oi].n; k++) {
+    double e = fabs(got[k] - rv[k]);
+    if (isnan(e) || (e > tol && !(c->jump32[oi][k] >= 0.5 * e)))
+      return 0;
+  }
+  return 1;
+}
+
+/* The graph's text with the right side Y of every order comparison
+ * `X < Y` (<, <=, >, >=, spaced as the generator writes them) replaced by
+ * `((Y) + abs(Y) * 1e-05)` (sign > 0) or `((Y) - abs(Y) * 1e-05)`: Y runs
+ * to the first `,` or `)` outside parentheses, or to the end of the line.
+ * Comment lines stay. The caller frees it. */
+static char *margin_src(const char *src, int sign) {
+  static const char *const ops[] = {" <= ", " >= ", " < ", " > "};
+  StrBuf b = {0};
+  int comment = 0, bol = 1;
+  for (const char *p = src; *p;) {
+    if (bol)
+      comment = *p == '#';
+    bol = *p == '\n';
+    size_t k = 0, n = 0;
+    for (; !comment && k < 4; k++)
+      if (!strncmp(p, ops[k], n = strlen(ops[k])))
+        break;
+    if (comment || k == 4) {
+      sb_putc(&b, *p++);
+      continue;
+    }
+    const char *y = p + n, *q = y;
+    for (int depth = 0; *q && *q != '\n'; q++) {
+      if ((*q == ',' || *q == ')') && depth == 0)
+        break;
+      depth += *q == '(' ? 1 : *q == ')' ? -1 : 0;
+    }
+    int len = (int)(q - y);
+    sb_printf(&b, "%s((%.*s) %c abs(%.*s) * 1e-05)", ops[k], len, y, sign > 0 ? '+' : '-',
+              len, y);
+    p = q;
+  }
+  return b.s ? b.s : strdup("");
+}
+
+/* c->mv: the f64 reference's outputs for both margin_src variants (once
+ * per case; c->margins -1 when a variant does not compile or run, or the
+ * graph has no order comparison) */
+/* the case's graph as margin_src writes it, compiled as the f64
+ * reference is; NULL if it has no order comparison or does not compile */
+static agc_graph *margin_graph(const Case *c, int sign) {
+  char *src = margin_src(c->src, sign), err[512];
+  agc_graph *g = NULL;
+  if (strcmp(src, c->src)) {
+    agc_graph_options o = {0};
+    o.f64 = 1;
+    o.O0 = 1;
+    o.name = "rg";
+    g = agc_graph_load_source(c->label, src, strlen(src), &o, err, sizeof err);
+  }
+  free(src);
+  if (g && (agc_graph_num_outputs(g) != c->nout || agc_graph_num_inputs(g) != c->nin)) {
+    agc_graph_free(g);
+    g = NULL;
+  }
+  return g;
+}
+
+static void margins(Case *c) {
+  if (c->margins)
+    return;
+  c->margins = -1;
+  for (int m = 0; m < 2; m++) {
+    char why[256];
+    agc_graph *g = margin_graph(c, m ? 1 : -1);
+    if (!g)
+      return;
+    c->mv[m] = alloc_outs(c);
+    int bad = run_graph(g, 1, c, NULL, c->mv[m], why, sizeof why);
+    agc_graph_free(g);
+    if (bad)
+      return;
+  }
+  c->margins = 1;
+}
+
+/* Is every element where got is off rv by more than tol within tol of the
+ * range the f64 reference spans when its order comparisons move by 1e-5
+ * of their right side either way? Then the gap is an f32 tie that holds
+ * over a range of inputs, which one-ulp moves do not show: s922-g10726,
+ * where(sin(v0) <= v0, ...) with sin(x) == x in f32 for |x| < 4e-4, and
+ * sin(x) > x in f64 for x < 0. */
+static int margins_explain(Case *c, int oi, const double *got, const double *rv,
+                           double tol) {
+  margins(c);
+  if (c->margins != 1)
+    return 0;
+  for (int64_t k = 0; k < c->ref[oi].n; k++) {
+    double e = fabs(got[k] - rv[k]);
+    if (e <= tol)
+      continue;
+    double a = c->ref[oi].v[k], lo = fmin(a, fmin(c->mv[0][oi][k], c->mv[1][oi][k])),
+           hi = fmax(a, fmax(c->mv[0][oi][k], c->mv[1][oi][k]));
+    if (!(got[k] >= lo - tol && got[k] <= hi + tol))
+      return 0;
+  }
+  return 1;
+}
+
+/* an output 0 at every element of both references that no perturbation
+ * of the inputs moves */
+static int zero_function(const Case *c, int oi) {
+  if (!c->still[oi] || !c->ref32)
+    return 0;
+  for (int64_t k = 0; k < c->ref[oi].n; k++)
+    if (c->ref[oi].v[k] != 0 || c->ref32[oi][k] != 0)
+      return 0;
+  return 1;
+}
+
 static int compare(Case *c, int cfg, int oi, const double *got) {
   const Arr *r = &c->ref[oi];
   int f32 = cfg_f32[cfg];
@@ -479,6 +621,24 @@ static int compare(Case *c, int cfg, int oi, const double *got) {
     if ((ill || e_got <= 2 * e_ref + 1e-6 * (1 + G64)) && e_got <= tol64)
       return 0;
   }
+  if (f32 && jumps_explain(c, oi, got, rv, tol)) {
+    st.f32_jumps++;
+    return 0;
+  }
+  if (f32 && margins_explain(c, oi, got, rv, tol)) {
+    st.f32_margins++;
+    return 0;
+  }
+  if (f32 && zero_function(c, oi) && err <= 1e-3 * (1 + G)) {
+    /* 0 in both references at every element, and no perturbation moves
+     * it: the output is 0 as a function (a log_softmax over an axis of
+     * size 1, differentiated: s931-g8014). The -O0 reference cancels
+     * exactly; a fused order or cc's contraction (fma(a, b, -a*b) is the
+     * rounding error of a*b) leaves the rounding of intermediates, whose
+     * size the outputs do not show: held to 1e-3 (1 + G), not 1e-5. */
+    st.zero_noise++;
+    return 0;
+  }
   case_fail(c, "%s: output %s[%lld] = %.9g, ref (%s) %.9g; max err %.3g > tol %.3g "
             "(scale %.3g, sens %.3g)", cfg_name[cfg], r->name, (long long)worst,
             got[worst], rname, rv[worst], err, tol, scale, c->sens[oi]);
@@ -486,6 +646,40 @@ static int compare(Case *c, int cfg, int oi, const double *got) {
 }
 
 /* ---- stage 1: in-process checks ------------------------------------------ */
+
+/* c->jump32: how far each element of the f32 reference (graph g, outputs
+ * base) moves when every float input moves by one f32 ulp, up or down at
+ * random; the largest of two such runs (a non-finite move counts as
+ * infinite). */
+static void f32_jumps(Case *c, const agc_graph *g, double **base) {
+  double **p = calloc((size_t)c->nin + 1, sizeof *p), **o = alloc_outs(c);
+  Rng r = {c->dseed ^ 0x0f32};
+  char why[256];
+  c->jump32 = calloc((size_t)c->nout + 1, sizeof *c->jump32);
+  for (int i = 0; i < c->nout; i++)
+    c->jump32[i] = calloc((size_t)c->ref[i].n + 1, sizeof **c->jump32);
+  for (int t = 0; t < 2; t++) {
+    for (int i = 0; i < c->nin; i++) {
+      if (c->in[i].is_int)
+        continue;
+      if (!p[i])
+        p[i] = malloc((size_t)c->in[i].n * sizeof(double) + 1);
+      for (int64_t k = 0; k < c->in[i].n; k++)
+        p[i][k] = nextafterf(c->in[i].v32[k], rng_unit(&r) < 0.5 ? -INFINITY : INFINITY);
+    }
+    if (run_graph(g, 0, c, p, o, why, sizeof why))
+      continue; /* the unperturbed run reports it */
+    for (int i = 0; i < c->nout; i++)
+      for (int64_t k = 0; k < c->ref[i].n; k++) {
+        double d = fabs(o[i][k] - base[i][k]);
+        c->jump32[i][k] = fmax(c->jump32[i][k], isnan(d) ? INFINITY : d);
+      }
+  }
+  for (int i = 0; i < c->nin; i++)
+    free(p[i]);
+  free(p);
+  free_outs(c, o);
+}
 
 /* the case's graph compiled with options o (named rg) */
 static agc_graph *load_with(Case *c, agc_graph_options *o, char *err, size_t n) {
@@ -1001,6 +1195,21 @@ static void step_reference(Case *c, agc_graph *ref) {
         for (int64_t k = 0; k < c->ref[c->sout[j]].n; k++)
           c->so_env[f32][j][k] = fmax(c->so_env[f32][j][k], fabs(oo[j][k] - c->so_ref[j][k]));
     }
+    /* f32: and the trajectories of the graph with its comparisons moved
+       by 1e-5 either way (margins_explain), for an f32 tie that the
+       steps reach (s921-g5399: where(exp(log(x)) <= x, ...)) */
+    for (int m = 0; f32 && m < 2; m++) {
+      agc_graph *g = margin_graph(c, m ? 1 : -1);
+      if (g && !step_traj(c, g, &O, NULL, 0, 0, pp, oo)) {
+        for (int i = 0; i < c->nin; i++)
+          for (int64_t k = 0; c->isparam[i] && k < c->in[i].n; k++)
+            c->sp_env[1][i][k] = fmax(c->sp_env[1][i][k], fabs(pp[i][k] - c->sp_ref[i][k]));
+        for (int j = 0; j < c->nsout; j++)
+          for (int64_t k = 0; k < c->ref[c->sout[j]].n; k++)
+            c->so_env[1][j][k] = fmax(c->so_env[1][j][k], fabs(oo[j][k] - c->so_ref[j][k]));
+      }
+      agc_graph_free(g);
+    }
     free_params(c, pp);
     free_souts(c, oo);
   }
@@ -1346,6 +1555,8 @@ static int stage1(Case *c) {
       if (run_graph(g, cf[k].f64, c, NULL, outs, why, sizeof why)) {
         case_fail(c, "%s: %s", cfg_name[cf[k].cfg], why);
         st.sanitizer++;
+      } else if (cf[k].cfg == CFG_O0_32 && !c->skip) {
+        f32_jumps(c, g, outs);
       }
       for (int i = 0; i < c->nout && !c->skip; i++)
         if (compare(c, cf[k].cfg, i, outs[i]))
@@ -2493,7 +2704,11 @@ static int run_campaign(void) {
          st.steps_checked, st.skip_step, st.step_noise);
   printf("agc_random: %ld graphs with a matrix product rebuilt for 3 threads and "
          "compared bit for bit with one thread; %ld step-function outputs whose f32 "
-         "reference differs from f64 (an f32 tie)\n", st.threads_graphs, st.f32_ties);
+         "reference differs from f64 (an f32 tie); f32 outputs let go: %ld where the "
+         "f32 reference jumps under one-ulp input moves, %ld within the reach of f64 "
+         "with its comparisons moved by 1e-5, %ld that are 0 as a function, off 0 by "
+         "rounding\n", st.threads_graphs, st.f32_ties, st.f32_jumps, st.f32_margins,
+         st.zero_noise);
   for (int i = 0; i < nsigs; i++)
     printf("agc_random: failure %d: %ld graph%s: %s (%s%s%s%s%s; first repro %s)\n", i + 1,
            sigs[i].count, sigs[i].count == 1 ? "" : "s", sigs[i].sig, sigs[i].first[0],

@@ -1546,7 +1546,7 @@ static void add_optimizer(RGraph *g, Rng *r) {
     return;
   /* No param as an `output` of a training graph: the step writes the
      updated param there, NAME_grad the one the step started from
-     (tests/random/repro-pending/step-param-output.graph) */
+     (tests/random/repro/found-step-param-output.graph) */
   for (int i = 0; i < g->n; i++) {
     RLine *l = &g->l[i];
     if (l->kind != RL_OUTPUT)
@@ -1585,7 +1585,7 @@ static void add_optimizer(RGraph *g, Rng *r) {
     if (mom > 0 || rng_chance(r, 0.2))
       /* not 0 from an input: agc applies momentum and dampening from an
          input whatever its value, PyTorch skips both when momentum == 0
-         (repro-pending/step-sgd-momentum-input-zero.graph) */
+         (repro/found-step-sgd-momentum-input-zero.graph) */
       opt_arg(g, r, buf, sizeof buf, "momentum", mom, nest || mom == 0 ? 0 : 0.1);
     if (!nest && rng_chance(r, 0.3))
       opt_arg(g, r, buf, sizeof buf, "dampening", PICK(r, 0, 0.1, 0.5, 1), 0.1);
