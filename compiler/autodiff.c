@@ -1,9 +1,10 @@
 /* autodiff.c — reverse-mode differentiation as a graph-to-graph transform.
  *
  * The adjoint of every node is an IR node. Nodes are visited in reverse
- * creation (topological) order; each op's rule (one case of `rule`) adds a
- * contribution to the adjoint of each differentiable operand, and
- * contributions to a node used more than once are summed. Since adjoints are
+ * creation (topological) order; each op's rule (one case of `rule`, or of
+ * pow_rule or kernel_rule) adds a contribution to the adjoint of each
+ * differentiable operand, and contributions to a node used more than once
+ * are summed. Since adjoints are
  * ordinary nodes, the result can be differentiated again.
  */
 #include <math.h>
@@ -61,6 +62,94 @@ static void matmul_rule(AD *d, const Node *n, int g) {
   }
 }
 
+/* y = a ** b */
+static void pow_rule(AD *d, const Node *n, int y, int g) {
+  Ctx *c = d->c;
+  int a = n->in[0], b = n->in[1];
+  if (d->dep[a]) {
+    double e;
+    int ga;
+    if (ir_is_const(c, b, &e)) {
+      /* d(x**0)/dx = 0, even at x = 0 (PyTorch). */
+      ga = e == 0 ? K(d, 0)
+                  : mul(d, g, mul(d, b, bin(d, OP_POW, a, K(d, e - 1))));
+    } else {
+      int t = mul(d, b, bin(d, OP_POW, a, sub(d, b, K(d, 1))));
+      t = ir_where(c, bin(d, OP_EQ, b, K(d, 0)), K(d, 0), t, d->loc);
+      ga = mul(d, g, t);
+    }
+    if (!(ir_is_const(c, ga, &e) && e == 0))
+      contribute(d, a, ga);
+  }
+  if (d->dep[b]) {
+    /* y * log(a), zero where a == 0 and b >= 0 (PyTorch). */
+    int t = mul(d, y, un(d, OP_LOG, a));
+    int zero = mul(d, bin(d, OP_EQ, a, K(d, 0)), bin(d, OP_GE, b, K(d, 0)));
+    contribute(d, b, mul(d, g, ir_where(c, zero, K(d, 0), t, d->loc)));
+  }
+}
+
+/* The kernel ops: convolution, pooling and embedding, and their own
+ * adjoints. */
+static void kernel_rule(AD *d, const Node *n, int g) {
+  Ctx *c = d->c;
+  int a = n->in[0], b = n->nin > 1 ? n->in[1] : -1;
+  switch (n->op) {
+  /* conv2d and its two gradients are linear in each operand: each one's
+     adjoint is one of the three (so higher orders need nothing more). */
+  case OP_CONV2D: /* y = conv(x, w) */
+    if (d->dep[a])
+      contribute(d, a, ir_special(c, OP_CONV2D_DX, (int[]){g, b}, 2, SH(c, a),
+                                  n->perm, 2, d->loc));
+    if (d->dep[b])
+      contribute(d, b, ir_special(c, OP_CONV2D_DW, (int[]){a, g}, 2, SH(c, b),
+                                  n->perm, 2, d->loc));
+    return;
+  case OP_CONV2D_DX: /* dx = DX(gy, w) */
+    if (d->dep[a])
+      contribute(d, a, ir_special(c, OP_CONV2D, (int[]){g, b}, 2, SH(c, a),
+                                  n->perm, 2, d->loc));
+    if (d->dep[b])
+      contribute(d, b, ir_special(c, OP_CONV2D_DW, (int[]){g, a}, 2, SH(c, b),
+                                  n->perm, 2, d->loc));
+    return;
+  case OP_CONV2D_DW: /* dw = DW(x, gy) */
+    if (d->dep[a])
+      contribute(d, a, ir_special(c, OP_CONV2D_DX, (int[]){b, g}, 2, SH(c, a),
+                                  n->perm, 2, d->loc));
+    if (d->dep[b])
+      contribute(d, b, ir_special(c, OP_CONV2D, (int[]){a, g}, 2, SH(c, b),
+                                  n->perm, 2, d->loc));
+    return;
+  case OP_AVGPOOL:
+    contribute(d, a, ir_special(c, OP_AVGPOOL_DX, &g, 1, SH(c, a), n->perm, 2,
+                                d->loc));
+    return;
+  case OP_AVGPOOL_DX:
+    contribute(d, a, ir_special(c, OP_AVGPOOL, &g, 1, SH(c, a), n->perm, 2,
+                                d->loc));
+    return;
+  case OP_MAXPOOL: /* the first maximum of each window takes it */
+    /* located at the pooling call: a second derivative is refused there */
+    contribute(d, a, ir_special(c, OP_MAXPOOL_DX, (int[]){a, g}, 2, SH(c, a),
+                                n->perm, 2, n->loc));
+    return;
+  case OP_MAXPOOL_DX:
+    error_at(c, n->loc, "the second derivative of max_pool2d() is not "
+             "supported");
+  case OP_EMBED: /* rows gathered by index; repeated indices add up */
+    contribute(d, a, ir_special(c, OP_EMBED_DT, (int[]){g, b}, 2, SH(c, a),
+                                NULL, 0, d->loc));
+    return;
+  case OP_EMBED_DT:
+    contribute(d, a, ir_special(c, OP_EMBED, (int[]){g, b}, 2, SH(c, a), NULL,
+                                0, d->loc));
+    return;
+  default:
+    break;
+  }
+}
+
 static void rule(AD *d, int id, int g) {
   Ctx *c = d->c;
   Node n = c->g.nodes[id]; /* a copy: building nodes may move the array */
@@ -107,30 +196,7 @@ static void rule(AD *d, int id, int g) {
     if (d->dep[b])
       contribute(d, b, un(d, OP_NEG, mul(d, g, dv(d, y, b))));
     return;
-  case OP_POW: {
-    if (d->dep[a]) {
-      double e;
-      int ga;
-      if (ir_is_const(c, b, &e)) {
-        /* d(x**0)/dx = 0, even at x = 0 (PyTorch). */
-        ga = e == 0 ? K(d, 0)
-                    : mul(d, g, mul(d, b, bin(d, OP_POW, a, K(d, e - 1))));
-      } else {
-        int t = mul(d, b, bin(d, OP_POW, a, sub(d, b, K(d, 1))));
-        t = ir_where(c, bin(d, OP_EQ, b, K(d, 0)), K(d, 0), t, d->loc);
-        ga = mul(d, g, t);
-      }
-      if (!(ir_is_const(c, ga, &e) && e == 0))
-        contribute(d, a, ga);
-    }
-    if (d->dep[b]) {
-      /* y * log(a), zero where a == 0 and b >= 0 (PyTorch). */
-      int t = mul(d, y, un(d, OP_LOG, a));
-      int zero = mul(d, bin(d, OP_EQ, a, K(d, 0)), bin(d, OP_GE, b, K(d, 0)));
-      contribute(d, b, mul(d, g, ir_where(c, zero, K(d, 0), t, d->loc)));
-    }
-    return;
-  }
+  case OP_POW: pow_rule(d, &n, y, g); return;
   case OP_MAXIMUM: case OP_MINIMUM: {
     /* Ties send half of the gradient to each side (PyTorch). */
     Op win = n.op == OP_MAXIMUM ? OP_GT : OP_LT;
@@ -185,55 +251,10 @@ static void rule(AD *d, int id, int g) {
     return;
   }
   case OP_MATMUL: matmul_rule(d, &n, g); return;
-  /* conv2d and its two gradients are linear in each operand: each one's
-     adjoint is one of the three (so higher orders need nothing more). */
-  case OP_CONV2D: /* y = conv(x, w) */
-    if (d->dep[a])
-      contribute(d, a, ir_special(c, OP_CONV2D_DX, (int[]){g, b}, 2, SH(c, a),
-                                  n.perm, 2, d->loc));
-    if (d->dep[b])
-      contribute(d, b, ir_special(c, OP_CONV2D_DW, (int[]){a, g}, 2, SH(c, b),
-                                  n.perm, 2, d->loc));
-    return;
-  case OP_CONV2D_DX: /* dx = DX(gy, w) */
-    if (d->dep[a])
-      contribute(d, a, ir_special(c, OP_CONV2D, (int[]){g, b}, 2, SH(c, a),
-                                  n.perm, 2, d->loc));
-    if (d->dep[b])
-      contribute(d, b, ir_special(c, OP_CONV2D_DW, (int[]){g, a}, 2, SH(c, b),
-                                  n.perm, 2, d->loc));
-    return;
-  case OP_CONV2D_DW: /* dw = DW(x, gy) */
-    if (d->dep[a])
-      contribute(d, a, ir_special(c, OP_CONV2D_DX, (int[]){b, g}, 2, SH(c, a),
-                                  n.perm, 2, d->loc));
-    if (d->dep[b])
-      contribute(d, b, ir_special(c, OP_CONV2D, (int[]){a, g}, 2, SH(c, b),
-                                  n.perm, 2, d->loc));
-    return;
-  case OP_AVGPOOL:
-    contribute(d, a, ir_special(c, OP_AVGPOOL_DX, &g, 1, SH(c, a), n.perm, 2,
-                                d->loc));
-    return;
-  case OP_AVGPOOL_DX:
-    contribute(d, a, ir_special(c, OP_AVGPOOL, &g, 1, SH(c, a), n.perm, 2,
-                                d->loc));
-    return;
-  case OP_MAXPOOL: /* the first maximum of each window takes it */
-    /* located at the pooling call: a second derivative is refused there */
-    contribute(d, a, ir_special(c, OP_MAXPOOL_DX, (int[]){a, g}, 2, SH(c, a),
-                                n.perm, 2, n.loc));
-    return;
-  case OP_MAXPOOL_DX:
-    error_at(c, n.loc, "the second derivative of max_pool2d() is not "
-             "supported");
-  case OP_EMBED: /* rows gathered by index; repeated indices add up */
-    contribute(d, a, ir_special(c, OP_EMBED_DT, (int[]){g, b}, 2, SH(c, a),
-                                NULL, 0, d->loc));
-    return;
-  case OP_EMBED_DT:
-    contribute(d, a, ir_special(c, OP_EMBED, (int[]){g, b}, 2, SH(c, a), NULL,
-                                0, d->loc));
+  case OP_CONV2D: case OP_CONV2D_DX: case OP_CONV2D_DW:
+  case OP_AVGPOOL: case OP_AVGPOOL_DX: case OP_MAXPOOL: case OP_MAXPOOL_DX:
+  case OP_EMBED: case OP_EMBED_DT:
+    kernel_rule(d, &n, g);
     return;
   default:
     error_at(c, n.loc, "cannot differentiate %s() yet", op_name(n.op));
