@@ -302,7 +302,9 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(argv[1], "--version") == 0) {
-    printf("agc %s\n", AGC_VERSION);
+    const char *k = agc_kernel_variant();
+    printf("agc %s\nJIT kernels: %s\n", AGC_VERSION,
+           k ? k : "none (AGC_KERNELS names a copy this machine cannot run)");
     return 0;
   }
   catch_signals();

@@ -150,7 +150,9 @@ agc_graph *agc_graph_load_source(const char *path, const char *src,
     free(abound);
     free(afn);
     char msg[1200];
-    snprintf(msg, sizeof msg, "%s: generated C failed to compile: %s", path,
+    /* the environment's AGC_KERNELS, not the code, can be what failed */
+    snprintf(msg, sizeof msg, "%s: %s%s", path,
+             strncmp(merr, "AGC_KERNELS=", 12) ? "generated C failed to compile: " : "",
              merr);
     put(err, errlen, msg);
     agc_graph_free(g);

@@ -86,6 +86,13 @@ typedef struct agc_module agc_module;
  * "cc: <first error line of the compiler>". */
 agc_module *agc_module_compile(const char *source, agc_backend backend,
                                char *err, size_t errlen);
+/* The copy of the kernels (matrix products, convolutions, pooling, f32
+ * element-wise rows, tanhf, expf) that AGC_BACKEND_TCC links: "avx512",
+ * "avx2" or "generic" (plain x86-64, or the only copy on other machines),
+ * the best this CPU runs; the environment's AGC_KERNELS may name a lower
+ * one. NULL when AGC_KERNELS names one that is unknown or that this CPU
+ * cannot run (agc_module_compile then fails with that message). */
+const char *agc_kernel_variant(void);
 /* Address of a symbol of the module, or NULL. Valid until
  * agc_module_free(m), which releases the code and all its memory. */
 void *agc_module_symbol(agc_module *m, const char *name);

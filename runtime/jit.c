@@ -96,24 +96,69 @@ static const host_sym host_glibc[] = {
 /* tcc emits calls to these for struct copies and aggregate initialisers;
  * abort is referenced by libtcc1's va_arg helper. */
 /* The kernels generated code calls in JIT mode, compiled ahead of time
- * with the optimizing compiler (agc_kernels.h). */
-static const host_sym host_kernels[] = {
-  {"agc_gemm_f32", (const void *)agc_gemm_f32},
-  {"agc_gemm_mt_f32", (const void *)agc_gemm_mt_f32},
-  {"agc_gemm_mt_f64", (const void *)agc_gemm_mt_f64},
-  {"agc_gemm_f64", (const void *)agc_gemm_f64},
-  {"agc_tanhf", (const void *)agc_tanhf},
-  {"agc_expf", (const void *)agc_expf},
-  {"agc_matmul_f32", (const void *)agc_matmul_f32},
-  {"agc_row_f32", (const void *)agc_row_f32},
-  {"agc_im2col_f32", (const void *)agc_im2col_f32},
-  {"agc_pool_f32", (const void *)agc_pool_f32},
-  {"agc_im2col_f64", (const void *)agc_im2col_f64},
-  {"agc_pool_f64", (const void *)agc_pool_f64},
-  {"agc_row_sum_f32", (const void *)agc_row_sum_f32},
-  {"agc_row_accd_f32", (const void *)agc_row_accd_f32},
-  {"agc_matmul_f64", (const void *)agc_matmul_f64},
-};
+ * with the optimizing compiler (agc_kernels.h). On x86-64 the build makes
+ * three copies (kernels/variant.h): plain x86-64, AVX2 + FMA and AVX-512;
+ * the JIT links the one this CPU runs best (agc_kernel_variant). */
+#define KERNELS(X)                                                            \
+  X(agc_gemm_f32) X(agc_gemm_mt_f32) X(agc_gemm_mt_f64) X(agc_gemm_f64)       \
+  X(agc_tanhf) X(agc_expf) X(agc_matmul_f32) X(agc_row_f32)                   \
+  X(agc_im2col_f32) X(agc_pool_f32) X(agc_im2col_f64) X(agc_pool_f64)        \
+  X(agc_row_sum_f32) X(agc_row_accd_f32) X(agc_matmul_f64)
+#ifdef AGC_KERNEL_VARIANTS
+#define DECLARE(n) extern __typeof__(n) n##_avx2, n##_avx512;
+KERNELS(DECLARE)
+#undef DECLARE
+#define ROW(n) {#n, {(const void *)n, (const void *)n##_avx2, (const void *)n##_avx512}},
+#else
+#define ROW(n) {#n, {(const void *)n, NULL, NULL}},
+#endif
+static const struct {
+  const char *name;
+  const void *addr[3]; /* generic, avx2, avx512 (NULL: not built) */
+} host_kernels[] = {KERNELS(ROW)};
+#undef ROW
+
+static const char *const variant_names[3] = {"generic", "avx2", "avx512"};
+
+/* The best copy this CPU runs: 2 (AVX-512), 1 (AVX2 and FMA) or 0. */
+static int cpu_level(void) {
+#ifdef AGC_KERNEL_VARIANTS
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f"))
+    return 2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return 1;
+#endif
+  return 0;
+}
+
+/* The copy of the kernels the JIT links: the best this CPU runs, or the
+ * one $AGC_KERNELS names (generic, avx2, avx512), which must be among
+ * them; -1 with a message in err otherwise. */
+static int kernel_level(char *err, size_t errlen) {
+  int best = cpu_level();
+  const char *want = getenv("AGC_KERNELS");
+  if (!want || !*want)
+    return best;
+  for (int v = 0; v < 3; v++)
+    if (strcmp(want, variant_names[v]) == 0) {
+      if (v <= best)
+        return v;
+      set_err(err, errlen, "AGC_KERNELS=%s: this %s runs only %s%s%s", want,
+              host_kernels[0].addr[v] ? "CPU" : "build of agc",
+              variant_names[0], best ? ", " : "", best ? variant_names[best] : "");
+      return -1;
+    }
+  set_err(err, errlen, "AGC_KERNELS=%s: not a kernel copy (generic, avx2 or avx512)",
+          want);
+  return -1;
+}
+
+const char *agc_kernel_variant(void) {
+  char err[256];
+  int v = kernel_level(err, sizeof err);
+  return v < 0 ? NULL : variant_names[v];
+}
 
 static const host_sym host_libc[] = {
   {"memset", (const void *)memset},
@@ -172,7 +217,11 @@ static int tcc_build(TCCState *s, const char *source, tcc_diag *d,
   }
   add_host_syms(s, host_math, sizeof host_math / sizeof host_math[0]);
   add_host_syms(s, host_libc, sizeof host_libc / sizeof host_libc[0]);
-  add_host_syms(s, host_kernels, sizeof host_kernels / sizeof host_kernels[0]);
+  int level = kernel_level(err, errlen);
+  if (level < 0)
+    return -1;
+  for (size_t i = 0; i < sizeof host_kernels / sizeof host_kernels[0]; i++)
+    tcc_add_symbol(s, host_kernels[i].name, host_kernels[i].addr[level]);
 #ifdef __GLIBC__
   add_host_syms(s, host_glibc, sizeof host_glibc / sizeof host_glibc[0]);
 #endif

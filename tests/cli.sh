@@ -36,6 +36,15 @@ npy_vec() { # DESCR PERL_PACK FILE V1 V2 ...
 expect_rc 0 "--help" "$AGC" --help
 grep -q -- "--accumulate" "$T/stdout" && ok || bad "--help lacks --accumulate"
 expect_rc 0 "--version" "$AGC" --version
+grep -Eqx "JIT kernels: (generic|avx2|avx512)" "$T/stdout" && ok || bad "--version: no 'JIT kernels' line"
+# AGC_KERNELS: the plain copy runs anywhere; another name is one error line
+expect_rc 0 "AGC_KERNELS=generic" env AGC_KERNELS=generic "$AGC" run "$SRC/examples/mlp.graph" \
+  --inputs "$SRC/examples/data" --out "$T/kout"
+expect_rc 1 "AGC_KERNELS=sse9" env AGC_KERNELS=sse9 "$AGC" run "$SRC/examples/mlp.graph" \
+  --inputs "$SRC/examples/data" --out "$T/kout2"
+expect_line "AGC_KERNELS=sse9 message" \
+  "agc: $SRC/examples/mlp.graph: AGC_KERNELS=sse9: not a kernel copy (generic, avx2 or avx512)"
+[ -e "$T/kout2" ] && bad "AGC_KERNELS=sse9 wrote outputs" || ok
 expect_rc 2 "no arguments" "$AGC"
 expect_rc 2 "unknown option" "$AGC" "$SRC/examples/mlp.graph" --bogus
 expect_rc 2 "bad --dtype" "$AGC" "$SRC/examples/mlp.graph" --dtype f16 -o "$T/x.c"

@@ -32,7 +32,7 @@ cc -std=c11 -O1 "$SRC/compiler/embed.c" -o "$B/embed"
   agc_text_tanhf "$K/tanhf.c" agc_text_expf "$K/expf.c" agc_text_gemm_mt "$K/gemm_mt.c" \
   > "$B/kernel_text.c"
 # the kernels the JIT links against, as runtime/meson.build lists them
-KSRC="$(sed -n "/static_library('agc_kernels'/,/include_directories/p" "$SRC/runtime/meson.build" |
+KSRC="$(sed -n "/^kernel_srcs = /,/]/p" "$SRC/runtime/meson.build" |
   grep -o "'kernels/[a-z_0-9]*\.c'" | tr -d "'" | sed "s|^|$SRC/runtime/|" | tr '\n' ' ')"
 INC="-I$SRC/compiler -I$SRC/runtime"
 need() { # TARGET: rebuild when a source is newer

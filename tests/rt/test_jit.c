@@ -634,6 +634,121 @@ START_TEST(test_gemm_threads) {
 }
 END_TEST
 
+/* The kernels' copies per instruction set (runtime/kernels/variant.h):
+ * each copy this CPU runs against the plain one (FMA changes the last
+ * bits), AVX2 against AVX-512 bit for bit (the product sums each element
+ * in the same order at any width); a copy the CPU cannot run is skipped
+ * with a message. And the JIT's choice: agc_kernel_variant, AGC_KERNELS. */
+#ifdef AGC_KERNEL_VARIANTS
+#define DECLARE(n) extern __typeof__(n) n##_avx2, n##_avx512;
+DECLARE(agc_gemm_f32) DECLARE(agc_gemm_f64) DECLARE(agc_row_f32)
+DECLARE(agc_tanhf) DECLARE(agc_expf)
+#undef DECLARE
+typedef struct {
+  const char *name;
+  int runs;
+  __typeof__(agc_gemm_f32) *gemm32;
+  __typeof__(agc_gemm_f64) *gemm64;
+  __typeof__(agc_row_f32) *row;
+  __typeof__(agc_tanhf) *tanhf;
+  __typeof__(agc_expf) *expf;
+} Variant;
+
+static int near(double got, double want, double rel) {
+  return fabs(got - want) <= rel * (1 + fabs(want));
+}
+
+START_TEST(test_kernel_variants) {
+  __builtin_cpu_init();
+  Variant v[3] = {
+    {"generic", 1, agc_gemm_f32, agc_gemm_f64, agc_row_f32, agc_tanhf, agc_expf},
+    {"avx2", __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
+     agc_gemm_f32_avx2, agc_gemm_f64_avx2, agc_row_f32_avx2, agc_tanhf_avx2,
+     agc_expf_avx2},
+    {"avx512", __builtin_cpu_supports("avx512f"), agc_gemm_f32_avx512,
+     agc_gemm_f64_avx512, agc_row_f32_avx512, agc_tanhf_avx512, agc_expf_avx512}};
+  static const long dims[][3] = {{1, 1, 1}, {7, 33, 5}, {125, 17, 300}, {64, 64, 64}};
+  enum { N = 1001 };
+  static const int rows[] = {ROW_TANH, ROW_EXP, ROW_SIGMOID, ROW_MUL, ROW_RELU};
+  float x[N], y[N], r0[N], r1[N];
+  for (int i = 0; i < N; i++)
+    x[i] = -12.0f + 0.024f * (float)i, y[i] = 0.5f - 0.001f * (float)i;
+  int ran = 0;
+  for (int k = 1; k < 3; k++) {
+    if (!v[k].runs) {
+      printf("test_kernel_variants: %s skipped: this CPU cannot run it\n", v[k].name);
+      continue;
+    }
+    ran++;
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+      GemmCase g;
+      gemm_case_init(&g, dims[d][0], dims[d][1], dims[d][2], 1);
+      for (int tr = 0; tr < 4; tr++) {
+        GEMM_STRIDES(g, tr);
+        gemm_case_reset(&g);
+        v[0].gemm32(g.M, g.N, g.K, g.A, sai, sak, g.B, sbk, sbj, g.C1, 1, g.pack);
+        v[k].gemm32(g.M, g.N, g.K, g.A, sai, sak, g.B, sbk, sbj, g.C2, 1, g.pack);
+        v[0].gemm64(g.M, g.N, g.K, g.A64, sai, sak, g.B64, sbk, sbj, g.D1, 1, g.pack64);
+        v[k].gemm64(g.M, g.N, g.K, g.A64, sai, sak, g.B64, sbk, sbj, g.D2, 1, g.pack64);
+        for (long i = 0; i < g.M * g.N; i++) {
+          ck_assert_msg(near(g.C2[i], g.C1[i], 1e-4), "%s gemm f32 %ldx%ldx%ld [%ld]: %g, plain %g",
+                        v[k].name, g.M, g.N, g.K, i, g.C2[i], g.C1[i]);
+          ck_assert_msg(near(g.D2[i], g.D1[i], 1e-12), "%s gemm f64 [%ld]", v[k].name, i);
+        }
+        if (k == 2 && v[1].runs) { /* AVX-512 against AVX2: the same bytes */
+          v[1].gemm32(g.M, g.N, g.K, g.A, sai, sak, g.B, sbk, sbj, g.C1, 0, g.pack);
+          v[2].gemm32(g.M, g.N, g.K, g.A, sai, sak, g.B, sbk, sbj, g.C2, 0, g.pack);
+          ck_assert_msg(gemm_case_same(&g, 0), "avx512 and avx2 gemm differ");
+        }
+      }
+      gemm_case_free(&g);
+    }
+    for (size_t o = 0; o < sizeof rows / sizeof rows[0]; o++) {
+      v[0].row(rows[o], 7, 143, x, 143, 1, y, 143, 1, r0, 143);
+      v[k].row(rows[o], 7, 143, x, 143, 1, y, 143, 1, r1, 143);
+      for (int i = 0; i < N; i++)
+        ck_assert_msg(near(r1[i], r0[i], 5e-7), "%s row op %d at %g: %.9g, plain %.9g",
+                      v[k].name, rows[o], x[i], r1[i], r0[i]);
+    }
+    for (int i = 0; i < N; i++) {
+      ck_assert(near(v[k].tanhf(x[i]), v[0].tanhf(x[i]), 5e-7));
+      ck_assert(near(v[k].expf(x[i]), v[0].expf(x[i]), 5e-7 * v[0].expf(x[i]) + 5e-7));
+    }
+  }
+  /* the JIT's choice: the best copy, or the one AGC_KERNELS names */
+  int bk = v[2].runs ? 2 : v[1].runs ? 1 : 0;
+  static const char src[] = "void agc_gemm_f32(void);\n"
+                            "void *linked(void) { return (void *)agc_gemm_f32; }\n";
+  for (int forced = 0; forced < 2; forced++) {
+    if (forced)
+      setenv("AGC_KERNELS", "generic", 1);
+    else
+      unsetenv("AGC_KERNELS");
+    int want = forced ? 0 : bk;
+    ck_assert_str_eq(agc_kernel_variant(), v[want].name);
+    agc_module *m = agc_module_compile(src, AGC_BACKEND_TCC, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    void *(*linked)(void) = (void *(*)(void))agc_module_symbol(m, "linked");
+    ck_assert_msg(linked() == (void *)v[want].gemm32, "the JIT linked another copy than %s",
+                  v[want].name);
+    agc_module_free(m);
+  }
+  setenv("AGC_KERNELS", "sse9", 1);
+  ck_assert(agc_kernel_variant() == NULL);
+  ck_assert(agc_module_compile(src, AGC_BACKEND_TCC, err, sizeof err) == NULL);
+  ck_assert_str_eq(err, "AGC_KERNELS=sse9: not a kernel copy (generic, avx2 or avx512)");
+  if (!v[2].runs) {
+    setenv("AGC_KERNELS", "avx512", 1);
+    ck_assert(agc_module_compile(src, AGC_BACKEND_TCC, err, sizeof err) == NULL);
+    ck_assert_msg(strstr(err, "AGC_KERNELS=avx512: this CPU runs only generic") == err, "%s", err);
+  }
+  unsetenv("AGC_KERNELS");
+  printf("test_kernel_variants: %d copies besides the plain one run here; the JIT links %s\n",
+         ran, v[bk].name);
+}
+END_TEST
+#endif
+
 static Suite *jit_suite(void) {
   Suite *s = suite_create("jit");
   TCase *tcc = tcase_create("tcc");
@@ -662,6 +777,9 @@ static Suite *jit_suite(void) {
   tcase_add_test(kern, test_matmul_narrow);
   tcase_add_test(kern, test_gemm_threads);
   tcase_add_test(kern, test_gemm_widths);
+#ifdef AGC_KERNEL_VARIANTS
+  tcase_add_test(kern, test_kernel_variants);
+#endif
   suite_add_tcase(s, kern);
   return s;
 }
