@@ -61,7 +61,7 @@ static struct {
   long skip_nonfinite, skip_unstable, skip_fd_graph, fd_checked, fd_skipped;
   long cc_graphs, asan_graphs, xfailed, xpass;
   long train_graphs, skip_step, steps_checked, step_noise, threads_graphs, f32_ties;
-  long f32_jumps, f32_margins, zero_noise;
+  long f32_jumps, f32_margins, zero_noise, kernel_graphs;
   double t_inproc, t_cc, t_asan;
 } st;
 
@@ -79,11 +79,12 @@ static double now(void) {
  * mcu) x dtype, and -O0 f32 (the f32 reference). */
 enum { CFG_TCC64, CFG_TCC32, CFG_O0_32, CFG_CC64, CFG_CC32, CFG_ASAN64,
        CFG_ASAN32, CFG_MCU64, CFG_MCU32, CFG_CCMCU64, CFG_CCMCU32,
-       CFG_ASANMCU64, CFG_ASANMCU32, NCFG };
+       CFG_ASANMCU64, CFG_ASANMCU32, CFG_GEN64, CFG_GEN32, NCFG };
 static const char *const cfg_name[NCFG] = {
     "tcc-f64", "tcc-f32", "O0-f32", "cc-f64", "cc-f32", "asan-f64", "asan-f32",
-    "mcu-f64", "mcu-f32", "cc-mcu-f64", "cc-mcu-f32", "asan-mcu-f64", "asan-mcu-f32"};
-static const int cfg_f32[NCFG] = {0, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
+    "mcu-f64", "mcu-f32", "cc-mcu-f64", "cc-mcu-f32", "asan-mcu-f64", "asan-mcu-f32",
+    "generic-f64", "generic-f32"};
+static const int cfg_f32[NCFG] = {0, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
 /* the cc / ASan configuration of a unit's dtype and target */
 static int cc_cfg(int f64, int mcu) {
   return mcu ? (f64 ? CFG_CCMCU64 : CFG_CCMCU32) : (f64 ? CFG_CC64 : CFG_CC32);
@@ -769,6 +770,37 @@ static void threads_check(Case *c) {
   st.threads_graphs++;
   free_outs(c, outs);
   agc_graph_free(g);
+}
+
+/* tcc with the plain copy of the kernels (AGC_KERNELS=generic), f64 and
+ * f32, against the references, where the JIT would link another copy */
+static void kernels_check(Case *c) {
+  const char *v = agc_kernel_variant();
+  if (!v || !strcmp(v, "generic"))
+    return;
+  char err[4096], why[256];
+  double **outs = alloc_outs(c);
+  for (int f64 = 1; f64 >= 0; f64--) {
+    int cfg = f64 ? CFG_GEN64 : CFG_GEN32;
+    setenv("AGC_KERNELS", "generic", 1);
+    agc_graph *g = load(c, f64, 0, 0, AGC_BACKEND_TCC, err, sizeof err);
+    unsetenv("AGC_KERNELS");
+    if (!g) {
+      case_fail(c, "%s: compile failed: %s", cfg_name[cfg], errpart(err));
+      continue;
+    }
+    if (run_graph(g, f64, c, NULL, outs, why, sizeof why)) {
+      case_fail(c, "%s: %s", cfg_name[cfg], why);
+      st.sanitizer++;
+    } else {
+      for (int i = 0; i < c->nout; i++)
+        if (compare(c, cfg, i, outs[i]))
+          st.mismatches++;
+    }
+    agc_graph_free(g);
+  }
+  st.kernel_graphs++;
+  free_outs(c, outs);
 }
 
 static void option_checks(Case *c) {
@@ -1592,6 +1624,7 @@ static int stage1(Case *c) {
   if (!c->skip) {
     option_checks(c);
     threads_check(c);
+    kernels_check(c);
   }
   if (opt.fd && !c->skip)
     fd_check(c, ref);
@@ -2702,12 +2735,13 @@ static int run_campaign(void) {
          "(trajectory non-finite or beyond 1e6, or unstable gradients), %ld without f32 "
          "step outputs (Adam from a gradient within f32 tolerance of 0)\n", st.train_graphs,
          st.steps_checked, st.skip_step, st.step_noise);
-  printf("agc_random: %ld graphs with a matrix product rebuilt for 3 threads and "
-         "compared bit for bit with one thread; %ld step-function outputs whose f32 "
+  printf("agc_random: %ld graphs rebuilt with the plain copy of the JIT's kernels "
+         "(AGC_KERNELS=generic, f64 and f32); %ld graphs with a matrix product rebuilt for "
+         "3 threads and compared bit for bit with one thread; %ld step-function outputs whose f32 "
          "reference differs from f64 (an f32 tie); f32 outputs let go: %ld where the "
          "f32 reference jumps under one-ulp input moves, %ld within the reach of f64 "
          "with its comparisons moved by 1e-5, %ld that are 0 as a function, off 0 by "
-         "rounding\n", st.threads_graphs, st.f32_ties, st.f32_jumps, st.f32_margins,
+         "rounding\n", st.kernel_graphs, st.threads_graphs, st.f32_ties, st.f32_jumps, st.f32_margins,
          st.zero_noise);
   for (int i = 0; i < nsigs; i++)
     printf("agc_random: failure %d: %ld graph%s: %s (%s%s%s%s%s; first repro %s)\n", i + 1,
