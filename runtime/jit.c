@@ -93,8 +93,6 @@ static const host_sym host_glibc[] = {
 #endif
 #undef D
 
-/* tcc emits calls to these for struct copies and aggregate initialisers;
- * abort is referenced by libtcc1's va_arg helper. */
 /* The kernels generated code calls in JIT mode, compiled ahead of time
  * with the optimizing compiler (agc_kernels.h). On x86-64 the build makes
  * three copies (kernels/variant.h): plain x86-64, AVX2 + FMA and AVX-512;
@@ -160,6 +158,8 @@ const char *agc_kernel_variant(void) {
   return v < 0 ? NULL : variant_names[v];
 }
 
+/* tcc emits calls to these for struct copies and aggregate initialisers;
+ * abort is referenced by libtcc1's va_arg helper. */
 static const host_sym host_libc[] = {
   {"memset", (const void *)memset},
   {"memcpy", (const void *)memcpy},
