@@ -23,7 +23,8 @@ import re
 
 import numpy as np
 
-__all__ = ["load", "compile", "Graph", "CompileError", "IndexRangeError"]
+__all__ = ["load", "compile", "kernel_variant", "Graph", "CompileError",
+           "IndexRangeError"]
 __version__ = "0.1.0"
 
 _AGC_F32, _AGC_F64, _AGC_I32 = 0, 1, 2
@@ -145,6 +146,7 @@ def _load_library():
         "agc_graph_state_bytes": (S, [P]),
         "agc_graph_step_work_bytes": (S, [P]),
         "agc_graph_step": (I, [P, P, P, P, P]),
+        "agc_kernel_variant": (ctypes.c_char_p, []),
     }
     for name, (res, args) in sig.items():
         f = getattr(lib, name)
@@ -356,6 +358,15 @@ def _finish(handle, err):
     if not handle:
         raise CompileError(err.value.decode(errors="replace"))
     return Graph(handle, _load_library())
+
+
+def kernel_variant():
+    """The copy of the JIT's ahead-of-time kernels that backend='tcc'
+    links: 'avx512', 'avx2' or 'generic', the best this CPU runs (the
+    environment's AGC_KERNELS may name a lower one); None when AGC_KERNELS
+    names one that is unknown or that this CPU cannot run."""
+    v = _load_library().agc_kernel_variant()
+    return None if v is None else v.decode()
 
 
 def load(path, dtype="float32", backend="tcc", accumulate=False,

@@ -241,6 +241,33 @@ class TestErrors(unittest.TestCase):
                 self.assertEqual(one[k].tobytes(), three[k].tobytes(),
                                  "%s %s" % (backend, k))
 
+    def test_kernel_variant(self):
+        """The JIT's kernel copy, and AGC_KERNELS naming another."""
+        old = os.environ.pop("AGC_KERNELS", None)
+        try:
+            self.assertIn(agc.kernel_variant(), ("generic", "avx2", "avx512"))
+            src = ("input x[64, 64]\nparam W[64, 64]\n"
+                   "loss = sum(tanh(x @ W) ** 2)\noutput loss\nbackward loss\n")
+            r = np.random.default_rng(6)
+            ins = {"x": r.standard_normal((64, 64)).astype(np.float32),
+                   "W": r.standard_normal((64, 64)).astype(np.float32)}
+            best = agc.compile(src)(ins)
+            os.environ["AGC_KERNELS"] = "generic"
+            self.assertEqual(agc.kernel_variant(), "generic")
+            plain = agc.compile(src)(ins)
+            for k in best:
+                np.testing.assert_allclose(plain[k], best[k], rtol=1e-4,
+                                           atol=1e-5 * np.abs(best[k]).max())
+            os.environ["AGC_KERNELS"] = "sse9"
+            self.assertIsNone(agc.kernel_variant())
+            with self.assertRaises(agc.CompileError) as e:
+                agc.compile(src)
+            self.assertIn("AGC_KERNELS=sse9: not a kernel copy", str(e.exception))
+        finally:
+            os.environ.pop("AGC_KERNELS", None)
+            if old is not None:
+                os.environ["AGC_KERNELS"] = old
+
 
 class TestTrainingStep(unittest.TestCase):
     """step() of a graph with `optimizer` against NumPy's Adam on the
