@@ -1219,6 +1219,37 @@ static void step_envelope(Case *c, agc_graph *ref, const Optim *O, int f32) {
     }
     agc_graph_free(g);
   }
+  /* f32: and the trajectories from the params moved by one f32 ulp, up or
+     down at random (twice): a step that lands a value on a kink or a tie
+     exactly (s952-g33753: Adam made p8 @ p9 cancel to 0 under abs(), so
+     its sign was rounding's) parts there from the f32 runs */
+  Rng r = {c->dseed ^ 0x57e9f32};
+  for (int t = 0; f32 && t < 2; t++) {
+    double **save = calloc((size_t)c->nin + 1, sizeof *save);
+    for (int i = 0; i < c->nin; i++) {
+      if (!c->isparam[i] || c->in[i].is_int)
+        continue;
+      save[i] = c->in[i].v;
+      c->in[i].v = malloc((size_t)c->in[i].n * sizeof(double) + 8);
+      for (int64_t k = 0; k < c->in[i].n; k++)
+        c->in[i].v[k] = nextafterf(c->in[i].v32[k], rng_unit(&r) < 0.5 ? -INFINITY : INFINITY);
+    }
+    int bad = step_traj(c, ref, O, NULL, 0, 0, pp, oo);
+    for (int i = 0; i < c->nin; i++)
+      if (save[i]) {
+        free(c->in[i].v);
+        c->in[i].v = save[i];
+      }
+    free(save);
+    if (bad)
+      continue;
+    for (int i = 0; i < c->nin; i++)
+      for (int64_t k = 0; c->isparam[i] && k < c->in[i].n; k++)
+        c->sp_env[1][i][k] = fmax(c->sp_env[1][i][k], fabs(pp[i][k] - c->sp_ref[i][k]));
+    for (int j = 0; j < c->nsout; j++)
+      for (int64_t k = 0; k < c->ref[c->sout[j]].n; k++)
+        c->so_env[1][j][k] = fmax(c->so_env[1][j][k], fabs(oo[j][k] - c->so_ref[j][k]));
+  }
   free_params(c, pp);
   free_souts(c, oo);
   free(pert);
