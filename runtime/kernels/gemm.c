@@ -83,6 +83,7 @@ AGC_LINKAGE void AGC_GEMM(long M, long N, long K, const AGC_T *A, long sai,
           const AGC_T *const bp = pb + j0 * kc;
           for (long ib = 0; ib * MR < mc; ib++) {
             const AGC_T *const ap = pa + ib * kc * MR;
+            const long i0 = m0 + ib * MR;
 #if defined(__GNUC__) && !defined(__TINYC__)
             vec c[MR][2];
             for (int ii = 0; ii < MR; ii++)
@@ -95,6 +96,21 @@ AGC_LINKAGE void AGC_GEMM(long M, long N, long K, const AGC_T *A, long sai,
                 c[ii][0] += x * b0;
                 c[ii][1] += x * b1;
               }
+            }
+            if (i0 + MR <= M && j0 + NR <= nc) {
+              /* a whole tile: straight from the registers into C */
+              for (int ii = 0; ii < MR; ii++) {
+                vec *const d0 = (vec *)(C + (i0 + ii) * N + n0 + j0);
+                vec *const d1 = (vec *)(C + (i0 + ii) * N + n0 + j0 + NR / 2);
+                if (k0 || acc) {
+                  *d0 += c[ii][0];
+                  *d1 += c[ii][1];
+                } else {
+                  *d0 = c[ii][0];
+                  *d1 = c[ii][1];
+                }
+              }
+              continue;
             }
             for (int ii = 0; ii < MR; ii++) {
               *(vec *)(tile + ii * NR) = c[ii][0];
@@ -111,7 +127,6 @@ AGC_LINKAGE void AGC_GEMM(long M, long N, long K, const AGC_T *A, long sai,
               }
 #endif
             /* the first K block writes C (unless acc), the others add */
-            const long i0 = m0 + ib * MR;
             const long mr = M - i0 < MR ? M - i0 : MR;
             for (long ii = 0; ii < mr; ii++) {
               AGC_T *const d = C + (i0 + ii) * N + n0 + j0;
