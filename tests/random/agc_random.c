@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -456,50 +457,65 @@ static int jumps_explain(const Case *c, int oi, const double *got,
   return 1;
 }
 
-/* The graph's text with the right side Y of every order comparison
- * `X < Y` (<, <=, >, >=, spaced as the generator writes them) replaced by
- * `((Y) + abs(Y) * 1e-05)` (sign > 0) or `((Y) - abs(Y) * 1e-05)`: Y runs
- * to the first `,` or `)` outside parentheses, or to the end of the line.
- * Comment lines stay. The caller frees it. */
-static char *margin_src(const char *src, int sign) {
+/* The graph's text as f32 could see it, for an f64 run: the right side Y
+ * of every order comparison `X < Y` (<, <=, >, >=, spaced as the
+ * generator writes them) becomes `((Y) + abs(Y) * 1e-05)` (sign > 0) or
+ * `((Y) - abs(Y) * 1e-05)`, a tie within f32's precision; and in both,
+ * `sign(Y)` becomes `sign(where(abs(Y) < 1e-07, 0, Y))`, as f32 computes
+ * a value that small from values near 1 as 0 (s961-g270: sign(gelu(x)) for
+ * x near -6, where erf rounds to -1 in f32). Y runs to the first `,` or
+ * `)` outside parentheses, or to the end of the line, and is itself
+ * rewritten. Comment lines stay. Appends the n bytes at s to b so. */
+static void margin_text(StrBuf *b, const char *s, size_t n, int sign) {
   static const char *const ops[] = {" <= ", " >= ", " < ", " > "};
-  StrBuf b = {0};
+  const char *end = s + n;
   int comment = 0, bol = 1;
-  for (const char *p = src; *p;) {
+  for (const char *p = s; p < end;) {
     if (bol)
       comment = *p == '#';
     bol = *p == '\n';
-    size_t k = 0, n = 0;
+    size_t k = 0, m = 0;
     for (; !comment && k < 4; k++)
-      if (!strncmp(p, ops[k], n = strlen(ops[k])))
+      if ((size_t)(end - p) >= (m = strlen(ops[k])) && !strncmp(p, ops[k], m))
         break;
-    if (comment || k == 4) {
-      sb_putc(&b, *p++);
+    int is_sign = !comment && k == 4 && end - p >= 5 && !strncmp(p, "sign(", 5) &&
+                  (p == s || !(isalnum((unsigned char)p[-1]) || p[-1] == '_'));
+    if (comment || (k == 4 && !is_sign)) {
+      sb_putc(b, *p++);
       continue;
     }
-    const char *y = p + n, *q = y;
-    for (int depth = 0; *q && *q != '\n'; q++) {
+    const char *y = p + (is_sign ? 5 : m), *q = y;
+    for (int depth = 0; q < end && *q != '\n'; q++) {
       if ((*q == ',' || *q == ')') && depth == 0)
         break;
       depth += *q == '(' ? 1 : *q == ')' ? -1 : 0;
     }
-    int len = (int)(q - y);
-    sb_printf(&b, "%s((%.*s) %c abs(%.*s) * 1e-05)", ops[k], len, y, sign > 0 ? '+' : '-',
-              len, y);
+    StrBuf yb = {0};
+    margin_text(&yb, y, (size_t)(q - y), sign);
+    const char *ys = yb.s ? yb.s : "";
+    if (is_sign) /* the source's `)` closes sign( */
+      sb_printf(b, "sign(where(abs(%s) < 1e-07, 0, %s)", ys, ys);
+    else
+      sb_printf(b, "%s((%s) %c abs(%s) * 1e-05)", ops[k], ys, sign > 0 ? '+' : '-', ys);
+    sb_free(&yb);
     p = q;
   }
+}
+
+static char *margin_src(const char *src, int sign) {
+  StrBuf b = {0};
+  margin_text(&b, src, strlen(src), sign);
   return b.s ? b.s : strdup("");
 }
 
-/* c->mv: the f64 reference's outputs for both margin_src variants (once
- * per case; c->margins -1 when a variant does not compile or run, or the
- * graph has no order comparison) */
 /* the case's graph as margin_src writes it, compiled as the f64
- * reference is; NULL if it has no order comparison or does not compile */
+ * reference is; NULL if it has no order comparison or sign(), grows past
+ * 1 MB (nested comparisons double their text at each level) or does not
+ * compile */
 static agc_graph *margin_graph(const Case *c, int sign) {
   char *src = margin_src(c->src, sign), err[512];
   agc_graph *g = NULL;
-  if (strcmp(src, c->src)) {
+  if (strcmp(src, c->src) && strlen(src) < ((size_t)1 << 20)) {
     agc_graph_options o = {0};
     o.f64 = 1;
     o.O0 = 1;
@@ -514,6 +530,9 @@ static agc_graph *margin_graph(const Case *c, int sign) {
   return g;
 }
 
+/* c->mv: the f64 reference's outputs for both margin_src variants (once
+ * per case; c->margins -1 when a variant does not compile or run, or the
+ * graph has no order comparison or sign()) */
 static void margins(Case *c) {
   if (c->margins)
     return;
