@@ -1584,21 +1584,31 @@ static int stage1(Case *c) {
   }
   /* sensitivity: every float input times (1 +- 1e-5), twice; then by
      1e-7 and 1e-9, so that an output that is the sign (or a comparison)
-     of a value that cancels to rounding noise shows it flips */
+     of a value that cancels to rounding noise shows it flips. The two
+     runs of each size move the inputs by opposite signs (a pattern and
+     its negation), so that a value at a tie moves both ways and a sign of
+     it flips in one of them (with two patterns drawn apart, a tie could
+     keep its side in both: s961-g9865, sign(v4) with v4 = 0 up to
+     rounding) */
   double **p64 = calloc((size_t)c->nin + 1, sizeof *p64);
-  Rng r = {c->dseed ^ 0x5eed};
+  Rng r = {c->dseed ^ 0x5eed}, pair = r;
   static const double rel[] = {1e-5, 1e-5, 1e-7, 1e-7, 1e-9, 1e-9};
   double *tiny = calloc((size_t)c->nout + 1, sizeof *tiny);
   c->unstable = calloc((size_t)c->nout + 1, sizeof *c->unstable);
   c->still = calloc((size_t)c->nout + 1, sizeof *c->still);
   for (int t = 0; t < 6 && !c->skip; t++) {
+    if (t % 2)
+      r = pair; /* the same draws as run t - 1, negated */
+    else
+      pair = r;
+    const double neg = t % 2 ? -1 : 1;
     for (int i = 0; i < c->nin; i++) {
       if (c->in[i].is_int)
         continue;
       free(p64[i]);
       p64[i] = malloc((size_t)c->in[i].n * sizeof(double) + 1);
       for (int64_t k = 0; k < c->in[i].n; k++)
-        p64[i][k] = c->in[i].v[k] * (1 + (rng_unit(&r) < 0.5 ? -rel[t] : rel[t]));
+        p64[i][k] = c->in[i].v[k] * (1 + neg * (rng_unit(&r) < 0.5 ? -rel[t] : rel[t]));
     }
     run_graph(ref, 1, c, p64, outs, why, sizeof why);
     for (int i = 0; i < c->nout; i++)
