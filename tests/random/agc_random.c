@@ -1175,6 +1175,17 @@ static void free_souts(const Case *c, double **o) {
 
 /* The case's step tables and reference (c->train set when the reference
  * has a step). */
+/* Widens precision f32's envelope to hold a trajectory's params pp and
+ * outputs oo. */
+static void env_widen(Case *c, int f32, double **pp, double **oo) {
+  for (int i = 0; i < c->nin; i++)
+    for (int64_t k = 0; c->isparam[i] && k < c->in[i].n; k++)
+      c->sp_env[f32][i][k] = fmax(c->sp_env[f32][i][k], fabs(pp[i][k] - c->sp_ref[i][k]));
+  for (int j = 0; j < c->nsout; j++)
+    for (int64_t k = 0; k < c->ref[c->sout[j]].n; k++)
+      c->so_env[f32][j][k] = fmax(c->so_env[f32][j][k], fabs(oo[j][k] - c->so_ref[j][k]));
+}
+
 /* A step configuration's envelope, per precision (f32 0 or 1): the
  * reference trajectory with the gradients moved by the gradient tolerance
  * of compare() (four sign patterns), and for f32 the trajectories of the
@@ -1216,12 +1227,7 @@ static void step_envelope(Case *c, agc_graph *ref, const Optim *O, int f32) {
           c->so_env[f32][j][k] = INFINITY;
       continue;
     }
-    for (int i = 0; i < c->nin; i++)
-      for (int64_t k = 0; c->isparam[i] && k < c->in[i].n; k++)
-        c->sp_env[f32][i][k] = fmax(c->sp_env[f32][i][k], fabs(pp[i][k] - c->sp_ref[i][k]));
-    for (int j = 0; j < c->nsout; j++)
-      for (int64_t k = 0; k < c->ref[c->sout[j]].n; k++)
-        c->so_env[f32][j][k] = fmax(c->so_env[f32][j][k], fabs(oo[j][k] - c->so_ref[j][k]));
+    env_widen(c, f32, pp, oo);
   }
   /* f32: and the trajectories of the graph with its comparisons moved
      by 1e-5 either way (margins_explain), for an f32 tie that the
@@ -1229,12 +1235,7 @@ static void step_envelope(Case *c, agc_graph *ref, const Optim *O, int f32) {
   for (int m = 0; f32 && m < 2; m++) {
     agc_graph *g = margin_graph(c, m ? 1 : -1);
     if (g && !step_traj(c, g, O, NULL, 0, 0, pp, oo)) {
-      for (int i = 0; i < c->nin; i++)
-        for (int64_t k = 0; c->isparam[i] && k < c->in[i].n; k++)
-          c->sp_env[1][i][k] = fmax(c->sp_env[1][i][k], fabs(pp[i][k] - c->sp_ref[i][k]));
-      for (int j = 0; j < c->nsout; j++)
-        for (int64_t k = 0; k < c->ref[c->sout[j]].n; k++)
-          c->so_env[1][j][k] = fmax(c->so_env[1][j][k], fabs(oo[j][k] - c->so_ref[j][k]));
+      env_widen(c, 1, pp, oo);
     }
     agc_graph_free(g);
   }
@@ -1260,14 +1261,8 @@ static void step_envelope(Case *c, agc_graph *ref, const Optim *O, int f32) {
         c->in[i].v = save[i];
       }
     free(save);
-    if (bad)
-      continue;
-    for (int i = 0; i < c->nin; i++)
-      for (int64_t k = 0; c->isparam[i] && k < c->in[i].n; k++)
-        c->sp_env[1][i][k] = fmax(c->sp_env[1][i][k], fabs(pp[i][k] - c->sp_ref[i][k]));
-    for (int j = 0; j < c->nsout; j++)
-      for (int64_t k = 0; k < c->ref[c->sout[j]].n; k++)
-        c->so_env[1][j][k] = fmax(c->so_env[1][j][k], fabs(oo[j][k] - c->so_ref[j][k]));
+    if (!bad)
+      env_widen(c, 1, pp, oo);
   }
   free_params(c, pp);
   free_souts(c, oo);
