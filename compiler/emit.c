@@ -597,16 +597,15 @@ static void kernels(E *e, StrBuf *o) {
   else if (e->uses_tanh)
     emit_tanhf(o, em_fmt(e, "%s_tanhf", c->name), 1);
   if (e->uses_where && t->where_blend) {
-    const int f64 = c->opt.api.f64;
+    const char *u = c->opt.api.f64 ? "uint64_t" : "uint32_t"; /* e->real's bits */
     sb_printf(o, "/* where(c, a, b) without a conditional load: gcc 12.2 at -O3 with\n"
               "   AVX2 sums a masked load wrongly in loop nests */\n"
               "static inline %s %s_where(%s c, %s a, %s b)\n{\n"
-              "  union { %s f; uint%d_t u; } x, y;\n"
+              "  union { %s f; %s u; } x, y;\n"
               "  x.f = a;\n  y.f = b;\n"
-              "  const uint%d_t m = (uint%d_t)0 - (uint%d_t)(c != 0);\n"
+              "  const %s m = (%s)0 - (%s)(c != 0);\n"
               "  x.u = (x.u & m) | (y.u & ~m);\n  return x.f;\n}\n\n",
-              e->real, c->name, e->real, e->real, e->real, e->real, f64 ? 64 : 32,
-              f64 ? 64 : 32, f64 ? 64 : 32, f64 ? 64 : 32);
+              e->real, c->name, e->real, e->real, e->real, e->real, u, u, u, u);
   } else if (e->uses_where) {
     sb_puts(o, "#define AGC_WHERE(c, a, b) ((c) != 0 ? (a) : (b))\n\n");
   }
