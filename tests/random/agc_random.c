@@ -689,6 +689,16 @@ static int compare(Case *c, int cfg, int oi, const double *got) {
 
 /* ---- stage 1: in-process checks ------------------------------------------ */
 
+/* The float input a with every element moved by one f32 ulp, up or down
+ * as r draws, into out (allocated when NULL); returns out. */
+static double *ulp_moved(const Arr *a, Rng *r, double *out) {
+  if (!out)
+    out = malloc((size_t)a->n * sizeof(double) + 8);
+  for (int64_t k = 0; k < a->n; k++)
+    out[k] = nextafterf(a->v32[k], rng_unit(r) < 0.5 ? -INFINITY : INFINITY);
+  return out;
+}
+
 /* c->jump32: how far each element of the f32 reference (graph g, outputs
  * base) moves when every float input moves by one f32 ulp, up or down at
  * random; the largest of two such runs (a non-finite move counts as
@@ -701,14 +711,9 @@ static void f32_jumps(Case *c, const agc_graph *g, double **base) {
   for (int i = 0; i < c->nout; i++)
     c->jump32[i] = calloc((size_t)c->ref[i].n + 1, sizeof **c->jump32);
   for (int t = 0; t < 2; t++) {
-    for (int i = 0; i < c->nin; i++) {
-      if (c->in[i].is_int)
-        continue;
-      if (!p[i])
-        p[i] = malloc((size_t)c->in[i].n * sizeof(double) + 1);
-      for (int64_t k = 0; k < c->in[i].n; k++)
-        p[i][k] = nextafterf(c->in[i].v32[k], rng_unit(&r) < 0.5 ? -INFINITY : INFINITY);
-    }
+    for (int i = 0; i < c->nin; i++)
+      if (!c->in[i].is_int)
+        p[i] = ulp_moved(&c->in[i], &r, p[i]);
     if (run_graph(g, 0, c, p, o, why, sizeof why))
       continue; /* the unperturbed run reports it */
     for (int i = 0; i < c->nout; i++)
@@ -1061,7 +1066,8 @@ static int parse_optim(const Case *c, Optim *o) {
  * an output beyond 1e15 (the params left the ranges the generator bounded
  * the values for: f32 overflows where f64 does not). */
 static int step_traj(Case *c, agc_graph *ref, const Optim *O, const double *pert,
-                     uint64_t sgn, int vary, double **p_out, double **o_out) {
+                     uint64_t sgn, int vary, double *const *start, double **p_out,
+                     double **o_out) {
   double **p64 = calloc((size_t)c->nin + 1, sizeof *p64);
   double **m1 = calloc((size_t)c->nin + 1, sizeof *m1), **m2 = calloc((size_t)c->nin + 1, sizeof *m2);
   double **outs = alloc_outs(c);
@@ -1070,7 +1076,8 @@ static int step_traj(Case *c, agc_graph *ref, const Optim *O, const double *pert
     if (c->in[i].is_int)
       continue;
     p64[i] = malloc((size_t)c->in[i].n * sizeof(double) + 8);
-    memcpy(p64[i], c->in[i].v, (size_t)c->in[i].n * sizeof(double));
+    memcpy(p64[i], start && start[i] ? start[i] : c->in[i].v,
+           (size_t)c->in[i].n * sizeof(double));
     if (c->isparam[i]) {
       m1[i] = calloc((size_t)c->in[i].n + 1, sizeof(double));
       m2[i] = calloc((size_t)c->in[i].n + 1, sizeof(double));
@@ -1217,7 +1224,7 @@ static void step_envelope(Case *c, agc_graph *ref, const Optim *O, int f32) {
   for (int sg = 0; sg < 4; sg++) {
     for (int j = 0; j < c->nout; j++)
       pert[j] = -pert[j];
-    if (step_traj(c, ref, O, pert, c->dseed ^ 0x57e9, sg >= 2, pp, oo)) {
+    if (step_traj(c, ref, O, pert, c->dseed ^ 0x57e9, sg >= 2, NULL, pp, oo)) {
       /* the perturbed trajectory leaves the domain: anything goes */
       for (int i = 0; i < c->nin; i++)
         for (int64_t k = 0; c->isparam[i] && k < c->in[i].n; k++)
@@ -1234,7 +1241,7 @@ static void step_envelope(Case *c, agc_graph *ref, const Optim *O, int f32) {
      steps reach (s921-g5399: where(exp(log(x)) <= x, ...)) */
   for (int m = 0; f32 && m < 2; m++) {
     agc_graph *g = margin_graph(c, m ? 1 : -1);
-    if (g && !step_traj(c, g, O, NULL, 0, 0, pp, oo)) {
+    if (g && !step_traj(c, g, O, NULL, 0, 0, NULL, pp, oo)) {
       env_widen(c, 1, pp, oo);
     }
     agc_graph_free(g);
@@ -1244,26 +1251,17 @@ static void step_envelope(Case *c, agc_graph *ref, const Optim *O, int f32) {
      exactly (s952-g33753: Adam made p8 @ p9 cancel to 0 under abs(), so
      its sign was rounding's) parts there from the f32 runs */
   Rng r = {c->dseed ^ 0x57e9f32};
+  double **start = calloc((size_t)c->nin + 1, sizeof *start);
   for (int t = 0; f32 && t < 2; t++) {
-    double **save = calloc((size_t)c->nin + 1, sizeof *save);
-    for (int i = 0; i < c->nin; i++) {
-      if (!c->isparam[i] || c->in[i].is_int)
-        continue;
-      save[i] = c->in[i].v;
-      c->in[i].v = malloc((size_t)c->in[i].n * sizeof(double) + 8);
-      for (int64_t k = 0; k < c->in[i].n; k++)
-        c->in[i].v[k] = nextafterf(c->in[i].v32[k], rng_unit(&r) < 0.5 ? -INFINITY : INFINITY);
-    }
-    int bad = step_traj(c, ref, O, NULL, 0, 0, pp, oo);
     for (int i = 0; i < c->nin; i++)
-      if (save[i]) {
-        free(c->in[i].v);
-        c->in[i].v = save[i];
-      }
-    free(save);
-    if (!bad)
+      if (c->isparam[i] && !c->in[i].is_int)
+        start[i] = ulp_moved(&c->in[i], &r, start[i]);
+    if (!step_traj(c, ref, O, NULL, 0, 0, start, pp, oo))
       env_widen(c, 1, pp, oo);
   }
+  for (int i = 0; i < c->nin; i++)
+    free(start[i]);
+  free(start);
   free_params(c, pp);
   free_souts(c, oo);
   free(pert);
@@ -1303,7 +1301,7 @@ static void step_reference(Case *c, agc_graph *ref) {
   }
   c->sp_ref = alloc_params(c);
   c->so_ref = alloc_souts(c);
-  if (step_traj(c, ref, &O, NULL, 0, 0, c->sp_ref, c->so_ref)) {
+  if (step_traj(c, ref, &O, NULL, 0, 0, NULL, c->sp_ref, c->so_ref)) {
     st.skip_step++;
     c->step_skip = 1;
     return;
