@@ -82,6 +82,8 @@ Ctx *agc_compile(const char *path, const char *src, size_t len,
   if (opt->api.threads > 1 && opt->target == TARGET_MCU)
     error_plain(c, "threads (%d) need the host target: the mcu C runs on one "
                 "core", opt->api.threads);
+  if (opt->api.perturb_seed && !opt->api.f64)
+    error_plain(c, "perturb_seed is for f64 runs (f32 cannot hold 1 + 2^-24)");
   if (opt->api.name)
     c->name = opt->api.name;
   int ntok;

@@ -75,7 +75,39 @@ static int rebuild(Ctx *c, const Node *n, const int *in) {
  * stripped, folded and shared ones leave room), so the largest graph is
  * never in memory twice; ir_rebuild_evict moves the unread old nodes
  * out when that room runs out. */
-static void rebuild_graph(Ctx *c, int strip, const int *order) {
+/* Testing (agc_graph_options.perturb_seed): does node n's value carry a
+ * rounding in f32? Not moves, selections, comparisons or sign-like ops,
+ * whose results are exact; a constant if f32 cannot hold it. */
+static int rounds(const Node *n) {
+  if (n->dt != DT_F)
+    return 0;
+  switch (n->op) {
+  case OP_CONST:
+    return (double)(float)n->val != n->val;
+  case OP_NEG: case OP_RELU: case OP_ABS: case OP_SIGN: case OP_MAXIMUM:
+  case OP_MINIMUM: case OP_LT: case OP_LE: case OP_GT: case OP_GE:
+  case OP_EQ: case OP_NE: case OP_WHERE: case OP_DETACH: case OP_ID:
+  case OP_BCAST: case OP_MAX: case OP_MIN: case OP_FIRSTMAX:
+  case OP_FIRSTMIN: case OP_ONEHOT: case OP_MAXPOOL: case OP_MAXPOOL_DX:
+  case OP_EMBED:
+    return 0;
+  default:
+    return op_kind(n->op) != K_MOVE && op_kind(n->op) != K_LEAF;
+  }
+}
+
+/* Node id (old node i) times 1 + 2^-24 or 1 - 2^-24, as a hash of seed
+ * and i draws: f32's largest relative rounding, in an f64 run. */
+static int perturbed(Ctx *c, int id, uint64_t seed, int i, Loc loc) {
+  uint64_t h = seed ^ ((uint64_t)i + 1) * 0x9e3779b97f4a7c15u;
+  h ^= h >> 31;
+  h *= 0xbf58476d1ce4e5b9u;
+  h ^= h >> 29;
+  double f = h >> 63 ? 1 + 0x1p-24 : 1 - 0x1p-24;
+  return ir_binary(c, OP_MUL, id, ir_scalar(c, f), loc);
+}
+
+static void rebuild_graph(Ctx *c, int strip, const int *order, uint64_t perturb) {
   Graph old = c->g;
   int inplace = !order && old.n > 0;
   c->prev = old;
@@ -133,6 +165,8 @@ static void rebuild_graph(Ctx *c, int strip, const int *order) {
       for (int k = 0; k < n->nin; k++)
         tmp[k] = map[n->in[k]];
       map[i] = rebuild(c, n, tmp);
+      if (perturb && rounds(n))
+        map[i] = perturbed(c, map[i], perturb, i, n->loc);
     }
     /* keeps the user's name in comments, also where the node became its
        operand (a stripped ID, or a rewrite that handed one back) */
@@ -538,18 +572,33 @@ static void trim_nodes(Ctx *c) {
   }
 }
 
+/* Testing: every value that rounds in f32 moved by f32's rounding
+ * (agc_graph_options.perturb_seed), after the optimizer, so that no rule
+ * takes the moves out again. */
+static void perturb_pass(Ctx *c) {
+  if (!c->opt.api.perturb_seed)
+    return;
+  int *order = arena_alloc(&c->arena, sizeof(int) * (size_t)(c->g.n + 1));
+  for (int i = 0; i < c->g.n; i++)
+    order[i] = i; /* not in place: the graph grows */
+  rebuild_graph(c, 0, order, c->opt.api.perturb_seed);
+  check_ir(c, "perturb");
+}
+
 static void passes_from(Ctx *c, const char *stop_after) {
   check_ir(c, "parse");
   if (stop_after && strcmp(stop_after, "parse") == 0)
     return;
-  if (c->opt.api.O0)
+  if (c->opt.api.O0) {
+    perturb_pass(c);
     return;
+  }
   size_t i0 = 0;
   if (!stop_after || strcmp(stop_after, "cse") == 0 ||
       strcmp(stop_after, "dce") == 0) {
     /* strip, fold, simplify and cse in one rebuild with all their rules */
     c->rules |= R_FOLD | R_SIMPLIFY | R_CSE;
-    rebuild_graph(c, 1, NULL);
+    rebuild_graph(c, 1, NULL, 0);
     check_ir(c, "cse");
     if (stop_after && strcmp(stop_after, "cse") == 0)
       return;
@@ -560,18 +609,19 @@ static void passes_from(Ctx *c, const char *stop_after) {
     if (passes[i].live_only)
       compact_live(c);
     else
-      rebuild_graph(c, passes[i].strip, NULL);
+      rebuild_graph(c, passes[i].strip, NULL, 0);
     check_ir(c, passes[i].name);
     if (stop_after && strcmp(stop_after, passes[i].name) == 0)
       return;
   }
+  perturb_pass(c);
   int n0 = c->g.n;
   int copies = step_copies(c);
   int *order = update_order(c);
   if (!order && copies)
     order = copies_in_place(c, n0);
   if (order) {
-    rebuild_graph(c, 0, order);
+    rebuild_graph(c, 0, order, 0);
     check_ir(c, "schedule");
   }
 }

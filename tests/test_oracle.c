@@ -71,7 +71,7 @@ static int run_case(const char *name, int f64, agc_backend be, int O0,
                     double *worst) {
   char path[1024], err[8192];
   snprintf(path, sizeof path, "%s/cases/%s/model.graph", fixdir, name);
-  agc_graph_options opt = {f64, 0, 0, be, NULL, 0, O0, 0, 0, 0};
+  agc_graph_options opt = {.f64 = f64, .backend = be, .O0 = O0};
   agc_graph *g = agc_graph_load(path, &opt, err, sizeof err);
   const char *tag = f64 ? "f64" : "f32";
   const char *bn = be == AGC_BACKEND_CC ? "cc" : "tcc";
@@ -156,7 +156,7 @@ static int run_vs_O0(const char *name, double *worst) {
   snprintf(path, sizeof path, "%s/cases/%s/model.graph", fixdir, name);
   agc_graph *g[2];
   for (int O0 = 0; O0 < 2; O0++) {
-    agc_graph_options opt = {1, 0, 0, AGC_BACKEND_TCC, NULL, 0, O0, 0, 0, 0};
+    agc_graph_options opt = {.f64 = 1, .backend = AGC_BACKEND_TCC, .O0 = O0};
     g[O0] = agc_graph_load(path, &opt, err, sizeof err);
     if (!g[O0]) {
       printf("FAIL %s [-O%d]: %s\n", name, O0 ? 0 : 1, err);

@@ -1157,7 +1157,7 @@ END_TEST
 static void tanh_f32_accuracy(agc_backend be) {
   enum { N = 4096 };
   const char *src = "input x[4096]\ny = tanh(x)\noutput y\n";
-  agc_graph_options opt = {0, 0, 0, be, NULL, 0, 0, 0, 0, 0};
+  agc_graph_options opt = {.backend = be};
   char err[2048];
   agc_graph *g = agc_graph_load_source("t.graph", src, strlen(src), &opt, err,
                                        sizeof err);

@@ -57,7 +57,8 @@ class _Options(ctypes.Structure):
                 ("name", ctypes.c_char_p), ("expose_roots", ctypes.c_int),
                 ("O0", ctypes.c_int), ("mcu", ctypes.c_int),
                 ("threads", ctypes.c_int),
-                ("threads_min_macs", ctypes.c_int64)]
+                ("threads_min_macs", ctypes.c_int64),
+                ("perturb_seed", ctypes.c_uint64)]
 
 
 def _distance(a, b):
