@@ -62,7 +62,7 @@ static struct {
   long skip_nonfinite, skip_unstable, skip_fd_graph, fd_checked, fd_skipped;
   long cc_graphs, asan_graphs, xfailed, xpass;
   long train_graphs, skip_step, steps_checked, step_noise, threads_graphs, f32_ties;
-  long f32_jumps, f32_margins, f64_margins, f32_rounding, zero_noise, f32_flush, kernel_graphs;
+  long f32_jumps, f32_margins, f64_margins, f32_rounding, contraction, zero_noise, f32_flush, kernel_graphs;
   double t_inproc, t_cc, t_asan;
 } st;
 
@@ -114,7 +114,8 @@ typedef struct {
   int nin, nout;
   Arr *in;          /* inputs with data */
   Arr *ref;         /* reference outputs (f64) */
-  double *sens;     /* per output: change under a 1e-5 relative perturbation */
+  double *sens;     /* per output: change under a relative 1e-5
+                       perturbation (0.5 to 1.5 of it per element) */
   int *unstable;    /* per output: jumps under a 1e-9 one: not compared */
   int *still;       /* per output: moves under no perturbation at all (a
                        step function here: comparisons, where, max) */
@@ -129,6 +130,10 @@ typedef struct {
   int rounding;     /* 0: not computed; 1: in rdev; -1: none */
   double **rdev;    /* per output element: the largest move of the f64
                        reference under f32-sized roundings (rounding_explain) */
+  int contraction[2]; /* per precision (f32 0 or 1): 0: not computed; 1:
+                       in cref; -1: none (contraction_explain) */
+  double **cref[2]; /* the reference of that precision built with the
+                       JIT's plain kernels (AGC_KERNELS=generic: no FMA) */
   double **tcc64;   /* outputs of tcc f64 (-O1, one thread): what the
                        threaded build must give bit for bit */
   int skip;         /* non-finite reference: no comparisons */
@@ -218,6 +223,11 @@ static void case_free(Case *c) {
         free(c->mv[f][m][i]);
       free(c->mv[f][m]);
     }
+  }
+  for (int f = 0; f < 2; f++) {
+    for (int i = 0; c->cref[f] && i < c->nout; i++)
+      free(c->cref[f][i]);
+    free(c->cref[f]);
   }
   for (int i = 0; c->rdev && i < c->nout; i++)
     free(c->rdev[i]);
@@ -649,6 +659,56 @@ out:
   free(o);
 }
 
+/* The case's graph built as the reference of precision f32 is (-O0,
+ * tcc), with the JIT's plain kernels (no FMA), or NULL. */
+static agc_graph *plain_reference(Case *c, int f32) {
+  const char *v = agc_kernel_variant();
+  if (!v || !strcmp(v, "generic"))
+    return NULL; /* the references are that build already */
+  char err[512];
+  agc_graph_options o = {.f64 = !f32, .O0 = 1, .name = "rg"};
+  setenv("AGC_KERNELS", "generic", 1);
+  agc_graph *g = agc_graph_load_source(c->label, c->src, strlen(c->src), &o, err, sizeof err);
+  unsetenv("AGC_KERNELS");
+  return g;
+}
+
+/* c->cref[f32]: the outputs of plain_reference (once per case) */
+static void contraction(Case *c, int f32) {
+  if (c->contraction[f32])
+    return;
+  c->contraction[f32] = -1;
+  agc_graph *g = plain_reference(c, f32);
+  char why[256];
+  if (!g)
+    return;
+  c->cref[f32] = alloc_outs(c);
+  if (!run_graph(g, !f32, c, NULL, c->cref[f32], why, sizeof why))
+    c->contraction[f32] = 1;
+  agc_graph_free(g);
+}
+
+/* Is got within tol of the reference built with the plain kernels at
+ * every element where it is off rv (the reference of its own precision)
+ * by more than tol? Then the gap is a tie that a contraction decides: a
+ * sum that cancels exactly, 0 without FMA and a rounding residue (1e-17)
+ * with it, under abs() or a comparison; moves of the inputs never reach
+ * the exact 0 (s1001-g9563: 0.75 tanh(a) - 0.75 tanh(b) with a == b;
+ * s1001-g17078: v0 @ p3.T of equal v0 elements, then a clamp). Only
+ * where the two references differ can got be within tol of one and not
+ * the other: elsewhere this lets nothing go. The kernel copies themselves
+ * are checked against each other by value in tests/rt/test_jit.c. */
+static int contraction_explain(Case *c, int oi, const double *got, const double *rv,
+                               double tol, int f32) {
+  contraction(c, f32);
+  if (c->contraction[f32] != 1)
+    return 0;
+  for (int64_t k = 0; k < c->ref[oi].n; k++)
+    if (fabs(got[k] - rv[k]) > tol && !(fabs(got[k] - c->cref[f32][oi][k]) <= tol))
+      return 0;
+  return 1;
+}
+
 /* Is got within tol + 4 rdev of the f64 reference at every element where
  * it is off rv by more than tol? Then the gap is f32's rounding of
  * intermediates in an ill-conditioned output, which no move of the inputs
@@ -762,6 +822,10 @@ static int compare(Case *c, int cfg, int oi, const double *got) {
       st.f32_margins++;
     else
       st.f64_margins++;
+    return 0;
+  }
+  if ((!f32 || rv != r->v) && contraction_explain(c, oi, got, rv, tol, f32)) {
+    st.contraction++;
     return 0;
   }
   if (f32 && rounding_explain(c, oi, got, rv, tol)) {
@@ -1348,6 +1412,14 @@ static void step_envelope(Case *c, agc_graph *ref, const Optim *O, int f32) {
     }
     agc_graph_free(g);
   }
+  /* and the trajectory of the reference built without FMA (plain kernels):
+     a tie that a contraction decides (contraction_explain) */
+  {
+    agc_graph *g = plain_reference(c, 0);
+    if (g && !step_traj(c, g, O, NULL, 0, 0, NULL, pp, oo))
+      env_widen(c, f32, pp, oo);
+    agc_graph_free(g);
+  }
   /* f32: and the trajectories from the params moved by one f32 ulp, up or
      down at random (twice): a step that lands a value on a kink or a tie
      exactly (s952-g33753: Adam made p8 @ p9 cancel to 0 under abs(), so
@@ -1684,7 +1756,12 @@ static int stage1(Case *c) {
      its negation), so that a value at a tie moves both ways and a sign of
      it flips in one of them (with two patterns drawn apart, a tie could
      keep its side in both: s961-g9865, sign(v4) with v4 = 0 up to
-     rounding) */
+     rounding). Each element moves by its own size, rel times 0.5 to 1.5:
+     two equal elements moved by the same relative step stay equal, so a
+     value that cancels them exactly stays at its tie (s1001-g9563:
+     0.75 tanh(a) - 0.75 tanh(b) with a == b, 0 without FMA and 1.4e-17
+     with it, under abs(): the 1e-9 pair moved a and b alike and saw no
+     jump) */
   double **p64 = calloc((size_t)c->nin + 1, sizeof *p64);
   Rng r = {c->dseed ^ 0x5eed}, pair = r;
   static const double rel[] = {1e-5, 1e-5, 1e-7, 1e-7, 1e-9, 1e-9};
@@ -1702,8 +1779,10 @@ static int stage1(Case *c) {
         continue;
       free(p64[i]);
       p64[i] = malloc((size_t)c->in[i].n * sizeof(double) + 1);
-      for (int64_t k = 0; k < c->in[i].n; k++)
-        p64[i][k] = c->in[i].v[k] * (1 + neg * (rng_unit(&r) < 0.5 ? -rel[t] : rel[t]));
+      for (int64_t k = 0; k < c->in[i].n; k++) {
+        double sg = rng_unit(&r) < 0.5 ? -1 : 1, size = 0.5 + rng_unit(&r);
+        p64[i][k] = c->in[i].v[k] * (1 + neg * sg * size * rel[t]);
+      }
     }
     run_graph(ref, 1, c, p64, outs, why, sizeof why);
     for (int i = 0; i < c->nout; i++)
@@ -2934,9 +3013,11 @@ static int run_campaign(void) {
          "with its comparisons moved by 1e-5, %ld within 4 times the reach of f64 with "
          "f32-sized roundings, %ld that are 0 as a function, off 0 by rounding, %ld "
          "where f32 flushed to 0 a value under 1e-2 (1 + G); f64 outputs let go: %ld "
-         "within the reach of f64 with its comparisons moved by 1e-12\n",
+         "within the reach of f64 with its comparisons moved by 1e-12; outputs of "
+         "either precision let go: %ld on the reference built without FMA (a tie a "
+         "contraction decides)\n",
          st.kernel_graphs, st.threads_graphs, st.f32_ties, st.f32_jumps, st.f32_margins,
-         st.f32_rounding, st.zero_noise, st.f32_flush, st.f64_margins);
+         st.f32_rounding, st.zero_noise, st.f32_flush, st.f64_margins, st.contraction);
   for (int i = 0; i < nsigs; i++)
     printf("agc_random: failure %d: %ld graph%s: %s (%s%s%s%s%s; first repro %s)\n", i + 1,
            sigs[i].count, sigs[i].count == 1 ? "" : "s", sigs[i].sig, sigs[i].first[0],
