@@ -124,9 +124,9 @@ typedef struct {
                        when the inputs move by one f32 ulp (f32_jumps) */
   int margins[2];   /* per precision (f32 0 or 1): 0: not computed; 1: in
                        mv; -1: none (margins_explain) */
-  double **mv[2][2]; /* per precision, f64 outputs with every comparison
-                       moved by its margin (1e-12, f32: 1e-5) one way and
-                       the other (margin_text) */
+  double **mv[2][2]; /* per precision, f64 outputs with every comparison,
+                       tie and kink moved by its margin one way and the
+                       other (margin_text) */
   int rounding;     /* 0: not computed; 1: in rdev; -1: none */
   double **rdev;    /* per output element: the largest move of the f64
                        reference under f32-sized roundings (rounding_explain) */
@@ -478,24 +478,92 @@ static int jumps_explain(const Case *c, int oi, const double *got,
 }
 
 /* The graph's text as a precision could see it, for an f64 run, with
- * eps its margin (f32: 1e-5, f64: 1e-12):
+ * eps its relative margin and abs_m its absolute one (f32: 1e-5 and 1e-6,
+ * f64: 1e-12 and 1e-12), D(Z) = `(abs(Z) * eps + abs_m)`, and sign > 0
+ * or < 0 the direction; the absolute part moves ties with an exact 0,
+ * which a sum that cancels reaches in one order of operations and misses
+ * by a rounding residue in another:
  * - the right side Y of every order comparison `X < Y` (<, <=, >, >=,
- *   spaced as the generator writes them) becomes `((Y) + abs(Y) * eps)`
- *   (sign > 0) or `((Y) - abs(Y) * eps)`, a tie within the precision;
+ *   spaced as the generator writes them) becomes `((Y) + D(Y))` (sign > 0)
+ *   or `((Y) - D(Y))`, a tie within the precision;
  * - an equality `(X == Y)`, in its parentheses as the generator writes
- *   it, becomes `(abs((X) - (Y)) <= abs(Y) * eps)` for sign > 0 and
- *   stays exact for sign < 0 (`!=` the same, negated): whether a
- *   computed value equals another can depend on the order of summation,
- *   in f64 too (s981-g7300: mean(v) == v, where v holds copies of one
- *   value, in mcu-f64 and not in the f64 reference);
- * - in both, `sign(Y)` becomes `sign(where(abs(Y) < eps / 100, 0, Y))`,
- *   as the precision computes a value that small from values near 1 as 0
+ *   it, becomes `(abs((X) - (Y)) <= D(Y))` for sign > 0 and stays exact
+ *   for sign < 0 (`!=` the same, negated): whether a computed value
+ *   equals another can depend on the order of summation, in f64 too
+ *   (s981-g7300: mean(v) == v, where v holds copies of one value, in
+ *   mcu-f64 and not in the f64 reference);
+ * - `maximum(X, Y)` and `minimum(X, Y)` take `(Y) +- D(Y)` for Y, and
+ *   `clamp(X, L, H)` takes `(L) -+ D(L)` and `(H) +- D(H)`; `abs(X)` and
+ *   `relu(X)` take `(X) +- D(X)`: a tie or a kink at which the gradient
+ *   goes one way, the other or half each (s1011-g24193: minimum(g, p5)
+ *   where g is a log_softmax gradient that cancels to exactly 0 on mcu,
+ *   to a residue on the host, and p5 is 0);
+ * - `sign(Y)` becomes `sign(where(abs(Y) < eps / 100, 0, Y))`, as the
+ *   precision computes a value that small from values near 1 as 0
  *   (s961-g270: sign(gelu(x)) for x near -6, where erf rounds to -1 in
  *   f32 only).
  * Y runs to the first `,` or `)` outside parentheses, or to the end of
- * the line; X and Y are themselves rewritten. Comment lines stay. Appends
- * the n bytes at s to b so. */
-static void margin_text(StrBuf *b, const char *s, size_t n, int sign, double eps) {
+ * the line; every operand is itself rewritten. Comment lines stay.
+ * Appends the n bytes at s to b so. */
+typedef struct {
+  int sign;
+  double eps, abs_m;
+} Margin;
+
+static void margin_text(StrBuf *b, const char *s, size_t n, const Margin *M);
+
+/* the n bytes at s rewritten, then moved by sign (+1, -1) times D */
+static void margin_moved(StrBuf *b, const char *s, size_t n, const Margin *M, int sign) {
+  StrBuf z = {0};
+  margin_text(&z, s, n, M);
+  const char *zs = z.s ? z.s : "";
+  sb_printf(b, "((%s) %c (abs(%s) * %g + %g))", zs, sign > 0 ? '+' : '-', zs, M->eps,
+            M->abs_m);
+  sb_free(&z);
+}
+
+/* A call of maximum, minimum, clamp, abs or relu at p (its name not part
+ * of a longer one): its rewrite into b and the end of the call, or NULL. */
+static const char *margin_call(StrBuf *b, const char *s, const char *p, const char *end,
+                               const Margin *M) {
+  static const char *const fns[] = {"maximum(", "minimum(", "clamp(", "abs(", "relu("};
+  size_t k = 0, m = 0;
+  for (; k < 5; k++)
+    if ((size_t)(end - p) >= (m = strlen(fns[k])) && !strncmp(p, fns[k], m))
+      break;
+  if (k == 5 || (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '_')))
+    return NULL;
+  const char *arg[4], *q = p + m;
+  int na = 0;
+  arg[na++] = q;
+  for (int depth = 0; q < end && *q != '\n' && !(*q == ')' && depth == 0); q++) {
+    if (*q == ',' && depth == 0 && na < 4)
+      arg[na++] = q + 1;
+    depth += *q == '(' ? 1 : *q == ')' ? -1 : 0;
+  }
+  if (q >= end || *q != ')' || na != (k == 2 ? 3 : k < 2 ? 2 : 1))
+    return NULL;
+  arg[na] = q + 1; /* each argument runs to the byte before the next */
+  sb_putn(b, p, m);
+  for (int i = 0; i < na; i++) {
+    const char *a = arg[i];
+    size_t len = (size_t)(arg[i + 1] - 1 - a);
+    if (i)
+      sb_putc(b, ',');
+    int move = k < 2 ? (i == 1 ? 1 : 0) : k == 2 ? (i == 1 ? -1 : i == 2 ? 1 : 0) : 1;
+    if (!move) {
+      margin_text(b, a, len, M);
+      continue;
+    }
+    while (len && *a == ' ') /* keep the ", " spacing */
+      sb_putc(b, *a++), len--;
+    margin_moved(b, a, len, M, move * M->sign);
+  }
+  sb_putc(b, ')');
+  return q + 1;
+}
+
+static void margin_text(StrBuf *b, const char *s, size_t n, const Margin *M) {
   static const char *const ops[] = {" <= ", " >= ", " < ", " > "};
   const char *end = s + n;
   int comment = 0, bol = 1;
@@ -513,12 +581,12 @@ static void margin_text(StrBuf *b, const char *s, size_t n, int sign, double eps
       }
       if (eq && q < end && *q == ')') {
         StrBuf xb = {0}, yb = {0};
-        margin_text(&xb, p + 1, (size_t)(eq - p - 1), sign, eps);
-        margin_text(&yb, eq + 4, (size_t)(q - eq - 4), sign, eps);
+        margin_text(&xb, p + 1, (size_t)(eq - p - 1), M);
+        margin_text(&yb, eq + 4, (size_t)(q - eq - 4), M);
         const char *xs = xb.s ? xb.s : "", *ys = yb.s ? yb.s : "";
-        if (sign > 0)
-          sb_printf(b, "(abs((%s) - (%s)) %s abs(%s) * %g)", xs, ys,
-                    eq[1] == '=' ? "<=" : ">", ys, eps);
+        if (M->sign > 0)
+          sb_printf(b, "(abs((%s) - (%s)) %s (abs(%s) * %g + %g))", xs, ys,
+                    eq[1] == '=' ? "<=" : ">", ys, M->eps, M->abs_m);
         else
           sb_printf(b, "(%s%.4s%s)", xs, eq, ys);
         sb_free(&xb);
@@ -526,6 +594,11 @@ static void margin_text(StrBuf *b, const char *s, size_t n, int sign, double eps
         p = q + 1;
         continue;
       }
+    }
+    const char *after = comment ? NULL : margin_call(b, s, p, end, M);
+    if (after) {
+      p = after;
+      continue;
     }
     size_t k = 0, m = 0;
     for (; !comment && k < 4; k++)
@@ -543,23 +616,24 @@ static void margin_text(StrBuf *b, const char *s, size_t n, int sign, double eps
         break;
       depth += *q == '(' ? 1 : *q == ')' ? -1 : 0;
     }
-    StrBuf yb = {0};
-    margin_text(&yb, y, (size_t)(q - y), sign, eps);
-    const char *ys = yb.s ? yb.s : "";
-    if (is_sign) /* the source's `)` closes sign( */
-      sb_printf(b, "sign(where(abs(%s) < %g, 0, %s)", ys, eps / 100, ys);
-    else
-      sb_printf(b, "%s((%s) %c abs(%s) * %g)", ops[k], ys, sign > 0 ? '+' : '-', ys, eps);
-    sb_free(&yb);
+    if (is_sign) { /* the source's `)` closes sign( */
+      StrBuf yb = {0};
+      margin_text(&yb, y, (size_t)(q - y), M);
+      const char *ys = yb.s ? yb.s : "";
+      sb_printf(b, "sign(where(abs(%s) < %g, 0, %s)", ys, M->eps / 100, ys);
+      sb_free(&yb);
+    } else {
+      sb_puts(b, ops[k]);
+      margin_moved(b, y, (size_t)(q - y), M, M->sign);
+    }
     p = q;
   }
 }
 
-static double margin_eps(int f32) { return f32 ? 1e-5 : 1e-12; }
-
 static char *margin_src(const char *src, int sign, int f32) {
   StrBuf b = {0};
-  margin_text(&b, src, strlen(src), sign, margin_eps(f32));
+  Margin M = {sign, f32 ? 1e-5 : 1e-12, f32 ? 1e-6 : 1e-12};
+  margin_text(&b, src, strlen(src), &M);
   return b.s ? b.s : strdup("");
 }
 
