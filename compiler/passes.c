@@ -68,13 +68,6 @@ static int rebuild(Ctx *c, const Node *n, const int *in) {
   return ir_node(c, n, in); /* as it was, with the new operands */
 }
 
-/* Rebuilds the graph under c->rules. strip: IDs and detach become their
- * operand; order: the old nodes in this order (NULL: as they are).
- * In order, the rebuild is in place: node i of the new graph is written
- * where old nodes already read were (a rewrite seldom adds nodes, and
- * stripped, folded and shared ones leave room), so the largest graph is
- * never in memory twice; ir_rebuild_evict moves the unread old nodes
- * out when that room runs out. */
 /* Testing (agc_graph_options.perturb_seed): does node n's value carry a
  * rounding in f32? Not moves, selections, comparisons or sign-like ops,
  * whose results are exact; a constant if f32 cannot hold it. */
@@ -119,6 +112,15 @@ static int perturbed(Ctx *c, int id, uint64_t seed, int i, Loc loc) {
   return ir_binary(c, OP_MUL, id, f, loc);
 }
 
+/* Rebuilds the graph under c->rules. strip: IDs and detach become their
+ * operand; order: the old nodes in this order (NULL: as they are).
+ * In order, the rebuild is in place: node i of the new graph is written
+ * where old nodes already read were (a rewrite seldom adds nodes, and
+ * stripped, folded and shared ones leave room), so the largest graph is
+ * never in memory twice; ir_rebuild_evict moves the unread old nodes
+ * out when that room runs out. perturb: when nonzero, the readers of
+ * every node whose value rounds in f32 read its perturbed copy instead
+ * (perturb_pass). */
 static void rebuild_graph(Ctx *c, int strip, const int *order, uint64_t perturb) {
   Graph old = c->g;
   int inplace = !order && old.n > 0;

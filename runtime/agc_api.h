@@ -37,8 +37,9 @@ typedef struct {
   uint64_t perturb_seed; /* testing, f64 only (0: off): every computed
                            value that f32 would round is multiplied by
                            1 + 2^-24 or 1 - 2^-24, drawn per element from
-                           its value and this seed: runs with a few seeds show how far f32's
-                           rounding of intermediates can move the outputs */
+                           its value and this seed: runs with a few seeds
+                           show how far f32's rounding of intermediates can
+                           move the outputs */
 } agc_graph_options;
 #define AGC_MAX_THREADS 64 /* the most agc_graph_options.threads may ask */
 
