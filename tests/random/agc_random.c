@@ -153,6 +153,9 @@ typedef struct {
   double **sp_ref, **so_ref;       /* params after K steps, last outputs */
   double **sp_env[2], **so_env[2]; /* their envelopes, f64 and f32 */
   double **so_post; /* the outputs at the params after K steps (diagnosis) */
+  int plain_traj;   /* 0: not run; 1: in plain_p, plain_o; -1: none */
+  double **plain_p, **plain_o; /* the trajectory of plain_reference (f64):
+                       params after K steps, last outputs */
 } Case;
 
 static void case_fail(Case *c, const char *f, ...) __attribute__((format(printf, 2, 3)));
@@ -201,6 +204,50 @@ static void arr_free(Arr *a) {
   free(a->vi);
 }
 
+static double **alloc_outs(const Case *c) {
+  double **o = calloc((size_t)c->nout + 1, sizeof *o);
+  for (int i = 0; i < c->nout; i++)
+    o[i] = calloc((size_t)c->ref[i].n + 1, sizeof **o);
+  return o;
+}
+static void free_outs(const Case *c, double **o) {
+  for (int i = 0; o && i < c->nout; i++)
+    free(o[i]);
+  free(o);
+}
+
+static void free_params(const Case *c, double **p) {
+  for (int i = 0; p && i < c->nin; i++)
+    free(p[i]);
+  free(p);
+}
+static void free_souts(const Case *c, double **o) {
+  for (int j = 0; o && j < c->nsout; j++)
+    free(o[j]);
+  free(o);
+}
+
+/* the case's graph compiled with options o (named rg) */
+static agc_graph *load_with(Case *c, agc_graph_options *o, char *err, size_t n) {
+  o->name = "rg";
+  return agc_graph_load_source(c->label, c->src, strlen(c->src), o, err, n);
+}
+
+/* Has the JIT a copy of its kernels other than the plain one (the one
+ * AGC_KERNELS=generic picks: no FMA)? */
+static int plain_kernels_differ(void) {
+  const char *v = agc_kernel_variant();
+  return v && strcmp(v, "generic") != 0;
+}
+
+/* load_with, linking the JIT's plain kernels */
+static agc_graph *load_plain(Case *c, agc_graph_options *o, char *err, size_t n) {
+  setenv("AGC_KERNELS", "generic", 1);
+  agc_graph *g = load_with(c, o, err, n);
+  unsetenv("AGC_KERNELS");
+  return g;
+}
+
 static void case_free(Case *c) {
   for (int i = 0; c->in && i < c->nin; i++)
     arr_free(&c->in[i]);
@@ -211,54 +258,27 @@ static void case_free(Case *c) {
   free(c->sens);
   free(c->unstable);
   free(c->still);
-  for (int i = 0; c->ref32 && i < c->nout; i++)
-    free(c->ref32[i]);
-  free(c->ref32);
-  for (int i = 0; c->jump32 && i < c->nout; i++)
-    free(c->jump32[i]);
-  free(c->jump32);
-  for (int m = 0; m < 2; m++) {
-    for (int f = 0; f < 2; f++) {
-      for (int i = 0; c->mv[f][m] && i < c->nout; i++)
-        free(c->mv[f][m][i]);
-      free(c->mv[f][m]);
-    }
-  }
+  free_outs(c, c->ref32);
+  free_outs(c, c->jump32);
   for (int f = 0; f < 2; f++) {
-    for (int i = 0; c->cref[f] && i < c->nout; i++)
-      free(c->cref[f][i]);
-    free(c->cref[f]);
+    free_outs(c, c->mv[f][0]);
+    free_outs(c, c->mv[f][1]);
+    free_outs(c, c->cref[f]);
   }
-  for (int i = 0; c->rdev && i < c->nout; i++)
-    free(c->rdev[i]);
-  free(c->rdev);
-  for (int i = 0; c->tcc64 && i < c->nout; i++)
-    free(c->tcc64[i]);
-  free(c->tcc64);
+  free_outs(c, c->rdev);
+  free_outs(c, c->tcc64);
   free(c->src);
   for (int i = 0; i < c->nfail; i++)
     free(c->fail[i]);
-  for (int i = 0; c->in && i < c->nin; i++) {
-    for (int f = 0; f < 2; f++)
-      if (c->sp_env[f])
-        free(c->sp_env[f][i]);
-    if (c->sp_ref)
-      free(c->sp_ref[i]);
+  for (int f = 0; f < 2; f++) {
+    free_params(c, c->sp_env[f]);
+    free_souts(c, c->so_env[f]);
   }
-  for (int j = 0; j < c->nsout; j++) {
-    for (int f = 0; f < 2; f++)
-      if (c->so_env[f])
-        free(c->so_env[f][j]);
-    if (c->so_ref)
-      free(c->so_ref[j]);
-  }
-  for (int f = 0; f < 2; f++)
-    free(c->sp_env[f]), free(c->so_env[f]);
-  for (int j = 0; c->so_post && j < c->nsout; j++)
-    free(c->so_post[j]);
-  free(c->so_post);
-  free(c->sp_ref);
-  free(c->so_ref);
+  free_params(c, c->sp_ref);
+  free_souts(c, c->so_ref);
+  free_souts(c, c->so_post);
+  free_params(c, c->plain_p);
+  free_souts(c, c->plain_o);
   free(c->isparam);
   free(c->pgrad);
   free(c->sout);
@@ -407,18 +427,6 @@ static int run_graph(const agc_graph *g, int f64, const Case *c, double **in64,
   return run_fn(call_cur, agc_graph_work_bytes(g), f64, c, in64, outs, why, whylen);
 }
 
-static double **alloc_outs(const Case *c) {
-  double **o = calloc((size_t)c->nout + 1, sizeof *o);
-  for (int i = 0; i < c->nout; i++)
-    o[i] = calloc((size_t)c->ref[i].n + 1, sizeof **o);
-  return o;
-}
-static void free_outs(const Case *c, double **o) {
-  for (int i = 0; o && i < c->nout; i++)
-    free(o[i]);
-  free(o);
-}
-
 /* ---- comparison ---------------------------------------------------------
  * Per output tensor, in norms: err = max |got - ref|, and the tolerance
  *   tol = rtol * max|ref| + s * sens + atol * (1 + G)
@@ -512,6 +520,17 @@ typedef struct {
 
 static void margin_text(StrBuf *b, const char *s, size_t n, const Margin *M);
 
+/* The end of the operand that starts at q: the first `,` or `)` outside
+ * parentheses, the end of the line, or end. */
+static const char *operand_end(const char *q, const char *end) {
+  for (int depth = 0; q < end && *q != '\n'; q++) {
+    if ((*q == ',' || *q == ')') && depth == 0)
+      break;
+    depth += *q == '(' ? 1 : *q == ')' ? -1 : 0;
+  }
+  return q;
+}
+
 /* the n bytes at s rewritten, then moved by sign (+1, -1) times D */
 static void margin_moved(StrBuf *b, const char *s, size_t n, const Margin *M, int sign) {
   StrBuf z = {0};
@@ -533,17 +552,18 @@ static const char *margin_call(StrBuf *b, const char *s, const char *p, const ch
       break;
   if (k == 5 || (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '_')))
     return NULL;
-  const char *arg[4], *q = p + m;
+  const char *arg[5], *q = p + m;
   int na = 0;
-  arg[na++] = q;
-  for (int depth = 0; q < end && *q != '\n' && !(*q == ')' && depth == 0); q++) {
-    if (*q == ',' && depth == 0 && na < 4)
-      arg[na++] = q + 1;
-    depth += *q == '(' ? 1 : *q == ')' ? -1 : 0;
+  for (;; q++) { /* each argument runs to the byte before the next */
+    if (na < 4)
+      arg[na++] = q;
+    q = operand_end(q, end);
+    if (q >= end || *q != ',')
+      break;
   }
   if (q >= end || *q != ')' || na != (k == 2 ? 3 : k < 2 ? 2 : 1))
     return NULL;
-  arg[na] = q + 1; /* each argument runs to the byte before the next */
+  arg[na] = q + 1;
   sb_putn(b, p, m);
   for (int i = 0; i < na; i++) {
     const char *a = arg[i];
@@ -610,12 +630,7 @@ static void margin_text(StrBuf *b, const char *s, size_t n, const Margin *M) {
       sb_putc(b, *p++);
       continue;
     }
-    const char *y = p + (is_sign ? 5 : m), *q = y;
-    for (int depth = 0; q < end && *q != '\n'; q++) {
-      if ((*q == ',' || *q == ')') && depth == 0)
-        break;
-      depth += *q == '(' ? 1 : *q == ')' ? -1 : 0;
-    }
+    const char *y = p + (is_sign ? 5 : m), *q = operand_end(y, end);
     if (is_sign) { /* the source's `)` closes sign( */
       StrBuf yb = {0};
       margin_text(&yb, y, (size_t)(q - y), M);
@@ -707,7 +722,7 @@ static int margins_explain(Case *c, int oi, const double *got, const double *rv,
 
 /* c->rdev: per output element, the largest distance of the f64 reference
  * from itself rebuilt with perturb_seed 1..4 (every value that f32 would
- * round moved by 2^-24 of itself, one way or the other per node) */
+ * round moved by 2^-24 of itself, one way or the other per element) */
 static void rounding(Case *c) {
   if (c->rounding)
     return;
@@ -716,8 +731,8 @@ static void rounding(Case *c) {
   c->rdev = alloc_outs(c);
   for (uint64_t seed = 1; seed <= 4; seed++) {
     char err[512], why[256];
-    agc_graph_options opt = {.f64 = 1, .O0 = 1, .name = "rg", .perturb_seed = seed ^ c->dseed};
-    agc_graph *g = agc_graph_load_source(c->label, c->src, strlen(c->src), &opt, err, sizeof err);
+    agc_graph_options opt = {.f64 = 1, .O0 = 1, .perturb_seed = seed ^ c->dseed};
+    agc_graph *g = load_with(c, &opt, err, sizeof err);
     int bad = !g || run_graph(g, 1, c, NULL, o, why, sizeof why);
     agc_graph_free(g);
     if (bad)
@@ -728,23 +743,17 @@ static void rounding(Case *c) {
   }
   c->rounding = 1;
 out:
-  for (int i = 0; i < c->nout; i++)
-    free(o[i]);
-  free(o);
+  free_outs(c, o);
 }
 
 /* The case's graph built as the reference of precision f32 is (-O0,
  * tcc), with the JIT's plain kernels (no FMA), or NULL. */
 static agc_graph *plain_reference(Case *c, int f32) {
-  const char *v = agc_kernel_variant();
-  if (!v || !strcmp(v, "generic"))
+  if (!plain_kernels_differ())
     return NULL; /* the references are that build already */
   char err[512];
-  agc_graph_options o = {.f64 = !f32, .O0 = 1, .name = "rg"};
-  setenv("AGC_KERNELS", "generic", 1);
-  agc_graph *g = agc_graph_load_source(c->label, c->src, strlen(c->src), &o, err, sizeof err);
-  unsetenv("AGC_KERNELS");
-  return g;
+  agc_graph_options o = {.f64 = !f32, .O0 = 1};
+  return load_plain(c, &o, err, sizeof err);
 }
 
 /* c->cref[f32]: the outputs of plain_reference (once per case) */
@@ -967,12 +976,6 @@ static void f32_jumps(Case *c, const agc_graph *g, double **base) {
   free_outs(c, o);
 }
 
-/* the case's graph compiled with options o (named rg) */
-static agc_graph *load_with(Case *c, agc_graph_options *o, char *err, size_t n) {
-  o->name = "rg";
-  return agc_graph_load_source(c->label, c->src, strlen(c->src), o, err, n);
-}
-
 static agc_graph *load(Case *c, int f64, int O0, int mcu, agc_backend be, char *err,
                        size_t n) {
   agc_graph_options o = {0};
@@ -1060,16 +1063,14 @@ static void threads_check(Case *c) {
 /* tcc with the plain copy of the kernels (AGC_KERNELS=generic), f64 and
  * f32, against the references, where the JIT would link another copy */
 static void kernels_check(Case *c) {
-  const char *v = agc_kernel_variant();
-  if (!v || !strcmp(v, "generic"))
+  if (!plain_kernels_differ())
     return;
   char err[4096], why[256];
   double **outs = alloc_outs(c);
   for (int f64 = 1; f64 >= 0; f64--) {
     int cfg = f64 ? CFG_GEN64 : CFG_GEN32;
-    setenv("AGC_KERNELS", "generic", 1);
-    agc_graph *g = load(c, f64, 0, 0, AGC_BACKEND_TCC, err, sizeof err);
-    unsetenv("AGC_KERNELS");
+    agc_graph_options o = {.f64 = f64, .backend = AGC_BACKEND_TCC};
+    agc_graph *g = load_plain(c, &o, err, sizeof err);
     if (!g) {
       case_fail(c, "%s: compile failed: %s", cfg_name[cfg], errpart(err));
       continue;
@@ -1402,21 +1403,11 @@ static double **alloc_params(const Case *c) {
       p[i] = calloc((size_t)c->in[i].n + 1, sizeof **p);
   return p;
 }
-static void free_params(const Case *c, double **p) {
-  for (int i = 0; p && i < c->nin; i++)
-    free(p[i]);
-  free(p);
-}
 static double **alloc_souts(const Case *c) {
   double **o = calloc((size_t)c->nsout + 1, sizeof *o);
   for (int j = 0; j < c->nsout; j++)
     o[j] = calloc((size_t)c->ref[c->sout[j]].n + 1, sizeof **o);
   return o;
-}
-static void free_souts(const Case *c, double **o) {
-  for (int j = 0; o && j < c->nsout; j++)
-    free(o[j]);
-  free(o);
 }
 
 /* The case's step tables and reference (c->train set when the reference
@@ -1430,6 +1421,22 @@ static void env_widen(Case *c, int f32, double **pp, double **oo) {
   for (int j = 0; j < c->nsout; j++)
     for (int64_t k = 0; k < c->ref[c->sout[j]].n; k++)
       c->so_env[f32][j][k] = fmax(c->so_env[f32][j][k], fabs(oo[j][k] - c->so_ref[j][k]));
+}
+
+/* c->plain_p, c->plain_o: the trajectory of the f64 reference built
+ * without FMA (plain_reference), run once for both envelopes; 0 if there
+ * is none (no other kernel copy, or it leaves the domain). */
+static int plain_trajectory(Case *c, const Optim *O) {
+  if (!c->plain_traj) {
+    c->plain_traj = -1;
+    agc_graph *g = plain_reference(c, 0);
+    c->plain_p = alloc_params(c);
+    c->plain_o = alloc_souts(c);
+    if (g && !step_traj(c, g, O, NULL, 0, 0, NULL, c->plain_p, c->plain_o))
+      c->plain_traj = 1;
+    agc_graph_free(g);
+  }
+  return c->plain_traj == 1;
 }
 
 /* A step configuration's envelope, per precision (f32 0 or 1): the
@@ -1488,12 +1495,8 @@ static void step_envelope(Case *c, agc_graph *ref, const Optim *O, int f32) {
   }
   /* and the trajectory of the reference built without FMA (plain kernels):
      a tie that a contraction decides (contraction_explain) */
-  {
-    agc_graph *g = plain_reference(c, 0);
-    if (g && !step_traj(c, g, O, NULL, 0, 0, NULL, pp, oo))
-      env_widen(c, f32, pp, oo);
-    agc_graph_free(g);
-  }
+  if (plain_trajectory(c, O))
+    env_widen(c, f32, c->plain_p, c->plain_o);
   /* f32: and the trajectories from the params moved by one f32 ulp, up or
      down at random (twice): a step that lands a value on a kink or a tie
      exactly (s952-g33753: Adam made p8 @ p9 cancel to 0 under abs(), so
