@@ -91,19 +91,25 @@ static int rounds(const Node *n) {
 
 /* Node id (old node i) with each element y times 1 + 2^-24 or 1 - 2^-24
  * (f32's largest relative rounding, in an f64 run), the sign drawn per
- * element as sign(sin(log(|y| + 1e-300) 2^40 + phase)), a function of the
- * element's value that changes sign between values one part in 1e12 apart,
- * with the phase a hash of seed and i: two elements of one node near a tie
- * move apart, as f32's roundings of them do (s1021-g10010: the max of
- * 3,920 elements, two of them 2 ulps apart in f32). */
+ * element as sign(sin(log(|y| + 1e-300) S + phase)), a function of the
+ * element's value, with the phase a hash of seed and i, so that two
+ * elements of one node near a tie move apart, as f32's roundings of them
+ * do. The seed's lowest bit picks the scale S. 0: 2^40, the sign changes
+ * between values one part in 1e12 apart, and values closer than that move
+ * alike, so the moves of a smooth function's nearby values add up
+ * (s1021-g10010: the max of 3,920 elements of a second derivative, two of
+ * them 2 f32 ulps apart). 1: 2^60, values one f64 ulp apart already draw
+ * apart, their logs 2^-53 apart are 128 radians (s1052-g33542: erf of 5.4
+ * and 5.8, 1 - 1.4e-14 and 1 - 1.1e-16, both 1 in f32). */
 static int perturbed(Ctx *c, int id, uint64_t seed, int i, Loc loc) {
   uint64_t h = seed ^ ((uint64_t)i + 1) * 0x9e3779b97f4a7c15u;
   h ^= h >> 31;
   h *= 0xbf58476d1ce4e5b9u;
   h ^= h >> 29;
   double phase = (double)(h >> 11) * 0x1p-53 * 6.283185307179586;
+  double scale = seed & 1 ? 0x1p60 : 0x1p40;
   int mag = ir_binary(c, OP_ADD, ir_unary(c, OP_ABS, id, loc), ir_scalar(c, 1e-300), loc);
-  int arg = ir_binary(c, OP_MUL, ir_unary(c, OP_LOG, mag, loc), ir_scalar(c, 0x1p40), loc);
+  int arg = ir_binary(c, OP_MUL, ir_unary(c, OP_LOG, mag, loc), ir_scalar(c, scale), loc);
   int s = ir_unary(c, OP_SIGN,
                    ir_unary(c, OP_SIN, ir_binary(c, OP_ADD, arg, ir_scalar(c, phase), loc), loc),
                    loc);
@@ -114,10 +120,10 @@ static int perturbed(Ctx *c, int id, uint64_t seed, int i, Loc loc) {
 
 /* Rebuilds the graph under c->rules. strip: IDs and detach become their
  * operand; order: the old nodes in this order (NULL: as they are).
- * In order, the rebuild is in place: node i of the new graph is written
- * where old nodes already read were (a rewrite seldom adds nodes, and
- * stripped, folded and shared ones leave room), so the largest graph is
- * never in memory twice; ir_rebuild_evict moves the unread old nodes
+ * Without an order, the rebuild is in place: node i of the new graph is
+ * written where old nodes already read were (a rewrite seldom adds nodes,
+ * and stripped, folded and shared ones leave room), so the largest graph
+ * is never in memory twice; ir_rebuild_evict moves the unread old nodes
  * out when that room runs out. perturb: when nonzero, the readers of
  * every node whose value rounds in f32 read its perturbed copy instead
  * (perturb_pass). */

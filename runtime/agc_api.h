@@ -37,7 +37,9 @@ typedef struct {
   uint64_t perturb_seed; /* testing, f64 only (0: off): every computed
                            value that f32 would round is multiplied by
                            1 + 2^-24 or 1 - 2^-24, drawn per element from
-                           its value and this seed: runs with a few seeds
+                           its value and this seed (its lowest bit: 1,
+                           values one f64 ulp apart draw apart; 0, values
+                           1e-12 apart move alike): runs with a few seeds
                            show how far f32's rounding of intermediates can
                            move the outputs */
 } agc_graph_options;

@@ -544,6 +544,24 @@ START_TEST(test_perturb_seed) {
       }
     }
   ck_assert_msg(differ, "every element drew the same sign");
+  /* the seed's lowest bit: two values one f64 ulp apart move alike under
+     even seeds, and apart under some odd ones */
+  static const char src2[] = "param p[2]\ny = p * 0.5\noutput y\n";
+  const double q[2] = {1.0, 1.0 + 0x1p-52};
+  int apart[2] = {0, 0};
+  for (uint64_t seed = 1; seed <= 16; seed++) {
+    agc_graph_options o = {.f64 = 1, .perturb_seed = seed};
+    g = agc_graph_load_source("t.graph", src2, strlen(src2), &o, err, sizeof err);
+    ck_assert_msg(g != NULL, "%s", err);
+    static double work[1024];
+    const void *in[] = {q};
+    void *out[] = {y};
+    ck_assert_int_eq(agc_graph_call(g, in, out, work), 0);
+    agc_graph_free(g);
+    apart[seed & 1] += (y[0] > q[0] * 0.5) != (y[1] > q[1] * 0.5);
+  }
+  ck_assert_int_eq(apart[0], 0);
+  ck_assert_msg(apart[1] > 0, "odd seeds moved values one ulp apart alike");
 }
 END_TEST
 

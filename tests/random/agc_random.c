@@ -721,17 +721,29 @@ static int margins_explain(Case *c, int oi, const double *got, const double *rv,
 }
 
 /* c->rdev: per output element, the largest distance of the f64 reference
- * from itself rebuilt with perturb_seed 1..4 (every value that f32 would
- * round moved by 2^-24 of itself, one way or the other per element) */
+ * from itself rebuilt with ROUNDING_RUNS perturb_seeds (every value that
+ * f32 would round moved by 2^-24 of itself, one way or the other per
+ * element; half the runs with signs that nearby values share, half with
+ * signs that values one f64 ulp apart draw apart). A tie that f32 makes
+ * and f64 does not shows only in a run that moves its two elements apart
+ * the right way, 1 run in 4 of the second kind (s1052-g33542: erf of 5.4
+ * and 5.8 is 1 in f32 and 1 - 1.4e-14 against 1 - 1.1e-16 in f64, so a
+ * max over them picks the other element): 8 such runs miss it 10% of the
+ * time. They run only for an output that fails every rule before this one
+ * (3 in 72,000 graphs of one campaign). */
+#define ROUNDING_RUNS 16
 static void rounding(Case *c) {
   if (c->rounding)
     return;
   c->rounding = -1;
   double **o = alloc_outs(c);
   c->rdev = alloc_outs(c);
-  for (uint64_t seed = 1; seed <= 4; seed++) {
+  for (uint64_t seed = 1; seed <= ROUNDING_RUNS; seed++) {
     char err[512], why[256];
-    agc_graph_options opt = {.f64 = 1, .O0 = 1, .perturb_seed = seed ^ c->dseed};
+    /* the lowest bit alternates the two scales of the signs (passes.c,
+       perturbed); bit 1 keeps the seed from being 0 (off) */
+    agc_graph_options opt = {.f64 = 1, .O0 = 1,
+                             .perturb_seed = (seed ^ c->dseed) << 2 | 2 | (seed & 1)};
     agc_graph *g = load_with(c, &opt, err, sizeof err);
     int bad = !g || run_graph(g, 1, c, NULL, o, why, sizeof why);
     agc_graph_free(g);
