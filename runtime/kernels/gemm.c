@@ -64,20 +64,51 @@ AGC_LINKAGE void AGC_GEMM(long M, long N, long K, const AGC_T *A, long sai,
     const long nc = N - n0 < NC ? N - n0 : NC;
     for (long k0 = 0; k0 < K; k0 += KC) {
       const long kc = K - k0 < KC ? K - k0 : KC;
-      /* B rows are read in order; panel p holds columns p*NR.. */
-      for (long k = 0; k < kc; k++)
-        for (long j = 0; j < (nc + NR - 1) / NR * NR; j++)
-          pb[(j / NR * kc + k) * NR + j % NR] =
-              j < nc ? B[(k0 + k) * sbk + (n0 + j) * sbj] : 0;
+      /* panel p of B holds columns p*NR..: element (k, jj) at k*NR + jj.
+         Packing is a copy, but on a 256x1024x1024 product it took 15% of
+         the time as one generic loop; each common layout reads its
+         operand along its rows, in runs of constant length the compiler
+         vectorizes */
+      const long nfull = nc / NR; /* whole panels */
+      if (sbj == 1) /* B row-major: NR floats of a row to each panel */
+        for (long k = 0; k < kc; k++) {
+          const AGC_T *const bs = B + (k0 + k) * sbk + n0;
+          for (long jp = 0; jp < nfull; jp++)
+            for (long jj = 0; jj < NR; jj++)
+              pb[(jp * kc + k) * NR + jj] = bs[jp * NR + jj];
+        }
+      else if (sbk == 1) /* B transposed: a panel's columns are rows */
+        for (long jp = 0; jp < nfull; jp++)
+          for (long jj = 0; jj < NR; jj++)
+            for (long k = 0; k < kc; k++)
+              pb[(jp * kc + k) * NR + jj] = B[k0 + k + (n0 + jp * NR + jj) * sbj];
+      for (long jp = sbj == 1 || sbk == 1 ? nfull : 0; jp * NR < nc; jp++)
+        for (long k = 0; k < kc; k++) /* any strides; the last panel */
+          for (long jj = 0; jj < NR; jj++)
+            pb[(jp * kc + k) * NR + jj] =
+                jp * NR + jj < nc
+                    ? B[(k0 + k) * sbk + (n0 + jp * NR + jj) * sbj]
+                    : 0;
       for (long m0 = 0; m0 < M; m0 += MC) {
         const long mc = M - m0 < MC ? M - m0 : MC;
-        for (long ib = 0; ib * MR < mc; ib++)
-          for (long k = 0; k < kc; k++)
-            for (long ii = 0; ii < MR; ii++) {
-              const long i = ib * MR + ii;
-              pa[(ib * kc + k) * MR + ii] =
-                  i < mc ? A[(m0 + i) * sai + (k0 + k) * sak] : 0;
-            }
+        /* panel ib of A holds rows ib*MR..: element (ii, k) at k*MR + ii */
+        for (long ib = 0; ib * MR < mc; ib++) {
+          const long mr = mc - ib * MR < MR ? mc - ib * MR : MR;
+          const AGC_T *const as = A + (m0 + ib * MR) * sai + k0 * sak;
+          AGC_T *const pd = pa + ib * kc * MR;
+          if (mr == MR && sai == 1) /* A transposed: MR floats in a row */
+            for (long k = 0; k < kc; k++)
+              for (long ii = 0; ii < MR; ii++)
+                pd[k * MR + ii] = as[ii + k * sak];
+          else if (mr == MR && sak == 1) /* A row-major: along its rows */
+            for (long ii = 0; ii < MR; ii++)
+              for (long k = 0; k < kc; k++)
+                pd[k * MR + ii] = as[ii * sai + k];
+          else
+            for (long k = 0; k < kc; k++)
+              for (long ii = 0; ii < MR; ii++)
+                pd[k * MR + ii] = ii < mr ? as[ii * sai + k * sak] : 0;
+        }
         for (long j0 = 0; j0 < nc; j0 += NR) {
           const long nr = nc - j0 < NR ? nc - j0 : NR;
           const AGC_T *const bp = pb + j0 * kc;
