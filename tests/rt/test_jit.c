@@ -511,6 +511,36 @@ START_TEST(test_matmul_narrow) {
 }
 END_TEST
 
+/* The narrow product's 8 partial sums and its tail: every K from 1 to 40,
+ * A plain and transposed, B a column or a row of a matrix, against a sum
+ * in long double; exact for small integers (every partial sum is). */
+START_TEST(test_matmul_narrow_sums) {
+  enum { M = 3, N = 2, KMAX = 40 };
+  float a[M * KMAX], b[KMAX * N], c[M * N];
+  double a64[M * KMAX], b64[KMAX * N], c64[M * N];
+  for (int t = 0; t < M * KMAX; t++)
+    a64[t] = a[t] = (float)((t * 7) % 11 - 5);
+  for (int t = 0; t < KMAX * N; t++)
+    b64[t] = b[t] = (float)((t * 5) % 9 - 4) * 0.5f;
+  for (long K = 1; K <= KMAX; K++)
+    for (int tr = 0; tr < 4; tr++) {
+      long sai = tr & 1 ? 1 : K, sak = tr & 1 ? M : 1;
+      long sbk = tr & 2 ? 1 : N, sbj = tr & 2 ? K : 1;
+      agc_matmul_f32(M, N, K, a, sai, sak, b, sbk, sbj, c);
+      agc_matmul_f64(M, N, K, a64, sai, sak, b64, sbk, sbj, c64);
+      for (long i = 0; i < M; i++)
+        for (long j = 0; j < N; j++) {
+          long double want = 0;
+          for (long k = 0; k < K; k++)
+            want += (long double)a64[i * sai + k * sak] * b64[k * sbk + j * sbj];
+          ck_assert_msg(c[i * N + j] == (float)want && c64[i * N + j] == (double)want,
+                        "K %ld tr %d C[%ld,%ld]: %g %g, want %Lg", K, tr, i, j,
+                        c[i * N + j], c64[i * N + j], want);
+        }
+    }
+}
+END_TEST
+
 /* One product's operands and results for the kernel tests, f32 and f64:
  * A [M, K] and B [K, N] filled alike in both types (either may be read
  * transposed), results C1, C2 (f32) and D1, D2 (f64), and npacks packing
@@ -775,6 +805,7 @@ static Suite *jit_suite(void) {
   tcase_add_test(kern, test_expf_accuracy);
   tcase_add_test(kern, test_tanh_rows);
   tcase_add_test(kern, test_matmul_narrow);
+  tcase_add_test(kern, test_matmul_narrow_sums);
   tcase_add_test(kern, test_gemm_threads);
   tcase_add_test(kern, test_gemm_widths);
 #ifdef AGC_KERNEL_VARIANTS
