@@ -70,19 +70,23 @@ AGC_LINKAGE void AGC_GEMM(long M, long N, long K, const AGC_T *A, long sai,
          operand along its rows, in runs of constant length the compiler
          vectorizes */
       const long nfull = nc / NR; /* whole panels */
-      if (sbj == 1) /* B row-major: NR floats of a row to each panel */
+      long jdone = 0; /* panels a layout's own loop packed */
+      if (sbj == 1) { /* B row-major: NR floats of a row to each panel */
         for (long k = 0; k < kc; k++) {
           const AGC_T *const bs = B + (k0 + k) * sbk + n0;
           for (long jp = 0; jp < nfull; jp++)
             for (long jj = 0; jj < NR; jj++)
               pb[(jp * kc + k) * NR + jj] = bs[jp * NR + jj];
         }
-      else if (sbk == 1) /* B transposed: a panel's columns are rows */
+        jdone = nfull;
+      } else if (sbk == 1) { /* B transposed: a panel's columns are rows */
         for (long jp = 0; jp < nfull; jp++)
           for (long jj = 0; jj < NR; jj++)
             for (long k = 0; k < kc; k++)
               pb[(jp * kc + k) * NR + jj] = B[k0 + k + (n0 + jp * NR + jj) * sbj];
-      for (long jp = sbj == 1 || sbk == 1 ? nfull : 0; jp * NR < nc; jp++)
+        jdone = nfull;
+      }
+      for (long jp = jdone; jp * NR < nc; jp++)
         for (long k = 0; k < kc; k++) /* any strides; the last panel */
           for (long jj = 0; jj < NR; jj++)
             pb[(jp * kc + k) * NR + jj] =
