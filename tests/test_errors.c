@@ -523,13 +523,11 @@ START_TEST(test_perturb_seed) {
   for (int O0 = 0; O0 < 2; O0++)
     for (uint64_t seed = 0; seed <= 4; seed++) {
       agc_graph_options o = {.f64 = 1, .O0 = O0, .perturb_seed = seed};
-      g = agc_graph_load_source("t.graph", src, strlen(src), &o, err, sizeof err);
-      ck_assert_msg(g != NULL, "%s", err);
-      static double work[1024];
-      const void *in[] = {p};
-      void *out[] = {seed ? y : y0};
-      ck_assert_int_eq(agc_graph_call(g, in, out, work), 0);
-      agc_graph_free(g);
+      Run r = run_load_opt(src, &o);
+      run_set(&r, "p", p, 8);
+      run_call(&r);
+      memcpy(seed ? y : y0, run_out(&r, "y"), sizeof y);
+      run_free(&r);
       for (int k = 0; k < 8; k++) {
         if (seed == 0) {
           ck_assert(fabs(y0[k] - p[k] * 0.1) < 1e-16);
@@ -551,13 +549,11 @@ START_TEST(test_perturb_seed) {
   int apart[2] = {0, 0};
   for (uint64_t seed = 1; seed <= 16; seed++) {
     agc_graph_options o = {.f64 = 1, .perturb_seed = seed};
-    g = agc_graph_load_source("t.graph", src2, strlen(src2), &o, err, sizeof err);
-    ck_assert_msg(g != NULL, "%s", err);
-    static double work[1024];
-    const void *in[] = {q};
-    void *out[] = {y};
-    ck_assert_int_eq(agc_graph_call(g, in, out, work), 0);
-    agc_graph_free(g);
+    Run r = run_load_opt(src2, &o);
+    run_set(&r, "p", q, 2);
+    run_call(&r);
+    memcpy(y, run_out(&r, "y"), 2 * sizeof *y);
+    run_free(&r);
     apart[seed & 1] += (y[0] > q[0] * 0.5) != (y[1] > q[1] * 0.5);
   }
   ck_assert_int_eq(apart[0], 0);
