@@ -440,16 +440,27 @@ def time_tool(cmd, env=None):
 # OpenBLAS: where it is, which kernel it picks, which one the CPU supports.
 # Set by setup_openblas(); used by blas_env() for OpenBLAS and PyTorch runs.
 OPENBLAS = {"lib": None, "inc": None, "coretype": None}
+# glibc: no mmap below 32 MiB (its largest threshold on 64-bit), never trim
+MALLOC_KEEP = {"MALLOC_MMAP_THRESHOLD_": "33554432",
+               "MALLOC_TRIM_THRESHOLD_": "1000000000000"}
 
 
 def blas_env(threads=1):
     """Environment of a run of OpenBLAS or PyTorch on `threads` threads: the
     thread counts, OPENBLAS_CORETYPE when forced, and OpenBLAS's directory
     first on LD_LIBRARY_PATH, so that PyTorch's libblas.so.3 is OpenBLAS's
-    whatever BLAS the system selects (Debian's reference BLAS otherwise)."""
+    whatever BLAS the system selects (Debian's reference BLAS otherwise).
+
+    glibc's malloc is told to keep freed memory (unless the caller set these):
+    PyTorch allocates its tensors with malloc every step, and once they pass
+    the mmap threshold each step maps and unmaps them and faults every page in
+    again; on a virtual machine that made its CNN step swing between 1.5 and
+    9 ms from run to run. With both settings it stays at its best."""
     env = dict(os.environ)
     n = str(threads)
     env.update(OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n)
+    for k, v in MALLOC_KEEP.items():
+        env.setdefault(k, v)
     if OPENBLAS["coretype"]:
         env["OPENBLAS_CORETYPE"] = OPENBLAS["coretype"]
     if OPENBLAS["lib"]:
@@ -542,6 +553,11 @@ def setup_openblas(o, info, notes):
         if user:
             OPENBLAS["coretype"] = user
             ob["forced"] = f"{user} (OPENBLAS_CORETYPE set by the caller)"
+            if CORE_LEVEL.get(user.lower(), 1) < ob["flags_level"]:
+                ob["forced"] += (
+                    f"; WEAKER than this CPU's {LEVEL_CORE[ob['flags_level']]}"
+                    " level, so the OpenBLAS and PyTorch figures are not their"
+                    " best: unset OPENBLAS_CORETYPE")
         elif level < ob["flags_level"]:
             OPENBLAS["coretype"] = LEVEL_CORE[ob["flags_level"]]
             ob["forced"] = (f"{OPENBLAS['coretype']} (OPENBLAS_CORETYPE: "
@@ -964,7 +980,10 @@ def main():
       + (f", OpenBLAS kernel {info['torch_core']}" if info.get("torch_core") else "")
       + (" (a reference BLAS, not OpenBLAS/MKL/BLIS: PyTorch's matmuls are "
          "unoptimised on this machine)" if info.get("blas") and not re.search(
-             r"openblas|mkl|blis", info["blas"], re.I) else ""))
+             r"openblas|mkl|blis", info["blas"], re.I) else "")
+      + "; PyTorch and OpenBLAS run with glibc malloc keeping freed memory ("
+      + " ".join(f"{k}={os.environ.get(k, v)}" for k, v in MALLOC_KEEP.items())
+      + ")")
     P(f"- load average (1/5/15 min) at start: {info['load_start']}, "
       f"at end: {loadavg()}")
     P(f"- timing: median wall time of one training step (forward + every "
