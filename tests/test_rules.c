@@ -1056,6 +1056,36 @@ START_TEST(test_maximum_tie_broadcast) {
 }
 END_TEST
 
+/* max_pool2d as PyTorch's CPU kernel (torch 1.13 gives these numbers): a
+ * tie sends the gradient to the first maximum in scan order; a window
+ * holding NaN gives NaN and sends it to its last NaN. Both backends: the
+ * host compiler builds the kernel's branch-free scan with vectors. */
+START_TEST(test_max_pool_tie_nan) {
+  const double nan = NAN;
+  for (int be = 0; be < 2; be++) {
+    agc_graph_options opt = {0};
+    opt.f64 = 1;
+    opt.backend = be ? AGC_BACKEND_CC : AGC_BACKEND_TCC;
+    Run r = run_load_opt("param x[1, 1, 2, 6]\ninput w[1, 1, 1, 3]\n"
+                         "y = max_pool2d(x, 2)\noutput y\n"
+                         "loss = sum(y * w)\n" TAIL, &opt);
+    run_set(&r, "x", (double[]){1, 3, nan, 5, nan, 7, /* row 0 */
+                                3, 2, nan, 2, 1, 2},  /* row 1 */
+            12);
+    run_set(&r, "w", (double[]){1, 2, 3}, 3);
+    run_call(&r);
+    const double *y = run_out(&r, "y");
+    ck_assert_msg(y[0] == 3 && isnan(y[1]) && isnan(y[2]),
+                  "%s: y = %g %g %g, want 3 nan nan", be ? "cc" : "tcc", y[0],
+                  y[1], y[2]);
+    expect_vec(run_out(&r, "grad_x"),
+               (double[]){0, 1, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0}, 12, 0,
+               be ? "grad_x (cc)" : "grad_x (tcc)");
+    run_free(&r);
+  }
+}
+END_TEST
+
 /* A param no root depends on gets a zero gradient (overwritten, not left
  * as it was) and a warning. */
 START_TEST(test_unused_param_zero) {
@@ -1220,6 +1250,7 @@ static Suite *rules_suite(void) {
   tcase_add_test(ex, test_example9_seed);
   tcase_add_test(ex, test_example11_edges);
   tcase_add_test(ex, test_maximum_tie_broadcast);
+  tcase_add_test(ex, test_max_pool_tie_nan);
   tcase_add_test(ex, test_prod_zeros);
   tcase_add_test(ex, test_grad_named_value);
   tcase_add_test(ex, test_accumulate_only_gradients);
