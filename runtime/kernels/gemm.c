@@ -53,6 +53,47 @@ AGC_LINKAGE void AGC_GEMM(long M, long N, long K, const AGC_T *A, long sai,
   typedef AGC_T vec __attribute__((vector_size(AGC_VEC_BYTES),
                                  aligned(sizeof(AGC_T)), may_alias));
 #endif
+  if (sak == 1 && sbk == 1 && N < 16 && K >= 32) {
+    /* Both operands run along k in memory and C is narrow (the gradient
+       of a convolution's kernel: 8 x 9 outputs, each a sum of 784
+       products): packing would pad each row of B to NR columns, so each
+       element is a dot product instead. Its 16 partial sums (lane k % 16,
+       in order of k), then added in a fixed tree, whatever the vector
+       width: the same order for every copy of this kernel. The choice
+       depends on N, K and the strides, never on M, so a product split
+       into bands of rows (gemm_mt.c) sums every element alike. */
+    for (long i = 0; i < M; i++)
+      for (long j = 0; j < N; j++) {
+        const AGC_T *const a = A + i * sai, *const b = B + j * sbj;
+        AGC_T part[16];
+        long k = 0;
+#if defined(__GNUC__) && !defined(__TINYC__)
+        enum { VL = AGC_VEC_BYTES / (long)sizeof(AGC_T), NV = 16 / VL };
+        vec v[NV];
+        for (int q = 0; q < NV; q++)
+          v[q] = (vec){0};
+        for (; k + 16 <= K; k += 16)
+          for (int q = 0; q < NV; q++)
+            v[q] += *(const vec *)(a + k + q * VL) * *(const vec *)(b + k + q * VL);
+        for (int q = 0; q < NV; q++)
+          for (int l = 0; l < VL; l++)
+            part[q * VL + l] = v[q][l];
+#else
+        for (int l = 0; l < 16; l++)
+          part[l] = 0;
+        for (; k + 16 <= K; k += 16)
+          for (int l = 0; l < 16; l++)
+            part[l] += a[k + l] * b[k + l];
+#endif
+        for (; k < K; k++)
+          part[k & 15] += a[k] * b[k];
+        for (int h = 8; h >= 1; h /= 2)
+          for (int l = 0; l < h; l++)
+            part[l] += part[l + h];
+        C[i * N + j] = acc ? C[i * N + j] + part[0] : part[0];
+      }
+    return;
+  }
   /* scratch, sized for this product: a KC x NC block of B in NR-column
      panels, an MC x KC block of A in MR-row panels, an MR x NR tile */
   const long kcap = K < KC ? K : KC;

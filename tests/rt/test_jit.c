@@ -595,9 +595,12 @@ static void gemm_case_free(GemmCase *g) {
 
 START_TEST(test_gemm_widths) {
   /* odd sizes across the K, M and N blocks (KC 256, MC 120, NC 1024),
-     every transpose, accumulating: the same bytes at both widths */
+     every transpose, accumulating: the same bytes at both widths; 5 x 9 x
+     300 with B transposed is a product of dot products (N < 16, K >= 32,
+     both operands along k), whose 16 partial sums are vectors of 8 or 16
+     floats, 4 or 8 doubles */
   static const long dims[][3] = {{1, 1, 1}, {7, 33, 5}, {125, 17, 300},
-                                 {13, 1100, 9}, {64, 64, 64}};
+                                 {13, 1100, 9}, {64, 64, 64}, {5, 9, 300}};
   for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
     GemmCase g;
     gemm_case_init(&g, dims[d][0], dims[d][1], dims[d][2], 1);
@@ -622,13 +625,94 @@ START_TEST(test_gemm_widths) {
 }
 END_TEST
 
+typedef void (*gemm32_fn)(long, long, long, const float *, long, long,
+                          const float *, long, long, float *, int, float *);
+typedef void (*gemm64_fn)(long, long, long, const double *, long, long,
+                          const double *, long, long, double *, int, double *);
+
+/* The kernel's text as agc copies it into generated C (between its
+ * AGC-EMBED markers), compiled by TinyCC: the plain loops that a
+ * compiler without GNU C vectors builds. Defines gemm_tcc_f32 and
+ * gemm_tcc_f64. */
+static agc_module *gemm_tcc(void) {
+  FILE *f = fopen(AGC_KERNELS_DIR "/gemm.c", "rb");
+  ck_assert_ptr_nonnull(f);
+  static char text[32768];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  ck_assert(n < sizeof text - 1);
+  text[n] = 0;
+  const char *b = strstr(text, "/* AGC-EMBED-BEGIN */"),
+             *e = strstr(text, "/* AGC-EMBED-END */");
+  ck_assert(b && e && b < e);
+  static char src[2 * sizeof text + 512];
+  int len = (int)(e - b);
+  snprintf(src, sizeof src,
+           "#define AGC_LINKAGE\n#define AGC_T float\n"
+           "#define AGC_GEMM gemm_tcc_f32\n%.*s\n#undef AGC_T\n#undef AGC_GEMM\n"
+           "#define AGC_T double\n#define AGC_GEMM gemm_tcc_f64\n%.*s\n",
+           len, b, len, b);
+  agc_module *m = agc_module_compile(src, AGC_BACKEND_TCC, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  return m;
+}
+
+/* A product of dot products (B transposed, N < 16, K >= 32: a convolution's
+ * kernel gradient) at both widths and as tcc builds it, f32 and f64,
+ * against a sum in long double: exact on small integers, as every partial
+ * sum is; K from 32 to 48 (the 16 lanes and every tail), 300; N 1, 9, 15;
+ * adding to C or not. */
+START_TEST(test_gemm_dot) {
+  enum { M = 3, NMAX = 15, KMAX = 300 };
+  static float a[M * KMAX], b[KMAX * NMAX], c[3][M * NMAX], pack[PACK_MAX];
+  static double a64[M * KMAX], b64[KMAX * NMAX], c64[3][M * NMAX],
+      pack64[PACK_MAX];
+  static const char *const names[3] = {"narrow", "wide", "tcc"};
+  agc_module *m = gemm_tcc();
+  const gemm32_fn f32[3] = {gemm_narrow_f32, gemm_wide_f32,
+                            (gemm32_fn)agc_module_symbol(m, "gemm_tcc_f32")};
+  const gemm64_fn f64[3] = {gemm_narrow_f64, gemm_wide_f64,
+                            (gemm64_fn)agc_module_symbol(m, "gemm_tcc_f64")};
+  ck_assert(f32[2] && f64[2]);
+  for (int t = 0; t < M * KMAX; t++)
+    a64[t] = a[t] = (float)((t * 7) % 11 - 5);
+  for (int t = 0; t < KMAX * NMAX; t++)
+    b64[t] = b[t] = (float)((t * 5) % 9 - 4) * 0.5f;
+  static const long ns[] = {1, 9, 15};
+  for (long K = 32; K <= KMAX; K = K == 48 ? KMAX : K + 1)
+    for (int ni = 0; ni < 3; ni++)
+      for (int acc = 0; acc < 2; acc++) {
+        const long N = ns[ni];
+        for (int w = 0; w < 3; w++) {
+          for (int t = 0; t < M * NMAX; t++)
+            c64[w][t] = c[w][t] = (float)t;
+          f32[w](M, N, K, a, K, 1, b, 1, K, c[w], acc, pack);
+          f64[w](M, N, K, a64, K, 1, b64, 1, K, c64[w], acc, pack64);
+        }
+        for (long i = 0; i < M; i++)
+          for (long j = 0; j < N; j++) {
+            long double want = acc ? (long double)(i * N + j) : 0;
+            for (long k = 0; k < K; k++)
+              want += (long double)a64[i * K + k] * b64[j * K + k];
+            for (int w = 0; w < 3; w++)
+              ck_assert_msg(c[w][i * N + j] == (float)want &&
+                                c64[w][i * N + j] == (double)want,
+                            "%s K %ld N %ld acc %d C[%ld,%ld]: %g %g, want %Lg",
+                            names[w], K, N, acc, i, j, c[w][i * N + j],
+                            c64[w][i * N + j], want);
+          }
+      }
+  agc_module_free(m);
+}
+END_TEST
+
 START_TEST(test_gemm_threads) {
   /* the threaded product against the one-thread kernel, bit for bit: odd
      sizes (bands of whole 6-row panels and a short last one), every
      transpose, accumulating, 1 to 5 threads, AGC_NUM_THREADS lowering the
      count; f32 and f64 */
   static const long dims[][3] = {{1, 7, 5}, {13, 17, 300}, {61, 33, 9},
-                                 {128, 130, 70}};
+                                 {128, 130, 70}, {61, 9, 100}};
   for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
     GemmCase g;
     gemm_case_init(&g, dims[d][0], dims[d][1], dims[d][2], 5);
@@ -697,7 +781,8 @@ START_TEST(test_kernel_variants) {
      agc_expf_avx2},
     {"avx512", __builtin_cpu_supports("avx512f"), agc_gemm_f32_avx512,
      agc_gemm_f64_avx512, agc_row_f32_avx512, agc_tanhf_avx512, agc_expf_avx512}};
-  static const long dims[][3] = {{1, 1, 1}, {7, 33, 5}, {125, 17, 300}, {64, 64, 64}};
+  static const long dims[][3] = {{1, 1, 1}, {7, 33, 5}, {125, 17, 300}, {64, 64, 64},
+                                 {5, 9, 300}};
   enum { N = 1001 };
   static const int rows[] = {ROW_TANH, ROW_EXP, ROW_SIGMOID, ROW_MUL, ROW_RELU};
   float x[N], y[N], r0[N], r1[N];
@@ -805,6 +890,7 @@ static Suite *jit_suite(void) {
   tcase_add_test(kern, test_expf_accuracy);
   tcase_add_test(kern, test_tanh_rows);
   tcase_add_test(kern, test_matmul_narrow);
+  tcase_add_test(kern, test_gemm_dot);
   tcase_add_test(kern, test_matmul_narrow_sums);
   tcase_add_test(kern, test_gemm_threads);
   tcase_add_test(kern, test_gemm_widths);
