@@ -294,12 +294,15 @@ expect_rc 1 "run: an output name taken by a directory" "$AGC" run "$T/ex3.graph"
 [ "$(cat "$T/ro/z.npy")" = old ] && ok || bad "run replaced z.npy although grad_x.npy could not be written"
 ls "$T/ro" | grep -q "agc-tmp" && bad "run left temporaries: $(ls "$T/ro")" || ok
 # SIGTERM during --backend cc: no temporary directory, no compiler left
-awk 'BEGIN { print "param x[4]\nv0 = x"; for (i = 1; i <= 3000; i++) printf "v%d = sin(v%d) * 0.5 + x\n", i, i - 1;
-             print "l = sum(v3000)\noutput l\nbackward l" }' > "$T/slow.graph"
+awk 'BEGIN { print "param x[4]\nv0 = x"; for (i = 1; i <= 20000; i++) printf "v%d = sin(v%d) * 0.5 + x\n", i, i - 1;
+             print "l = sum(v20000)\noutput l\nbackward l" }' > "$T/slow.graph"
 mkdir "$T/tmpdir"
 TMPDIR="$T/tmpdir" "$AGC" run "$T/slow.graph" --backend cc --out "$T/so" 2>/dev/null &
 pid=$!
-sleep 1.5
+# the signal comes once the compile has begun (its directory is there),
+# not after a fixed time: on a fast machine the whole run took 1.1 s
+i=0
+while [ $i -lt 300 ] && [ -z "$(ls -A "$T/tmpdir")" ]; do sleep 0.05; i=$((i + 1)); done
 kill -TERM $pid
 wait $pid 2>/dev/null
 rc=$?
