@@ -338,6 +338,8 @@ typedef struct {
                      reduction's own buffer */
   int64_t off, bytes;
   int esize;
+  int held;       /* LA_OWN: its element is held in a local over the loops
+                     from LStmt.hold on (lower_hold) */
 } LAcc;
 /* what a statement computes at each index of its loop, in order */
 typedef struct {
@@ -361,6 +363,8 @@ typedef struct {
   int threads;    /* LK_GEMM: the threads a matrix product runs on */
   int nmembers;
   int row;        /* the JIT's row kernels run it (row_ok) */
+  int hold;       /* LOOP: sums into their own buffers are held in locals
+                     over the loops of dimensions hold.. (0: none) */
   int first_member, first_access, naccess, first_acc, nacc;
 } LStmt;
 typedef struct Loops {

@@ -416,9 +416,11 @@ static const char *val_at(E *e, int id, char **idx, int top) {
 
 /* The JIT gets `do { } while (++i < n)` loops (dimensions are at least 2
  * here): TinyCC lays a `for` out with three jumps per iteration. */
-char **em_loop_open(E *e, const Shape *s, const char *prefix) {
-  char **idx = arena_alloc(&e->c->tmp, sizeof(char *) * MAX_RANK);
-  for (int d = 0; d < s->rank; d++) {
+/* Opens the loops of dimensions from..to-1 of s, naming their indices in
+ * idx (the others are left as they are). */
+static void loop_open_dims(E *e, const Shape *s, const char *prefix,
+                           char **idx, int from, int to) {
+  for (int d = from; d < to; d++) {
     if (s->d[d] == 1) {
       idx[d] = "0";
       continue;
@@ -436,15 +438,24 @@ char **em_loop_open(E *e, const Shape *s, const char *prefix) {
     }
     e->ind++;
   }
-  return idx;
 }
 
-void em_loop_close(E *e, const Shape *s) {
-  for (int d = 0; d < s->rank; d++)
+static void loop_close_dims(E *e, const Shape *s, int from, int to) {
+  for (int d = from; d < to; d++)
     if (s->d[d] != 1) {
       e->ind--;
       em_line(e, "%s", e->t->loops_dowhile ? e->closers[--e->nclosers] : "}");
     }
+}
+
+char **em_loop_open(E *e, const Shape *s, const char *prefix) {
+  char **idx = arena_alloc(&e->c->tmp, sizeof(char *) * MAX_RANK);
+  loop_open_dims(e, s, prefix, idx, 0, s->rank);
+  return idx;
+}
+
+void em_loop_close(E *e, const Shape *s) {
+  loop_close_dims(e, s, 0, s->rank);
 }
 
 void em_comment(E *e, int id) {
@@ -510,6 +521,8 @@ static void fused_member(E *e, const LMember *mb, const Shape *ls,
       em_line(e, "acc%d[%s] += %s;", m, idx[ls->rank - 1], v);
     else if (a->kind == LA_LOCAL)
       em_acc_add(e, em_fmt(e, "acc%d", m), v);
+    else if (a->held)
+      em_line(e, "s%d += %s;", m, v);
     else
       em_line(e, "%s[%s] += %s;", em_bufname(e, m),
               em_offset(e, &n->shape, idx), v);
@@ -536,7 +549,21 @@ static void fused_loop(E *e, const LStmt *st) {
   }
   e->flat = flat;
   int ix = ix_begin(e, &ls);
-  char **idx = em_loop_open(e, &ls, "i");
+  const int split = st->hold; /* lower_hold */
+  char **idx = arena_alloc(&e->c->tmp, sizeof(char *) * MAX_RANK);
+  loop_open_dims(e, &ls, "i", idx, 0, split);
+  if (split) {
+    em_line(e, "{");
+    e->ind++;
+    for (int k = 0; k < st->nmembers; k++) {
+      const LAcc *a = ACC(e, MEM(e, st, k));
+      int m = MEM(e, st, k)->node;
+      if (a && a->held)
+        em_line(e, "%s s%d = %s[%s];", e->real, m, em_bufname(e, m),
+                em_offset(e, &ND(e, m)->shape, idx));
+    }
+  }
+  loop_open_dims(e, &ls, "i", idx, split, ls.rank);
   int block = ND(e, st->node)->numel == 1;
   if (block) {
     em_line(e, "{");
@@ -563,7 +590,19 @@ static void fused_loop(E *e, const LStmt *st) {
     e->ind--;
     em_line(e, "}");
   }
-  em_loop_close(e, &ls);
+  loop_close_dims(e, &ls, split, ls.rank);
+  if (split) {
+    for (int k = 0; k < st->nmembers; k++) {
+      const LAcc *a = ACC(e, MEM(e, st, k));
+      int m = MEM(e, st, k)->node;
+      if (a && a->held)
+        em_line(e, "%s[%s] = s%d;", em_bufname(e, m),
+                em_offset(e, &ND(e, m)->shape, idx), m);
+    }
+    e->ind--;
+    em_line(e, "}");
+  }
+  loop_close_dims(e, &ls, 0, split);
   ix_end(e, ix);
   e->flat = 0;
   em_sums_close(e, st);

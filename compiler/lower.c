@@ -213,6 +213,7 @@ static void acc(Low *w, int node, LAccKind kind, int64_t off, int64_t bytes,
   a->off = off;
   a->bytes = bytes;
   a->esize = esize;
+  a->held = 0;
 }
 
 static void max_of(const Shape *s, int64_t *mc) {
@@ -397,6 +398,51 @@ static int row_ok(const Ctx *c, const Plan *p, const Target *t, int h,
   return ok;
 }
 
+/* Does a sum into its own buffer o, in a loop over ls, add into one
+ * element for every index of ls's dimensions d..? (o has size 1 in each,
+ * or the loop does.) */
+static int own_fixed_from(const Shape *o, const Shape *ls, int d) {
+  if (o->rank != ls->rank)
+    return 0;
+  for (int j = d; j < ls->rank; j++)
+    if (o->d[j] != 1 && ls->d[j] != 1)
+      return 0;
+  return 1;
+}
+
+/* A sum like [32, 8, 28, 28] -> [1, 8, 1, 1] adds into t[i1] on every
+ * element, and as another member's store might alias it, a C compiler
+ * cannot keep it in a register: a chain of store-to-load forwarding, 30
+ * times slower than the same loop without the sum. So the loop is split
+ * at the outermost depth below which every such sum's index is fixed and
+ * some loop runs: each of these sums is held in a local there, loaded
+ * before the inner loops and stored after them (the same additions in the
+ * same order). Not for a flat loop, nor the JIT's do-while loops (TinyCC
+ * keeps no local in a register anyway). */
+static void lower_hold(Low *w, LStmt *s) {
+  if (w->t->loops_dowhile || (s->flat && s->iter.rank > 1))
+    return;
+  const Loops *L = w->L;
+  int best = 0;
+  for (int k = s->first_acc; k < L->nacc; k++) {
+    if (L->acc[k].kind != LA_OWN)
+      continue;
+    const Shape *o = &w->c->g.nodes[L->acc[k].node].shape;
+    int d = s->iter.rank, runs = 0;
+    while (d > 0 && own_fixed_from(o, &s->iter, d - 1))
+      d--;
+    for (int j = d; j < s->iter.rank; j++)
+      runs |= s->iter.d[j] != 1;
+    if (d > 0 && runs && d > best)
+      best = d;
+  }
+  s->hold = best;
+  for (int k = s->first_acc; best && k < L->nacc; k++)
+    L->acc[k].held = L->acc[k].kind == LA_OWN &&
+                     own_fixed_from(&w->c->g.nodes[L->acc[k].node].shape,
+                                    &s->iter, best);
+}
+
 static void lower_loop(Low *w, int h) {
   const Plan *p = w->p;
   const Node *hn = &w->c->g.nodes[h];
@@ -431,6 +477,7 @@ static void lower_loop(Low *w, int h) {
   }
   for (int m = h; m >= 0; m = p->fnext[m])
     w->inloop[m] = 0;
+  lower_hold(w, s);
 }
 
 /* how kernel node n runs on this target */
@@ -725,6 +772,9 @@ void lower_dump(Ctx *c, const Plan *p, const Loops *L, const Target *t,
       else if (a->kind == LA_SCRATCH)
         sb_printf(o, "  acc   t%d: partial sums at work+%lld (%lld bytes)\n",
                   a->node, (long long)a->off, (long long)a->bytes);
+      else if (a->held)
+        sb_printf(o, "  acc   t%d: its own buffer, held in a local over "
+                  "dimensions %d-%d\n", a->node, s->hold, s->iter.rank - 1);
       else
         sb_printf(o, "  acc   t%d: its own buffer\n", a->node);
     }
