@@ -52,13 +52,14 @@ static void copy_text(StrBuf *o, const char *text, const char *const *subst) {
  * an AVX2 build of the file uses half). */
 int kernel_nr(int f64) { return f64 ? 16 : 32; }
 
-/* Elements of packing scratch a product with inner dimension K needs. */
+/* Elements of packing scratch a product with inner dimension K needs
+ * (gemm.c moves its start to a 64-byte line: 64 bytes more). */
 int64_t kernel_pack_elems(int f64, int64_t M, int64_t N, int64_t K) {
   /* as gemm.c lays it out: KC=256, MC=120, NC=1024, MR */
   int64_t nr = kernel_nr(f64), kcap = K < 256 ? K : 256;
   int64_t ncap = ((N < 1024 ? N : 1024) + nr - 1) / nr * nr;
   int64_t mcap = ((M < 120 ? M : 120) + KERNEL_MR - 1) / KERNEL_MR * KERNEL_MR;
-  return kcap * ncap + mcap * kcap + KERNEL_MR * nr;
+  return kcap * ncap + mcap * kcap + KERNEL_MR * nr + (f64 ? 8 : 16);
 }
 
 void emit_gemm(StrBuf *o, const char *name, int f64, int is_static) {

@@ -25,6 +25,8 @@
  */
 #include "agc_kernels.h"
 
+#include <stdint.h>
+
 #ifndef AGC_T /* the f32 kernel; the build sets these for f64 */
 #define AGC_T float
 #define AGC_GEMM agc_gemm_f32
@@ -94,6 +96,11 @@ AGC_LINKAGE void AGC_GEMM(long M, long N, long K, const AGC_T *A, long sai,
       }
     return;
   }
+  /* The micro-kernel reads the packed panels a whole vector at a time:
+     they start on a 64-byte line (kernel_pack_elems leaves room), or with
+     the workspace 16 bytes past a line (as large heap blocks are) every
+     load spans two lines: the large MLP step took 10-25% longer. */
+  pack = (AGC_T *)(void *)(((uintptr_t)(void *)pack + 63) & ~(uintptr_t)63);
   /* scratch, sized for this product: a KC x NC block of B in NR-column
      panels, an MC x KC block of A in MR-row panels, an MR x NR tile */
   const long kcap = K < KC ? K : KC;
@@ -164,15 +171,23 @@ AGC_LINKAGE void AGC_GEMM(long M, long N, long K, const AGC_T *A, long sai,
             vec c[MR][2];
             for (int ii = 0; ii < MR; ii++)
               c[ii][0] = c[ii][1] = (vec){0};
-            for (long k = 0; k < kc; k++) {
-              const vec b0 = *(const vec *)(bp + k * NR);
-              const vec b1 = *(const vec *)(bp + k * NR + NR / 2);
-              for (int ii = 0; ii < MR; ii++) {
-                const AGC_T x = ap[k * MR + ii];
-                c[ii][0] += x * b0;
-                c[ii][1] += x * b1;
+            if (nr <= NR / 2) /* a narrow panel (C of 10 columns): its left
+                                 half, the same sums at half the work */
+              for (long k = 0; k < kc; k++) {
+                const vec b0 = *(const vec *)(bp + k * NR);
+                for (int ii = 0; ii < MR; ii++)
+                  c[ii][0] += ap[k * MR + ii] * b0;
               }
-            }
+            else
+              for (long k = 0; k < kc; k++) {
+                const vec b0 = *(const vec *)(bp + k * NR);
+                const vec b1 = *(const vec *)(bp + k * NR + NR / 2);
+                for (int ii = 0; ii < MR; ii++) {
+                  const AGC_T x = ap[k * MR + ii];
+                  c[ii][0] += x * b0;
+                  c[ii][1] += x * b1;
+                }
+              }
             if (i0 + MR <= M && j0 + NR <= nc) {
               /* a whole tile: straight from the registers into C */
               for (int ii = 0; ii < MR; ii++) {

@@ -546,8 +546,8 @@ END_TEST
  * transposed), results C1, C2 (f32) and D1, D2 (f64), and npacks packing
  * buffers of PACK_MAX elements each: enough for any build of gemm.c (KC
  * 256 rows of NC 1024 columns rounded up to a panel of 32, MC 120 rows, a
- * 6 x 32 tile). */
-enum { PACK_MAX = 256 * 1056 + 120 * 256 + 6 * 32 };
+ * 6 x 32 tile, 64 bytes to align it). */
+enum { PACK_MAX = 256 * 1056 + 120 * 256 + 6 * 32 + 16 };
 typedef struct {
   long M, N, K;
   float *A, *B, *C1, *C2, *pack;
@@ -648,6 +648,7 @@ static agc_module *gemm_tcc(void) {
   static char src[2 * sizeof text + 512];
   int len = (int)(e - b);
   snprintf(src, sizeof src,
+           "#include <stdint.h>\n" /* as a generated file has it */
            "#define AGC_LINKAGE\n#define AGC_T float\n"
            "#define AGC_GEMM gemm_tcc_f32\n%.*s\n#undef AGC_T\n#undef AGC_GEMM\n"
            "#define AGC_T double\n#define AGC_GEMM gemm_tcc_f64\n%.*s\n",
