@@ -9,7 +9,8 @@ Options (run.sh passes the first four):
   --repo DIR  --work DIR  --bin DIR  --python EXE
   --min-time S      target seconds of timed calls per case (default 0.5)
   --jit-timeout S   limit per JIT-latency measurement (default 60)
-  --jit-sizes LIST  comma-separated chain lengths (default 1000,10000,100000)
+  --jit-sizes LIST  comma-separated chain lengths (default
+                    1000,10000,100000,300000)
   --jit-cc-sizes L  sizes also measured with --backend cc (default 1000,10000;
                     "" for none)
   --only LIST       comma-separated case names (default: all)
@@ -38,8 +39,10 @@ import os
 import platform
 import re
 import signal
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -55,7 +58,7 @@ SMALL_ELEM_LIMIT = 3e-4
 def parse_args(argv):
     o = {"repo": None, "work": None, "bin": None, "python": sys.executable,
          "min-time": 0.5, "jit-timeout": 60.0,
-         "jit-sizes": "1000,10000,100000", "jit-cc-sizes": "1000,10000",
+         "jit-sizes": "1000,10000,100000,300000", "jit-cc-sizes": "1000,10000",
          "only": "", "cc": os.environ.get("CC_BENCH", "gcc"),
          "peak-n": 2048, "peak-reps": 5, "fmnist-epochs": 5,
          "fmnist-threads": "1,all", "fmnist-timeout": 1200.0}
@@ -392,6 +395,38 @@ def run(cmd, timeout=300, env=None):
         if not isinstance(e, subprocess.TimeoutExpired):
             raise
         return None, out or "", err or ""
+
+
+def agc_run(o, jl, n):
+    """The JIT-latency chain of n statements through `agc run --threads 1`
+    (a process of its own: graph text to results on disk), under
+    /usr/bin/time: {run_s, run_mb} (MiB of maximum resident set), or
+    {run_status} when it could not be measured."""
+    if not os.path.exists("/usr/bin/time"):
+        return dict(run_status="no /usr/bin/time")
+    d = tempfile.mkdtemp(prefix="agc-chain-")
+    try:
+        g = os.path.join(d, "chain.graph")
+        rc, out, err = run([jl, str(n), "tcc", "graph"])
+        if rc != 0:
+            return dict(run_status="error: " + first_line(err))
+        with open(g, "w") as f:
+            f.write(out)
+        x, w = os.path.join(d, "x.npy"), os.path.join(d, "w.npy")
+        np.save(x, (0.1 * (np.arange(16) - 8)).astype("<f4"))
+        np.save(w, (0.9 + 0.01 * np.arange(16)).astype("<f4"))
+        agc = os.path.join(o["repo"], "build", "agc")
+        rc, out, err = run(["/usr/bin/time", "-f", "run_s=%e run_kb=%M", agc,
+                            "run", g, "x=" + x, "w=" + w, "--threads", "1", "--out",
+                            os.path.join(d, "out")], timeout=o["jit-timeout"])
+        if rc is None:
+            return dict(run_status=f"> {o['jit-timeout']:.0f} s")
+        kv = dict(re.findall(r"(run_\w+)=(\S+)", err))
+        if rc != 0 or "run_kb" not in kv:
+            return dict(run_status="error: " + first_line(err))
+        return dict(run_s=float(kv["run_s"]), run_mb=int(kv["run_kb"]) / 1024)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def parse_median(err):
@@ -932,6 +967,8 @@ def main():
                                          status="error: " + first_line(err)))
                     continue
                 kv.update(n=n, backend=bk, status="ok", wall=wall)
+                if bk == "tcc":
+                    kv.update(agc_run(o, jl, n))
                 jit_rows.append(kv)
 
     # 5. workspace
@@ -1080,17 +1117,38 @@ def main():
           "compiling the C + symbol lookup); `first call` is one call of the "
           "loaded function. Graph: a chain of N one-op element-wise statements "
           "on a [16] tensor (tanh, *w, +x, sin in turn), sum, backward. "
+          "`agc run`: the same graph through `agc run --threads 1` in a "
+          "process of its own (text to results on disk), wall time and "
+          "maximum resident set from /usr/bin/time. "
           f"Each measurement is one run, stopped after {o['jit-timeout']:.0f} s.\n")
-        P("| statements | backend | IR nodes | generated C | front | load (text -> callable) | first call |")
-        P("|---:|---|---:|---:|---:|---:|---:|")
+        P("| statements | backend | IR nodes | generated C | front | load (text -> callable) | first call | agc run |")
+        P("|---:|---|---:|---:|---:|---:|---:|---:|")
         for j in jit_rows:
             if j["status"] != "ok":
-                P(f"| {j['n']} | {j['backend']} | | | | {j['status']} | |")
+                P(f"| {j['n']} | {j['backend']} | | | | {j['status']} | | |")
                 continue
+            runc = (f"{j['run_s']:.2f} s, {j['run_mb']:.0f} MiB" if "run_s" in j
+                    else j.get("run_status", ""))
             P(f"| {j['n']} | {j['backend']} | {j['ir_nodes']} | "
               f"{fmt_bytes(int(j['c_bytes']))} | {float(j['front_ms']):.1f} ms | "
-              f"{float(j['load_ms']):.1f} ms | {float(j['call_us']):.0f} µs |")
+              f"{float(j['load_ms']):.1f} ms | {float(j['call_us']):.0f} µs | {runc} |")
         P()
+        mem = [j for j in jit_rows if j["status"] == "ok" and j["backend"] == "tcc"
+               and float(j.get("mem_peak", -1)) >= 0]
+        if mem:
+            P("Where the memory goes (bench/jit_latency.c, in the same process: "
+              "each stage's peak resident set less the resident set before it, "
+              "the peak reset before each stage and freed memory given back "
+              "with malloc_trim; MiB):\n")
+            P("| statements | agc_compile: parse, autodiff, passes (peak) | the graph after it (resident) | agc_emit: plan, loops, C text (peak) | C text | TinyCC on that text (peak) | whole process (peak) |")
+            P("|---:|---:|---:|---:|---:|---:|---:|")
+            for j in mem:
+                P(f"| {j['n']} | {float(j['mem_compile']):.1f} ({float(j['compile_ms']):.0f} ms) | "
+                  f"{float(j['mem_ir']):.1f} | {float(j['mem_emit']):.1f} "
+                  f"({float(j['front_ms']) - float(j['compile_ms']):.0f} ms) | "
+                  f"{int(j['c_bytes']) / 1048576:.1f} | {float(j['mem_cc']):.1f} "
+                  f"({float(j['cc_ms']):.0f} ms) | {float(j['mem_peak']):.1f} |")
+            P()
     P("### Workspace\n")
     P("`NAME_WORK_BYTES` from the generated header against the tensors agc "
       "materialises without reuse (agc_work_bytes()'s `naive`) and every live "
