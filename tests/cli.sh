@@ -141,6 +141,17 @@ expect_rc 0 "--emit loops mlp" "$AGC" "$SRC/examples/mlp.graph" --emit loops
 grep -q "^kernel t6 matmul over \[32, 16\] (gemm)$" "$T/stdout" && ok || bad "loops: the host's matmul through gemm"
 expect_rc 0 "--emit loops mlp mcu" "$AGC" "$SRC/examples/mlp.graph" --emit loops --target mcu
 grep -q "^kernel t6 matmul over \[32, 16\]$" "$T/stdout" && ok || bad "loops: the mcu's matmul as loops"
+# a bias gradient [1, 3, 1, 1] in a loop over [4, 3, 5, 6]: held in a local
+# over the inner loops, on the host and the mcu
+G2="$SRC/tests/random/repro/split-sums-bias-grad.graph"
+expect_rc 0 "--emit loops held sums" "$AGC" "$G2" --emit loops
+[ "$(grep -c "^  acc   t[0-9]*: its own buffer, held in a local over dimensions 2-3$" "$T/stdout")" = 2 ] &&
+  grep -q "^  acc   t17: its own buffer$" "$T/stdout" && ok || bad "loops: held sums: $(grep acc "$T/stdout" | tr '\n' ' ')"
+expect_rc 0 "held sums in the C" "$AGC" "$G2" --emit c
+grep -q "^          float s18 = out_grad_b\[i1\];$" "$T/stdout" &&
+  grep -q "^          out_grad_b\[i1\] = s18;$" "$T/stdout" && ok || bad "C: grad_b not held in s18"
+expect_rc 0 "--emit loops held sums mcu" "$AGC" "$G2" --emit loops --target mcu
+grep -q "held in a local" "$T/stdout" && ok || bad "mcu loops: the held sums are missing"
 printf 'input x: f32[4, 8]\nparam w: f32[4, 8]\ny = tanh(x * w)\noutput y\n' > "$T/flat.graph"
 expect_rc 0 "--emit loops flat" "$AGC" "$T/flat.graph" --emit loops
 grep -q "^store y over \[4, 8\] (flat): t3$" "$T/stdout" && ok || bad "loops: a flat store: $(sed -n 3p "$T/stdout")"
