@@ -757,6 +757,11 @@ static void locals(E *e, StrBuf *o, StrBuf *decls) {
     npointers += c->g.args[i].role != ROLE_NONE;
   c->stack_est = 96 + 4 * (int64_t)npointers +
                  (int64_t)e->maxrows * ROW_CHUNK * 4 +
+                 /* the max-pooling kernel's 16 windows: maxima, indices
+                    (a long each, 8 bytes at most), NaN flags, and its
+                    registers */
+                 (e->uses_pool ? 16 * ((c->opt.api.f64 ? 8 : 4) + 8 + 4) + 64
+                               : 0) +
                  (update && decls->len ? (p->work_bytes + 7) / 8 * 8 : 0);
 }
 

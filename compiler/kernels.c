@@ -90,8 +90,11 @@ void emit_im2col(StrBuf *o, const char *name, int f64) {
 }
 
 void emit_pool(StrBuf *o, const char *name, int f64) {
+  char max[300]; /* the window scan's helper: NAME_max */
+  snprintf(max, sizeof max, "%s_max", name);
   const char *subst[] = {"AGC_T", f64 ? "double" : "float", "AGC_POOL",
-                         name, "AGC_LINKAGE", "static", NULL};
+                         name, "AGC_POOL_MAX", max, "AGC_LINKAGE", "static",
+                         NULL};
   copy_text(o, agc_text_pool, subst);
   sb_puts(o, "\n");
 }

@@ -1058,8 +1058,9 @@ END_TEST
 
 /* max_pool2d as PyTorch's CPU kernel (torch 1.13 gives these numbers): a
  * tie sends the gradient to the first maximum in scan order; a window
- * holding NaN gives NaN and sends it to its last NaN. Both backends: the
- * host compiler builds the kernel's branch-free scan with vectors. */
+ * holding NaN gives NaN and sends it to its last NaN. Both backends (the
+ * JIT's kernel is compiled ahead of time, the host's is in the generated
+ * C), 2x2 windows (the kernel's constant case) and 3x3 ones. */
 START_TEST(test_max_pool_tie_nan) {
   const double nan = NAN;
   for (int be = 0; be < 2; be++) {
@@ -1074,13 +1075,37 @@ START_TEST(test_max_pool_tie_nan) {
             12);
     run_set(&r, "w", (double[]){1, 2, 3}, 3);
     run_call(&r);
-    const double *y = run_out(&r, "y");
+    double *y = run_out(&r, "y");
     ck_assert_msg(y[0] == 3 && isnan(y[1]) && isnan(y[2]),
                   "%s: y = %g %g %g, want 3 nan nan", be ? "cc" : "tcc", y[0],
                   y[1], y[2]);
     expect_vec(run_out(&r, "grad_x"),
                (double[]){0, 1, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0}, 12, 0,
                be ? "grad_x (cc)" : "grad_x (tcc)");
+    run_free(&r);
+    /* 3x3 windows with stride 1 (the kernel's general path), overlapping:
+       both windows' last NaN; then a tie of 5s, where both windows send
+       their gradient to the first (1 + 2) */
+    r = run_load_opt("param x[1, 1, 3, 4]\ninput w[1, 1, 1, 2]\n"
+                     "y = max_pool2d(x, 3, stride=1)\noutput y\n"
+                     "loss = sum(y * w)\n" TAIL, &opt);
+    run_set(&r, "x", (double[]){1, nan, 3, 0, 4, 2, 4, 1, 0, 5, 1, nan}, 12);
+    run_set(&r, "w", (double[]){1, 2}, 2);
+    run_call(&r);
+    y = run_out(&r, "y");
+    ck_assert_msg(isnan(y[0]) && isnan(y[1]), "3x3: y = %g %g, want nan nan",
+                  y[0], y[1]);
+    expect_vec(run_out(&r, "grad_x"),
+               (double[]){0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}, 12, 0,
+               "grad_x (3x3, NaN)");
+    run_set(&r, "x", (double[]){1, 2, 3, 0, 4, 2, 4, 1, 0, 5, 1, 5}, 12);
+    run_call(&r);
+    y = run_out(&r, "y");
+    ck_assert_msg(y[0] == 5 && y[1] == 5, "3x3: y = %g %g, want 5 5", y[0],
+                  y[1]);
+    expect_vec(run_out(&r, "grad_x"),
+               (double[]){0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0}, 12, 0,
+               "grad_x (3x3, tie)");
     run_free(&r);
   }
 }

@@ -4,6 +4,7 @@
 #define AGC_GEMM agc_gemm_f64
 #define AGC_IM2COL agc_im2col_f64
 #define AGC_POOL agc_pool_f64
+#define AGC_POOL_MAX agc_pool_max_f64
 #define AGC_MATMUL agc_matmul_f64
 #define AGC_GEMM_MT agc_gemm_mt_f64
 #define AGC_GEMM_JOB agc_gemm_job_f64
