@@ -8,6 +8,9 @@ prints the tables as Markdown on standard output. Progress goes to stderr.
 Options (run.sh passes the first four):
   --repo DIR  --work DIR  --bin DIR  --python EXE
   --min-time S      target seconds of timed calls per case (default 0.5)
+  --rounds R        time every contender of a case R times, in turn, and
+                    keep each one's best median (default 3; on a shared VM
+                    one run's cells move by 10-25%)
   --jit-timeout S   limit per JIT-latency measurement (default 60)
   --jit-sizes LIST  comma-separated chain lengths (default
                     1000,10000,100000,300000)
@@ -57,7 +60,7 @@ SMALL_ELEM_LIMIT = 3e-4
 
 def parse_args(argv):
     o = {"repo": None, "work": None, "bin": None, "python": sys.executable,
-         "min-time": 0.5, "jit-timeout": 60.0,
+         "min-time": 0.5, "rounds": 3, "jit-timeout": 60.0,
          "jit-sizes": "1000,10000,100000,300000", "jit-cc-sizes": "1000,10000",
          "only": "", "cc": os.environ.get("CC_BENCH", "gcc"),
          "peak-n": 2048, "peak-reps": 5, "fmnist-epochs": 5,
@@ -66,7 +69,8 @@ def parse_args(argv):
     while i < len(argv):
         k = argv[i].lstrip("-")
         if k == "quick":
-            o.update({"min-time": 0.1, "jit-sizes": "1000", "jit-cc-sizes": "",
+            o.update({"min-time": 0.1, "rounds": 1, "jit-sizes": "1000",
+                      "jit-cc-sizes": "",
                       "peak-n": 1024, "peak-reps": 3, "fmnist-epochs": 1,
                       "fmnist-threads": "1"})
             o["quick"] = True
@@ -82,9 +86,11 @@ def parse_args(argv):
     o["min-time"] = float(o["min-time"])
     o["jit-timeout"] = float(o["jit-timeout"])
     o["fmnist-timeout"] = float(o["fmnist-timeout"])
-    for k in ("peak-n", "peak-reps", "fmnist-epochs"):
+    for k in ("peak-n", "peak-reps", "fmnist-epochs", "rounds"):
         o[k] = int(o[k])
     o.setdefault("quick", False)
+    if o["rounds"] < 1:
+        raise SystemExit("bench.py: --rounds must be 1 or more")
     return o
 
 
@@ -439,6 +445,24 @@ def first_line(s):
         if line.strip():
             return line.strip()
     return ""
+
+
+class RoundResults(dict):
+    """A case's results seen through one round of timing: a contender's
+    (us, calls) replaces what an earlier round left only if it is faster;
+    a failure or a skip (a string) stays once it happened."""
+
+    def __init__(self, base):
+        super().__init__(base)
+        self.base = base
+
+    def __setitem__(self, key, new):
+        old = self.base.get(key)
+        if key in self.base and not isinstance(old, tuple):
+            return
+        if not isinstance(new, tuple) or old is None or new[0] < old[0]:
+            self.base[key] = new
+            super().__setitem__(key, new)
 
 
 def time_agc(o, cs, backend, out, threads=1):
@@ -858,14 +882,17 @@ def main():
                     log(f"[bench] WARNING: {who} differs from agc on mlp_s, "
                         f"{n}: {elem if norm is not None else 'missing'}")
 
-    # 3. timing
+    # 3. timing: every contender of a case in turn, o["rounds"] times;
+    # each keeps its best median (keep_best)
     results = {}
-    for cs in cases:
+    for cs, rnd in ((cs, rnd) for cs in cases for rnd in range(o["rounds"])):
         r = results.setdefault(cs["name"], {})
         outs = {k: os.path.join(work, "out", cs["name"], k)
                 for k in ("base", "blas", "cc", "tcc", "ccN", "torch", "torchN")}
         for d in outs.values():
             os.makedirs(d, exist_ok=True)
+        r = RoundResults(r)
+        log(f"[bench] {cs['name']}: round {rnd + 1} of {o['rounds']}")
         if cs["kind"] == "mlp" and cs["baseline"]:
             log(f"[bench] {cs['name']}: baseline C")
             r["base"] = time_tool([cs["baseline"], cs["dir"], *map(str, cs["shape"]),
@@ -894,6 +921,8 @@ def main():
                                     "--threads", str(th)], env=blas_env(th))
         else:
             r["torch"] = r["torchN"] = "skipped (torch not importable)"
+        if rnd < o["rounds"] - 1:
+            continue  # the checks: on the last round's outputs
         # every pair that ran: cross-check against agc cc (else baseline)
         ref = ("agc cc", outs["cc"]) if isinstance(r.get("cc"), tuple) else (
             ("baseline C", outs["base"]) if isinstance(r.get("base"), tuple) else None)
@@ -1025,7 +1054,9 @@ def main():
       f"at end: {loadavg()}")
     P(f"- timing: median wall time of one training step (forward + every "
       f"gradient), single thread (PyTorch also on all {ncpu} CPUs), each case "
-      f"timed for >= {o['min-time']} s and >= 3 calls after warm-up"
+      f"timed for >= {o['min-time']} s and >= 3 calls after warm-up; "
+      f"every contender of a case in turn, {o['rounds']} round(s), each "
+      f"cell the best of its rounds' medians"
       + (" (--quick: short runs, to check the bench, not to quote)"
          if o["quick"] else ""))
     P()
