@@ -103,6 +103,14 @@ AGC_LINKAGE void AGC_GEMM(long M, long N, long K, const AGC_T *A, long sai,
   pack = (AGC_T *)(void *)(((uintptr_t)(void *)pack + 63) & ~(uintptr_t)63);
   /* scratch, sized for this product: a KC x NC block of B in NR-column
      panels, an MC x KC block of A in MR-row panels, an MR x NR tile */
+  /* C at most half a panel wide (10 columns): each row of A is used by
+     one panel only, so whole MR-row panels of A are read where they are
+     instead of packed first (the same products in the same order) */
+#if defined(__GNUC__) && !defined(__TINYC__)
+  const int direct = N <= NR / 2;
+#else
+  const int direct = 0; /* the plain loops read packed A only */
+#endif
   const long kcap = K < KC ? K : KC;
   const long ncap = ((N < NC ? N : NC) + NR - 1) / NR * NR;
   const long mcap = ((M < MC ? M : MC) + MR - 1) / MR * MR;
@@ -148,6 +156,8 @@ AGC_LINKAGE void AGC_GEMM(long M, long N, long K, const AGC_T *A, long sai,
           const long mr = mc - ib * MR < MR ? mc - ib * MR : MR;
           const AGC_T *const as = A + (m0 + ib * MR) * sai + k0 * sak;
           AGC_T *const pd = pa + ib * kc * MR;
+          if (direct && mr == MR)
+            continue;
           if (mr == MR && sai == 1) /* A transposed: MR floats in a row */
             for (long k = 0; k < kc; k++)
               for (long ii = 0; ii < MR; ii++)
@@ -171,8 +181,16 @@ AGC_LINKAGE void AGC_GEMM(long M, long N, long K, const AGC_T *A, long sai,
             vec c[MR][2];
             for (int ii = 0; ii < MR; ii++)
               c[ii][0] = c[ii][1] = (vec){0};
-            if (nr <= NR / 2) /* a narrow panel (C of 10 columns): its left
-                                 half, the same sums at half the work */
+            if (direct && i0 + MR <= M) { /* A where it is (above) */
+              const AGC_T *const as = A + i0 * sai + k0 * sak;
+              for (long k = 0; k < kc; k++) {
+                const vec b0 = *(const vec *)(bp + k * NR);
+                for (int ii = 0; ii < MR; ii++)
+                  c[ii][0] += as[ii * sai + k * sak] * b0;
+              }
+            } else if (nr <= NR / 2) /* a narrow panel (C of 10 columns):
+                                        its left half, the same sums at half
+                                        the work */
               for (long k = 0; k < kc; k++) {
                 const vec b0 = *(const vec *)(bp + k * NR);
                 for (int ii = 0; ii < MR; ii++)

@@ -598,9 +598,11 @@ START_TEST(test_gemm_widths) {
      every transpose, accumulating: the same bytes at both widths; 5 x 9 x
      300 with B transposed is a product of dot products (N < 16, K >= 32,
      both operands along k), whose 16 partial sums are vectors of 8 or 16
-     floats, 4 or 8 doubles */
+     floats, 4 or 8 doubles; with C at most half a panel wide (10 columns
+     at 64 bytes, 7 at both) A is read in place instead of packed */
   static const long dims[][3] = {{1, 1, 1}, {7, 33, 5}, {125, 17, 300},
-                                 {13, 1100, 9}, {64, 64, 64}, {5, 9, 300}};
+                                 {13, 1100, 9}, {64, 64, 64}, {5, 9, 300},
+                                 {125, 10, 300}, {13, 7, 50}};
   for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
     GemmCase g;
     gemm_case_init(&g, dims[d][0], dims[d][1], dims[d][2], 1);
@@ -713,7 +715,7 @@ START_TEST(test_gemm_threads) {
      transpose, accumulating, 1 to 5 threads, AGC_NUM_THREADS lowering the
      count; f32 and f64 */
   static const long dims[][3] = {{1, 7, 5}, {13, 17, 300}, {61, 33, 9},
-                                 {128, 130, 70}, {61, 9, 100}};
+                                 {128, 130, 70}, {61, 9, 100}, {61, 5, 100}};
   for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
     GemmCase g;
     gemm_case_init(&g, dims[d][0], dims[d][1], dims[d][2], 5);
