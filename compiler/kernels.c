@@ -83,8 +83,11 @@ void emit_gemm_mt(StrBuf *o, const char *gemm, int f64) {
 }
 
 void emit_im2col(StrBuf *o, const char *name, int f64) {
+  char rows[300]; /* its helper: NAME_rows */
+  snprintf(rows, sizeof rows, "%s_rows", name);
   const char *subst[] = {"AGC_T", f64 ? "double" : "float", "AGC_IM2COL",
-                         name, "AGC_LINKAGE", "static", NULL};
+                         name, "AGC_IM2COL_ROWS", rows, "AGC_LINKAGE",
+                         "static", NULL};
   copy_text(o, agc_text_im2col, subst);
   sb_puts(o, "\n");
 }

@@ -3,6 +3,7 @@
 #define AGC_T double
 #define AGC_GEMM agc_gemm_f64
 #define AGC_IM2COL agc_im2col_f64
+#define AGC_IM2COL_ROWS agc_im2col_rows_f64
 #define AGC_POOL agc_pool_f64
 #define AGC_POOL_MAX agc_pool_max_f64
 #define AGC_MATMUL agc_matmul_f64

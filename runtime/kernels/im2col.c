@@ -10,13 +10,16 @@
 #ifndef AGC_T /* the f32 kernel; the build sets these for f64 */
 #define AGC_T float
 #define AGC_IM2COL agc_im2col_f32
+#define AGC_IM2COL_ROWS agc_im2col_rows_f32
 #endif
 #define AGC_LINKAGE
 
 /* AGC-EMBED-BEGIN */
 /* im2col of image x[C, H, W] into col[(c*KH + kh)*KW + kw][oh*OW + ow],
-   or (back) col2im, adding col into the gradient x */
-AGC_LINKAGE void AGC_IM2COL(const AGC_T *x, long C, long H, long W,
+   or (back) col2im, adding col into the gradient x; called with st as a
+   constant for stride 1, where each row is a plain copy the compiler
+   vectorizes */
+static inline void AGC_IM2COL_ROWS(const AGC_T *x, long C, long H, long W,
     long KH, long KW, long st, long pad, long OH, long OW, AGC_T *col,
     int back)
 {
@@ -46,6 +49,16 @@ AGC_LINKAGE void AGC_IM2COL(const AGC_T *x, long C, long H, long W,
           for (long ow = hi; ow < OW; ow++)
             r[ow] = 0;
         }
+}
+
+AGC_LINKAGE void AGC_IM2COL(const AGC_T *x, long C, long H, long W,
+    long KH, long KW, long st, long pad, long OH, long OW, AGC_T *col,
+    int back)
+{
+  if (st == 1)
+    AGC_IM2COL_ROWS(x, C, H, W, KH, KW, 1, pad, OH, OW, col, back);
+  else
+    AGC_IM2COL_ROWS(x, C, H, W, KH, KW, st, pad, OH, OW, col, back);
 }
 
 /* AGC-EMBED-END */
