@@ -535,6 +535,22 @@ static void fused_member(E *e, const LMember *mb, const Shape *ls,
   e->inloop[m] = 1;
 }
 
+/* The sums a fused loop holds in locals (lower_hold): each loaded into
+ * s<node> before the inner loops (load) or stored back after them. */
+static void held_sums(E *e, const LStmt *st, char **idx, int load) {
+  for (int k = 0; k < st->nmembers; k++) {
+    const LAcc *a = ACC(e, MEM(e, st, k));
+    int m = MEM(e, st, k)->node;
+    if (!a || !a->held)
+      continue;
+    const char *at = em_offset(e, &ND(e, m)->shape, idx);
+    if (load)
+      em_line(e, "%s s%d = %s[%s];", e->real, m, em_bufname(e, m), at);
+    else
+      em_line(e, "%s[%s] = s%d;", em_bufname(e, m), at, m);
+  }
+}
+
 /* A loop that computes several stored nodes (plan.c, loop fusion): the
  * host, then element-wise nodes and sums that read it at the same index. */
 static void fused_loop(E *e, const LStmt *st) {
@@ -555,13 +571,7 @@ static void fused_loop(E *e, const LStmt *st) {
   if (split) {
     em_line(e, "{");
     e->ind++;
-    for (int k = 0; k < st->nmembers; k++) {
-      const LAcc *a = ACC(e, MEM(e, st, k));
-      int m = MEM(e, st, k)->node;
-      if (a && a->held)
-        em_line(e, "%s s%d = %s[%s];", e->real, m, em_bufname(e, m),
-                em_offset(e, &ND(e, m)->shape, idx));
-    }
+    held_sums(e, st, idx, 1);
   }
   loop_open_dims(e, &ls, "i", idx, split, ls.rank);
   int block = ND(e, st->node)->numel == 1;
@@ -592,13 +602,7 @@ static void fused_loop(E *e, const LStmt *st) {
   }
   loop_close_dims(e, &ls, split, ls.rank);
   if (split) {
-    for (int k = 0; k < st->nmembers; k++) {
-      const LAcc *a = ACC(e, MEM(e, st, k));
-      int m = MEM(e, st, k)->node;
-      if (a && a->held)
-        em_line(e, "%s[%s] = s%d;", em_bufname(e, m),
-                em_offset(e, &ND(e, m)->shape, idx), m);
-    }
+    held_sums(e, st, idx, 0);
     e->ind--;
     em_line(e, "}");
   }

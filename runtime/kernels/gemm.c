@@ -101,8 +101,6 @@ AGC_LINKAGE void AGC_GEMM(long M, long N, long K, const AGC_T *A, long sai,
      the workspace 16 bytes past a line (as large heap blocks are) every
      load spans two lines: the large MLP step took 10-25% longer. */
   pack = (AGC_T *)(void *)(((uintptr_t)(void *)pack + 63) & ~(uintptr_t)63);
-  /* scratch, sized for this product: a KC x NC block of B in NR-column
-     panels, an MC x KC block of A in MR-row panels, an MR x NR tile */
   /* C at most half a panel wide (10 columns): each row of A is used by
      one panel only, so whole MR-row panels of A are read where they are
      instead of packed first (the same products in the same order) */
@@ -111,6 +109,8 @@ AGC_LINKAGE void AGC_GEMM(long M, long N, long K, const AGC_T *A, long sai,
 #else
   const int direct = 0; /* the plain loops read packed A only */
 #endif
+  /* scratch, sized for this product: a KC x NC block of B in NR-column
+     panels, an MC x KC block of A in MR-row panels, an MR x NR tile */
   const long kcap = K < KC ? K : KC;
   const long ncap = ((N < NC ? N : NC) + NR - 1) / NR * NR;
   const long mcap = ((M < MC ? M : MC) + MR - 1) / MR * MR;
