@@ -1171,7 +1171,7 @@ def main():
               "each stage's peak resident set less the resident set before it, "
               "the peak reset before each stage and freed memory given back "
               "with malloc_trim; MiB):\n")
-            P("| statements | agc_compile: parse, autodiff, passes (peak) | the graph after it (resident) | agc_emit: plan, loops, C text (peak) | C text | TinyCC on that text (peak) | whole process (peak) |")
+            P("| statements | agc_compile: parse, autodiff, passes (peak) | the graph after it (resident) | agc_emit: plan, loops, C text (peak) | C text | TinyCC on that text (peak) | process peak over the load (front end and TinyCC again) |")
             P("|---:|---:|---:|---:|---:|---:|---:|")
             for j in mem:
                 P(f"| {j['n']} | {float(j['mem_compile']):.1f} ({float(j['compile_ms']):.0f} ms) | "

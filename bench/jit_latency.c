@@ -23,9 +23,10 @@
  *   mem_compile  agc_compile: parse, autodiff, the passes (the IR)
  *   mem_ir       what of it stays resident after (the graph)
  *   mem_emit     agc_emit: the plan, the loop-nest IR and the C text
- *   mem_tcc      compiling that C text (agc_module_compile: TinyCC, or
+ *   mem_cc       compiling that C text (agc_module_compile: TinyCC, or
  *                the cc back end's process-side part)
- *   mem_peak     the whole process, all stages and the load
+ *   mem_peak     the process's peak from that stage on, through the load
+ *                (which runs the front end and the back end again)
  *
  * and prints one line of key=value pairs. Links against the tool API
  * (runtime/agc_api.h) and the compiler library (compiler/agc.h).
@@ -182,8 +183,7 @@ int main(int argc, char **argv) {
          "mem_compile=%.1f mem_ir=%.1f mem_emit=%.1f mem_cc=%.1f "
          "mem_peak=%.1f backend=%s ok=%d\n",
          n, len, nodes, csize, front, t_compile, t_cc, load, call,
-         mem_compile, mem_ir, mem_emit, mem_cc, rss_mb("VmHWM") >= 0 ?
-         rss_mb("VmHWM") : -1, bk, ok);
+         mem_compile, mem_ir, mem_emit, mem_cc, rss_mb("VmHWM"), bk, ok);
   agc_graph_free(g);
   free(work);
   free(src);
