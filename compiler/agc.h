@@ -360,7 +360,12 @@ typedef struct {
   int flat;       /* every member and every buffer it reads has the shape
                      iter: the loop may run as one flat index */
   LKernel kernel; /* NODE: how a kernel runs (LK_NONE: not a kernel) */
-  int threads;    /* LK_GEMM: the threads a matrix product runs on */
+  int threads;    /* LK_GEMM: the threads a matrix product runs on; a
+                     LOOP or an element-wise NODE: its loop nest is cut
+                     into parts along dimension par (of iter, or 0 when
+                     the loop runs flat) that run on up to this many
+                     threads (parts.c) */
+  int par;
   int nmembers;
   int row;        /* the JIT's row kernels run it (row_ok) */
   int hold;       /* LOOP: sums into their own buffers are held in locals
@@ -479,7 +484,8 @@ char *ir_live_nodes(Ctx *c);
  * kernel named `name` for f32 or f64, im2col and pooling (static), and f32
  * tanh and exp as vectorizable functions. */
 void emit_gemm(StrBuf *o, const char *name, int f64, int is_static);
-void emit_gemm_mt(StrBuf *o, const char *gemm, int f64);
+void emit_gemm_mt(StrBuf *o, const char *gemm, const char *parts, int f64);
+void emit_parts(StrBuf *o, const char *name);
 void emit_im2col(StrBuf *o, const char *name, int f64);
 void emit_pool(StrBuf *o, const char *name, int f64);
 void emit_tanhf(StrBuf *o, const char *name, int is_static);

@@ -79,6 +79,8 @@ Ctx *agc_compile(const char *path, const char *src, size_t len,
                 opt->api.threads);
   if (opt->api.threads_min_macs < 0)
     error_plain(c, "threads_min_macs must be 0 (the default) or more");
+  if (opt->api.threads_min_elems < 0)
+    error_plain(c, "threads_min_elems must be 0 (the default) or more");
   if (opt->api.threads > 1 && opt->target == TARGET_MCU)
     error_plain(c, "threads (%d) need the host target: the mcu C runs on one "
                 "core", opt->api.threads);

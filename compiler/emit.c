@@ -163,6 +163,10 @@ static const char *em_tmp_argname(E *e, int i) {
 const char *em_bufname(E *e, int id) {
   int b = e->p->alias[id];
   Node *n = ND(e, b);
+  if (e->capmark && !e->capmark[b]) { /* a part function's buffer */
+    e->capmark[b] = 1;
+    e->cap[e->ncap++] = b;
+  }
   if (n->op == OP_INPUT || n->op == OP_PARAM) {
     e->arg_used[n->ext] = 1;
     return em_tmp_argname(e, n->ext);
@@ -216,7 +220,7 @@ char *em_offset(E *e, const Shape *s, char **idx) {
  * TinyCC would evaluate each `i0 * 16 + i1` anew. Called before loop_open;
  * returns whether it opened the block that holds ix. */
 static int ix_begin(E *e, const Shape *s) {
-  if (!e->t->loops_dowhile || e->flat)
+  if (!e->t->loops_dowhile || e->flat || e->par >= 0)
     return 0;
   char *names[MAX_RANK];
   for (int d = 0; d < s->rank; d++)
@@ -426,7 +430,16 @@ static void loop_open_dims(E *e, const Shape *s, const char *prefix,
       continue;
     }
     idx[d] = em_fmt(e, "%s%d", prefix, d);
-    if (e->t->loops_dowhile) {
+    if (d == e->par && prefix[0] == 'i') { /* a part: from lo to hi */
+      if (e->t->loops_dowhile) {
+        if (e->nclosers == 64)
+          error_plain(e->c, "internal: loops nested too deeply");
+        em_line(e, "{ long %s = lo; do {", idx[d]);
+        e->closers[e->nclosers++] = em_fmt(e, "} while (++%s < hi); }", idx[d]);
+      } else {
+        em_line(e, "for (long %s = lo; %s < hi; %s++) {", idx[d], idx[d], idx[d]);
+      }
+    } else if (e->t->loops_dowhile) {
       if (e->nclosers == 64)
         error_plain(e->c, "internal: loops nested too deeply");
       em_line(e, "{ long %s = 0; do {", idx[d]);
@@ -502,6 +515,106 @@ void em_ew_loop(E *e, const char *dst, int src, const char *op, int root,
   e->flat = 0;
 }
 
+/* ---- loops cut into parts (--threads) ---------------------------------- */
+
+/* A statement that lowering cut into parts (LStmt.threads > 1): its loop
+ * nest is written as a function of its own, NAME_loopK(arg, lo, hi), in
+ * which dimension par runs from lo to hi; the buffers it names come in a
+ * struct NAME_loopK_arg, and the statement calls the runner NAME_parts
+ * (agc_parts for the JIT; runtime/kernels/parts.c) with them. Between
+ * part_begin and part_end the loop nest is written aside. */
+void em_part_begin(E *e, const LStmt *st, PartSave *sv) {
+  sv->o = e->o;
+  sv->ind = e->ind;
+  memset(&sv->body, 0, sizeof sv->body);
+  e->o = &sv->body;
+  e->ind = 1;
+  e->par = st->par;
+  if (!e->capmark) {
+    e->capmark = arena_alloc(&e->c->arena, (size_t)e->c->g.n + 1);
+    e->cap = arena_alloc(&e->c->arena, sizeof(int) * ((size_t)e->c->g.n + 1));
+  }
+  e->ncap = 0;
+}
+
+/* how part functions declare buffer b: as the function does */
+static const char *part_type(E *e, int b) {
+  Ctx *c = e->c;
+  Node *n = ND(e, b);
+  int arg = n->op == OP_INPUT || n->op == OP_PARAM ? n->ext : -1;
+  if (arg < 0 && e->p->store[b] >= 0) {
+    arg = c->g.outs[e->p->store[b]].home;
+    if (arg < 0)
+      return e->real; /* out_NAME */
+  }
+  if (arg < 0)
+    return ctype(e, n);
+  int role = c->g.args[arg].role;
+  const char *T = ctype(e, &c->g.nodes[c->g.args[arg].node]);
+  return role == ROLE_PARAM || role == ROLE_STATE ? T
+                                                   : em_fmt(e, "const %s", T);
+}
+
+void em_part_end(E *e, const LStmt *st, PartSave *sv) {
+  Ctx *c = e->c;
+  e->par = -1;
+  char *mark = e->capmark;
+  e->capmark = NULL; /* em_bufname stops collecting */
+  const char *fn = em_fmt(e, "%s_loop%d", c->name, ++e->nloops);
+  Shape ls = st->iter;
+  if (st->flat && ls.rank > 1) {
+    Shape f = {1, {ND(e, st->node)->numel}};
+    ls = f;
+  }
+  StrBuf *f = &e->parts, args = {0};
+  sb_printf(f, "/* the loop of t%d (line %d) with dimension %d from lo to hi, "
+            "a part for %s_parts */\ntypedef struct {\n", st->node,
+            ND(e, st->node)->loc.line, st->par, c->name);
+  StrBuf decl = {0};
+  for (int k = 0; k < e->ncap; k++) {
+    int b = e->cap[k], dup = 0;
+    mark[b] = 0;
+    const char *T = part_type(e, b), *name = em_bufname(e, b);
+    for (int j = 0; j < k && !dup; j++) /* a param and its update: p_NAME */
+      dup = strcmp(em_bufname(e, e->cap[j]), name) == 0;
+    if (dup)
+      continue;
+    sb_printf(f, "  %s *%s;\n", T, name);
+    sb_printf(&decl, "  %s *const %s = a->%s;\n", T, name, name);
+    sb_printf(&args, "%s%s", args.len ? ", " : "", name);
+  }
+  for (int k = 0; k < st->nmembers; k++) {
+    const LAcc *a = ACC(e, MEM(e, st, k));
+    int m = MEM(e, st, k)->node;
+    if (a && a->kind == LA_SCRATCH) {
+      sb_printf(f, "  double *acc%d;\n", m);
+      sb_printf(&decl, "  double *const acc%d = a->acc%d;\n", m, m);
+      sb_printf(&args, "%sacc%d", args.len ? ", " : "", m);
+    }
+  }
+  sb_printf(f, "} %s_arg;\n\nstatic void %s(const void *arg, long lo, long "
+            "hi, int k)\n{\n  const %s_arg *a = (const %s_arg *)arg;\n%s"
+            "  (void)k;\n%s}\n\n", fn, fn, fn, fn, decl.s ? decl.s : "",
+            sv->body.s ? sv->body.s : "");
+  sb_free(&decl);
+  sb_free(&sv->body);
+  e->o = sv->o;
+  e->ind = sv->ind;
+  em_line(e, "{");
+  e->ind++;
+  em_line(e, "const %s_arg a = {%s};", fn, args.s ? args.s : "0");
+  em_line(e, "%s(%s, &a, %lld, %d);", em_parts_name(e), fn,
+          (long long)ls.d[st->par], st->threads);
+  e->ind--;
+  em_line(e, "}");
+  sb_free(&args);
+}
+
+const char *em_parts_name(E *e) {
+  e->uses_parts = 1;
+  return e->t->aot_kernels ? "agc_parts" : em_fmt(e, "%s_parts", e->c->name);
+}
+
 void em_comments(E *e, const LStmt *s) {
   for (int k = 0; k < s->nmembers; k++)
     em_comment(e, MEM(e, s, k)->node);
@@ -564,6 +677,9 @@ static void fused_loop(E *e, const LStmt *st) {
     ls = f;
   }
   e->flat = flat;
+  PartSave sv;
+  if (st->threads > 1)
+    em_part_begin(e, st, &sv);
   int ix = ix_begin(e, &ls);
   const int split = st->hold; /* lower_hold */
   char **idx = arena_alloc(&e->c->tmp, sizeof(char *) * MAX_RANK);
@@ -608,6 +724,8 @@ static void fused_loop(E *e, const LStmt *st) {
   }
   loop_close_dims(e, &ls, 0, split);
   ix_end(e, ix);
+  if (st->threads > 1)
+    em_part_end(e, st, &sv);
   e->flat = 0;
   em_sums_close(e, st);
 }
@@ -626,13 +744,19 @@ static void kernels(E *e, StrBuf *o) {
     emit_gemm(o, em_gemm_name(e), c->opt.api.f64, 1);
     sb_puts(o, "\n");
   }
+  /* the runner of parts (parts.c), which the threaded product uses too */
+  if ((e->uses_parts || e->uses_gemm_mt) && t->aot_kernels)
+    sb_puts(o, "void agc_parts(void (*fn)(const void *, long, long, int), "
+               "const void *arg, long n, int T);\n\n");
+  else if (e->uses_parts || e->uses_gemm_mt)
+    emit_parts(o, em_parts_name(e));
   if (e->uses_gemm_mt && t->aot_kernels) {
     sb_printf(o, "void %s(long M, long N, long K, const %s *A, long sai, "
               "long sak, const %s *B, long sbk, long sbj, %s *C, int acc, "
               "%s *pack, long pack_each, int T);\n\n", em_gemm_mt_name(e),
               e->real, e->real, e->real, e->real);
   } else if (e->uses_gemm_mt) {
-    emit_gemm_mt(o, em_gemm_name(e), c->opt.api.f64);
+    emit_gemm_mt(o, em_gemm_name(e), em_parts_name(e), c->opt.api.f64);
     sb_puts(o, "\n");
   }
   if (e->uses_tanh && t->aot_kernels)
@@ -783,6 +907,7 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
   e.t = t;
   e.real = c->opt.api.f64 ? "double" : "float";
   e.mf = c->opt.api.f64 ? "" : "f";
+  e.par = -1;
   e.arg_used = arena_alloc(&c->arena, sizeof(int) * (size_t)(c->g.nargs + 1));
   e.inloop = arena_alloc(&c->arena, (size_t)c->g.n + 1);
   if (t->row_kernels) /* the JIT's row mode (emit_row.c) */
@@ -808,10 +933,15 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
   o = &head;
   if (parts & PART_PROLOGUE) {
     em_header_comment(c, o);
+    if (c->opt.api.threads > 1 && !t->aot_kernels) /* parts.c */
+      sb_puts(o, "#if defined(__linux__) && !defined(_GNU_SOURCE)\n"
+                 "#define _GNU_SOURCE /* sched_getcpu, "
+                 "pthread_attr_setaffinity_np */\n#endif\n");
     em_prototypes(&e, o);
     sb_puts(o, "#include <stddef.h>\n#include <stdint.h>\n");
-    if (c->opt.api.threads > 1 && !t->aot_kernels) /* gemm_mt.c */
-      sb_puts(o, "#include <pthread.h>\n#include <stdlib.h>\n");
+    if (c->opt.api.threads > 1 && !t->aot_kernels) /* parts.c */
+      sb_puts(o, "#include <pthread.h>\n#include <sched.h>\n"
+                 "#include <stdlib.h>\n");
     sb_puts(o, "\n");
     em_macros(c, o, p);
     if (extra_macros)
@@ -827,6 +957,9 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
     return;
   }
   kernels(&e, o);
+  if (e.parts.len) /* the part functions (em_part_end) */
+    sb_puts(o, e.parts.s);
+  sb_free(&e.parts);
   em_protos(c, o, e.real);
   sb_puts(o, "\n");
   em_signature(c, o, e.real);

@@ -42,7 +42,22 @@ typedef struct {
   int nrows, maxrows; /* scratch rows used by this loop / by any loop */
   int uses_row;     /* some loop calls the row kernels */
   int row_fail;
+  /* loops cut into parts (--threads, part_begin in emit.c): */
+  int par;          /* the dimension of the loop being written that runs
+                       from lo to hi, or -1 */
+  int *cap;         /* the buffers (nodes) its part function names */
+  int ncap;
+  char *capmark;    /* per node: in cap; NULL: not collecting */
+  int nloops;       /* part functions NAME_loopK written so far */
+  StrBuf parts;     /* their text, placed before the function */
+  int uses_parts;   /* ... which call NAME_parts (parts.c) */
 } E;
+
+/* a loop nest written as a part function (emit.c, em_part_begin) */
+typedef struct {
+  StrBuf *o, body;
+  int ind;
+} PartSave;
 
 static inline Node *ND(E *e, int id) { return &e->c->g.nodes[id]; }
 static inline int R(E *e, int id) { return plan_resolve(e->c, id); }
@@ -76,6 +91,12 @@ const char *em_load(E *e, int id, char **idx); /* its stored element */
 char **em_loop_open(E *e, const Shape *s, const char *prefix);
 void em_loop_close(E *e, const Shape *s);
 void em_comment(E *e, int id);
+/* a statement's loop nest cut into parts (LStmt.threads > 1): what is
+   written between the two goes into its part function, and the statement
+   calls the runner (em_parts_name) */
+void em_part_begin(E *e, const LStmt *st, PartSave *sv);
+void em_part_end(E *e, const LStmt *st, PartSave *sv);
+const char *em_parts_name(E *e);
 /* dst[i] op value of src, over src's shape (one flat index if flat, as
    lowering decided, and the rank is above 1) */
 void em_ew_loop(E *e, const char *dst, int src, const char *op, int root,

@@ -495,6 +495,13 @@ void em_node_code(E *e, const LStmt *s) {
   em_comment(e, id);
   switch (op_kind(n->op)) {
   case K_EW:
+    if (s->threads > 1) { /* in parts on threads (lower.c, loop_threads) */
+      PartSave sv;
+      em_part_begin(e, s, &sv);
+      em_ew_loop(e, em_bufname(e, id), id, "=", 1, s->flat);
+      em_part_end(e, s, &sv);
+      return;
+    }
     em_ew_loop(e, em_bufname(e, id), id, "=", 1, s->flat);
     return;
   case K_RED:

@@ -13,7 +13,7 @@
 #include "agc.h"
 
 extern const char agc_text_gemm[], agc_text_im2col[], agc_text_pool[],
-    agc_text_tanhf[], agc_text_expf[], agc_text_gemm_mt[];
+    agc_text_tanhf[], agc_text_expf[], agc_text_gemm_mt[], agc_text_parts[];
 
 /* Copies text, replacing each whole identifier subst[2k] by subst[2k+1]
  * (an empty replacement also takes the space after it). */
@@ -69,17 +69,33 @@ void emit_gemm(StrBuf *o, const char *name, int f64, int is_static) {
   copy_text(o, agc_text_gemm, subst);
 }
 
-/* the threaded product that runs the file's product `gemm` (emit_gemm):
-   GEMM_mt, with its GEMM_job and GEMM_band */
-void emit_gemm_mt(StrBuf *o, const char *gemm, int f64) {
+/* the threaded product that runs the file's product `gemm` (emit_gemm)
+   through the runner `parts` (emit_parts): GEMM_mt, with its GEMM_job and
+   GEMM_band */
+void emit_gemm_mt(StrBuf *o, const char *gemm, const char *parts, int f64) {
   char mt[300], job[300], band[300];
   snprintf(mt, sizeof mt, "%s_mt", gemm);
   snprintf(job, sizeof job, "%s_job", gemm);
   snprintf(band, sizeof band, "%s_band", gemm);
   const char *subst[] = {"AGC_T", f64 ? "double" : "float", "AGC_GEMM", gemm,
                          "AGC_GEMM_MT", mt, "AGC_GEMM_JOB", job,
-                         "AGC_GEMM_BAND", band, "AGC_LINKAGE", "static", NULL};
+                         "AGC_GEMM_BAND", band, "AGC_PARTS", parts,
+                         "AGC_LINKAGE", "static", NULL};
   copy_text(o, agc_text_gemm_mt, subst);
+}
+
+/* the runner of loop nests cut into parts (parts.c): NAME, with its
+   NAME_part, NAME_run and NAME_start */
+void emit_parts(StrBuf *o, const char *name) {
+  char part[300], run[300], start[300];
+  snprintf(part, sizeof part, "%s_part", name);
+  snprintf(run, sizeof run, "%s_run", name);
+  snprintf(start, sizeof start, "%s_start", name);
+  const char *subst[] = {"AGC_PARTS", name, "AGC_PART", part, "AGC_PART_RUN",
+                         run, "AGC_PART_START", start, "AGC_LINKAGE",
+                         "static", NULL};
+  copy_text(o, agc_text_parts, subst);
+  sb_puts(o, "\n");
 }
 
 void emit_im2col(StrBuf *o, const char *name, int f64) {

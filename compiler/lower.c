@@ -443,6 +443,55 @@ static void lower_hold(Low *w, LStmt *s) {
                                     &s->iter, best);
 }
 
+/* Whether a loop nest runs in parts on several threads (--threads), and
+ * along which dimension (parts.c): its outermost dimension, longer than 1,
+ * along which no sum of the statement adds, so that each element of every
+ * result, and each partial sum, is computed by one thread in the order one
+ * thread would: the result is the same for any thread count. A
+ * whole-tensor sum into a local forbids it; partial sums (LA_SCRATCH, one
+ * per index of the last dimension) allow only the last dimension; a sum
+ * into its own buffer allows the dimensions it keeps. Only from
+ * threads_min_elems elements (default 2^17: starting and joining a thread
+ * costs tens of microseconds), and not for the JIT's row kernels. */
+static void loop_threads(Low *w, LStmt *s) {
+  const Ctx *c = w->c;
+  int T = c->opt.api.threads;
+  s->threads = 1;
+  s->par = 0;
+  if (T <= 1 || s->row)
+    return;
+  Shape ls = s->iter;
+  int flat = s->flat && ls.rank > 1;
+  if (flat) {
+    Shape f = {1, {c->g.nodes[s->node].numel}};
+    ls = f;
+  }
+  int64_t numel = 1, min = c->opt.api.threads_min_elems;
+  for (int d = 0; d < ls.rank; d++)
+    numel *= ls.d[d];
+  if (numel < (min > 0 ? min : (int64_t)1 << 17))
+    return;
+  const Loops *L = w->L;
+  for (int d = 0; d < ls.rank; d++) {
+    int ok = ls.d[d] > 1;
+    for (int k = s->first_acc; ok && k < L->nacc; k++) {
+      const LAcc *a = &L->acc[k];
+      const Shape *o = &c->g.nodes[a->node].shape;
+      if (a->kind == LA_LOCAL)
+        ok = 0;
+      else if (a->kind == LA_SCRATCH)
+        ok = d == ls.rank - 1;
+      else
+        ok = !flat && o->rank == ls.rank && o->d[d] == ls.d[d];
+    }
+    if (ok) {
+      s->par = d;
+      s->threads = ls.d[d] < T ? (int)ls.d[d] : T;
+      return;
+    }
+  }
+}
+
 static void lower_loop(Low *w, int h) {
   const Plan *p = w->p;
   const Node *hn = &w->c->g.nodes[h];
@@ -478,6 +527,7 @@ static void lower_loop(Low *w, int h) {
   for (int m = h; m >= 0; m = p->fnext[m])
     w->inloop[m] = 0;
   lower_hold(w, s);
+  loop_threads(w, s);
 }
 
 /* how kernel node n runs on this target */
@@ -509,6 +559,8 @@ static void lower_node(Low *w, int id) {
     reads(w, id, id, mc, 1, 0);
     access(w, id, id, &n->shape, mc, 1);
     member(w, s, id, 0, 1);
+    if (kind == K_EW)
+      loop_threads(w, s);
     return;
   }
   if (kind == K_RED) {
@@ -743,12 +795,16 @@ void lower_dump(Ctx *c, const Plan *p, const Loops *L, const Target *t,
     shape_str(&s->iter, sh, sizeof sh);
     static const char *const kern[] = {"", "", " (gemm)", " (matmul call)",
                                         " (call)"};
-    char thr[48] = "";
-    if (s->threads > 1)
+    char thr[80] = "";
+    if (s->threads > 1 && s->kernel == LK_GEMM)
       snprintf(thr, sizeof thr, " (gemm, %d threads)", s->threads);
+    else if (s->threads > 1)
+      snprintf(thr, sizeof thr, " (%s%d threads, parts along dimension %d)",
+               s->flat && s->iter.rank > 1 ? "flat, " : "", s->threads,
+               s->par);
     const char *how = s->row                         ? " (row kernels)"
-                      : s->flat && s->iter.rank > 1 ? " (flat)"
                       : s->threads > 1               ? thr
+                      : s->flat && s->iter.rank > 1 ? " (flat)"
                                                      : kern[s->kernel];
     if (s->kind == LS_LOOP) {
       sb_printf(o, "loop %s over %s%s:", op_name(n->op), sh, how);

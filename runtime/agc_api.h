@@ -28,8 +28,9 @@ typedef struct {
   int O0;               /* no optimizer passes, no loop fusion */
   int mcu;              /* compile the --target mcu C (plain loops, no
                            double in f32) instead of the host's */
-  int threads;          /* large matrix products on up to this many
-                           threads (0 or 1: one; not with mcu); the
+  int threads;          /* large matrix products and element-wise loops
+                           on up to this many threads (0 or 1: one; not
+                           with mcu); the
                            environment's AGC_NUM_THREADS may lower it at
                            run time; results are the same for any count */
   int64_t threads_min_macs; /* a product runs threaded from this many
@@ -42,6 +43,8 @@ typedef struct {
                            1e-12 apart move alike): runs with a few seeds
                            show how far f32's rounding of intermediates can
                            move the outputs */
+  int64_t threads_min_elems; /* an element-wise loop runs threaded from
+                           this many elements (0: 2^17) */
 } agc_graph_options;
 #define AGC_MAX_THREADS 64 /* the most agc_graph_options.threads may ask */
 

@@ -39,5 +39,9 @@ void agc_matmul_f32(long M, long N, long K, const float *A, long sai,
                     long sak, const float *B, long sbk, long sbj, float *C);
 void agc_matmul_f64(long M, long N, long K, const double *A, long sai,
                     long sak, const double *B, long sbk, long sbj, double *C);
+/* fn(arg, lo, hi, k) over 0..n-1 cut into parts k on up to T threads
+   (parts.c) */
+void agc_parts(void (*fn)(const void *, long, long, int), const void *arg,
+               long n, int T);
 
 #endif

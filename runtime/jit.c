@@ -101,7 +101,7 @@ static const host_sym host_glibc[] = {
   X(agc_gemm_f32) X(agc_gemm_mt_f32) X(agc_gemm_mt_f64) X(agc_gemm_f64)       \
   X(agc_tanhf) X(agc_expf) X(agc_matmul_f32) X(agc_row_f32)                   \
   X(agc_im2col_f32) X(agc_pool_f32) X(agc_im2col_f64) X(agc_pool_f64)        \
-  X(agc_row_sum_f32) X(agc_row_accd_f32) X(agc_matmul_f64)
+  X(agc_row_sum_f32) X(agc_row_accd_f32) X(agc_matmul_f64) X(agc_parts)
 #ifdef AGC_KERNEL_VARIANTS
 #define DECLARE(n) extern __typeof__(n) n##_avx2, n##_avx512;
 KERNELS(DECLARE)

@@ -177,6 +177,12 @@ backward loss
 EOF2
 expect_rc 0 "--emit loops --threads 3" "$AGC" "$T/thr.graph" --emit loops --threads 3
 [ "$(grep -c '(gemm, 3 threads)$' "$T/stdout")" = 2 ] && ok || bad "threads: the forward and dW products on 3 threads: $(grep '^kernel' "$T/stdout")"
+# the element-wise loops of 512x256 = 2^17 elements: x's sin in parts along
+# its rows; h's tanh, whose loop also sums h * h into the loss (partial
+# sums per column), along the columns
+grep -q '^node t[0-9]* sin over \[512, 256\] (3 threads, parts along dimension 0)$' "$T/stdout" &&
+  grep -q '^loop tanh over \[512, 256\] (3 threads, parts along dimension 1):' "$T/stdout" && ok ||
+  bad "threads: element-wise loops in parts: $(grep -E '^(loop|node)' "$T/stdout")"
 expect_rc 0 "--emit loops one thread" "$AGC" "$T/thr.graph" --emit loops
 grep -q "threads" "$T/stdout" && bad "threads: the default is one thread" || ok
 vals() { awk -v n=$1 -v k=$2 'BEGIN { for (i = 0; i < n; i++) printf "%.6f ", sin(i * k) }'; }

@@ -85,9 +85,9 @@ for g in "$SRC"/examples/*.graph; do
   done
 done
 
-# --threads: the products on several threads. The C compiles strictly
-# (with -pthread), runs under ASan with exact buffers and under
-# ThreadSanitizer, and gives the same bytes with 1, 2 and 3 threads at run
+# --threads: the products and element-wise loops on several threads. The
+# C compiles strictly (with -pthread), runs under ASan with exact buffers
+# and under ThreadSanitizer, and gives the same bytes with 1, 2 and 3 threads at run
 # time (AGC_NUM_THREADS) as the one-thread build, in f32 and f64.
 cat > "$T/thr.graph" <<'EOF2'
 input x[512, 256]
@@ -109,6 +109,9 @@ for dt in f32 f64; do
     { bad "threads ($dt): agc --threads 3 failed: $(head -1 "$T/err")"; continue; }
   [ "$(grep -c 'test_case_gemm_mt(.*, 3);' "$T/gen.c")" -ge 2 ] ||
     bad "threads ($dt): the products should run on 3 threads"
+  # tanh(x @ W1 + b1) and its gradient's loop: 512x256 elements, in parts
+  [ "$(grep -c 'test_case_parts(test_case_loop[0-9]*, &a, [0-9]*, 3);' "$T/gen.c")" -ge 2 ] ||
+    bad "threads ($dt): the element-wise loops should run in parts on 3 threads"
   grep -q 'malloc' "$T/gen.c" && bad "threads ($dt): generated C mentions malloc"
   for cc in gcc clang tcc; do
     command -v $cc >/dev/null || continue

@@ -471,14 +471,16 @@ START_TEST(test_thread_options) {
                             "backward l\n";
   static const struct {
     int threads, mcu;
-    int64_t min;
+    int64_t min, min_elems;
     const char *msg;
   } bad[] = {
-      {-1, 0, 0, "error: threads must be from 1 to 64, not -1"},
-      {65, 0, 0, "error: threads must be from 1 to 64, not 65"},
-      {2, 0, -1, "error: threads_min_macs must be 0 (the default) or more"},
-      {2, 1, 0, "error: threads (2) need the host target: the mcu C runs on "
-                "one core"},
+      {-1, 0, 0, 0, "error: threads must be from 1 to 64, not -1"},
+      {65, 0, 0, 0, "error: threads must be from 1 to 64, not 65"},
+      {2, 0, -1, 0, "error: threads_min_macs must be 0 (the default) or more"},
+      {2, 0, 0, -1,
+       "error: threads_min_elems must be 0 (the default) or more"},
+      {2, 1, 0, 0, "error: threads (2) need the host target: the mcu C runs "
+                   "on one core"},
   };
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
     char err[512];
@@ -486,6 +488,7 @@ START_TEST(test_thread_options) {
     opt.threads = bad[k].threads;
     opt.mcu = bad[k].mcu;
     opt.threads_min_macs = bad[k].min;
+    opt.threads_min_elems = bad[k].min_elems;
     agc_graph *g =
         agc_graph_load_source("t.graph", src, strlen(src), &opt, err, sizeof err);
     ck_assert_ptr_null(g);

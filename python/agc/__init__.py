@@ -58,7 +58,8 @@ class _Options(ctypes.Structure):
                 ("O0", ctypes.c_int), ("mcu", ctypes.c_int),
                 ("threads", ctypes.c_int),
                 ("threads_min_macs", ctypes.c_int64),
-                ("perturb_seed", ctypes.c_uint64)]
+                ("perturb_seed", ctypes.c_uint64),
+                ("threads_min_elems", ctypes.c_int64)]
 
 
 def _distance(a, b):

@@ -30,5 +30,6 @@
 #define agc_pool_f64 AGC_V(agc_pool_f64)
 #define agc_matmul_f32 AGC_V(agc_matmul_f32)
 #define agc_matmul_f64 AGC_V(agc_matmul_f64)
+#define agc_parts AGC_V(agc_parts)
 
 #endif

@@ -62,6 +62,7 @@ static struct {
   long skip_nonfinite, skip_unstable, skip_fd_graph, fd_checked, fd_skipped;
   long cc_graphs, asan_graphs, xfailed, xpass;
   long train_graphs, skip_step, steps_checked, step_noise, threads_graphs, f32_ties;
+  long parts_units; /* host C (3 threads) with loops cut into parts */
   long f32_jumps, f32_margins, f64_margins, f32_rounding, contraction, zero_noise, f32_flush, kernel_graphs;
   double t_inproc, t_cc, t_asan;
 } st;
@@ -1025,19 +1026,20 @@ static int cmp_f64(Case *c, const char *cfg, int oi, const double *got, const do
 
 /* --accumulate (gradients add to what the buffers hold) and --no-grad
  * (the outputs alone), f64 tcc, against the reference. */
-/* --threads: a graph with a matrix product, built for 3 threads (tcc,
- * f64) with every product of 12 rows or more threaded (threads_min_macs
- * 1: the generator's products are below the default 2^25), gives the
- * one-thread build's outputs bit for bit, with all 3 and with
- * AGC_NUM_THREADS=2. */
+/* --threads: the graph built for 3 threads (tcc, f64) with every product
+ * of 12 rows or more and every element-wise loop that can be cut into
+ * parts threaded (threads_min_macs and threads_min_elems 1: the
+ * generator's graphs are below the defaults) gives the one-thread build's
+ * outputs bit for bit, with all 3 and with AGC_NUM_THREADS=2. */
 static void threads_check(Case *c) {
-  if (!c->tcc64 || !strchr(c->src, '@'))
+  if (!c->tcc64)
     return;
   char why[256];
   agc_graph_options o = {0};
   o.f64 = 1;
   o.threads = 3;
   o.threads_min_macs = 1;
+  o.threads_min_elems = 1;
   agc_graph *g = load_check(c, &o, "threads-f64");
   if (!g)
     return;
@@ -2139,6 +2141,12 @@ static char *emit_case_c(const Case *c, int f64, int mcu, const char *name, char
   o.api.f64 = f64;
   o.api.name = name;
   o.target = mcu ? TARGET_MCU : TARGET_HOST;
+  if (!mcu && (c->id & 1)) { /* every other graph's host C on 3 threads,
+                                everything that can be threaded */
+    o.api.threads = 3;
+    o.api.threads_min_macs = 1;
+    o.api.threads_min_elems = 1;
+  }
   Ctx *ctx = agc_compile(c->label, c->src, strlen(c->src), &o);
   StrBuf sb = {0};
   char *r = NULL;
@@ -2448,7 +2456,7 @@ static void stage_asan(Unit *u, int n) {
   fclose(f);
   char *cargv[] = {"gcc", "-std=c99", "-O0", "-g", "-fsanitize=address,undefined",
                    "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-w",
-                   "-o", bin, src, "-lm", NULL};
+                   "-pthread", "-o", bin, src, "-lm", NULL};
   if (run_cmd(cargv, errf) != 0) {
     char *e = slurp(errf, NULL);
     char *nl = e ? strstr(e, "error") : NULL;
@@ -2606,6 +2614,8 @@ static void stage2(Case *cs, int n, int do_cc, int do_asan, long first_id) {
                   cfg_name[cc_cfg(f64, mcu)] + 3, err);
         continue;
       }
+      if (strstr(x->code, "_parts(")) /* a loop on threads (parts.c) */
+        st.parts_units++;
       nu++;
     }
   }
@@ -3095,8 +3105,9 @@ static int run_campaign(void) {
          "step outputs (Adam from a gradient within f32 tolerance of 0)\n", st.train_graphs,
          st.steps_checked, st.skip_step, st.step_noise);
   printf("agc_random: %ld graphs rebuilt with the plain copy of the JIT's kernels "
-         "(AGC_KERNELS=generic, f64 and f32); %ld graphs with a matrix product rebuilt for "
-         "3 threads and compared bit for bit with one thread; %ld step-function outputs whose f32 "
+         "(AGC_KERNELS=generic, f64 and f32); %ld graphs rebuilt for 3 threads and compared "
+         "bit for bit with one thread, and %ld host C units on 3 threads with loops cut into "
+         "parts; %ld step-function outputs whose f32 "
          "reference differs from f64 (an f32 tie); f32 outputs let go: %ld where the "
          "f32 reference jumps under one-ulp input moves, %ld within the reach of f64 "
          "with its comparisons moved by 1e-5, %ld within 4 times the reach of f64 with "
@@ -3105,7 +3116,7 @@ static int run_campaign(void) {
          "within the reach of f64 with its comparisons moved by 1e-12; outputs of "
          "either precision let go: %ld on the reference built without FMA (a tie a "
          "contraction decides)\n",
-         st.kernel_graphs, st.threads_graphs, st.f32_ties, st.f32_jumps, st.f32_margins,
+         st.kernel_graphs, st.threads_graphs, st.parts_units, st.f32_ties, st.f32_jumps, st.f32_margins,
          st.f32_rounding, st.zero_noise, st.f32_flush, st.f64_margins, st.contraction);
   for (int i = 0; i < nsigs; i++)
     printf("agc_random: failure %d: %ld graph%s: %s (%s%s%s%s%s; first repro %s)\n", i + 1,
