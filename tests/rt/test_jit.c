@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <stdint.h>
 
 static char err[512];
 
@@ -751,6 +753,61 @@ START_TEST(test_gemm_threads) {
 }
 END_TEST
 
+/* The runner of parts (parts.c): every index of 0..n-1 run exactly once,
+ * in T parts (or n, or AGC_NUM_THREADS's count, if fewer) of
+ * ceil(n / T) indices, part k from k * ceil(n / T), each on its own
+ * thread but the first. */
+typedef struct {
+  long n;
+  int hits[1000];
+  long lo[64], hi[64];
+  pthread_t who[64];
+} PartsProbe;
+
+static void parts_probe(const void *arg, long lo, long hi, int k) {
+  PartsProbe *p = (PartsProbe *)(uintptr_t)arg; /* written by one part each */
+  for (long i = lo; i < hi; i++)
+    p->hits[i]++;
+  p->lo[k] = lo;
+  p->hi[k] = hi;
+  p->who[k] = pthread_self();
+}
+
+START_TEST(test_parts) {
+  static const long ns[] = {1, 2, 3, 7, 16, 100, 999};
+  static PartsProbe p;
+  for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+    for (int T = 1; T <= 9; T += 2)
+      for (int env = 0; env < 2; env++) {
+        if (env)
+          setenv("AGC_NUM_THREADS", "2", 1);
+        else
+          unsetenv("AGC_NUM_THREADS");
+        memset(&p, 0, sizeof p);
+        long n = ns[a];
+        agc_parts(parts_probe, &p, n, T);
+        int t = env && T > 2 ? 2 : T;
+        if (t > n)
+          t = (int)n;
+        long each = (n + t - 1) / t;
+        for (long i = 0; i < n; i++)
+          ck_assert_msg(p.hits[i] == 1, "n %ld T %d env %d: index %ld run %d "
+                        "times", n, T, env, i, p.hits[i]);
+        int parts = (int)((n + each - 1) / each);
+        for (int k = 0; k < parts; k++) {
+          ck_assert_int_eq(p.lo[k], k * each);
+          ck_assert_int_eq(p.hi[k], k * each + each < n ? k * each + each : n);
+          ck_assert_msg(k == 0 ? pthread_equal(p.who[k], pthread_self())
+                               : !pthread_equal(p.who[k], pthread_self()),
+                        "n %ld T %d: part %d on the wrong thread", n, T, k);
+        }
+        for (int k = parts; k < 64; k++)
+          ck_assert_int_eq(p.hi[k], 0); /* no part beyond */
+      }
+  unsetenv("AGC_NUM_THREADS");
+}
+END_TEST
+
 /* The kernels' copies per instruction set (runtime/kernels/variant.h):
  * each copy this CPU runs against the plain one (FMA changes the last
  * bits), AVX2 against AVX-512 bit for bit (the product sums each element
@@ -896,6 +953,7 @@ static Suite *jit_suite(void) {
   tcase_add_test(kern, test_gemm_dot);
   tcase_add_test(kern, test_matmul_narrow_sums);
   tcase_add_test(kern, test_gemm_threads);
+  tcase_add_test(kern, test_parts);
   tcase_add_test(kern, test_gemm_widths);
 #ifdef AGC_KERNEL_VARIANTS
   tcase_add_test(kern, test_kernel_variants);
