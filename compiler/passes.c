@@ -89,8 +89,24 @@ static int rounds(const Node *n) {
   }
 }
 
-/* Node id (old node i) with each element y times 1 + 2^-24 or 1 - 2^-24
- * (f32's largest relative rounding, in an f64 run), the sign drawn per
+/* How far f32 may move node n's value, in units of 2^-24 of it: one
+ * rounding; for an op whose f32 C calls the tanh kernel, 8 (tanhf.c: up
+ * to 6 ulp, and every |x| above 7.9 gives tanh(7.9), 1 - 2.7e-7, where
+ * f64 tells 1 - 1e-10 from 1 - 1e-8: s1601-g8197, a max-pool window of
+ * saturated tanh that ties in f32 alone); the exp kernel's, 3 (expf.c:
+ * under 2 ulp, then the op's own rounding). */
+static double rounding_ulps(const Node *n) {
+  const char *t = op_ctext(n->op);
+  if (t && strstr(t, "$H"))
+    return 8;
+  if (t && strstr(t, "$E"))
+    return 3;
+  return 1;
+}
+
+/* Node id (old node i) with each element y times 1 + u or 1 - u, u =
+ * 2^-24 (f32's largest relative rounding, in an f64 run) times
+ * rounding_ulps of the node, the sign drawn per
  * element as sign(sin(log(|y| + 1e-300) S + phase)), a function of the
  * element's value, with the phase a hash of seed and i, so that two
  * elements of one node near a tie move apart, as f32's roundings of them
@@ -101,20 +117,28 @@ static int rounds(const Node *n) {
  * them 2 f32 ulps apart). 1: 2^60, values one f64 ulp apart already draw
  * apart, their logs 2^-53 apart are 128 radians (s1052-g33542: erf of 5.4
  * and 5.8, 1 - 1.4e-14 and 1 - 1.1e-16, both 1 in f32). */
-static int perturbed(Ctx *c, int id, uint64_t seed, int i, Loc loc) {
+static int perturbed(Ctx *c, int id, uint64_t seed, int i, double ulps,
+                     Loc loc) {
   uint64_t h = seed ^ ((uint64_t)i + 1) * 0x9e3779b97f4a7c15u;
   h ^= h >> 31;
   h *= 0xbf58476d1ce4e5b9u;
   h ^= h >> 29;
   double phase = (double)(h >> 11) * 0x1p-53 * 6.283185307179586;
-  double scale = seed & 1 ? 0x1p60 : 0x1p40;
+  /* the scale varies with the seed too: log(1.5) 2^60 is 4.7e17, whose
+     f64 ulp is 64, so the phase alone leaves every seed of that kind the
+     same signs for values away from 1 (s1601-g8197: 64 runs, one sign
+     pattern per value) */
+  h *= 0x94d049bb133111ebu;
+  h ^= h >> 32;
+  double scale = (seed & 1 ? 0x1p60 : 0x1p40) * (1 + (double)(h >> 11) * 0x1p-53);
   int mag = ir_binary(c, OP_ADD, ir_unary(c, OP_ABS, id, loc), ir_scalar(c, 1e-300), loc);
   int arg = ir_binary(c, OP_MUL, ir_unary(c, OP_LOG, mag, loc), ir_scalar(c, scale), loc);
   int s = ir_unary(c, OP_SIGN,
                    ir_unary(c, OP_SIN, ir_binary(c, OP_ADD, arg, ir_scalar(c, phase), loc), loc),
                    loc);
   int f = ir_binary(c, OP_ADD, ir_scalar(c, 1),
-                    ir_binary(c, OP_MUL, s, ir_scalar(c, 0x1p-24), loc), loc);
+                    ir_binary(c, OP_MUL, s, ir_scalar(c, ulps * 0x1p-24), loc),
+                    loc);
   return ir_binary(c, OP_MUL, id, f, loc);
 }
 
@@ -186,7 +210,7 @@ static void rebuild_graph(Ctx *c, int strip, const int *order, uint64_t perturb)
         tmp[k] = map[n->in[k]];
       map[i] = rebuild(c, n, tmp);
       if (perturb && rounds(n))
-        map[i] = perturbed(c, map[i], perturb, i, n->loc);
+        map[i] = perturbed(c, map[i], perturb, i, rounding_ulps(n), n->loc);
     }
     /* keeps the user's name in comments, also where the node became its
        operand (a stripped ID, or a rewrite that handed one back) */

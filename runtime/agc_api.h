@@ -37,7 +37,10 @@ typedef struct {
                            multiply-adds (0: 2^25, about 1 ms on a core) */
   uint64_t perturb_seed; /* testing, f64 only (0: off): every computed
                            value that f32 would round is multiplied by
-                           1 + 2^-24 or 1 - 2^-24, drawn per element from
+                           1 + u or 1 - u (u: 2^-24; 8 times that for
+                           tanh, 3 times for exp, sigmoid and softplus,
+                           whose f32 kernels are off by more), drawn
+                           per element from
                            its value and this seed (its lowest bit: 1,
                            values one f64 ulp apart draw apart; 0, values
                            1e-12 apart move alike): runs with a few seeds
