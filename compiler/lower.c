@@ -451,8 +451,11 @@ static void lower_hold(Low *w, LStmt *s) {
  * whole-tensor sum into a local forbids it; partial sums (LA_SCRATCH, one
  * per index of the last dimension) allow only the last dimension; a sum
  * into its own buffer allows the dimensions it keeps. Only from
- * threads_min_elems elements (default 2^17: starting and joining a thread
- * costs tens of microseconds), and not for the JIT's row kernels. */
+ * threads_min_elems elements (default 2^20, about 1 ms of work: on a
+ * 2-vCPU VM a second thread started 40 to 600 us late, and the bench's
+ * element-wise step of 2^18 elements took 370 us on two threads against
+ * 266 on one, 2^20 elements 0.8 to 1.4 ms against 1.1, 2^21 1.4 against
+ * 2.2), and not for the JIT's row kernels. */
 static void loop_threads(Low *w, LStmt *s) {
   const Ctx *c = w->c;
   int T = c->opt.api.threads;
@@ -469,7 +472,7 @@ static void loop_threads(Low *w, LStmt *s) {
   int64_t numel = 1, min = c->opt.api.threads_min_elems;
   for (int d = 0; d < ls.rank; d++)
     numel *= ls.d[d];
-  if (numel < (min > 0 ? min : (int64_t)1 << 17))
+  if (numel < (min > 0 ? min : (int64_t)1 << 20))
     return;
   const Loops *L = w->L;
   for (int d = 0; d < ls.rank; d++) {

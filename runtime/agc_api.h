@@ -47,7 +47,7 @@ typedef struct {
                            show how far f32's rounding of intermediates can
                            move the outputs */
   int64_t threads_min_elems; /* an element-wise loop runs threaded from
-                           this many elements (0: 2^17) */
+                           this many elements (0: 2^20) */
 } agc_graph_options;
 #define AGC_MAX_THREADS 64 /* the most agc_graph_options.threads may ask */
 

@@ -166,9 +166,9 @@ expect_rc 2 "--threads mcu" "$AGC" "$SRC/examples/mlp.graph" --threads 2 --targe
 grep -q "^agc: --threads needs the host target: the mcu C runs on one core " "$T/stderr" && ok || bad "--threads mcu: $(cat "$T/stderr")"
 cat > "$T/thr.graph" <<'EOF2'
 input a[256]
-input b[512]
+input b[4096]
 param s[256]
-x = sin(reshape(b, [512, 1]) * reshape(a, [1, 256]))
+x = sin(reshape(b, [4096, 1]) * reshape(a, [1, 256]))
 W = cos(reshape(s, [256, 1]) * reshape(a, [1, 256]))
 h = tanh(x @ W)
 loss = sum(h * h)
@@ -177,17 +177,17 @@ backward loss
 EOF2
 expect_rc 0 "--emit loops --threads 3" "$AGC" "$T/thr.graph" --emit loops --threads 3
 [ "$(grep -c '(gemm, 3 threads)$' "$T/stdout")" = 2 ] && ok || bad "threads: the forward and dW products on 3 threads: $(grep '^kernel' "$T/stdout")"
-# the element-wise loops of 512x256 = 2^17 elements: x's sin in parts along
-# its rows; h's tanh, whose loop also sums h * h into the loss (partial
-# sums per column), along the columns
-grep -q '^node t[0-9]* sin over \[512, 256\] (3 threads, parts along dimension 0)$' "$T/stdout" &&
-  grep -q '^loop tanh over \[512, 256\] (3 threads, parts along dimension 1):' "$T/stdout" && ok ||
+# the element-wise loops of 4096x256 = 2^20 elements: x's sin in parts
+# along its rows; h's tanh, whose loop also sums h * h into the loss
+# (partial sums per column), along the columns
+grep -q '^node t[0-9]* sin over \[4096, 256\] (3 threads, parts along dimension 0)$' "$T/stdout" &&
+  grep -q '^loop tanh over \[4096, 256\] (3 threads, parts along dimension 1):' "$T/stdout" && ok ||
   bad "threads: element-wise loops in parts: $(grep -E '^(loop|node)' "$T/stdout")"
 expect_rc 0 "--emit loops one thread" "$AGC" "$T/thr.graph" --emit loops
 grep -q "threads" "$T/stdout" && bad "threads: the default is one thread" || ok
 vals() { awk -v n=$1 -v k=$2 'BEGIN { for (i = 0; i < n; i++) printf "%.6f ", sin(i * k) }'; }
 npy_f64 "$T/thr_a.npy" $(vals 256 0.37)
-npy_f64 "$T/thr_b.npy" $(vals 512 0.91)
+npy_f64 "$T/thr_b.npy" $(vals 4096 0.91)
 npy_f64 "$T/thr_s.npy" $(vals 256 1.3)
 for be in tcc cc; do
   for run in 1:0 3:0 3:2; do

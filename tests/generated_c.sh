@@ -92,10 +92,13 @@ done
 cat > "$T/thr.graph" <<'EOF2'
 input x[512, 256]
 input t[512, 10]
+input z[1024, 1024]
 param W1[256, 256]
 param b1[256]
 param W2[256, 10]
-loss = mean((tanh(x @ W1 + b1) @ W2 - t) ** 2)
+param s[1024]
+param q[1024, 4]
+loss = mean((tanh(x @ W1 + b1) @ W2 - t) ** 2) + mean(sin(z * s) * z) + mean(tanh(z * 0.5) @ q)
 output loss
 backward loss
 EOF2
@@ -109,8 +112,10 @@ for dt in f32 f64; do
     { bad "threads ($dt): agc --threads 3 failed: $(head -1 "$T/err")"; continue; }
   [ "$(grep -c 'test_case_gemm_mt(.*, 3);' "$T/gen.c")" -ge 2 ] ||
     bad "threads ($dt): the products should run on 3 threads"
-  # tanh(x @ W1 + b1) and its gradient's loop: 512x256 elements, in parts
-  [ "$(grep -c 'test_case_parts(test_case_loop[0-9]*, &a, [0-9]*, 3);' "$T/gen.c")" -ge 2 ] ||
+  # 2^20 elements: sin(z * s) * z's loop (partial sums and grad_s's sum
+  # over z's rows: parts along the columns) and tanh(z * 0.5) (flat)
+  [ "$(grep -c 'test_case_parts(test_case_loop[0-9]*, &a, 1024, 3);' "$T/gen.c")" = 1 ] &&
+    [ "$(grep -c 'test_case_parts(test_case_loop[0-9]*, &a, 1048576, 3);' "$T/gen.c")" = 1 ] ||
     bad "threads ($dt): the element-wise loops should run in parts on 3 threads"
   grep -q 'malloc' "$T/gen.c" && bad "threads ($dt): generated C mentions malloc"
   for cc in gcc clang tcc; do
