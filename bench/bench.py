@@ -107,6 +107,7 @@ MLP_SHAPES = [("mlp 32x4-16-1", "mlp_s", 32, 4, 16, 1),
 
 CNN = dict(N=32, C=1, HW=28, O=8, K=3, CLS=10)
 EW = dict(B=256, D=1024)
+EW_L = dict(B=2048, D=1024)  # 2^21 elements: its loop runs in parts on threads
 
 
 def mlp_graph(name, B, IN, H, OUT):
@@ -147,13 +148,13 @@ backward loss
 """
 
 
-def ew_graph():
+def ew_graph(e=EW):
     return f"""graph ew
-# element-wise heavy: 256x1024 elements, 3 transcendental functions each
-input x[{EW['B']}, {EW['D']}]
-param w1[{EW['D']}]
-param w2[{EW['D']}]
-param b[{EW['D']}]
+# element-wise heavy: {e['B']}x{e['D']} elements, 3 transcendental functions each
+input x[{e['B']}, {e['D']}]
+param w1[{e['D']}]
+param w2[{e['D']}]
+param b[{e['D']}]
 loss = sum(sigmoid(x * w1 + b) * tanh(x) + exp(-x * x) * w2)
 output loss
 backward loss
@@ -201,14 +202,15 @@ def make_cases(work):
     cases.append(dict(name="cnn", kind="cnn", dir=d, graph=cnn_graph(),
                       label=f"cnn {c['N']}x{c['C']}x{c['HW']}x{c['HW']} "
                             f"conv{c['O']}@{c['K']}x{c['K']}+pool+fc{c['CLS']}"))
-    d = os.path.join(work, "cases", "ew")
-    os.makedirs(d, exist_ok=True)
-    save(d, "x", randn(EW["B"], EW["D"]))
-    save(d, "w1", randn(EW["D"]))
-    save(d, "w2", randn(EW["D"]))
-    save(d, "b", randn(EW["D"], scale=0.1))
-    cases.append(dict(name="ew", kind="ew", dir=d, graph=ew_graph(),
-                      label=f"elementwise {EW['B']}x{EW['D']}"))
+    for name, e in (("ew", EW), ("ew_l", EW_L)):
+        d = os.path.join(work, "cases", name)
+        os.makedirs(d, exist_ok=True)
+        save(d, "x", randn(e["B"], e["D"]))
+        save(d, "w1", randn(e["D"]))
+        save(d, "w2", randn(e["D"]))
+        save(d, "b", randn(e["D"], scale=0.1))
+        cases.append(dict(name=name, kind="ew", dir=d, graph=ew_graph(e),
+                          label=f"elementwise {e['B']}x{e['D']}"))
     for cs in cases:
         cs["graph_path"] = os.path.join(cs["dir"], "model.graph")
         with open(cs["graph_path"], "w") as f:
