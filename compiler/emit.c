@@ -160,21 +160,32 @@ static const char *em_tmp_argname(E *e, int i) {
   return em_fmt(e, "%s%s", arg_prefix[a->role], a->name);
 }
 
+/* Argument i is named: by the function's body, or for a part function
+ * (in_part), which gets an optimizer state's slot from st itself and
+ * every other argument from the function. */
+static void arg_named(E *e, int i, int in_part) {
+  if (!in_part || e->c->g.args[i].role != ROLE_STATE)
+    e->arg_used[i] = 1;
+}
+
 const char *em_bufname(E *e, int id) {
   int b = e->p->alias[id];
   Node *n = ND(e, b);
+  int in_part = e->capmark || e->naming;
   if (e->capmark && !e->capmark[b]) { /* a part function's buffer */
     e->capmark[b] = 1;
     e->cap[e->ncap++] = b;
   }
+  if (!in_part)
+    e->used[b] = 1;
   if (n->op == OP_INPUT || n->op == OP_PARAM) {
-    e->arg_used[n->ext] = 1;
+    arg_named(e, n->ext, in_part);
     return em_tmp_argname(e, n->ext);
   }
   if (e->p->store[b] >= 0) {
     const Out *o = &e->c->g.outs[e->p->store[b]];
     if (o->home >= 0) {
-      e->arg_used[o->home] = 1;
+      arg_named(e, o->home, in_part);
       return em_tmp_argname(e, o->home);
     }
     return em_fmt(e, "out_%s", o->name);
@@ -555,9 +566,9 @@ static int part_arg(E *e, int b, int *out) {
 /* How a part function gets buffer b, as the function does: a workspace
  * buffer or an optimizer state's slot at its offset from w or st (so that
  * the C compiler sees, as in the function, that they do not overlap, and
- * vectorizes; from pointers in the struct it did not: 1.6 ms instead of
- * 0.12 for half the bench's element-wise loop), an argument from the
- * struct. Appends to the struct's members (mem), the part function's
+ * vectorizes; from pointers in the struct it did not: the bench's
+ * element-wise step took 1.5 to 2.1 ms on two threads instead of 0.27),
+ * an argument from the struct. Appends to the struct's members (mem), the part function's
  * declarations (decl) and the caller's initializer (init). */
 static void part_buf(E *e, int b, StrBuf *mem, StrBuf *decl, StrBuf *init) {
   Ctx *c = e->c;
@@ -587,6 +598,7 @@ void em_part_end(E *e, const LStmt *st, PartSave *sv) {
   e->par = -1;
   char *mark = e->capmark;
   e->capmark = NULL; /* em_bufname stops collecting */
+  e->naming = 1;
   const char *fn = em_fmt(e, "%s_loop%d", c->name, ++e->nloops);
   Shape ls = st->iter;
   if (st->flat && ls.rank > 1) {
@@ -595,15 +607,17 @@ void em_part_end(E *e, const LStmt *st, PartSave *sv) {
   }
   StrBuf mem = {0}, decl = {0}, init = {0};
   int uses_w = 0, uses_st = 0;
+  /* an argument once, though two nodes live in it (a param and its
+     update, both p_NAME) */
+  char *argseen = arena_alloc(&c->tmp, (size_t)c->g.nargs + 1);
   for (int k = 0; k < e->ncap; k++) {
-    int b = e->cap[k], dup = 0, out;
+    int b = e->cap[k], out;
     mark[b] = 0;
-    const char *name = em_bufname(e, b);
-    for (int j = 0; j < k && !dup; j++) /* a param and its update: p_NAME */
-      dup = strcmp(em_bufname(e, e->cap[j]), name) == 0;
-    if (dup)
-      continue;
     int arg = part_arg(e, b, &out);
+    if (arg >= 0 && argseen[arg])
+      continue;
+    if (arg >= 0)
+      argseen[arg] = 1;
     uses_w |= arg < 0 && !out;
     uses_st |= arg >= 0 && c->g.args[arg].role == ROLE_STATE;
     part_buf(e, b, &mem, &decl, &init);
@@ -617,6 +631,9 @@ void em_part_end(E *e, const LStmt *st, PartSave *sv) {
       uses_w = 1;
     }
   }
+  e->naming = 0;
+  e->parts_w |= uses_w;
+  e->parts_st |= uses_st;
   StrBuf *f = &e->parts;
   sb_printf(f, "/* the loop of t%d (line %d) with dimension %d from lo to hi, "
             "a part for %s_parts */\ntypedef struct {\n%s%s%s} %s_arg;\n\n",
@@ -877,16 +894,17 @@ static void locals(E *e, StrBuf *o, StrBuf *decls) {
   Ctx *c = e->c;
   const Plan *p = e->p;
   int update = c->opt.mode == MODE_UPDATE;
-  if (decls->len && update) {
+  int has_w = decls->len || e->parts_w; /* the body or a part uses w */
+  if (has_w && update) {
     /* NAME_update has no workspace argument: its few scalars live here */
     int64_t es = c->opt.api.f64 ? 8 : 4;
     sb_printf(o, "  %s work[%lld];\n", e->real,
               (long long)((p->work_bytes + es - 1) / es));
     sb_puts(o, "  char *const w = (char *)work;\n");
-    sb_puts(o, decls->s);
-  } else if (decls->len) {
+    sb_puts(o, decls->s ? decls->s : "");
+  } else if (has_w) {
     sb_puts(o, "  char *const w = (char *)work;\n");
-    sb_puts(o, decls->s);
+    sb_puts(o, decls->s ? decls->s : "");
   } else if (!update) {
     sb_puts(o, "  (void)work;\n");
   }
@@ -900,7 +918,9 @@ static void locals(E *e, StrBuf *o, StrBuf *decls) {
       sb_printf(o, "  %s *const %s = (%s *)(void *)(st + %lld);\n", e->real,
                 em_argname(c, i), e->real, (long long)c->g.args[i].state_off);
     }
-  if (!uses_state && c->opt.mode != MODE_GRAD)
+  if (!uses_state && e->parts_st) /* only part functions read the slots */
+    sb_puts(o, "  char *const st = (char *)state;\n");
+  else if (!uses_state && c->opt.mode != MODE_GRAD)
     sb_puts(o, "  (void)state;\n");
   for (int i = 0; i < c->g.nargs; i++)
     if (!e->arg_used[i] && c->g.args[i].role != ROLE_STATE &&
@@ -948,6 +968,7 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
   e.mf = c->opt.api.f64 ? "" : "f";
   e.par = -1;
   e.arg_used = arena_alloc(&c->arena, sizeof(int) * (size_t)(c->g.nargs + 1));
+  e.used = arena_alloc(&c->arena, (size_t)c->g.n + 1);
   e.inloop = arena_alloc(&c->arena, (size_t)c->g.n + 1);
   if (t->row_kernels) /* the JIT's row mode (emit_row.c) */
     e.rowof = arena_alloc(&c->arena, sizeof(char *) * ((size_t)c->g.n + 1));
@@ -957,15 +978,16 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
   size_t body_at = o->len;
   e.o = o;
   e.ind = 1;
-  /* workspace pointers */
+  statements(&e);
+  /* workspace pointers: those the body names (a buffer that only part
+     functions name is theirs alone) */
   StrBuf decls = {0};
   for (int i = 0; i < c->g.n; i++)
-    if (p->off[i] >= 0) {
+    if (p->off[i] >= 0 && e.used[i]) {
       Node *n = &c->g.nodes[i];
       sb_printf(&decls, "  %s *const t%d = (%s *)(void *)(w + %lld);\n",
                 ctype(&e, n), i, ctype(&e, n), (long long)p->off[i]);
     }
-  statements(&e);
 
   StrBuf head = {0};
   StrBuf *const body = o;

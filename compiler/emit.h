@@ -51,6 +51,10 @@ typedef struct {
   int nloops;       /* part functions NAME_loopK written so far */
   StrBuf parts;     /* their text, placed before the function */
   int uses_parts;   /* ... which call NAME_parts (parts.c) */
+  int naming;       /* em_part_end is naming the part's buffers */
+  int parts_w, parts_st; /* some part function needs w, st */
+  char *used;       /* per node: named by the function's own body (its
+                       workspace pointer is declared only then) */
 } E;
 
 /* a loop nest written as a part function (emit.c, em_part_begin) */
