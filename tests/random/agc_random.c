@@ -2394,6 +2394,38 @@ static char *slurp(const char *path, size_t *len) {
   return b.s;
 }
 
+/* The units' C alone, compiled as a user would (gcc -std=c99 -Wall
+ * -Wextra -pedantic -Werror): the generated C must be warning-free; a
+ * chunk that warns is halved until the unit is found. */
+static void stage_strict(Unit *u, int n) {
+  if (n == 0)
+    return;
+  char src[512], errf[512];
+  snprintf(src, sizeof src, "%s/strict.c", opt.tmp);
+  snprintf(errf, sizeof errf, "%s/strict.err", opt.tmp);
+  FILE *f = fopen(src, "w");
+  if (!f)
+    return;
+  for (int i = 0; i < n; i++)
+    fputs(u[i].code, f);
+  fclose(f);
+  char *argv[] = {"gcc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror",
+                  "-fsyntax-only", "-pthread", src, NULL};
+  if (run_cmd(argv, errf) == 0)
+    return;
+  if (n > 1) {
+    stage_strict(u, n / 2);
+    stage_strict(u + n / 2, n - n / 2);
+    return;
+  }
+  char *e = slurp(errf, NULL);
+  char *w = e ? strstr(e, "error:") : NULL;
+  case_fail(u->c, "strict-%s: the generated C does not compile warning-free: %.300s",
+            cfg_name[cc_cfg(u->f64, u->mcu)] + 3, w ? w : e ? e : "?");
+  st.mismatches++;
+  free(e);
+}
+
 static void stage_asan(Unit *u, int n) {
   if (n == 0)
     return;
@@ -2624,6 +2656,7 @@ static void stage2(Case *cs, int n, int do_cc, int do_asan, long first_id) {
     st.cc_graphs += nu / 4;
   }
   if (do_asan) {
+    stage_strict(u, nu);
     /* ASan in slices of at most ~400 KB of C: one gcc run each */
     int start = 0;
     size_t bytes = 0;
