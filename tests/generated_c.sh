@@ -85,6 +85,15 @@ for g in "$SRC"/examples/*.graph; do
   done
 done
 
+# $T/gen.c compiles with -pthread, warning-free, with each compiler here
+strict_threaded() {
+  for cc in gcc clang tcc; do
+    command -v $cc >/dev/null || continue
+    $cc $STRICT -pthread -c "$T/gen.c" -o "$T/gen.o" 2>"$T/err" ||
+      bad "$1: $cc: $(head -3 "$T/err")"
+  done
+}
+
 # --threads: the products and element-wise loops on several threads. The
 # C compiles strictly (with -pthread), runs under ASan with exact buffers
 # and under ThreadSanitizer, and gives the same bytes with 1, 2 and 3 threads at run
@@ -118,11 +127,7 @@ for dt in f32 f64; do
     [ "$(grep -c 'test_case_parts(test_case_loop[0-9]*, &a, 1048576, 3);' "$T/gen.c")" = 1 ] ||
     bad "threads ($dt): the element-wise loops should run in parts on 3 threads"
   grep -q 'malloc' "$T/gen.c" && bad "threads ($dt): generated C mentions malloc"
-  for cc in gcc clang tcc; do
-    command -v $cc >/dev/null || continue
-    $cc $STRICT -pthread -c "$T/gen.c" -o "$T/gen.o" 2>"$T/err" ||
-      bad "threads ($dt): $cc: $(head -3 "$T/err")"
-  done
+  strict_threaded "threads ($dt)"
   gcc -std=c99 -g -fsanitize=address,undefined -fno-sanitize-recover=all -pthread \
     -DTEST_CASE_REAL=$real -I"$T" "$SRC/tests/asan_driver.c" "$T/gen.c" \
     -o "$T/run" -lm 2>"$T/err" || { bad "threads ($dt): driver build: $(head -3 "$T/err")"; continue; }
@@ -174,11 +179,7 @@ EOF2
   bad "threads (adam): agc failed: $(head -1 "$T/err")"
 [ "$(grep -c 'test_case_update_parts(test_case_update_loop[0-9]*, &a, [0-9]*, 3);' "$T/gen.c")" -ge 1 ] ||
   bad "threads (adam): the update should run in parts"
-for cc in gcc clang tcc; do
-  command -v $cc >/dev/null || continue
-  $cc $STRICT -pthread -c "$T/gen.c" -o "$T/gen.o" 2>"$T/err" ||
-    bad "threads (adam): $cc: $(head -3 "$T/err")"
-done
+strict_threaded "threads (adam)"
 gcc -std=c99 -g -fsanitize=address,undefined -fno-sanitize-recover=all -pthread \
   -DTEST_CASE_REAL=float -I"$T" "$SRC/tests/asan_driver.c" "$T/gen.c" -o "$T/run" -lm 2>"$T/err" &&
   ASAN_OPTIONS=detect_leaks=1 "$T/run" > "$T/got" 2>&1 ||
