@@ -392,6 +392,8 @@ LBuf lower_buf(const Ctx *c, const Plan *p, int id);
 int lower_scheduled(const Ctx *c, const Plan *p, int i);
 int lower_store_first(const Ctx *c, const Plan *p, int o);
 int lower_group_flat(const Ctx *c, const Plan *p, int h, const Shape *s);
+/* the shape statement s's loop nest walks (iter, or flat: [numel]) */
+Shape lower_space(const Ctx *c, const LStmt *s);
 /* may node id's expression tree run flat over shape s (top: id itself is
    computed, not loaded)? */
 int lower_flat_ok(const Ctx *c, const Plan *p, int id, const Shape *s,

@@ -441,24 +441,17 @@ static void loop_open_dims(E *e, const Shape *s, const char *prefix,
       continue;
     }
     idx[d] = em_fmt(e, "%s%d", prefix, d);
-    if (d == e->par && prefix[0] == 'i') { /* a part: from lo to hi */
-      if (e->t->loops_dowhile) {
-        if (e->nclosers == 64)
-          error_plain(e->c, "internal: loops nested too deeply");
-        em_line(e, "{ long %s = lo; do {", idx[d]);
-        e->closers[e->nclosers++] = em_fmt(e, "} while (++%s < hi); }", idx[d]);
-      } else {
-        em_line(e, "for (long %s = lo; %s < hi; %s++) {", idx[d], idx[d], idx[d]);
-      }
-    } else if (e->t->loops_dowhile) {
+    const int part = d == e->par && prefix[0] == 'i'; /* from lo to hi */
+    const char *lo = part ? "lo" : "0";
+    const char *hi = part ? "hi" : em_fmt(e, "%lld", (long long)s->d[d]);
+    if (e->t->loops_dowhile) {
       if (e->nclosers == 64)
         error_plain(e->c, "internal: loops nested too deeply");
-      em_line(e, "{ long %s = 0; do {", idx[d]);
-      e->closers[e->nclosers++] =
-          em_fmt(e, "} while (++%s < %lld); }", idx[d], (long long)s->d[d]);
+      em_line(e, "{ long %s = %s; do {", idx[d], lo);
+      e->closers[e->nclosers++] = em_fmt(e, "} while (++%s < %s); }", idx[d], hi);
     } else {
-      em_line(e, "for (long %s = 0; %s < %lld; %s++) {", idx[d], idx[d],
-           (long long)s->d[d], idx[d]);
+      em_line(e, "for (long %s = %s; %s < %s; %s++) {", idx[d], lo, idx[d], hi,
+              idx[d]);
     }
     e->ind++;
   }
@@ -568,29 +561,33 @@ static int part_arg(E *e, int b, int *out) {
  * the C compiler sees, as in the function, that they do not overlap, and
  * vectorizes; from pointers in the struct it did not: the bench's
  * element-wise step took 1.5 to 2.1 ms on two threads instead of 0.27),
- * an argument from the struct. Appends to the struct's members (mem), the part function's
- * declarations (decl) and the caller's initializer (init). */
-static void part_buf(E *e, int b, StrBuf *mem, StrBuf *decl, StrBuf *init) {
+ * an argument from the struct. Appends to the struct's members (mem), the
+ * part function's declarations (decl) and the caller's initializer
+ * (init); returns what the declaration reads: PART_W, PART_ST or 0 (the
+ * struct). */
+enum { PART_W = 1, PART_ST = 2 };
+static int part_buf(E *e, int b, int arg, int out, StrBuf *mem, StrBuf *decl,
+                    StrBuf *init) {
   Ctx *c = e->c;
-  int out, arg = part_arg(e, b, &out);
   const char *name = em_bufname(e, b);
   if (arg < 0 && !out) {
     const char *T = ctype(e, ND(e, b));
     sb_printf(decl, "  %s *const %s = (%s *)(void *)(w + %lld);\n", T, name, T,
               (long long)e->p->off[b]);
-    return;
+    return PART_W;
   }
   const char *T = out ? e->real : ctype(e, &c->g.nodes[c->g.args[arg].node]);
   int role = out ? ROLE_PARAM : c->g.args[arg].role;
   if (role == ROLE_STATE) {
     sb_printf(decl, "  %s *const %s = (%s *)(void *)(st + %lld);\n", T, name,
               T, (long long)c->g.args[arg].state_off);
-    return;
+    return PART_ST;
   }
   const char *q = role == ROLE_PARAM ? "" : "const ";
   sb_printf(mem, "  %s%s *%s;\n", q, T, name);
   sb_printf(decl, "  %s%s *const %s = a->%s;\n", q, T, name, name);
   sb_printf(init, ", %s", name);
+  return 0;
 }
 
 void em_part_end(E *e, const LStmt *st, PartSave *sv) {
@@ -600,13 +597,9 @@ void em_part_end(E *e, const LStmt *st, PartSave *sv) {
   e->capmark = NULL; /* em_bufname stops collecting */
   e->naming = 1;
   const char *fn = em_fmt(e, "%s_loop%d", c->name, ++e->nloops);
-  Shape ls = st->iter;
-  if (st->flat && ls.rank > 1) {
-    Shape f = {1, {ND(e, st->node)->numel}};
-    ls = f;
-  }
+  const Shape ls = lower_space(c, st);
   StrBuf mem = {0}, decl = {0}, init = {0};
-  int uses_w = 0, uses_st = 0;
+  int bases = 0; /* PART_W, PART_ST */
   /* an argument once, though two nodes live in it (a param and its
      update, both p_NAME) */
   char *argseen = arena_alloc(&c->tmp, (size_t)c->g.nargs + 1);
@@ -618,9 +611,7 @@ void em_part_end(E *e, const LStmt *st, PartSave *sv) {
       continue;
     if (arg >= 0)
       argseen[arg] = 1;
-    uses_w |= arg < 0 && !out;
-    uses_st |= arg >= 0 && c->g.args[arg].role == ROLE_STATE;
-    part_buf(e, b, &mem, &decl, &init);
+    bases |= part_buf(e, b, arg, out, &mem, &decl, &init);
   }
   for (int k = 0; k < st->nmembers; k++) {
     const LAcc *a = ACC(e, MEM(e, st, k));
@@ -628,9 +619,10 @@ void em_part_end(E *e, const LStmt *st, PartSave *sv) {
     if (a && a->kind == LA_SCRATCH) {
       sb_printf(&decl, "  double *const acc%d = (double *)(void *)(w + %lld);\n",
                 m, (long long)a->off);
-      uses_w = 1;
+      bases |= PART_W;
     }
   }
+  const int uses_w = bases & PART_W, uses_st = bases & PART_ST;
   e->naming = 0;
   e->parts_w |= uses_w;
   e->parts_st |= uses_st;
@@ -723,15 +715,10 @@ static void held_sums(E *e, const LStmt *st, char **idx, int load) {
 /* A loop that computes several stored nodes (plan.c, loop fusion): the
  * host, then element-wise nodes and sums that read it at the same index. */
 static void fused_loop(E *e, const LStmt *st) {
-  Shape s = st->iter;
   em_comments(e, st);
-  int flat = st->flat && s.rank > 1;
+  int flat = st->flat && st->iter.rank > 1;
   em_sums_open(e, st);
-  Shape ls = s;
-  if (flat) {
-    Shape f = {1, {ND(e, st->node)->numel}};
-    ls = f;
-  }
+  Shape ls = lower_space(e->c, st);
   e->flat = flat;
   PartSave sv;
   if (st->threads > 1)
@@ -994,13 +981,14 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
   o = &head;
   if (parts & PART_PROLOGUE) {
     em_header_comment(c, o);
-    if (c->opt.api.threads > 1 && !t->aot_kernels) /* parts.c */
+    const int threaded = c->opt.api.threads > 1 && !t->aot_kernels; /* parts.c */
+    if (threaded)
       sb_puts(o, "#if defined(__linux__) && !defined(_GNU_SOURCE)\n"
                  "#define _GNU_SOURCE /* sched_getcpu, "
                  "pthread_attr_setaffinity_np */\n#endif\n");
     em_prototypes(&e, o);
     sb_puts(o, "#include <stddef.h>\n#include <stdint.h>\n");
-    if (c->opt.api.threads > 1 && !t->aot_kernels) /* parts.c */
+    if (threaded)
       sb_puts(o, "#include <pthread.h>\n#include <sched.h>\n"
                  "#include <stdlib.h>\n");
     sb_puts(o, "\n");

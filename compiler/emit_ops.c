@@ -494,16 +494,15 @@ void em_node_code(E *e, const LStmt *s) {
   Node *n = ND(e, id);
   em_comment(e, id);
   switch (op_kind(n->op)) {
-  case K_EW:
-    if (s->threads > 1) { /* in parts on threads (lower.c, loop_threads) */
-      PartSave sv;
+  case K_EW: {
+    PartSave sv;
+    if (s->threads > 1) /* in parts on threads (lower.c, loop_threads) */
       em_part_begin(e, s, &sv);
-      em_ew_loop(e, em_bufname(e, id), id, "=", 1, s->flat);
-      em_part_end(e, s, &sv);
-      return;
-    }
     em_ew_loop(e, em_bufname(e, id), id, "=", 1, s->flat);
+    if (s->threads > 1)
+      em_part_end(e, s, &sv);
     return;
+  }
   case K_RED:
     em_reduce_loop(e, s);
     return;
