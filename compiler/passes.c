@@ -15,7 +15,8 @@
  *   cse       equal pure nodes become one (hash-consing)
  *   dce       nodes no output needs are dropped (forward values the
  *             backward does not read are never computed or stored), in
- *             place: nothing is rebuilt
+ *             place: nothing is rebuilt; then a product whose transposed
+ *             twin is also live becomes a transpose of the twin (untwin)
  * -O0 stops after parse. `--emit ir --after PASS` shows any point.
  * Without --after (or with --after cse or dce), strip, fold, simplify and
  * cse are one rebuild with all their rules on: a rule fires as a node is
@@ -241,6 +242,83 @@ static void rebuild_graph(Ctx *c, int strip, const int *order, uint64_t perturb)
   memset(&c->prev, 0, sizeof c->prev);
 }
 
+/* The flags of the product (op(a) @ op(b))^T = op(b)^T @ op(a)^T, with
+ * the operands swapped. */
+static int twin_flags(int fl) {
+  return (fl & MM_TB ? 0 : MM_TA) | (fl & MM_TA ? 0 : MM_TB);
+}
+
+/* Part of dce: a product whose transposed twin (b^T @ a^T beside a @ b:
+ * simplify writes (a @ b).T so, to land a gradient in its param's layout)
+ * is also live becomes a transpose of the earlier of the two. The two sum
+ * in different orders, so their roundings differ, and a program that
+ * compares or mixes a product with its transpose must see exactly one
+ * value, as -O0 does (s2201-g2209: (p6 @ p7).T != p6 @ p7 held on the
+ * diagonal). Only live twins: one about to die (x @ W.T's gradient of W,
+ * built as a product and then transposed) is left to dce. In place, after
+ * the compaction, with a table of the products keyed by their operands. */
+static void untwin(Ctx *c) {
+  Graph *g = &c->g;
+  int nmm = 0;
+  for (int i = 0; i < g->n; i++)
+    nmm += g->nodes[i].op == OP_MATMUL;
+  if (nmm < 2)
+    return;
+  int cap = 4;
+  while (cap < nmm * 2)
+    cap *= 2;
+  size_t tsz = sizeof(int) * (size_t)cap;
+  int *tab = arena_alloc(&c->arena, tsz);
+  for (int k = 0; k < cap; k++)
+    tab[k] = -1;
+  for (int j = 0; j < g->n; j++) {
+    Node *n = &g->nodes[j];
+    if (n->op != OP_MATMUL)
+      continue;
+    int r = n->shape.rank;
+    /* look for the twin among the earlier products */
+    unsigned h = ((unsigned)n->in[1] * 2654435761u) ^
+                 ((unsigned)n->in[0] * 40503u) ^ (unsigned)twin_flags(n->flags);
+    int twin = -1;
+    for (unsigned k = h & (unsigned)(cap - 1); tab[k] >= 0;
+         k = (k + 1) & (unsigned)(cap - 1)) {
+      const Node *m = &g->nodes[tab[k]];
+      int same = m->in[0] == n->in[1] && m->in[1] == n->in[0] &&
+                 m->flags == twin_flags(n->flags) && m->shape.rank == r;
+      for (int d = 0; same && d < r; d++)
+        same = m->shape.d[d] ==
+               n->shape.d[d == r - 2 ? r - 1 : d == r - 1 ? r - 2 : d];
+      if (same) {
+        twin = tab[k];
+        break;
+      }
+    }
+    if (twin >= 0) { /* n = twin^T: a copy, or a reshape if only a size-1
+                        axis moves */
+      int keep = n->shape.d[r - 1] == 1 || n->shape.d[r - 2] == 1;
+      int *in = arena_alloc_raw(&g->ins, sizeof(int) * (size_t)(2 + MAX_RANK));
+      in[0] = twin;
+      in[1] = 0;
+      int *p = in + 2;
+      for (int d = 0; d < MAX_RANK; d++)
+        p[d] = d >= r ? 0 : d == r - 2 ? r - 1 : d == r - 1 ? r - 2 : d;
+      n->op = keep ? OP_RESHAPE : OP_TRANSPOSE;
+      n->nin = 1;
+      n->in = in;
+      n->flags = 0;
+      n->perm = keep ? ir_zero_perm : p;
+      continue;
+    }
+    unsigned k = (((unsigned)n->in[0] * 2654435761u) ^
+                  ((unsigned)n->in[1] * 40503u) ^ (unsigned)n->flags) &
+                 (unsigned)(cap - 1);
+    while (tab[k] >= 0)
+      k = (k + 1) & (unsigned)(cap - 1);
+    tab[k] = j;
+  }
+  arena_release(&c->arena, tab, tsz);
+}
+
 /* dce: drops the nodes no output needs, in place. Nodes are in
  * topological order, so a kept node only moves down and its operands have
  * moved before it; leaves stay (arguments name them). No node changes, so
@@ -280,6 +358,7 @@ static void compact_live(Ctx *c) {
   g->hcap = 0;
   arena_release(&c->arena, map, mapsz);
   arena_release(&c->arena, live, (size_t)mapsz / sizeof(int));
+  untwin(c);
 }
 
 /* ---- schedule: each param's update as early as it may run ------------- */
