@@ -366,6 +366,10 @@ typedef struct {
                      the loop runs flat) that run on up to this many
                      threads (parts.c) */
   int par;
+  int64_t par_unit; /* the parts' bounds lo..hi count units of this many
+                       indices of dimension par: 1, or for the JIT's row
+                       kernels the tile or chunk a call takes (the calls
+                       stay those of one thread) */
   int nmembers;
   int row;        /* the JIT's row kernels run it (row_ok) */
   int hold;       /* LOOP: sums into their own buffers are held in locals

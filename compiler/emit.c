@@ -590,6 +590,17 @@ static int part_buf(E *e, int b, int arg, int out, StrBuf *mem, StrBuf *decl,
   return 0;
 }
 
+void em_part_abandon(E *e, PartSave *sv) {
+  e->par = -1;
+  for (int k = 0; k < e->ncap; k++)
+    e->capmark[e->cap[k]] = 0;
+  e->ncap = 0;
+  e->capmark = NULL; /* em_bufname stops collecting */
+  sb_free(&sv->body);
+  e->o = sv->o;
+  e->ind = sv->ind;
+}
+
 void em_part_end(E *e, const LStmt *st, PartSave *sv) {
   Ctx *c = e->c;
   e->par = -1;
@@ -598,6 +609,7 @@ void em_part_end(E *e, const LStmt *st, PartSave *sv) {
   e->naming = 1;
   const char *fn = em_fmt(e, "%s_loop%d", c->name, ++e->nloops);
   const Shape ls = lower_space(c, st);
+  const int64_t unit = st->par_unit, units = (ls.d[st->par] + unit - 1) / unit;
   StrBuf mem = {0}, decl = {0}, init = {0};
   int bases = 0; /* PART_W, PART_ST */
   /* an argument once, though two nodes live in it (a param and its
@@ -626,10 +638,15 @@ void em_part_end(E *e, const LStmt *st, PartSave *sv) {
   e->naming = 0;
   e->parts_w |= uses_w;
   e->parts_st |= uses_st;
+  if (st->row) /* the row kernels' scratch rows: each part has its own */
+    sb_printf(&decl, "  float rw[%d][%d]; /* rows for agc_row_f32 */\n",
+              e->nrows, ROW_CHUNK);
   StrBuf *f = &e->parts;
-  sb_printf(f, "/* the loop of t%d (line %d) with dimension %d from lo to hi, "
+  const char *units_of =
+      unit > 1 ? em_fmt(e, " in units of %lld", (long long)unit) : "";
+  sb_printf(f, "/* the loop of t%d (line %d) with dimension %d from lo to hi%s, "
             "a part for %s_parts */\ntypedef struct {\n%s%s%s} %s_arg;\n\n",
-            st->node, ND(e, st->node)->loc.line, st->par, c->name,
+            st->node, ND(e, st->node)->loc.line, st->par, units_of, c->name,
             uses_w ? "  char *w;\n" : "", uses_st ? "  char *st;\n" : "",
             mem.s ? mem.s : "", fn);
   sb_printf(f, "static void %s(const void *arg, long lo, long hi, int k)\n{\n"
@@ -649,8 +666,8 @@ void em_part_end(E *e, const LStmt *st, PartSave *sv) {
     error_plain(c, "internal: the loop of t%d names no buffer", st->node);
   em_line(e, "const %s_arg a = {%s};", fn, list.s + 2);
   sb_free(&list);
-  em_line(e, "%s(%s, &a, %lld, %d);", em_parts_name(e), fn,
-          (long long)ls.d[st->par], st->threads);
+  em_line(e, "%s(%s, &a, %lld, %d);", em_parts_name(e), fn, (long long)units,
+          st->threads);
   e->ind--;
   em_line(e, "}");
   sb_free(&mem);
@@ -930,7 +947,9 @@ static void locals(E *e, StrBuf *o, StrBuf *decls) {
   for (int i = 0; i < c->g.nargs; i++)
     npointers += c->g.args[i].role != ROLE_NONE;
   c->stack_est = 96 + 4 * (int64_t)npointers +
-                 (int64_t)e->maxrows * ROW_CHUNK * 4 +
+                 (int64_t)(e->maxrows > e->part_maxrows ? e->maxrows
+                                                          : e->part_maxrows) *
+                     ROW_CHUNK * 4 +
                  /* the max-pooling kernel's 16 windows: maxima, indices
                     (a long each, 8 bytes at most), NaN flags, and its
                     registers */

@@ -39,7 +39,9 @@ typedef struct {
   int nclosers;
   /* JIT row mode (row_loop): */
   const char **rowof; /* per node: its row in the loop being written */
-  int nrows, maxrows; /* scratch rows used by this loop / by any loop */
+  int nrows, maxrows; /* scratch rows used by this loop / by any loop of
+                         the function itself */
+  int part_maxrows; /* ... by any part function (its own rw) */
   int uses_row;     /* some loop calls the row kernels */
   int row_fail;
   /* loops cut into parts (--threads, part_begin in emit.c): */
@@ -100,6 +102,8 @@ void em_comment(E *e, int id);
    calls the runner (em_parts_name) */
 void em_part_begin(E *e, const LStmt *st, PartSave *sv);
 void em_part_end(E *e, const LStmt *st, PartSave *sv);
+/* ... or nothing of it written: the text since em_part_begin dropped */
+void em_part_abandon(E *e, PartSave *sv);
 const char *em_parts_name(E *e);
 /* dst[i] op value of src, over src's shape (one flat index if flat, as
    lowering decided, and the rank is above 1) */

@@ -174,8 +174,14 @@ static void row_nest(E *e, const LStmt *st, const Shape *s, RowTile tile) {
   idx[ra] = "rc";
   if (ta >= 0) {
     idx[ta] = "rt";
-    em_line(e, "for (long rt = 0; rt < %lld; rt += %lld) {", (long long)s->d[ta],
-         (long long)T);
+    if (e->par == ta) /* a part: tiles lo to hi (emit.c, em_part_begin) */
+      em_line(e, "for (long rt = lo * %lld, rte = hi * %lld < %lld ? hi * %lld "
+              ": %lld; rt < rte; rt += %lld) {", (long long)T, (long long)T,
+              (long long)s->d[ta], (long long)T, (long long)s->d[ta],
+              (long long)T);
+    else
+      em_line(e, "for (long rt = 0; rt < %lld; rt += %lld) {",
+              (long long)s->d[ta], (long long)T);
     e->ind++;
     em_line(e, "const long rtn = %lld - rt < %lld ? %lld - rt : %lld;",
          (long long)s->d[ta], (long long)T, (long long)s->d[ta], (long long)T);
@@ -184,7 +190,13 @@ static void row_nest(E *e, const LStmt *st, const Shape *s, RowTile tile) {
     e->ind++;
     em_line(e, "const long rtn = 1;");
   }
-  em_line(e, "for (long rc = 0; rc < %lld; rc += %d) {", (long long)L, ROW_CHUNK);
+  if (e->par == ra) /* a part: chunks lo to hi */
+    em_line(e, "for (long rc = lo * %d, rce = hi * %d < %lld ? hi * %d : %lld; "
+            "rc < rce; rc += %d) {", ROW_CHUNK, ROW_CHUNK, (long long)L,
+            ROW_CHUNK, (long long)L, ROW_CHUNK);
+  else
+    em_line(e, "for (long rc = 0; rc < %lld; rc += %d) {", (long long)L,
+            ROW_CHUNK);
   e->ind++;
   em_line(e, "const long rn = %lld - rc < %d ? %lld - rc : %d;", (long long)L,
        ROW_CHUNK, (long long)L, ROW_CHUNK);
@@ -231,7 +243,19 @@ int em_row_loop(E *e, const LStmt *st) {
   RowTile tile = lower_row_tile(&s);
   if (tile.T * tile.L < 8)
     e->row_fail = 1; /* calls would cost more than TinyCC's loop */
+  PartSave sv;
+  const int parts = st->threads > 1; /* lower.c, loop_threads */
+  if (parts)
+    em_part_begin(e, st, &sv);
   row_nest(e, st, &s, tile);
+  if (parts && e->row_fail) {
+    em_part_abandon(e, &sv);
+  } else if (parts) {
+    if (e->nrows > e->part_maxrows)
+      e->part_maxrows = e->nrows;
+    e->maxrows = maxrows; /* the part function's rows are its own */
+    em_part_end(e, st, &sv);
+  }
   e->flat = 0;
   em_sums_close(e, st);
   e->o = saved;

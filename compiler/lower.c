@@ -443,6 +443,17 @@ static void lower_hold(Low *w, LStmt *s) {
                                     &s->iter, best);
 }
 
+/* The shape a statement's loop nest walks: its iteration space, or one
+ * flat dimension of its head's elements when it runs flat. */
+Shape lower_space(const Ctx *c, const LStmt *s) {
+  Shape ls = s->iter;
+  if (s->flat && ls.rank > 1) {
+    Shape f = {1, {c->g.nodes[s->node].numel}};
+    ls = f;
+  }
+  return ls;
+}
+
 /* Whether a loop nest runs in parts on several threads (--threads), and
  * along which dimension (parts.c): its outermost dimension, longer than 1,
  * along which no sum of the statement adds, so that each element of every
@@ -455,24 +466,17 @@ static void lower_hold(Low *w, LStmt *s) {
  * 2-vCPU VM a second thread started 40 to 600 us late, and the bench's
  * element-wise step of 2^18 elements took 370 us on two threads against
  * 266 on one, 2^20 elements 0.8 to 1.4 ms against 1.1, 2^21 1.4 against
- * 2.2), and not for the JIT's row kernels. */
-/* The shape a statement's loop nest walks: its iteration space, or one
- * flat dimension of its head's elements when it runs flat. */
-Shape lower_space(const Ctx *c, const LStmt *s) {
-  Shape ls = s->iter;
-  if (s->flat && ls.rank > 1) {
-    Shape f = {1, {c->g.nodes[s->node].numel}};
-    ls = f;
-  }
-  return ls;
-}
+ * 2.2). For the JIT's row kernels the parts are whole tiles and chunks
+ * (LStmt.par_unit): each call of a kernel is the one thread's call, so the
+ * kernels' vector bodies and tails see the same elements. */
 
 static void loop_threads(Low *w, LStmt *s) {
   const Ctx *c = w->c;
   int T = c->opt.api.threads;
   s->threads = 1;
   s->par = 0;
-  if (T <= 1 || s->row)
+  s->par_unit = 1;
+  if (T <= 1)
     return;
   const Shape ls = lower_space(c, s);
   const int flat = s->flat && s->iter.rank > 1;
@@ -481,22 +485,31 @@ static void loop_threads(Low *w, LStmt *s) {
     numel *= ls.d[d];
   if (numel < (min > 0 ? min : (int64_t)1 << 20))
     return;
+  /* row kernels (emit_row.c): a part is whole tiles of rows along ta and
+     whole chunks of a row along ra, so that every call is the one a
+     single thread makes, on the same elements */
+  RowTile rt = {-1, -1, 1, 1};
+  if (s->row)
+    rt = lower_row_tile(&ls);
   const Loops *L = w->L;
   for (int d = 0; d < ls.rank; d++) {
-    int ok = ls.d[d] > 1;
+    int64_t unit = d == rt.ra ? ROW_CHUNK_ELEMS : d == rt.ta ? rt.T : 1;
+    int64_t units = (ls.d[d] + unit - 1) / unit;
+    int ok = units > 1;
     for (int k = s->first_acc; ok && k < L->nacc; k++) {
       const LAcc *a = &L->acc[k];
       const Shape *o = &c->g.nodes[a->node].shape;
       if (a->kind == LA_LOCAL)
         ok = 0;
-      else if (a->kind == LA_SCRATCH)
-        ok = d == ls.rank - 1;
+      else if (a->kind == LA_SCRATCH) /* partial sums along the rows */
+        ok = s->row ? d == rt.ra : d == ls.rank - 1;
       else
         ok = !flat && o->rank == ls.rank && o->d[d] == ls.d[d];
     }
     if (ok) {
       s->par = d;
-      s->threads = ls.d[d] < T ? (int)ls.d[d] : T;
+      s->par_unit = unit;
+      s->threads = units < T ? (int)units : T;
       return;
     }
   }
@@ -805,15 +818,20 @@ void lower_dump(Ctx *c, const Plan *p, const Loops *L, const Target *t,
     shape_str(&s->iter, sh, sizeof sh);
     static const char *const kern[] = {"", "", " (gemm)", " (matmul call)",
                                         " (call)"};
-    char thr[80] = "";
+    char thr[128] = "";
     if (s->threads > 1 && s->kernel == LK_GEMM)
       snprintf(thr, sizeof thr, " (gemm, %d threads)", s->threads);
+    else if (s->threads > 1 && s->row)
+      snprintf(thr, sizeof thr, " (row kernels, %s%d threads, parts along "
+               "dimension %d in units of %lld)",
+               s->flat && s->iter.rank > 1 ? "flat, " : "", s->threads,
+               s->par, (long long)s->par_unit);
     else if (s->threads > 1)
       snprintf(thr, sizeof thr, " (%s%d threads, parts along dimension %d)",
                s->flat && s->iter.rank > 1 ? "flat, " : "", s->threads,
                s->par);
-    const char *how = s->row                         ? " (row kernels)"
-                      : s->threads > 1               ? thr
+    const char *how = s->threads > 1                 ? thr
+                      : s->row                       ? " (row kernels)"
                       : s->flat && s->iter.rank > 1 ? " (flat)"
                                                      : kern[s->kernel];
     if (s->kind == LS_LOOP) {

@@ -19,7 +19,8 @@
 static const char usage[] =
 "usage:\n"
 "  agc GRAPH -o OUT.c [--header OUT.h] [options]   write the C function\n"
-"  agc GRAPH --emit c|h|ir|plan|mem|dot [-o FILE] [options] one artifact (default: stdout)\n"
+"  agc GRAPH --emit c|h|ir|plan|loops|mem|dot [-o FILE] [options]\n"
+"                                   one artifact (default: stdout)\n"
 "  agc run GRAPH [--inputs DIR] [NAME=FILE.npy ...] [--out DIR]\n"
 "              [--backend tcc|cc] [--target host|mcu] [--threads N]\n"
 "              [--dtype f32|f64] [--accumulate] [--repeat N] [--steps N]\n"
@@ -48,6 +49,8 @@ static const char usage[] =
 "                    plain C99 for microcontrollers (no double in f32, no\n"
 "                    packing or transposed copies, only <math.h> float\n"
 "                    functions, memset and memcpy; see docs/firmware.md)\n"
+"  --target jit      with --emit: what agc run and libagc compile with\n"
+"                    TinyCC (the C calls libagc's kernels)\n"
 "  --threads N       large matrix products and element-wise loops on up to\n"
 "                    N threads (1 to 64, default 1; run: every core),\n"
 "                    bit-identical results; AGC_NUM_THREADS lowers it at\n"
@@ -198,6 +201,9 @@ static int parse_cli(int argc, char **argv, int start, Cli *o, int mode) {
       if (!v) return 2;
       if (strcmp(v, "host") == 0) o->opt.target = TARGET_HOST;
       else if (strcmp(v, "mcu") == 0) o->opt.target = TARGET_MCU;
+      else if (strcmp(v, "jit") == 0 && mode == 0) o->opt.target = TARGET_JIT;
+      else if (mode == 0)
+        return die2("--target takes host, mcu or jit (with --emit), not '%s'", v);
       else return die2("--target takes host or mcu, not '%s'", v);
     } else if (strcmp(a, "--steps") == 0 && mode == 1) {
       const char *v = NEXT();
@@ -261,6 +267,9 @@ static int cmd_compile(Cli *o) {
   } else if (!o->out) {
     return die2("%s", "no output: give -o OUT.c (or --emit KIND)");
   }
+  if (o->opt.target == TARGET_JIT && !o->emit)
+    return die2("%s", "--target jit goes with --emit: it shows what the JIT "
+                "compiles (its C calls libagc's kernels)");
   if (o->header && kind != EMIT_C)
     return die2("%s", "--header goes with C output");
   if (o->opt.after && kind != EMIT_IR && kind != EMIT_DOT)

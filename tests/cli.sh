@@ -19,6 +19,7 @@ expect_rc() { # WANT DESCRIPTION CMD...
 }
 # a .npy writer for vectors, in sh (no Python in CI)
 npy_f64() { npy_vec '<f8' 'd<' "$@"; }
+npy_f32() { npy_vec '<f4' 'f<' "$@"; }
 npy_vec() { # DESCR PERL_PACK FILE V1 V2 ...
   descr=$1 pk=$2; shift 2
   f=$1; shift
@@ -33,6 +34,9 @@ npy_vec() { # DESCR PERL_PACK FILE V1 V2 ...
   } > "$f"
 }
 
+expect_line() { # DESCRIPTION EXPECTED: the first line of stderr
+  [ "$(head -1 "$T/stderr")" = "$2" ] && ok || bad "$1: got '$(head -1 "$T/stderr")', wanted '$2'"
+}
 expect_rc 0 "--help" "$AGC" --help
 grep -q -- "--accumulate" "$T/stdout" && ok || bad "--help lacks --accumulate"
 expect_rc 0 "--version" "$AGC" --version
@@ -50,9 +54,6 @@ expect_rc 2 "unknown option" "$AGC" "$SRC/examples/mlp.graph" --bogus
 expect_rc 2 "bad --dtype" "$AGC" "$SRC/examples/mlp.graph" --dtype f16 -o "$T/x.c"
 expect_rc 2 "bad --repeat" "$AGC" run "$SRC/examples/mlp.graph" --repeat 0
 expect_rc 1 "missing graph file" "$AGC" "$T/nope.graph" -o "$T/x.c"
-expect_line() { # DESCRIPTION EXPECTED: the first line of stderr
-  [ "$(head -1 "$T/stderr")" = "$2" ] && ok || bad "$1: got '$(head -1 "$T/stderr")', wanted '$2'"
-}
 expect_line "missing graph file message" "agc: $T/nope.graph: cannot open: No such file or directory"
 
 # compile errors: located, exit 1, an existing output left untouched
@@ -200,6 +201,50 @@ for be in tcc cc; do
     cmp -s "$T/thr_${be}1/grad_s.npy" "$T/thr_$d/grad_s.npy" && cmp -s "$T/thr_${be}1/loss.npy" "$T/thr_$d/loss.npy" &&
       ok || bad "threads: $d differs from one thread"
   done
+done
+# --target jit shows the JIT's loops: its f32 row kernels run in parts of
+# whole calls, along an outer dimension (units of 1 index), along the tiles
+# of short rows (units of 4 rows of 64) and along the chunks of long rows
+# (units of 256 elements, where the loop's partial sums per column allow
+# no other dimension)
+cat > "$T/thr32.graph" <<'EOF2'
+input a[64]
+input b[16384]
+input d[1024]
+param c[1024]
+param W[512]
+x = tanh(reshape(b, [16384, 1]) * reshape(a, [1, 64]))
+z = exp(reshape(b, [4, 4096, 1]) * reshape(a, [1, 1, 64]) * 0.5)
+y = tanh(reshape(d, [1024, 1]) * reshape(c, [1, 1024]))
+Wm = reshape(W, [64, 8])
+loss = sum(y * y) + sum((x @ Wm) ** 2) + sum(reshape(z, [16384, 64]) @ Wm)
+output loss
+backward loss
+EOF2
+expect_rc 0 "--emit loops --target jit --threads 3" "$AGC" "$T/thr32.graph" --emit loops --target jit --threads 3
+grep -q '^node t[0-9]* tanh over \[16384, 64\] (row kernels, 3 threads, parts along dimension 0 in units of 4)$' "$T/stdout" &&
+  grep -q '^node t[0-9]* exp over \[4, 4096, 64\] (row kernels, 3 threads, parts along dimension 0 in units of 1)$' "$T/stdout" &&
+  grep -q '^loop tanh over \[1024, 1024\] (row kernels, 3 threads, parts along dimension 1 in units of 256):' "$T/stdout" && ok ||
+  bad "threads: the JIT's row-kernel loops in parts: $(grep -E '^(loop|node)' "$T/stdout")"
+expect_rc 0 "--emit loops --target jit" "$AGC" "$T/thr32.graph" --emit loops --target jit
+grep -q "threads" "$T/stdout" && bad "threads: the JIT's default is one thread" || ok
+expect_rc 2 "--target jit -o" "$AGC" "$T/thr32.graph" --target jit -o "$T/x.c"
+expect_line "--target jit needs --emit" "agc: --target jit goes with --emit: it shows what the JIT compiles (its C calls libagc's kernels) (agc --help shows the usage)"
+expect_rc 2 "run --target jit" "$AGC" run "$T/thr32.graph" --target jit
+npy_f32 "$T/thr_d.npy" $(vals 1024 0.23)
+npy_f32 "$T/thr_c.npy" $(vals 1024 0.71)
+npy_f32 "$T/thr_W.npy" $(vals 512 0.05)
+npy_f32 "$T/thr_a64.npy" $(vals 64 0.37)
+npy_f32 "$T/thr_b16k.npy" $(vals 16384 0.91)
+for run in 1:0 3:0 3:2; do
+  n=${run%:*} env=${run#*:}
+  expect_rc 0 "run f32 --threads $n, AGC_NUM_THREADS=$env (tcc)" env AGC_NUM_THREADS=$env "$AGC" run \
+    "$T/thr32.graph" --threads $n a="$T/thr_a64.npy" b="$T/thr_b16k.npy" d="$T/thr_d.npy" \
+    c="$T/thr_c.npy" W="$T/thr_W.npy" --out "$T/thr32_$n${env#0}"
+done
+for d in 3 32; do
+  cmp -s "$T/thr32_1/loss.npy" "$T/thr32_$d/loss.npy" && cmp -s "$T/thr32_1/grad_c.npy" "$T/thr32_$d/grad_c.npy" &&
+    cmp -s "$T/thr32_1/grad_W.npy" "$T/thr32_$d/grad_W.npy" && ok || bad "threads: f32 JIT $d differs from one thread"
 done
 expect_rc 2 "--emit nope" "$AGC" "$T/fuse.graph" --emit nope
 grep -q "c, h, ir, plan, loops, mem or dot" "$T/stderr" && ok || bad "--emit kinds: $(cat "$T/stderr")"

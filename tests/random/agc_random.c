@@ -63,6 +63,7 @@ static struct {
   long cc_graphs, asan_graphs, xfailed, xpass;
   long train_graphs, skip_step, steps_checked, step_noise, threads_graphs, f32_ties;
   long parts_units; /* host C (3 threads) with loops cut into parts */
+  long row_parts;   /* JIT f32 (3 threads) with row-kernel loops in parts */
   long f32_jumps, f32_margins, f64_margins, f32_rounding, contraction, zero_noise, f32_flush, kernel_graphs;
   double t_inproc, t_cc, t_asan;
 } st;
@@ -137,6 +138,7 @@ typedef struct {
                        JIT's plain kernels (AGC_KERNELS=generic: no FMA) */
   double **tcc64;   /* outputs of tcc f64 (-O1, one thread): what the
                        threaded build must give bit for bit */
+  double **tcc32;   /* the same of tcc f32 (its row kernels in parts) */
   int skip;         /* non-finite reference: no comparisons */
   int rejected;
   char *fail[8];    /* messages of failed checks (category: message) */
@@ -211,6 +213,13 @@ static double **alloc_outs(const Case *c) {
     o[i] = calloc((size_t)c->ref[i].n + 1, sizeof **o);
   return o;
 }
+/* a copy of outputs o (the outputs of one configuration, kept) */
+static double **copy_outs(const Case *c, double *const *o) {
+  double **k = alloc_outs(c);
+  for (int i = 0; i < c->nout; i++)
+    memcpy(k[i], o[i], (size_t)c->ref[i].n * sizeof(double));
+  return k;
+}
 static void free_outs(const Case *c, double **o) {
   for (int i = 0; o && i < c->nout; i++)
     free(o[i]);
@@ -268,6 +277,7 @@ static void case_free(Case *c) {
   }
   free_outs(c, c->rdev);
   free_outs(c, c->tcc64);
+  free_outs(c, c->tcc32);
   free(c->src);
   for (int i = 0; i < c->nfail; i++)
     free(c->fail[i]);
@@ -1026,52 +1036,79 @@ static int cmp_f64(Case *c, const char *cfg, int oi, const double *got, const do
 
 /* --accumulate (gradients add to what the buffers hold) and --no-grad
  * (the outputs alone), f64 tcc, against the reference. */
-/* --threads: the graph built for 3 threads (tcc, f64) with every product
- * of 12 rows or more and every element-wise loop that can be cut into
- * parts threaded (threads_min_macs and threads_min_elems 1: the
- * generator's graphs are below the defaults) gives the one-thread build's
- * outputs bit for bit, with all 3 and with AGC_NUM_THREADS=2. */
-static void threads_check(Case *c) {
-  if (!c->tcc64)
+/* --threads: the graph built for 3 threads (tcc, f64, and f32, whose
+ * loops run as the row kernels' calls) with every product of 12 rows or
+ * more and every element-wise loop that can be cut into parts threaded
+ * (threads_min_macs and threads_min_elems 1: the generator's graphs are
+ * below the defaults) gives the one-thread build's outputs bit for bit,
+ * with all 3 and with AGC_NUM_THREADS=2. */
+static void threads_check_of(Case *c, int f64, double **want) {
+  if (!want)
     return;
   char why[256];
   agc_graph_options o = {0};
-  o.f64 = 1;
+  o.f64 = f64;
   o.threads = 3;
   o.threads_min_macs = 1;
   o.threads_min_elems = 1;
-  agc_graph *g = load_check(c, &o, "threads-f64");
+  agc_graph *g = load_check(c, &o, f64 ? "threads-f64" : "threads-f32");
   if (!g)
     return;
   double **outs = alloc_outs(c);
   for (int env = 0; env < 2; env++) {
     if (env)
       setenv("AGC_NUM_THREADS", "2", 1);
-    const char *cfg = env ? "threads-f64 (3, AGC_NUM_THREADS=2)" : "threads-f64 (3)";
-    if (run_graph(g, 1, c, NULL, outs, why, sizeof why)) {
+    const char *cfg = env ? (f64 ? "threads-f64 (3, AGC_NUM_THREADS=2)"
+                                 : "threads-f32 (3, AGC_NUM_THREADS=2)")
+                          : (f64 ? "threads-f64 (3)" : "threads-f32 (3)");
+    if (run_graph(g, f64, c, NULL, outs, why, sizeof why)) {
       case_fail(c, "%s: %s", cfg, why);
       st.sanitizer++;
     } else {
       for (int i = 0; i < c->nout; i++)
-        if (memcmp(outs[i], c->tcc64[i], (size_t)c->ref[i].n * sizeof(double))) {
+        if (memcmp(outs[i], want[i], (size_t)c->ref[i].n * sizeof(double))) {
           int64_t k = 0;
-          while (outs[i][k] == c->tcc64[i][k] ||
-                 (isnan(outs[i][k]) && isnan(c->tcc64[i][k])))
+          while (outs[i][k] == want[i][k] ||
+                 (isnan(outs[i][k]) && isnan(want[i][k])))
             if (++k == c->ref[i].n)
               break;
           if (k == c->ref[i].n)
             continue; /* NaNs of other bits only */
           case_fail(c, "%s: output %s[%lld] = %.17g, one thread %.17g", cfg,
-                    c->ref[i].name, (long long)k, outs[i][k], c->tcc64[i][k]);
+                    c->ref[i].name, (long long)k, outs[i][k], want[i][k]);
           st.mismatches++;
           break;
         }
     }
     unsetenv("AGC_NUM_THREADS");
   }
-  st.threads_graphs++;
+  st.threads_graphs += f64;
   free_outs(c, outs);
   agc_graph_free(g);
+}
+
+/* Does the JIT's f32 C of case c on 3 threads run a row-kernel loop in
+ * parts (lower.c, loop_threads)? For the count in the summary. */
+static int row_parts_of(const Case *c) {
+  Options o = {0};
+  o.api.threads = 3;
+  o.api.threads_min_macs = 1;
+  o.api.threads_min_elems = 1;
+  o.target = TARGET_JIT;
+  Ctx *ctx = agc_compile(c->label, c->src, strlen(c->src), &o);
+  StrBuf sb = {0};
+  int r = !agc_failed(ctx) && agc_emit(ctx, EMIT_LOOPS, TARGET_JIT, &sb) == 0 &&
+          sb.s && strstr(sb.s, "(row kernels, ");
+  sb_free(&sb);
+  agc_free(ctx);
+  return r;
+}
+
+static void threads_check(Case *c) {
+  threads_check_of(c, 1, c->tcc64);
+  threads_check_of(c, 0, c->tcc32);
+  if (c->tcc32 && row_parts_of(c))
+    st.row_parts++;
 }
 
 /* tcc with the plain copy of the kernels (AGC_KERNELS=generic), f64 and
@@ -1953,20 +1990,12 @@ static int stage1(Case *c) {
         keep[k] = g;
         g = NULL;
       }
-      if (cf[k].cfg == CFG_TCC64 && !c->tcc64) { /* for threads_check */
-        c->tcc64 = calloc((size_t)c->nout + 1, sizeof *c->tcc64);
-        for (int i = 0; i < c->nout; i++) {
-          c->tcc64[i] = malloc((size_t)c->ref[i].n * sizeof(double) + 1);
-          memcpy(c->tcc64[i], outs[i], (size_t)c->ref[i].n * sizeof(double));
-        }
-      }
-      if (cf[k].cfg == CFG_O0_32) { /* the f32 reference */
-        c->ref32 = calloc((size_t)c->nout + 1, sizeof *c->ref32);
-        for (int i = 0; i < c->nout; i++) {
-          c->ref32[i] = malloc((size_t)c->ref[i].n * sizeof(double) + 1);
-          memcpy(c->ref32[i], outs[i], (size_t)c->ref[i].n * sizeof(double));
-        }
-      }
+      if (cf[k].cfg == CFG_TCC64 && !c->tcc64) /* for threads_check */
+        c->tcc64 = copy_outs(c, outs);
+      if (cf[k].cfg == CFG_TCC32 && !c->tcc32)
+        c->tcc32 = copy_outs(c, outs);
+      if (cf[k].cfg == CFG_O0_32) /* the f32 reference */
+        c->ref32 = copy_outs(c, outs);
     }
     agc_graph_free(g);
   }
@@ -3138,9 +3167,9 @@ static int run_campaign(void) {
          "step outputs (Adam from a gradient within f32 tolerance of 0)\n", st.train_graphs,
          st.steps_checked, st.skip_step, st.step_noise);
   printf("agc_random: %ld graphs rebuilt with the plain copy of the JIT's kernels "
-         "(AGC_KERNELS=generic, f64 and f32); %ld graphs rebuilt for 3 threads and compared "
-         "bit for bit with one thread, and %ld host C units on 3 threads with loops cut into "
-         "parts; %ld step-function outputs whose f32 "
+         "(AGC_KERNELS=generic, f64 and f32); %ld graphs rebuilt for 3 threads (f64 and f32) and "
+         "compared bit for bit with one thread, %ld of them with f32 row-kernel loops in "
+         "parts, and %ld host C units on 3 threads with loops cut into parts; %ld step-function outputs whose f32 "
          "reference differs from f64 (an f32 tie); f32 outputs let go: %ld where the "
          "f32 reference jumps under one-ulp input moves, %ld within the reach of f64 "
          "with its comparisons moved by 1e-5, %ld within 4 times the reach of f64 with "
@@ -3149,7 +3178,7 @@ static int run_campaign(void) {
          "within the reach of f64 with its comparisons moved by 1e-12; outputs of "
          "either precision let go: %ld on the reference built without FMA (a tie a "
          "contraction decides)\n",
-         st.kernel_graphs, st.threads_graphs, st.parts_units, st.f32_ties, st.f32_jumps, st.f32_margins,
+         st.kernel_graphs, st.threads_graphs, st.row_parts, st.parts_units, st.f32_ties, st.f32_jumps, st.f32_margins,
          st.f32_rounding, st.zero_noise, st.f32_flush, st.f64_margins, st.contraction);
   for (int i = 0; i < nsigs; i++)
     printf("agc_random: failure %d: %ld graph%s: %s (%s%s%s%s%s; first repro %s)\n", i + 1,
