@@ -890,7 +890,8 @@ def main():
     for cs, rnd in ((cs, rnd) for cs in cases for rnd in range(o["rounds"])):
         r = results.setdefault(cs["name"], {})
         outs = {k: os.path.join(work, "out", cs["name"], k)
-                for k in ("base", "blas", "cc", "tcc", "ccN", "torch", "torchN")}
+                for k in ("base", "blas", "cc", "tcc", "ccN", "tccN", "torch",
+                          "torchN")}
         for d in outs.values():
             os.makedirs(d, exist_ok=True)
         r = RoundResults(r)
@@ -910,11 +911,14 @@ def main():
                 continue
             log(f"[bench] {cs['name']}: agc --backend {bk}")
             r[bk] = time_agc(o, cs, bk, outs[bk])
-        if cs["supported"] and ncpu > 1:
-            log(f"[bench] {cs['name']}: agc --backend cc --threads {ncpu}")
-            r["ccN"] = time_agc(o, cs, "cc", outs["ccN"], ncpu)
-        else:
-            r["ccN"] = "n/a (one CPU)" if cs["supported"] else "n/a (not supported)"
+        for bk in ("cc", "tcc"):
+            key = bk + "N"
+            if cs["supported"] and ncpu > 1:
+                log(f"[bench] {cs['name']}: agc --backend {bk} --threads {ncpu}")
+                r[key] = time_agc(o, cs, bk, outs[key], ncpu)
+            else:
+                r[key] = ("n/a (one CPU)" if cs["supported"]
+                          else "n/a (not supported)")
         if have_torch:
             for key, th in (("torch", 1), ("torchN", ncpu)):
                 log(f"[bench] {cs['name']}: PyTorch, {th} thread(s)")
@@ -938,6 +942,12 @@ def main():
                                                  OUT_NAMES[cs["kind"]]):
                         checks.append((cs["label"], f"{who} vs {ref[0]}", n,
                                        norm, elem))
+        # the JIT on threads against the JIT on one (bit-identical: 0)
+        if isinstance(r.get("tccN"), tuple) and isinstance(r.get("tcc"), tuple):
+            for n, norm, elem in compare(outs["tccN"], outs["tcc"],
+                                         OUT_NAMES[cs["kind"]]):
+                checks.append((cs["label"], f"agc tcc {ncpu} threads vs agc tcc",
+                               n, norm, elem))
         # the BLAS users against the plain C step: a forced OPENBLAS_CORETYPE
         # can compute wrong results on some processors
         if cs["kind"] == "mlp" and isinstance(r.get("base"), tuple):
@@ -1065,21 +1075,22 @@ def main():
     P("### Training step, median time per call\n")
     P("| case | baseline C (gcc -O3) | OpenBLAS C (1 thread) | agc --backend cc "
       f"| agc --backend tcc | PyTorch eager, 1 thread | agc --backend cc, {ncpu} threads "
-      f"| PyTorch eager, {ncpu} threads "
+      f"| agc --backend tcc, {ncpu} threads | PyTorch eager, {ncpu} threads "
       "| agc-cc / baseline | agc-cc / OpenBLAS | agc-tcc / agc-cc | torch-1 / agc-cc "
-      f"| torch-{ncpu} / agc-cc-{ncpu} |")
-    P("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      f"| torch-{ncpu} / agc-cc-{ncpu} | torch-{ncpu} / agc-tcc-{ncpu} |")
+    P("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for cs in cases:
         r = results[cs["name"]]
         base = cell(r["base"]) if "base" in r else "—"
         blas = cell(r["blas"]) if "blas" in r else "—"
         P(f"| {cs['label']} | {base} | {blas} | {cell(r['cc'])} | {cell(r['tcc'])} | "
-          f"{cell(r['torch'])} | {cell(r['ccN'])} | {cell(r['torchN'])} | "
+          f"{cell(r['torch'])} | {cell(r['ccN'])} | {cell(r['tccN'])} | "
+          f"{cell(r['torchN'])} | "
           f"{ratio(r['cc'], r.get('base'))} | {ratio(r['cc'], r.get('blas'))} | "
           f"{ratio(r['tcc'], r['cc'])} | {ratio(r['torch'], r['cc'])} | "
-          f"{ratio(r['torchN'], r['ccN'])} |")
+          f"{ratio(r['torchN'], r['ccN'])} | {ratio(r['torchN'], r['tccN'])} |")
     P()
-    keys = ("base", "blas", "cc", "tcc", "torch", "ccN", "torchN")
+    keys = ("base", "blas", "cc", "tcc", "torch", "ccN", "tccN", "torchN")
     P(f"Calls timed per cell ({' / '.join(keys)}): " + "; ".join(
         f"{cs['name']} " + "/".join(
             str(results[cs['name']][k][1]) if isinstance(results[cs['name']].get(k), tuple)
@@ -1105,6 +1116,7 @@ def main():
                            ("cc", "agc --backend cc"), ("tcc", "agc --backend tcc"),
                            ("torch", "PyTorch eager, 1 thread"),
                            ("ccN", f"agc --backend cc, {ncpu} threads"),
+                           ("tccN", f"agc --backend tcc, {ncpu} threads"),
                            ("torchN", f"PyTorch eager, {ncpu} threads")):
                 v = r.get(k)
                 if isinstance(v, tuple):
