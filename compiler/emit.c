@@ -625,6 +625,12 @@ void em_part_end(E *e, const LStmt *st, PartSave *sv) {
       argseen[arg] = 1;
     bases |= part_buf(e, b, arg, out, &mem, &decl, &init);
   }
+  if (st->kind == LS_STORE) { /* the output it writes, named as such */
+    const char *o = c->g.outs[st->out].name;
+    sb_printf(&mem, "  %s *out_%s;\n", e->real, o);
+    sb_printf(&decl, "  %s *const out_%s = a->out_%s;\n", e->real, o, o);
+    sb_printf(&init, ", out_%s", o);
+  }
   for (int k = 0; k < st->nmembers; k++) {
     const LAcc *a = ACC(e, MEM(e, st, k));
     int m = MEM(e, st, k)->node;

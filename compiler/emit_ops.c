@@ -543,7 +543,12 @@ void em_store_code(E *e, const LStmt *s) {
   Out *out = &e->c->g.outs[s->out];
   const char *op = out->is_grad && e->c->opt.api.accumulate ? "+=" : "=";
   em_line(e, "/* %s %s */", op[0] == '+' ? "accumulate" : "store", out->name);
+  PartSave sv;
+  if (s->threads > 1) /* in parts on threads (lower.c, loop_threads) */
+    em_part_begin(e, s, &sv);
   em_ew_loop(e, em_fmt(e, "out_%s", out->name), s->node, op, 0, s->flat);
+  if (s->threads > 1)
+    em_part_end(e, s, &sv);
 }
 
 /* ---- reductions ------------------------------------------------------- */

@@ -454,7 +454,8 @@ Shape lower_space(const Ctx *c, const LStmt *s) {
   return ls;
 }
 
-/* Whether a loop nest runs in parts on several threads (--threads), and
+/* Whether a loop nest (an element-wise loop, with what is fused into it,
+ * or an output's store) runs in parts on several threads (--threads), and
  * along which dimension (parts.c): its outermost dimension, longer than 1,
  * along which no sum of the statement adds, so that each element of every
  * result, and each partial sum, is computed by one thread in the order one
@@ -630,6 +631,7 @@ static void lower_store(Low *w, int o) {
   int64_t mc[MAX_RANK];
   max_of(&n->shape, mc);
   reads(w, v, v, mc, 0, 0);
+  loop_threads(w, s); /* no sums: along its outermost dimension */
   Loops *L = w->L;
   L->a = grow(L->a, &w->cap_a, L->na, sizeof *L->a);
   LAccess *a = &L->a[L->na++];

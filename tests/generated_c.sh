@@ -107,7 +107,8 @@ param b1[256]
 param W2[256, 10]
 param s[1024]
 param q[1024, 4]
-loss = mean((tanh(x @ W1 + b1) @ W2 - t) ** 2) + mean(sin(z * s) * z) + mean(tanh(z * 0.5) @ q)
+param p[1024, 1024]
+loss = mean((tanh(x @ W1 + b1) @ W2 - t) ** 2) + mean(sin(z * s) * z) + mean(tanh(z * 0.5) @ q) + mean(exp(p * 0.1) * z)
 output loss
 backward loss
 EOF2
@@ -121,10 +122,12 @@ for dt in f32 f64; do
     { bad "threads ($dt): agc --threads 3 failed: $(head -1 "$T/err")"; continue; }
   [ "$(grep -c 'test_case_gemm_mt(.*, 3);' "$T/gen.c")" -ge 2 ] ||
     bad "threads ($dt): the products should run on 3 threads"
-  # 2^20 elements: sin(z * s) * z's loop (partial sums and grad_s's sum
-  # over z's rows: parts along the columns) and tanh(z * 0.5) (flat)
-  [ "$(grep -c 'test_case_parts(test_case_loop[0-9]*, &a, 1024, 3);' "$T/gen.c")" = 1 ] &&
-    [ "$(grep -c 'test_case_parts(test_case_loop[0-9]*, &a, 1048576, 3);' "$T/gen.c")" = 1 ] ||
+  # 2^20 elements: the loops of sin(z * s) * z (partial sums and grad_s's
+  # sum over z's rows: parts along the columns), of exp(p * 0.1) and of
+  # its gradient (partial sums: along the columns), tanh(z * 0.5) (flat),
+  # and the store of grad_p, an expression of stored values (flat)
+  [ "$(grep -c 'test_case_parts(test_case_loop[0-9]*, &a, 1024, 3);' "$T/gen.c")" = 3 ] &&
+    [ "$(grep -c 'test_case_parts(test_case_loop[0-9]*, &a, 1048576, 3);' "$T/gen.c")" = 2 ] ||
     bad "threads ($dt): the element-wise loops should run in parts on 3 threads"
   grep -q 'malloc' "$T/gen.c" && bad "threads ($dt): generated C mentions malloc"
   strict_threaded "threads ($dt)"
