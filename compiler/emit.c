@@ -1028,6 +1028,7 @@ static void emit_part(Ctx *c, const Plan *p, const Target *t, StrBuf *o,
     sb_insert(body, body_at, head.s ? head.s : "", head.len);
     sb_free(&head);
     sb_free(&decls);
+    sb_free(&e.parts); /* the body's part functions: written with it */
     return;
   }
   kernels(&e, o);

@@ -4,7 +4,10 @@
  * never a crash, a leak or undefined behaviour; errors must be located.
  * Inputs of odd length are compiled a second time in f64 at -O0 (the
  * reference path), and inputs whose length is a multiple of 3 for
- * --target mcu, so every pipeline sees the corpus. A graph with an
+ * --target mcu, so every pipeline sees the corpus; inputs whose length
+ * is a multiple of 4 are compiled again for 3 threads with everything
+ * that can be threaded threaded (the parts of loops, row-kernel loops and
+ * stores, and the products), for the host and the JIT. A graph with an
  * optimizer also compiles its training step and update (emit_c). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,11 +16,16 @@
 #include "agc.h"
 
 static void one(const uint8_t *data, size_t size, int f64, int O0,
-                int target) {
+                int target, int threads) {
   Options opt = {0};
   opt.api.f64 = f64;
   opt.api.O0 = O0;
   opt.target = target;
+  if (threads) {
+    opt.api.threads = 3;
+    opt.api.threads_min_elems = 1;
+    opt.api.threads_min_macs = 1;
+  }
   Ctx *c = agc_compile("f.graph", (const char *)data, size, &opt);
   const char *m = agc_messages(c);
   if (agc_failed(c)) {
@@ -43,10 +51,12 @@ static void one(const uint8_t *data, size_t size, int f64, int O0,
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  one(data, size, 0, 0, TARGET_HOST);
+  one(data, size, 0, 0, TARGET_HOST, 0);
   if (size % 2)
-    one(data, size, 1, 1, TARGET_HOST);
+    one(data, size, 1, 1, TARGET_HOST, 0);
   if (size % 3 == 0)
-    one(data, size, 0, 0, TARGET_MCU);
+    one(data, size, 0, 0, TARGET_MCU, 0);
+  if (size % 4 == 0)
+    one(data, size, 0, 0, TARGET_HOST, 1);
   return 0;
 }
