@@ -30,6 +30,7 @@ COMP="$(sed -n "/static_library('agc_compiler'/,/dependencies/p" "$SRC/compiler/
 cc -std=c11 -O1 "$SRC/compiler/embed.c" -o "$B/embed"
 "$B/embed" agc_text_gemm "$K/gemm.c" agc_text_im2col "$K/im2col.c" agc_text_pool "$K/pool.c" \
   agc_text_tanhf "$K/tanhf.c" agc_text_expf "$K/expf.c" agc_text_gemm_mt "$K/gemm_mt.c" \
+  agc_text_parts "$K/parts.c" \
   > "$B/kernel_text.c"
 # the kernels the JIT links against, as runtime/meson.build lists them
 KSRC="$(sed -n "/^kernel_srcs = /,/]/p" "$SRC/runtime/meson.build" |
