@@ -50,6 +50,9 @@ void em_line(E *e, const char *fmt, ...) {
 char *em_fmt(E *e, const char *f, ...) {
   va_list ap;
   char buf[256];
+  if (!f) /* never: for gcc 12, whose -fsanitize=undefined build warns of a
+             null format here otherwise */
+    f = "";
   va_start(ap, f);
   int n = vsnprintf(buf, sizeof buf, f, ap);
   va_end(ap);
