@@ -641,6 +641,10 @@ enum {
   R_SIMPLIFY = 2, /* x*1, x+0, --x, double transposes, transposes into
                      matmul operand order, constants reassociated */
   R_CSE = 4,      /* equal pure nodes shared (hash-consing) */
+  R_UNTWINNED = 8, /* after dce (passes.c, untwin): a transpose of a product
+                      stays a transpose, so that a later rebuild (the
+                      training step's schedule, perturb) does not write it
+                      as the transposed product again */
 };
 
 /* Reports an error at loc and unwinds to agc_compile. */

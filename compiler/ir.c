@@ -651,7 +651,8 @@ int ir_transpose(Ctx *c, int a, const int *perm, Loc loc) {
   /* (op(a) @ op(b))^T = op(b)^T @ op(a)^T: the product written in the
      transposed layout directly (a weight's gradient for x @ W.T lands in
      W's layout, with no transposed copy) */
-  int swap_last = r >= 2 && na->op == OP_MATMUL && (c->rules & R_SIMPLIFY);
+  int swap_last = r >= 2 && na->op == OP_MATMUL && (c->rules & R_SIMPLIFY) &&
+                  !(c->rules & R_UNTWINNED);
   for (int i = 0; swap_last && i < r; i++)
     swap_last = p[i] == (i == r - 2 ? r - 1 : i == r - 1 ? r - 2 : i);
   if (swap_last) {

@@ -259,6 +259,7 @@ static int twin_flags(int fl) {
  * the compaction, with a table of the products keyed by their operands. */
 static void untwin(Ctx *c) {
   Graph *g = &c->g;
+  c->rules |= R_UNTWINNED; /* and no rebuild after this makes them again */
   int nmm = 0;
   for (int i = 0; i < g->n; i++)
     nmm += g->nodes[i].op == OP_MATMUL;

@@ -259,6 +259,23 @@ expect_line "a message without a place starts with agc:" "agc: $SRC/examples/mlp
 expect_rc 1 "--name keyword (run)" "$AGC" run "$SRC/examples/mlp.graph" --name float
 expect_line "run: a message without a place starts with agc:" "agc: $SRC/examples/mlp.graph: error: 'float' cannot name the generated function: it is a C keyword or library name (use 'graph NAME' or --name)"
 
+# a product and its transpose are one value (passes.c, untwin): one
+# product over [4, 4], in the gradient function and in the training step,
+# whose schedule rebuilds the graph after dce
+cat > "$T/twin.graph" <<'EOF2'
+param p6[4, 57]
+param p7[57, 4]
+v10 = p6 @ p7
+v13 = (v10.T != v10)
+loss = sum((v13 * v10) ** 2)
+output loss, v13
+backward loss
+optimizer sgd(lr=0.01)
+EOF2
+expect_rc 0 "--emit loops, twin" "$AGC" "$T/twin.graph" --emit loops
+[ "$(grep -c '^kernel t[0-9]* matmul over \[4, 4\]' "$T/stdout")" = 2 ] && ok ||
+  bad "twin: one [4, 4] product in each function: $(grep -E '^(#|kernel)' "$T/stdout" | tr '\n' ';')"
+
 # run: autograd-concepts example 3, then accumulation doubles the gradient
 printf 'param x[2]\nz = sin(x ** 2)\noutput z\nbackward z\n' > "$T/ex3.graph"
 npy_f64 "$T/x.npy" 1 2
