@@ -884,7 +884,7 @@ static void statements(E *e) {
   e->L = L;
   for (int k = 0; k < L->ns; k++) {
     const LStmt *s = &L->s[k];
-    if (s->kind == LS_STORE)
+    if (s->kind == LS_STORE && !s->row)
       em_store_code(e, s);
     else if (s->row && !em_row_loop(e, s))
       /* lowering decided row mode (row_ok); the writer must agree */

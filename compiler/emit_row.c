@@ -9,8 +9,9 @@
 
 /* ---- JIT row mode ---------------------------------------------------------
  * TinyCC compiles an element-wise loop body into scalar code that keeps
- * every value on the stack. For f32 the JIT instead runs a fused loop as
- * calls of the ahead-of-time, vectorized row kernels (kernels.c,
+ * every value on the stack. For f32 the JIT instead runs a fused loop, and
+ * an output's store of an expression, as calls of the ahead-of-time,
+ * vectorized row kernels (kernels.c,
  * agc_row_f32): one call per operation per tile of at most ROW_CHUNK
  * elements, a chunk of one row of the last axis longer than 1, or several
  * whole short rows. Loops using an operation without a row kernel, or
@@ -115,11 +116,12 @@ static RowV row_val(E *e, int id, char **idx, const char *dst) {
   return r;
 }
 
-/* One member of a row-mode loop over s, at row index idx: a sum adds the
- * rows into its accumulator; a value is computed into its buffer's rows,
- * or into scratch rows if it is a local. */
-static void row_member(E *e, const LMember *mb, const Shape *s, char **idx,
-                       RowTile tile) {
+/* One member of a row-mode loop (statement st) over s, at row index idx:
+ * a sum adds the rows into its accumulator; a value is computed into its
+ * buffer's rows (an output's store: the output's), or into scratch rows if
+ * it is a local. */
+static void row_member(E *e, const LStmt *st, const LMember *mb,
+                       const Shape *s, char **idx, RowTile tile) {
   int m = mb->node;
   Node *n = ND(e, m);
   const LAcc *a = ACC(e, mb);
@@ -129,8 +131,11 @@ static void row_member(E *e, const LMember *mb, const Shape *s, char **idx,
       dst = row_scratch(e);
     } else {
       dst = em_fmt(e, "r%d", m);
-      em_line(e, "float *const %s = &%s[%s];", dst, em_bufname(e, m),
-           em_offset(e, s, idx));
+      em_line(e, "float *const %s = &%s[%s];", dst,
+              st->kind == LS_STORE
+                  ? em_fmt(e, "out_%s", e->c->g.outs[st->out].name)
+                  : em_bufname(e, m),
+              em_offset(e, s, idx));
     }
     row_val(e, m, idx, dst);
     e->rowof[m] = dst;
@@ -201,7 +206,7 @@ static void row_nest(E *e, const LStmt *st, const Shape *s, RowTile tile) {
   em_line(e, "const long rn = %lld - rc < %d ? %lld - rc : %d;", (long long)L,
        ROW_CHUNK, (long long)L, ROW_CHUNK);
   for (int k = 0; k < st->nmembers && !e->row_fail; k++)
-    row_member(e, MEM(e, st, k), s, idx, tile);
+    row_member(e, st, MEM(e, st, k), s, idx, tile);
   for (int k = 0; k < st->nmembers; k++)
     e->rowof[MEM(e, st, k)->node] = NULL;
   e->ind--;
@@ -211,10 +216,10 @@ static void row_nest(E *e, const LStmt *st, const Shape *s, RowTile tile) {
   em_loop_close(e, &outer);
 }
 
-/* The loop of statement st (a stored node and the nodes fused into it) in
- * row mode, which lower.c (row_ok) has decided it can be; 0, with nothing
- * written, if writing it finds otherwise (then emit.c reports an internal
- * error: the two must agree). */
+/* The loop of statement st (a stored node and the nodes fused into it, or
+ * an output's store of an expression) in row mode, which lower.c (row_ok)
+ * has decided it can be; 0, with nothing written, if writing it finds
+ * otherwise (then emit.c reports an internal error: the two must agree). */
 int em_row_loop(E *e, const LStmt *st) {
   int h = st->node;
   if (!e->t->row_kernels || e->c->opt.api.f64 || op_kind(ND(e, h)->op) != K_EW ||
@@ -227,7 +232,10 @@ int em_row_loop(E *e, const LStmt *st) {
   e->row_fail = 0;
   e->nrows = 0;
   Shape s = st->iter;
-  em_comments(e, st);
+  if (st->kind == LS_STORE) /* an output's store: its value's rows */
+    em_line(e, "/* store %s */", e->c->g.outs[st->out].name);
+  else
+    em_comments(e, st);
   if (st->flat && s.rank != 1) {
     Shape f = {1, {ND(e, h)->numel}};
     s = f;

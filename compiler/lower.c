@@ -354,15 +354,17 @@ RowTile lower_row_tile(const Shape *s) {
   return r;
 }
 
-/* rowof: n + 1 bytes of zeros, given back as zeros */
+/* rowof: n + 1 bytes of zeros, given back as zeros. store: h is the
+ * value of an output's store, computed into the output (an expression,
+ * not a stored value: that is copied by the plain loop). */
 static int row_ok(const Ctx *c, const Plan *p, const Target *t, int h,
-                  char *rowof) {
+                  int store, char *rowof) {
   const Node *hn = &c->g.nodes[h];
   if (!t->row_kernels || c->opt.api.f64 || op_kind(hn->op) != K_EW ||
-      hn->op == OP_CONST)
+      hn->op == OP_CONST || (store && !p->inl[h]))
     return 0;
   Shape s = hn->shape;
-  int flat = lower_group_flat(c, p, h, &s);
+  int flat = store ? lower_flat_ok(c, p, h, &s, 1) : lower_group_flat(c, p, h, &s);
   if (flat && s.rank != 1) {
     Shape f = {1, {hn->numel}};
     s = f;
@@ -380,6 +382,8 @@ static int row_ok(const Ctx *c, const Plan *p, const Target *t, int h,
   int axes[MAX_RANK];
   for (int d = 0; d < s.rank; d++)
     axes[d] = d == ra || d == ta ? d : -2; /* -2: an outer loop's index */
+  if (store)
+    return row_val_ok(&q, h, axes, 1);
   int ok = 1;
   for (int m = h; m >= 0 && ok; m = p->fnext[m]) {
     const Node *n = &c->g.nodes[m];
@@ -520,7 +524,7 @@ static void lower_loop(Low *w, int h) {
   const Plan *p = w->p;
   const Node *hn = &w->c->g.nodes[h];
   LStmt *s = stmt(w, LS_LOOP, h, &hn->shape);
-  s->row = row_ok(w->c, p, w->t, h, w->rowof);
+  s->row = row_ok(w->c, p, w->t, h, 0, w->rowof);
   s->flat = lower_group_flat(w->c, p, h, &hn->shape);
   int64_t mc[MAX_RANK];
   max_of(&hn->shape, mc);
@@ -573,7 +577,7 @@ static LKernel kernel_of(const Low *w, const Node *n) {
 static void lower_node(Low *w, int id) {
   const Node *n = &w->c->g.nodes[id];
   LStmt *s = stmt(w, LS_NODE, id, &n->shape);
-  s->row = row_ok(w->c, w->p, w->t, id, w->rowof);
+  s->row = row_ok(w->c, w->p, w->t, id, 0, w->rowof);
   int64_t mc[MAX_RANK];
   int kind = op_kind(n->op);
   if (kind == K_EW || n->op == OP_CONST || n->op == OP_TRANSPOSE ||
@@ -627,6 +631,10 @@ static void lower_store(Low *w, int o) {
   LStmt *s = stmt(w, LS_STORE, v, &n->shape);
   s->out = o;
   s->flat = lower_flat_ok(w->c, w->p, v, &n->shape, 1);
+  /* the JIT computes an expression's rows into the output; gradients that
+     add into the caller's (--accumulate) keep the plain loop */
+  s->row = !(out->is_grad && w->c->opt.api.accumulate) &&
+           row_ok(w->c, w->p, w->t, v, 1, w->rowof);
   member(w, s, v, 0, 1);
   int64_t mc[MAX_RANK];
   max_of(&n->shape, mc);

@@ -226,6 +226,22 @@ grep -q '^node t[0-9]* tanh over \[16384, 64\] (row kernels, 3 threads, parts al
   grep -q '^node t[0-9]* exp over \[4, 4096, 64\] (row kernels, 3 threads, parts along dimension 0 in units of 1)$' "$T/stdout" &&
   grep -q '^loop tanh over \[1024, 1024\] (row kernels, 3 threads, parts along dimension 1 in units of 256):' "$T/stdout" && ok ||
   bad "threads: the JIT's row-kernel loops in parts: $(grep -E '^(loop|node)' "$T/stdout")"
+# the store of a gradient computed as an expression of stored values: row
+# kernels into the output, in parts on threads; added into the caller's
+# buffer (--accumulate), the plain loop
+cat > "$T/rowst.graph" <<'EOF2'
+input x[1024, 1024]
+param p[1024, 1024]
+loss = sum(tanh(x * p) + exp(p))
+output loss
+backward loss
+EOF2
+expect_rc 0 "--emit loops --target jit, store" "$AGC" "$T/rowst.graph" --emit loops --target jit --threads 3
+grep -q '^store grad_p over \[1024, 1024\] (row kernels, flat, 3 threads, parts along dimension 0 in units of 256): ' "$T/stdout" && ok ||
+  bad "row kernels: the store of grad_p: $(grep '^store grad_p' "$T/stdout")"
+expect_rc 0 "--emit loops --target jit --accumulate" "$AGC" "$T/rowst.graph" --emit loops --target jit --accumulate
+grep -q '^store grad_p over \[1024, 1024\] (flat): ' "$T/stdout" && ok ||
+  bad "row kernels: the accumulated store of grad_p: $(grep '^store grad_p' "$T/stdout")"
 expect_rc 0 "--emit loops --target jit" "$AGC" "$T/thr32.graph" --emit loops --target jit
 grep -q "threads" "$T/stdout" && bad "threads: the JIT's default is one thread" || ok
 expect_rc 2 "--target jit -o" "$AGC" "$T/thr32.graph" --target jit -o "$T/x.c"
