@@ -157,7 +157,8 @@ static void row_member(E *e, const LStmt *st, const LMember *mb,
     em_line(e, "agc_row_f32(%d, rtn, rn, %s, %s, %d, 0, 0, 0, &%s[%s], "
          "%lld); /* ACC */", ROW_ACC, v.ptr, v.rs, v.cs, em_bufname(e, m),
          em_offset(e, &n->shape, idx), (long long)ors);
-  } else if (tile.T == 1) {
+  } else if (tile.T == 1 || n->shape.d[tile.ta] == 1) {
+    /* the sum adds the whole tile (its rows, along ta, too) */
     em_line(e, "%s[%s] += (float)agc_row_sum_f32(rtn, rn, %s, %s, %d);",
          em_bufname(e, m), em_offset(e, &n->shape, idx), v.ptr, v.rs, v.cs);
   } else {

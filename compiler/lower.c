@@ -388,9 +388,11 @@ static int row_ok(const Ctx *c, const Plan *p, const Target *t, int h,
   for (int m = h; m >= 0 && ok; m = p->fnext[m]) {
     const Node *n = &c->g.nodes[m];
     if (n->op == OP_SUM) {
+      /* into partial sums per column, into a local, rows into rows, or
+         each tile (one row, or rows the sum adds too) into one element */
       ok = row_val_ok(&q, n->in[0], axes, 0) &&
            (plan_acc_row(c, p, m) || n->numel == 1 || n->shape.d[ra] == L ||
-            T == 1);
+            T == 1 || n->shape.d[ta] == 1);
     } else {
       ok = (!p->local[m] || row_scratch_ok(&q)) &&
            row_val_ok(&q, m, axes, 1);
