@@ -495,6 +495,36 @@ START_TEST(test_tanh_rows) {
 }
 END_TEST
 
+/* The row kernels of correctly rounded operations give the C library's
+ * bits (the JIT's scalar loops call it): sqrt, 1 / sqrt, abs, over
+ * negatives (NaN), zeros, denormals and large values, in each copy this
+ * CPU runs. */
+static void check_row_exact(const char *name,
+                            void (*row)(int, long, long, const float *, long,
+                                        long, const float *, long, long,
+                                        float *, long)) {
+  enum { N = 1000 };
+  static float x[N], r[N];
+  for (int i = 0; i < N; i++)
+    x[i] = i < 10 ? -(float)i : i < 20 ? 1e-40f * (float)i
+                              : 1.37f * (float)(i - 500) * (float)(i - 20);
+  static const int ops[] = {ROW_SQRT, ROW_RSQRT, ROW_ABS};
+  for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+    row(ops[o], 4, 250, x, 250, 1, NULL, 0, 0, r, 250);
+    for (int i = 0; i < N; i++) {
+      float want = ops[o] == ROW_SQRT ? sqrtf(x[i])
+                   : ops[o] == ROW_RSQRT ? 1.0f / sqrtf(x[i]) : fabsf(x[i]);
+      ck_assert_msg(memcmp(&want, &r[i], sizeof want) == 0 ||
+                        (isnan(want) && isnan(r[i])),
+                    "%s row op %d at %g: %.9g, libm %.9g", name, ops[o],
+                    (double)x[i], (double)r[i], (double)want);
+    }
+  }
+}
+
+START_TEST(test_row_exact) { check_row_exact("agc_row_f32", agc_row_f32); }
+END_TEST
+
 START_TEST(test_matmul_narrow) {
   /* [2x3] @ [3x1], and the same with A stored transposed (sai=1, sak=2) */
   const float a[6] = {1, 2, 3, 4, 5, 6}, at[6] = {1, 4, 2, 5, 3, 6};
@@ -885,6 +915,7 @@ START_TEST(test_kernel_variants) {
         ck_assert_msg(near(r1[i], r0[i], 5e-7), "%s row op %d at %g: %.9g, plain %.9g",
                       v[k].name, rows[o], x[i], r1[i], r0[i]);
     }
+    check_row_exact(v[k].name, v[k].row);
     for (int i = 0; i < N; i++) {
       ck_assert(near(v[k].tanhf(x[i]), v[0].tanhf(x[i]), 5e-7));
       ck_assert(near(v[k].expf(x[i]), v[0].expf(x[i]), 5e-7 * v[0].expf(x[i]) + 5e-7));
@@ -954,6 +985,7 @@ static Suite *jit_suite(void) {
   tcase_add_test(kern, test_matmul_narrow_sums);
   tcase_add_test(kern, test_gemm_threads);
   tcase_add_test(kern, test_parts);
+  tcase_add_test(kern, test_row_exact);
   tcase_add_test(kern, test_gemm_widths);
 #ifdef AGC_KERNEL_VARIANTS
   tcase_add_test(kern, test_kernel_variants);
