@@ -4,8 +4,13 @@
  * every value on the stack; for f32 the JIT instead runs a fused loop as
  * calls of these, compiled ahead of time and vectorized: one call per
  * operation per tile of rows (compiler/emit.c, row mode). An operand is a
- * pointer with a stride of 1 (a row) or 0 (one value).
+ * pointer with a stride of 1 (a row) or 0 (one value). The operations the
+ * C library computes (log, sin, erf, ...) call it element by element, as
+ * the JIT's scalar loops would, without their loads and stores of every
+ * value.
  */
+#include <math.h>
+
 #include "agc_kernels.h"
 
 /* static copies: an exported agc_tanhf may be interposed (-fPIC), so the

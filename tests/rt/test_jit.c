@@ -495,10 +495,28 @@ START_TEST(test_tanh_rows) {
 }
 END_TEST
 
-/* The row kernels of correctly rounded operations give the C library's
- * bits (the JIT's scalar loops call it): sqrt, 1 / sqrt, abs, over
- * negatives (NaN), zeros, denormals and large values, in each copy this
- * CPU runs. */
+/* The row kernels of correctly rounded operations, and of those the C
+ * library computes, give the C library's bits (the JIT's scalar loops
+ * call it): sqrt, 1 / sqrt, abs, sign, log, log1p, expm1, sin, cos, tan,
+ * atan, erf, over negatives (NaN for some), zeros, denormals and large
+ * values, in each copy this CPU runs. */
+static float row_libm(int op, float x) {
+  switch (op) {
+  case ROW_SQRT: return sqrtf(x);
+  case ROW_RSQRT: return 1.0f / sqrtf(x);
+  case ROW_ABS: return fabsf(x);
+  case ROW_SIGN: return (float)((x > 0.0f) - (x < 0.0f));
+  case ROW_LOG: return logf(x);
+  case ROW_LOG1P: return log1pf(x);
+  case ROW_EXPM1: return expm1f(x);
+  case ROW_SIN: return sinf(x);
+  case ROW_COS: return cosf(x);
+  case ROW_TAN: return tanf(x);
+  case ROW_ATAN: return atanf(x);
+  default: return erff(x);
+  }
+}
+
 static void check_row_exact(const char *name,
                             void (*row)(int, long, long, const float *, long,
                                         long, const float *, long, long,
@@ -507,13 +525,15 @@ static void check_row_exact(const char *name,
   static float x[N], r[N];
   for (int i = 0; i < N; i++)
     x[i] = i < 10 ? -(float)i : i < 20 ? 1e-40f * (float)i
-                              : 1.37f * (float)(i - 500) * (float)(i - 20);
-  static const int ops[] = {ROW_SQRT, ROW_RSQRT, ROW_ABS};
+           : i < 500 ? 0.0137f * (float)(i - 300)
+                     : 1.37f * (float)(i - 500) * (float)(i - 20);
+  static const int ops[] = {ROW_SQRT, ROW_RSQRT, ROW_ABS, ROW_SIGN,
+                            ROW_LOG, ROW_LOG1P, ROW_EXPM1, ROW_SIN,
+                            ROW_COS, ROW_TAN, ROW_ATAN, ROW_ERF};
   for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
     row(ops[o], 4, 250, x, 250, 1, NULL, 0, 0, r, 250);
     for (int i = 0; i < N; i++) {
-      float want = ops[o] == ROW_SQRT ? sqrtf(x[i])
-                   : ops[o] == ROW_RSQRT ? 1.0f / sqrtf(x[i]) : fabsf(x[i]);
+      float want = row_libm(ops[o], x[i]);
       ck_assert_msg(memcmp(&want, &r[i], sizeof want) == 0 ||
                         (isnan(want) && isnan(r[i])),
                     "%s row op %d at %g: %.9g, libm %.9g", name, ops[o],
@@ -874,7 +894,8 @@ START_TEST(test_kernel_variants) {
   static const long dims[][3] = {{1, 1, 1}, {7, 33, 5}, {125, 17, 300}, {64, 64, 64},
                                  {5, 9, 300}};
   enum { N = 1001 };
-  static const int rows[] = {ROW_TANH, ROW_EXP, ROW_SIGMOID, ROW_MUL, ROW_RELU};
+  static const int rows[] = {ROW_TANH, ROW_EXP, ROW_SIGMOID, ROW_MUL, ROW_RELU,
+                             ROW_SOFTPLUS};
   float x[N], y[N], r0[N], r1[N];
   for (int i = 0; i < N; i++)
     x[i] = -12.0f + 0.024f * (float)i, y[i] = 0.5f - 0.001f * (float)i;
