@@ -5,12 +5,7 @@
 set -u
 AGC=$1
 SRC=$2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+. "$(dirname "$0")/lib.sh"
 expect_rc() { # WANT DESCRIPTION CMD...
   want=$1; what=$2; shift 2
   "$@" >"$T/stdout" 2>"$T/stderr"
@@ -207,20 +202,7 @@ done
 # of short rows (units of 4 rows of 64) and along the chunks of long rows
 # (units of 256 elements, where the loop's partial sums per column allow
 # no other dimension)
-cat > "$T/thr32.graph" <<'EOF2'
-input a[64]
-input b[16384]
-input d[1024]
-param c[1024]
-param W[512]
-x = tanh(reshape(b, [16384, 1]) * reshape(a, [1, 64]))
-z = exp(reshape(b, [4, 4096, 1]) * reshape(a, [1, 1, 64]) * 0.5)
-y = tanh(reshape(d, [1024, 1]) * reshape(c, [1, 1024]))
-Wm = reshape(W, [64, 8])
-loss = sum(y * y) + sum((x @ Wm) ** 2) + sum(reshape(z, [16384, 64]) @ Wm)
-output loss
-backward loss
-EOF2
+cp "$SRC/tests/jit_parts.graph" "$T/thr32.graph"
 expect_rc 0 "--emit loops --target jit --threads 3" "$AGC" "$T/thr32.graph" --emit loops --target jit --threads 3
 grep -q '^node t[0-9]* tanh over \[16384, 64\] (row kernels, 3 threads, parts along dimension 0 in units of 4)$' "$T/stdout" &&
   grep -q '^node t[0-9]* exp over \[4, 4096, 64\] (row kernels, 3 threads, parts along dimension 0 in units of 1)$' "$T/stdout" &&

@@ -10,12 +10,8 @@ set -u
 unset LD_LIBRARY_PATH
 BUILD=$(cd "$1" && pwd)
 SRC=$(cd "$2" && pwd)
-D=$(mktemp -d)
-trap 'rm -rf "$D"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+. "$(dirname "$0")/lib.sh"
+D=$T
 
 meson install -C "$BUILD" --no-rebuild --destdir "$D/root" --quiet > "$D/install.log" 2>&1 ||
   { cat "$D/install.log"; echo "FAIL: meson install"; exit 1; }

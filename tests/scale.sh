@@ -6,12 +6,7 @@
 # usage: scale.sh AGC
 set -u
 AGC=$1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+. "$(dirname "$0")/lib.sh"
 # within SECONDS, exit status WANT
 timed() { # SECONDS WANT WHAT CMD...
   lim=$1 want=$2 what=$3; shift 3

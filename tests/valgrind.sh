@@ -12,12 +12,7 @@ set -u
 AGC=$1
 SRC=$2
 command -v valgrind >/dev/null 2>&1 || { echo "valgrind not found: skipped"; exit 77; }
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+. "$(dirname "$0")/lib.sh"
 # npy FILE DTYPE 'SHAPE' N K: N values sin(K i) (f4), or i mod 10 (i4)
 npy() {
   perl -e '
@@ -39,20 +34,7 @@ vg() { # DESCRIPTION AGC-ARGS...: agc under memcheck, clean and exit 0
 }
 
 # row-kernel loops in parts: an outer dimension, tiles, chunks
-cat > "$T/thr32.graph" <<'EOF'
-input a[64]
-input b[16384]
-input d[1024]
-param c[1024]
-param W[512]
-x = tanh(reshape(b, [16384, 1]) * reshape(a, [1, 64]))
-z = exp(reshape(b, [4, 4096, 1]) * reshape(a, [1, 1, 64]) * 0.5)
-y = tanh(reshape(d, [1024, 1]) * reshape(c, [1, 1024]))
-Wm = reshape(W, [64, 8])
-loss = sum(y * y) + sum((x @ Wm) ** 2) + sum(reshape(z, [16384, 64]) @ Wm)
-output loss
-backward loss
-EOF
+cp "$SRC/tests/jit_parts.graph" "$T/thr32.graph"
 mkdir -p "$T/in1"
 npy "$T/in1/a.npy" f4 '(64,)' 64 0.37
 npy "$T/in1/b.npy" f4 '(16384,)' 16384 0.91
