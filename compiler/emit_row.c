@@ -217,14 +217,18 @@ static void row_nest(E *e, const LStmt *st, const Shape *s, RowTile tile) {
   em_loop_close(e, &outer);
 }
 
-/* The loop of statement st (a stored node and the nodes fused into it, or
- * an output's store of an expression) in row mode, which lower.c (row_ok)
- * has decided it can be; 0, with nothing written, if writing it finds
- * otherwise (then emit.c reports an internal error: the two must agree). */
+/* The loop of statement st (a stored node and the nodes fused into it, an
+ * output's store of an expression, or a sum node) in row mode, which
+ * lower.c (row_ok) has decided it can be; 0, with nothing written, if
+ * writing it finds otherwise (then emit.c reports an internal error: the
+ * two must agree). */
 int em_row_loop(E *e, const LStmt *st) {
   int h = st->node;
-  if (!e->t->row_kernels || e->c->opt.api.f64 || op_kind(ND(e, h)->op) != K_EW ||
-      ND(e, h)->op == OP_CONST)
+  const Node *hn = ND(e, h);
+  const int sum_node = st->kind == LS_NODE && op_kind(hn->op) == K_RED;
+  if (!e->t->row_kernels || e->c->opt.api.f64 ||
+      (sum_node ? hn->op != OP_SUM
+                : op_kind(hn->op) != K_EW || hn->op == OP_CONST))
     return 0;
   /* written aside: a loop that cannot be done this way leaves no trace */
   StrBuf *saved = e->o, tmp = {0};

@@ -188,6 +188,7 @@ static LStmt *stmt(Low *w, LStmtKind kind, int node, const Shape *iter) {
   s->first_member = L->nm;
   s->first_access = L->na;
   s->first_acc = L->nacc;
+  s->par_unit = 1;
   return s;
 }
 
@@ -354,17 +355,27 @@ RowTile lower_row_tile(const Shape *s) {
   return r;
 }
 
-/* rowof: n + 1 bytes of zeros, given back as zeros. store: h is the
- * value of an output's store, computed into the output (an expression,
- * not a stored value: that is copied by the plain loop). */
+/* What row_ok asks about: the loop of h (a stored node and what is fused
+ * into it), the value of an output's store computed into the output (an
+ * expression; a stored value is copied by the plain loop), or a sum node
+ * of its own, over its operand's shape. */
+enum { ROWQ_LOOP, ROWQ_STORE, ROWQ_SUM };
+
+/* rowof: n + 1 bytes of zeros, given back as zeros */
 static int row_ok(const Ctx *c, const Plan *p, const Target *t, int h,
-                  int store, char *rowof) {
+                  int what, char *rowof) {
   const Node *hn = &c->g.nodes[h];
-  if (!t->row_kernels || c->opt.api.f64 || op_kind(hn->op) != K_EW ||
-      hn->op == OP_CONST || (store && !p->inl[h]))
+  if (!t->row_kernels || c->opt.api.f64)
     return 0;
-  Shape s = hn->shape;
-  int flat = store ? lower_flat_ok(c, p, h, &s, 1) : lower_group_flat(c, p, h, &s);
+  if (what == ROWQ_SUM ? hn->op != OP_SUM
+                       : op_kind(hn->op) != K_EW || hn->op == OP_CONST ||
+                             (what == ROWQ_STORE && !p->inl[h]))
+    return 0;
+  Shape s = what == ROWQ_SUM ? c->g.nodes[plan_resolve(c, hn->in[0])].shape
+                             : hn->shape;
+  int flat = what == ROWQ_SUM     ? 0
+             : what == ROWQ_STORE ? lower_flat_ok(c, p, h, &s, 1)
+                                  : lower_group_flat(c, p, h, &s);
   if (flat && s.rank != 1) {
     Shape f = {1, {hn->numel}};
     s = f;
@@ -382,8 +393,12 @@ static int row_ok(const Ctx *c, const Plan *p, const Target *t, int h,
   int axes[MAX_RANK];
   for (int d = 0; d < s.rank; d++)
     axes[d] = d == ra || d == ta ? d : -2; /* -2: an outer loop's index */
-  if (store)
+  if (what == ROWQ_STORE)
     return row_val_ok(&q, h, axes, 1);
+  if (what == ROWQ_SUM) /* as a sum member of a loop (below) */
+    return row_val_ok(&q, hn->in[0], axes, 0) &&
+           (hn->numel == 1 || hn->shape.d[ra] == L || T == 1 ||
+            hn->shape.d[ta] == 1);
   int ok = 1;
   for (int m = h; m >= 0 && ok; m = p->fnext[m]) {
     const Node *n = &c->g.nodes[m];
@@ -526,7 +541,7 @@ static void lower_loop(Low *w, int h) {
   const Plan *p = w->p;
   const Node *hn = &w->c->g.nodes[h];
   LStmt *s = stmt(w, LS_LOOP, h, &hn->shape);
-  s->row = row_ok(w->c, p, w->t, h, 0, w->rowof);
+  s->row = row_ok(w->c, p, w->t, h, ROWQ_LOOP, w->rowof);
   s->flat = lower_group_flat(w->c, p, h, &hn->shape);
   int64_t mc[MAX_RANK];
   max_of(&hn->shape, mc);
@@ -579,7 +594,8 @@ static LKernel kernel_of(const Low *w, const Node *n) {
 static void lower_node(Low *w, int id) {
   const Node *n = &w->c->g.nodes[id];
   LStmt *s = stmt(w, LS_NODE, id, &n->shape);
-  s->row = row_ok(w->c, w->p, w->t, id, 0, w->rowof);
+  s->row = row_ok(w->c, w->p, w->t, id,
+                  op_kind(n->op) == K_RED ? ROWQ_SUM : ROWQ_LOOP, w->rowof);
   int64_t mc[MAX_RANK];
   int kind = op_kind(n->op);
   if (kind == K_EW || n->op == OP_CONST || n->op == OP_TRANSPOSE ||
@@ -636,7 +652,7 @@ static void lower_store(Low *w, int o) {
   /* the JIT computes an expression's rows into the output; gradients that
      add into the caller's (--accumulate) keep the plain loop */
   s->row = !(out->is_grad && w->c->opt.api.accumulate) &&
-           row_ok(w->c, w->p, w->t, v, 1, w->rowof);
+           row_ok(w->c, w->p, w->t, v, ROWQ_STORE, w->rowof);
   member(w, s, v, 0, 1);
   int64_t mc[MAX_RANK];
   max_of(&n->shape, mc);

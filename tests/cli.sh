@@ -221,6 +221,12 @@ EOF2
 expect_rc 0 "--emit loops --target jit, store" "$AGC" "$T/rowst.graph" --emit loops --target jit --threads 3
 grep -q '^store grad_p over \[1024, 1024\] (row kernels, flat, 3 threads, parts along dimension 0 in units of 256): ' "$T/stdout" && ok ||
   bad "row kernels: the store of grad_p: $(grep '^store grad_p' "$T/stdout")"
+# a sum node of its own, and the C library's functions, as row kernels
+printf 'input x[64, 512]\nparam w[512]\nloss = -mean(log(sigmoid(x * w)) + softplus(x) * erf(x) + sin(x) * cos(w))\noutput loss\nbackward loss\n' > "$T/rowsum.graph"
+expect_rc 0 "--emit loops --target jit, a sum node" "$AGC" "$T/rowsum.graph" --emit loops --target jit
+grep -q '^node t[0-9]* sum over \[64, 512\] (row kernels)$' "$T/stdout" &&
+  grep -q '^loop sigmoid over \[64, 512\] (row kernels):' "$T/stdout" && ok ||
+  bad "row kernels: the sum node and the loop: $(grep -E '^(loop|node)' "$T/stdout" | tr '\n' ';')"
 expect_rc 0 "--emit loops --target jit --accumulate" "$AGC" "$T/rowst.graph" --emit loops --target jit --accumulate
 grep -q '^store grad_p over \[1024, 1024\] (flat): ' "$T/stdout" && ok ||
   bad "row kernels: the accumulated store of grad_p: $(grep '^store grad_p' "$T/stdout")"

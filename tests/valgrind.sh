@@ -4,9 +4,9 @@
 # in `agc run` (tcc, f32) on graphs whose loops take the paths the C
 # generator writes for the JIT: row-kernel loops in parts on threads
 # (along an outer dimension, tiles of short rows, chunks of long rows), a
-# gradient's store as row-kernel calls in parts, a tile summed into one
-# element (a conv bias gradient), an Adam step (sqrt rows) and the
-# narrow and threaded products. Any memcheck error fails the test.
+# gradient's store as row-kernel calls in parts, a sum node, a tile summed
+# into one element (a conv bias gradient), an Adam step (sqrt rows) and
+# the narrow and threaded products. Any memcheck error fails the test.
 # usage: valgrind.sh AGC SOURCE_DIR     (skipped, exit 77, without valgrind)
 set -u
 AGC=$1
@@ -59,6 +59,15 @@ npy "$T/in2/x.npy" f4 '(1024, 1024)' 1048576 0.013
 npy "$T/in2/p.npy" f4 '(1024, 1024)' 1048576 0.029
 vg "a store in parts" run "$T/rowst.graph" --inputs "$T/in2" --threads 3 --out "$T/o2"
 vg "an accumulated store" run "$T/rowst.graph" --inputs "$T/in2" --threads 3 --accumulate --out "$T/o2"
+
+# a sum node of its own; the C library's functions as row kernels
+printf 'input x[64, 512]\nparam w[512]\nloss = -mean(log(sigmoid(x * w)) + softplus(x) * erf(x) + sin(x) * cos(w))\noutput loss\nbackward loss\n' > "$T/rowsum.graph"
+mkdir -p "$T/in5"
+npy "$T/in5/x.npy" f4 '(64, 512)' 32768 0.011
+npy "$T/in5/w.npy" f4 '(512,)' 512 0.7
+"$AGC" "$T/rowsum.graph" --emit loops --target jit | grep -q '^node t[0-9]* sum over \[64, 512\] (row kernels)$' &&
+  ok || bad "rowsum: the sum node is not in row kernels"
+vg "a sum node" run "$T/rowsum.graph" --inputs "$T/in5" --out "$T/o5"
 
 # a conv bias gradient summed tile by tile, pooling, the products
 cat > "$T/cnn.graph" <<'EOF'
