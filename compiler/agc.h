@@ -134,6 +134,10 @@ typedef struct {
 } Loc;
 
 enum { MM_TA = 1, MM_TB = 2 }; /* MATMUL flags: transpose a / b */
+/* the flags of (op(a) @ op(b))^T = op(b)^T @ op(a)^T, operands swapped */
+static inline int mm_twin_flags(int fl) {
+  return (fl & MM_TB ? 0 : MM_TA) | (fl & MM_TA ? 0 : MM_TB);
+}
 
 typedef struct {
   /* the 4-byte fields first, together, so the struct has no padding holes

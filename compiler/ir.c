@@ -656,8 +656,7 @@ int ir_transpose(Ctx *c, int a, const int *perm, Loc loc) {
   for (int i = 0; swap_last && i < r; i++)
     swap_last = p[i] == (i == r - 2 ? r - 1 : i == r - 1 ? r - 2 : i);
   if (swap_last) {
-    int fl = (na->flags & MM_TB ? 0 : MM_TA) | (na->flags & MM_TA ? 0 : MM_TB);
-    return ir_matmul(c, na->in[1], na->in[0], fl, loc);
+    return ir_matmul(c, na->in[1], na->in[0], mm_twin_flags(na->flags), loc);
   }
   Shape s = {r, {0}};
   for (int i = 0; i < r; i++)

@@ -361,6 +361,17 @@ RowTile lower_row_tile(const Shape *s) {
  * of its own, over its operand's shape. */
 enum { ROWQ_LOOP, ROWQ_STORE, ROWQ_SUM };
 
+/* May sum n (its partial sums per column scratch_row long, or 0: none) run
+ * in a row loop of rows of L taken T at a time? Into partial sums per
+ * column, into a local, rows into rows, or each tile (one row, or rows the
+ * sum adds too) into one element. */
+static int row_sum_ok(RowQ *q, const Node *n, int64_t scratch_row,
+                      const int *axes, int64_t L, int64_t T) {
+  return row_val_ok(q, n->in[0], axes, 0) &&
+         (scratch_row || n->numel == 1 || n->shape.d[q->ra] == L || T == 1 ||
+          n->shape.d[q->ta] == 1);
+}
+
 /* rowof: n + 1 bytes of zeros, given back as zeros */
 static int row_ok(const Ctx *c, const Plan *p, const Target *t, int h,
                   int what, char *rowof) {
@@ -395,19 +406,13 @@ static int row_ok(const Ctx *c, const Plan *p, const Target *t, int h,
     axes[d] = d == ra || d == ta ? d : -2; /* -2: an outer loop's index */
   if (what == ROWQ_STORE)
     return row_val_ok(&q, h, axes, 1);
-  if (what == ROWQ_SUM) /* as a sum member of a loop (below) */
-    return row_val_ok(&q, hn->in[0], axes, 0) &&
-           (hn->numel == 1 || hn->shape.d[ra] == L || T == 1 ||
-            hn->shape.d[ta] == 1);
+  if (what == ROWQ_SUM) /* as a sum member of a loop, without partial sums */
+    return row_sum_ok(&q, hn, 0, axes, L, T);
   int ok = 1;
   for (int m = h; m >= 0 && ok; m = p->fnext[m]) {
     const Node *n = &c->g.nodes[m];
     if (n->op == OP_SUM) {
-      /* into partial sums per column, into a local, rows into rows, or
-         each tile (one row, or rows the sum adds too) into one element */
-      ok = row_val_ok(&q, n->in[0], axes, 0) &&
-           (plan_acc_row(c, p, m) || n->numel == 1 || n->shape.d[ra] == L ||
-            T == 1 || n->shape.d[ta] == 1);
+      ok = row_sum_ok(&q, n, plan_acc_row(c, p, m), axes, L, T);
     } else {
       ok = (!p->local[m] || row_scratch_ok(&q)) &&
            row_val_ok(&q, m, axes, 1);

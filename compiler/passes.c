@@ -242,10 +242,10 @@ static void rebuild_graph(Ctx *c, int strip, const int *order, uint64_t perturb)
   memset(&c->prev, 0, sizeof c->prev);
 }
 
-/* The flags of the product (op(a) @ op(b))^T = op(b)^T @ op(a)^T, with
- * the operands swapped. */
-static int twin_flags(int fl) {
-  return (fl & MM_TB ? 0 : MM_TA) | (fl & MM_TA ? 0 : MM_TB);
+/* untwin's table slot of the product op(a) @ op(b) with flags fl */
+static unsigned mm_slot(int a, int b, int fl, int cap) {
+  return (((unsigned)a * 2654435761u) ^ ((unsigned)b * 40503u) ^ (unsigned)fl) &
+         (unsigned)(cap - 1);
 }
 
 /* Part of dce: a product whose transposed twin (b^T @ a^T beside a @ b:
@@ -278,14 +278,13 @@ static void untwin(Ctx *c) {
       continue;
     int r = n->shape.rank;
     /* look for the twin among the earlier products */
-    unsigned h = ((unsigned)n->in[1] * 2654435761u) ^
-                 ((unsigned)n->in[0] * 40503u) ^ (unsigned)twin_flags(n->flags);
+    const int tf = mm_twin_flags(n->flags);
     int twin = -1;
-    for (unsigned k = h & (unsigned)(cap - 1); tab[k] >= 0;
+    for (unsigned k = mm_slot(n->in[1], n->in[0], tf, cap); tab[k] >= 0;
          k = (k + 1) & (unsigned)(cap - 1)) {
       const Node *m = &g->nodes[tab[k]];
       int same = m->in[0] == n->in[1] && m->in[1] == n->in[0] &&
-                 m->flags == twin_flags(n->flags) && m->shape.rank == r;
+                 m->flags == tf && m->shape.rank == r;
       for (int d = 0; same && d < r; d++)
         same = m->shape.d[d] ==
                n->shape.d[d == r - 2 ? r - 1 : d == r - 1 ? r - 2 : d];
@@ -310,9 +309,7 @@ static void untwin(Ctx *c) {
       n->perm = keep ? ir_zero_perm : p;
       continue;
     }
-    unsigned k = (((unsigned)n->in[0] * 2654435761u) ^
-                  ((unsigned)n->in[1] * 40503u) ^ (unsigned)n->flags) &
-                 (unsigned)(cap - 1);
+    unsigned k = mm_slot(n->in[0], n->in[1], n->flags, cap);
     while (tab[k] >= 0)
       k = (k + 1) & (unsigned)(cap - 1);
     tab[k] = j;
