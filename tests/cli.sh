@@ -235,6 +235,9 @@ grep -q "threads" "$T/stdout" && bad "threads: the JIT's default is one thread" 
 expect_rc 2 "--target jit -o" "$AGC" "$T/thr32.graph" --target jit -o "$T/x.c"
 expect_line "--target jit needs --emit" "agc: --target jit goes with --emit: it shows what the JIT compiles (its C calls libagc's kernels) (agc --help shows the usage)"
 expect_rc 2 "run --target jit" "$AGC" run "$T/thr32.graph" --target jit
+expect_line "run --target jit message" "agc: --target takes host or mcu, not 'jit' (agc --help shows the usage)"
+expect_rc 2 "--target gpu" "$AGC" "$T/thr32.graph" --target gpu --emit loops
+expect_line "--target gpu message" "agc: --target takes host, mcu or jit (with --emit), not 'gpu' (agc --help shows the usage)"
 npy_f32 "$T/thr_d.npy" $(vals 1024 0.23)
 npy_f32 "$T/thr_c.npy" $(vals 1024 0.71)
 npy_f32 "$T/thr_W.npy" $(vals 512 0.05)
